@@ -1,0 +1,5 @@
+"""``python -m doorward``."""
+
+from doorward.cli import main
+
+main()

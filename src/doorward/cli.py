@@ -1,0 +1,195 @@
+"""The ``doorward`` command: serve, migrate, tune, and the administrative user and session commands."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import os
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from pydantic import ValidationError
+
+from doorward.config import Settings
+from doorward.core import ImportRow
+from doorward.core.errors import DoorwardError
+from doorward.logs import configure_logging
+from doorward.wiring import Services, open_services
+
+T = TypeVar("T")
+
+app = typer.Typer(help="doorward: a login and session service.", no_args_is_help=True, add_completion=False)
+users_app = typer.Typer(help="Manage accounts.", no_args_is_help=True)
+sessions_app = typer.Typer(help="Manage sessions.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+app.add_typer(sessions_app, name="sessions")
+
+
+def fail(message: str) -> typer.Exit:
+    """Print a one-line error and give the exit to raise."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=1)
+
+
+def load_settings() -> Settings:
+    """Settings from the environment, or a one-line error naming the bad variable."""
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = "DOORWARD_" + str(first["loc"][0]).upper() if first["loc"] else "settings"
+        raise fail(f"{name}: {first['msg']}") from None
+    configure_logging(settings.log_level)
+    return settings
+
+
+def run(action: Callable[[Services], Awaitable[T]]) -> T:
+    """Run ``action`` with the services of this environment; doorward errors end in one line."""
+    settings = load_settings()
+
+    async def main() -> T:
+        async with open_services(settings) as services:
+            return await action(services)
+
+    try:
+        return asyncio.run(main())
+    except DoorwardError as exc:
+        raise fail(exc.text) from None
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Server processes.")] = 1,
+    migrate: Annotated[bool, typer.Option(help="Bring the schema up to date first.")] = True,
+) -> None:
+    """Serve the HTTP API (migrating the database first unless --no-migrate)."""
+    import uvicorn
+
+    settings = load_settings()
+    if migrate:
+        _migrate(settings)
+    uvicorn.run(
+        "doorward.web.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,  # keep doorward's JSON logging
+        proxy_headers=False,  # the client address comes from the socket (ASVS 4.1.3)
+        server_header=False,
+    )
+
+
+@app.command("migrate")
+def migrate_command() -> None:
+    """Bring the database schema up to date."""
+    _migrate(load_settings())
+    typer.echo("database schema is up to date")
+
+
+def _migrate(settings: Settings) -> None:
+    from doorward.storage import upgrade
+
+    try:
+        upgrade(settings.database_url)
+    except Exception as exc:
+        raise fail(f"migration failed: {type(exc).__name__}: {exc}") from None
+
+
+@users_app.command("add")
+def users_add(
+    email: str,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+) -> None:
+    """Create an account. The password is read from standard input, never from the command line."""
+    if not password_stdin:
+        raise fail("pass --password-stdin and the password on standard input")
+    password = sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+    user = run(lambda s: s.auth.add_user(email, password))
+    typer.echo(f"added user {user.id} <{user.email}>")
+
+
+@users_app.command("import")
+def users_import(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    skip_invalid: Annotated[
+        bool, typer.Option(help="Import the valid lines even when some are refused.")
+    ] = False,
+) -> None:
+    """Import accounts from a CSV with header ``email,password_hash``, in one transaction.
+
+    Recognised hashes: argon2 (any parameters), bcrypt, Django pbkdf2_sha256 and bare SHA-256 hex.
+    Unless --skip-invalid, one refused line imports nothing.
+    """
+    rows = list(_read_import(file))
+    report = run(lambda s: s.auth.import_users(rows, skip_invalid=skip_invalid))
+    for line, reason in report.skipped:
+        typer.echo(f"line {line}: skipped: {reason}", err=True)
+    if report.skipped and not skip_invalid:
+        raise fail(f"{len(report.skipped)} line(s) refused; nothing imported")
+    typer.echo(f"imported {report.imported}, skipped {len(report.skipped)}")
+
+
+def _read_import(file: Path) -> Iterator[ImportRow]:
+    try:
+        with file.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            if reader.fieldnames is None or {"email", "password_hash"} - set(reader.fieldnames):
+                raise fail("the CSV header must be: email,password_hash")
+            for row in reader:
+                yield ImportRow(reader.line_num, row["email"] or "", row["password_hash"] or "")
+    except UnicodeDecodeError:
+        raise fail("the file is not UTF-8 text") from None
+    except csv.Error as exc:
+        raise fail(f"malformed CSV: {exc}") from None
+
+
+@users_app.command("disable")
+def users_disable(email: str) -> None:
+    """Disable an account and end all its sessions."""
+    ended = run(lambda s: s.auth.disable_user(email))
+    typer.echo(f"disabled {email}; ended {ended} session(s)")
+
+
+@sessions_app.command("revoke")
+def sessions_revoke(email: str) -> None:
+    """End every session of an account."""
+    ended = run(lambda s: s.auth.revoke_sessions(email))
+    typer.echo(f"ended {ended} session(s) of {email}")
+
+
+@app.command()
+def tune(
+    target_ms: Annotated[float, typer.Option(min=1, help="Time one hash may take on one core.")] = 100.0,
+    memory_kib: Annotated[int, typer.Option(min=8, help="argon2 memory per hash.")] = 19_456,
+) -> None:
+    """Measure this machine and print argon2id parameters that take about --target-ms per hash."""
+    import argon2
+
+    time_cost = 1
+    while True:
+        hasher = argon2.PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=1)
+        started = time.perf_counter()
+        for _ in range(3):
+            hasher.hash("a password to measure with")
+        elapsed_ms = (time.perf_counter() - started) / 3 * 1000
+        if elapsed_ms >= target_ms or time_cost >= 20:
+            break
+        time_cost += 1
+    cores = os.cpu_count() or 1
+    typer.echo(f"argon2id m={memory_kib} KiB t={time_cost} p=1: {elapsed_ms:.1f} ms per hash")
+    typer.echo(f"about {cores * 1000 / elapsed_ms:.0f} hashes/s with {cores} cores busy")
+    typer.echo(f"memory at DOORWARD_HASH_WORKERS={cores}: {cores * memory_kib / 1024:.0f} MiB")
+
+
+def main() -> None:
+    """Entry point of the ``doorward`` script."""
+    app()

@@ -1,0 +1,83 @@
+"""Typed settings from DOORWARD_* environment variables, validated once at start-up."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from doorward.core.profiles import PROFILES, Profile
+
+
+def _cpu_count() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+class Settings(BaseSettings):
+    """Every setting doorward reads. Secrets are SecretStr, so they print as '**********'."""
+
+    model_config = SettingsConfigDict(env_prefix="DOORWARD_", frozen=True, extra="ignore")
+
+    database_url: str = Field(
+        "sqlite:///./doorward.db",
+        description="sqlite:///path/to/file.db or postgresql://user@host:port/db",
+    )
+    db_timeout: Annotated[float, Field(gt=0)] = Field(
+        5.0, description="Seconds to wait for the database (connect, lock, statement) before 503"
+    )
+    db_pool_size: Annotated[int, Field(ge=1)] = 10
+    session_lifetime: timedelta = Field(
+        timedelta(hours=24), description="Absolute session lifetime (seconds or ISO 8601)"
+    )
+    session_idle_timeout: timedelta | None = Field(
+        None, description="Sessions unused this long are invalid; unset = no idle timeout"
+    )
+    hash_profile: str = Field("owasp-2023", description="argon2id profile: " + ", ".join(PROFILES))
+    hash_workers: Annotated[int, Field(ge=1)] = Field(
+        default_factory=_cpu_count, description="Password hashes computed at once (per process)"
+    )
+    hash_queue: Annotated[int, Field(ge=0)] = Field(
+        default_factory=_cpu_count, description="Hashes allowed to wait; beyond this, 503 at once"
+    )
+    password_min_length: Annotated[int, Field(ge=8, le=64)] = Field(
+        15, description="Minimum password length in code points (NIST SP 800-63B rev 4: 15)"
+    )
+    pepper: SecretStr | None = Field(
+        None,
+        description="HMAC key wrapping imported SHA-256 hashes; generated and kept in the database "
+        "when unset. Must never change once hashes were imported with it.",
+    )
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024
+    log_level: str = "INFO"
+
+    @field_validator("hash_profile")
+    @classmethod
+    def _known_profile(cls, value: str) -> str:
+        if value not in PROFILES:
+            raise ValueError(f"unknown profile {value!r}; choose one of {', '.join(PROFILES)}")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        scheme = value.partition("://")[0].partition("+")[0]
+        if scheme not in {"sqlite", "postgresql", "postgres"}:
+            raise ValueError("database_url must start with sqlite:// or postgresql://")
+        if scheme == "sqlite" and ":memory:" in value:
+            raise ValueError("an in-memory SQLite database is not shared between connections")
+        return value
+
+    @field_validator("pepper")
+    @classmethod
+    def _long_pepper(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("pepper must be at least 32 characters (e.g. 64 hex digits)")
+        return value
+
+    @property
+    def profile(self) -> Profile:
+        """The argon2id profile named by ``hash_profile``."""
+        return PROFILES[self.hash_profile]

@@ -1,0 +1,128 @@
+"""Every failure doorward reports on purpose: one base class, a stable machine code on each."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class DoorwardError(Exception):
+    """Base of every error doorward raises on purpose.
+
+    ``code`` is stable and machine-readable; ``message`` is the default text a user may read.
+    Neither ever contains a password, a token or a stack trace.
+    """
+
+    code: ClassVar[str] = "error"
+    message: ClassVar[str] = "Request failed"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.message)
+
+    @property
+    def text(self) -> str:
+        """The human-readable text of this error."""
+        return str(self.args[0])
+
+
+class InvalidRequest(DoorwardError):
+    """The request is malformed: bad JSON, a missing field, a wrong type, a forbidden character."""
+
+    code = "invalid_request"
+    message = "Invalid request"
+
+
+class LoginRequestInvalid(InvalidRequest):
+    """A login request without a usable email and password (the seed's 400 body, kept word for word)."""
+
+    message = "Email and password required"
+
+
+class EmailInvalid(InvalidRequest):
+    """The email address is not one a mail could be delivered to."""
+
+    code = "email_invalid"
+    message = "Email address is not valid"
+
+
+class PasswordRejected(InvalidRequest):
+    """A new password does not meet the policy; subclasses say which rule refused it."""
+
+    code = "password_rejected"
+    message = "Password is not acceptable"
+
+
+class PasswordTooShort(PasswordRejected):
+    """Fewer code points than the configured minimum (15 by default, NIST SP 800-63B rev 4)."""
+
+    code = "password_too_short"
+
+
+class PasswordTooLong(PasswordRejected):
+    """More code points than the hard maximum (1024): refused before any hashing."""
+
+    code = "password_too_long"
+
+
+class PasswordCommon(PasswordRejected):
+    """The password is, or is a trivial variation of, a commonly used password."""
+
+    code = "password_common"
+    message = "This password is too common; choose one that is harder to guess"
+
+
+class PasswordContext(PasswordRejected):
+    """The password is built from words of this context: the service's name or the user's email."""
+
+    code = "password_context"
+    message = "The password must not contain your email address or the name of this service"
+
+
+class InvalidCredentials(DoorwardError):
+    """Unknown email, wrong password or disabled account: deliberately indistinguishable."""
+
+    code = "invalid_credentials"
+    message = "Invalid credentials"
+
+
+class InvalidSession(DoorwardError):
+    """The session token is missing, malformed, unknown, expired or revoked."""
+
+    code = "invalid_session"
+    message = "Invalid session"
+
+
+class EmailTaken(DoorwardError):
+    """An account with this (canonical) email already exists."""
+
+    code = "email_taken"
+    message = "An account with this email already exists"
+
+
+class UserNotFound(DoorwardError):
+    """An administrative command named an account that does not exist."""
+
+    code = "user_not_found"
+    message = "No account with this email"
+
+
+class UnrecognisedHash(DoorwardError):
+    """An imported password hash is in no format doorward can verify."""
+
+    code = "hash_unrecognised"
+    message = "Unrecognised password hash format"
+
+
+class Overloaded(DoorwardError):
+    """Every password-hashing slot is busy: the request is refused at once instead of queueing."""
+
+    code = "overloaded"
+    message = "Service overloaded, try again shortly"
+    retry_after: ClassVar[int] = 1
+
+
+class StorageUnavailable(DoorwardError):
+    """The database did not answer in time or refused the connection."""
+
+    code = "unavailable"
+    message = "Service temporarily unavailable"
+    retry_after: ClassVar[int] = 5

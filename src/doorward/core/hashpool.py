@@ -1,0 +1,63 @@
+"""A bounded pool for password hashing: it never blocks the event loop and never queues without end."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from doorward.core.errors import Overloaded
+
+T = TypeVar("T")
+
+
+class HashPool:
+    """Runs blocking hash calls on ``workers`` threads with at most ``queue`` more waiting.
+
+    Beyond that, ``run`` raises Overloaded at once: answering 503 now is better than answering 200
+    after the client has given up (ASVS 15.2.2). argon2-cffi releases the GIL while hashing, so the
+    threads run in parallel. Memory stays bounded by ``workers`` x the profile's memory cost.
+    """
+
+    def __init__(self, workers: int, queue: int) -> None:
+        if workers < 1 or queue < 0:
+            raise ValueError("workers must be >= 1 and queue >= 0")
+        self.capacity = workers + queue
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="doorward-hash")
+        self._lock = threading.Lock()
+        self._pending = 0
+
+    @property
+    def pending(self) -> int:
+        """Hash calls running or waiting now."""
+        return self._pending
+
+    async def run(self, fn: Callable[..., T], *args: object) -> T:
+        """Run ``fn(*args)`` on a hashing thread, or raise Overloaded when every slot is taken."""
+        with self._lock:
+            if self._pending >= self.capacity:
+                raise Overloaded()
+            self._pending += 1
+
+        def job() -> T:
+            # The slot is released when the hash finishes, not when the caller stops waiting:
+            # a cancelled request must not let more hashes run than the bound allows.
+            try:
+                return fn(*args)
+            finally:
+                with self._lock:
+                    self._pending -= 1
+
+        try:
+            future = self._executor.submit(job)
+        except BaseException:
+            with self._lock:
+                self._pending -= 1
+            raise
+        return await asyncio.wrap_future(future)
+
+    def close(self) -> None:
+        """Finish running hashes and stop the threads."""
+        self._executor.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,58 @@
+"""The records the core works with: plain, immutable dataclasses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class User:
+    """An account. ``email`` is as the user gave it; lookups use ``email_canonical``."""
+
+    id: int
+    email: str
+    email_canonical: str
+    password_hash: str = field(repr=False)
+    disabled: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Session:
+    """A login. The token itself is never part of it: only its digest is stored."""
+
+    id: str
+    user_id: int
+    created_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime
+    client_address: str | None
+    user_agent: str | None
+
+
+@dataclass(frozen=True)
+class Client:
+    """Who is asking: the address from the socket (or a trusted proxy) and the user agent."""
+
+    address: str | None = None
+    user_agent: str | None = None
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    """A successful login: the raw token goes to the client once and is never stored."""
+
+    token: str = field(repr=False)
+    user: User
+    session: Session
+
+
+@dataclass(frozen=True)
+class NewUser:
+    """A row to create: registration, ``users add`` and ``users import`` all produce these."""
+
+    email: str
+    email_canonical: str
+    password_hash: str = field(repr=False)

@@ -1,0 +1,247 @@
+"""The authentication use cases: register, log in, check a session, log out, and the admin actions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+
+from doorward.core.audit import audit
+from doorward.core.clock import Clock, utc_now
+from doorward.core.emails import MAX_EMAIL_LENGTH, canonical_email, validate_new_email
+from doorward.core.errors import (
+    DoorwardError,
+    EmailTaken,
+    InvalidCredentials,
+    InvalidRequest,
+    InvalidSession,
+    LoginRequestInvalid,
+    Overloaded,
+    UserNotFound,
+)
+from doorward.core.hashing import PasswordHasher
+from doorward.core.hashpool import HashPool
+from doorward.core.models import Client, LoginResult, NewUser, Session, User
+from doorward.core.passwords import MAX_RAW_PASSWORD_LENGTH, Password, PasswordPolicy
+from doorward.core.ports import Store, Users
+from doorward.core.tokens import looks_like_token, new_session_id, new_token, token_digest
+
+
+@dataclass(frozen=True)
+class SessionPolicy:
+    """How long sessions live. ``idle_timeout`` None means sessions only expire absolutely."""
+
+    lifetime: timedelta = timedelta(hours=24)
+    idle_timeout: timedelta | None = None
+    # last_seen is written at most this often, so a busy token does not write on every request.
+    touch_interval: timedelta = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class ImportRow:
+    """One line of a user import: the line number for the report, the email and the stored hash."""
+
+    line: int
+    email: str
+    password_hash: str = field(repr=False)
+
+
+@dataclass
+class ImportReport:
+    """What an import did: how many accounts it added and which lines it refused, with reasons."""
+
+    imported: int = 0
+    skipped: list[tuple[int, str]] = field(default_factory=list)
+
+
+class Authenticator:
+    """Every use case that touches a password or a session. Framework-free; storage comes in via ports."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        hasher: PasswordHasher,
+        pool: HashPool,
+        password_policy: PasswordPolicy,
+        session_policy: SessionPolicy,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._store = store
+        self._hasher = hasher
+        self._pool = pool
+        self._passwords = password_policy
+        self._sessions = session_policy
+        self._clock = clock
+
+    async def register(self, email: str, password: str) -> User:
+        """Create an account after checking the email's shape and the password policy."""
+        stored_email = validate_new_email(email)
+        canonical = canonical_email(email)
+        secret = Password(password)
+        self._passwords.check(secret, email=canonical)
+        async with self._store.read() as tx:
+            if await tx.users.by_canonical_email(canonical) is not None:
+                raise EmailTaken()
+        password_hash = await self._pool.run(self._hasher.hash, secret)
+        async with self._store.write() as tx:
+            user = await tx.users.add(NewUser(stored_email, canonical, password_hash), self._clock())
+        audit("user.registered", user_id=user.id)
+        return user
+
+    async def login(self, email: str, password: str, client: Client) -> LoginResult:
+        """Verify the credentials and open a session.
+
+        Unknown email, wrong password and disabled account end in the same InvalidCredentials after
+        the same work (one argon2 verification), so neither the answer nor its timing tells them apart.
+        """
+        canonical = canonical_email(email)
+        if not canonical or not password:
+            raise LoginRequestInvalid()
+        if len(canonical) > MAX_EMAIL_LENGTH or len(password) > MAX_RAW_PASSWORD_LENGTH:
+            raise LoginRequestInvalid()
+        try:
+            secret = Password(password)
+        except InvalidRequest as exc:
+            raise LoginRequestInvalid() from exc
+        if len(secret) > self._passwords.max_length:
+            raise LoginRequestInvalid()
+
+        async with self._store.read() as tx:
+            user = await tx.users.by_canonical_email(canonical)
+        stored = user.password_hash if user is not None else None
+        verdict = await self._pool.run(self._hasher.verify, stored, secret)
+        if user is None or not verdict.ok or user.disabled:
+            reason = "unknown_email" if user is None else "disabled" if verdict.ok else "wrong_password"
+            audit(
+                "login.failed",
+                reason=reason,
+                user_id=user.id if user else None,
+                client=client.address,
+            )
+            raise InvalidCredentials()
+
+        new_hash = await self._rehash(secret) if verdict.needs_rehash else None
+        token = new_token()
+        now = self._clock()
+        session = Session(
+            id=new_session_id(),
+            user_id=user.id,
+            created_at=now,
+            last_seen_at=now,
+            expires_at=now + self._sessions.lifetime,
+            client_address=client.address,
+            user_agent=client.user_agent,
+        )
+        async with self._store.write() as tx:
+            if new_hash is not None:
+                await tx.users.replace_password_hash(user.id, user.password_hash, new_hash, now)
+            await tx.sessions.add(session, token_digest(token))
+        if new_hash is not None:
+            audit("password.rehashed", user_id=user.id, profile=self._hasher.profile.name)
+        audit("login.succeeded", user_id=user.id, session_id=session.id, client=client.address)
+        return LoginResult(token=token, user=user, session=session)
+
+    async def _rehash(self, secret: Password) -> str | None:
+        try:
+            return await self._pool.run(self._hasher.hash, secret)
+        except Overloaded:
+            return None  # the upgrade waits for the next login; this one still succeeds
+
+    async def check(self, token: str) -> tuple[User, Session]:
+        """The user and session behind a token, or InvalidSession."""
+        if not looks_like_token(token):
+            raise InvalidSession()
+        async with self._store.read() as tx:
+            found = await tx.sessions.find(token_digest(token))
+        if found is None:
+            raise InvalidSession()
+        session, user = found
+        now = self._clock()
+        idle = self._sessions.idle_timeout
+        if (
+            user.disabled
+            or now >= session.expires_at
+            or (idle is not None and now - session.last_seen_at >= idle)
+        ):
+            raise InvalidSession()
+        if now - session.last_seen_at >= self._sessions.touch_interval:
+            async with self._store.write() as tx:
+                await tx.sessions.touch(session.id, now)
+            session = replace(session, last_seen_at=now)
+        return user, session
+
+    async def logout(self, token: str) -> None:
+        """End the session behind ``token``; a missing or unknown token is not an error (idempotent)."""
+        if not looks_like_token(token):
+            return
+        async with self._store.write() as tx:
+            ended = await tx.sessions.delete(token_digest(token))
+        if ended:
+            audit("session.ended", reason="logout")
+
+    async def add_user(self, email: str, password: str) -> User:
+        """Administrative account creation: the same rules as registration."""
+        user = await self.register(email, password)
+        audit("admin.user_added", user_id=user.id)
+        return user
+
+    async def disable_user(self, email: str) -> int:
+        """Disable an account and end all its sessions at once; return how many sessions ended."""
+        async with self._store.write() as tx:
+            user = await self._require_user(tx.users, email)
+            await tx.users.set_disabled(user.id, True, self._clock())
+            ended = await tx.sessions.delete_for_user(user.id)
+        audit("admin.user_disabled", user_id=user.id, sessions_ended=ended)
+        return ended
+
+    async def revoke_sessions(self, email: str) -> int:
+        """End every session of an account; return how many ended."""
+        async with self._store.write() as tx:
+            user = await self._require_user(tx.users, email)
+            ended = await tx.sessions.delete_for_user(user.id)
+        audit("admin.sessions_revoked", user_id=user.id, sessions_ended=ended)
+        return ended
+
+    async def import_users(self, rows: Iterable[ImportRow], *, skip_invalid: bool) -> ImportReport:
+        """Import accounts with their existing hashes, all in one transaction.
+
+        Every line is checked first. Unless ``skip_invalid``, one bad line imports nothing; the report
+        names each refused line and why.
+        """
+        report = ImportReport()
+        accepted: list[NewUser] = []
+        seen: set[str] = set()
+        async with self._store.read() as tx:
+            for row in rows:
+                try:
+                    new = await self._import_row(row, seen)
+                    if await tx.users.by_canonical_email(new.email_canonical) is not None:
+                        raise EmailTaken()
+                except DoorwardError as exc:
+                    report.skipped.append((row.line, exc.text))
+                    continue
+                seen.add(new.email_canonical)
+                accepted.append(new)
+        if report.skipped and not skip_invalid:
+            return report
+        if accepted:
+            async with self._store.write() as tx:
+                report.imported = await tx.users.add_many(accepted, self._clock())
+        audit("admin.users_imported", imported=report.imported, skipped=len(report.skipped))
+        return report
+
+    async def _import_row(self, row: ImportRow, seen: set[str]) -> NewUser:
+        stored_email = validate_new_email(row.email)
+        canonical = canonical_email(row.email)
+        if canonical in seen:
+            raise EmailTaken("Duplicate email in this file")
+        password_hash = await self._pool.run(self._hasher.for_import, row.password_hash)
+        return NewUser(stored_email, canonical, password_hash)
+
+    @staticmethod
+    async def _require_user(users: Users, email: str) -> User:
+        user = await users.by_canonical_email(canonical_email(email))
+        if user is None:
+            raise UserNotFound()
+        return user

@@ -1,0 +1,80 @@
+"""Engines: the URL users write, turned into an async engine tuned for SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from sqlalchemy import event, make_url, text
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+WRITE_OPTION = "doorward_write"
+
+
+def async_url(database_url: str) -> URL:
+    """``sqlite:///x.db`` -> aiosqlite, ``postgresql://`` -> asyncpg; an explicit driver is kept."""
+    url = make_url(database_url)
+    if url.drivername in {"sqlite", "sqlite+pysqlite"}:
+        return url.set(drivername="sqlite+aiosqlite")
+    if url.drivername in {"postgresql", "postgres", "postgresql+psycopg2"}:
+        return url.set(drivername="postgresql+asyncpg")
+    return url
+
+
+def create_engine(database_url: str, *, timeout: float = 5.0, pool_size: int = 10) -> AsyncEngine:
+    """An engine whose every wait (connect, lock, statement) ends after ``timeout`` seconds."""
+    url = async_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        engine = create_async_engine(url, connect_args={"timeout": timeout})
+        _tune_sqlite(engine, timeout)
+        return engine
+    connect_args: dict[str, Any] = {
+        "timeout": timeout,
+        "command_timeout": timeout,
+        "server_settings": {"statement_timeout": str(int(timeout * 1000))},
+    }
+    return create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_timeout=timeout,
+        pool_pre_ping=True,
+        connect_args=connect_args,
+    )
+
+
+def _tune_sqlite(engine: AsyncEngine, timeout: float) -> None:
+    """WAL, a busy timeout, and BEGIN IMMEDIATE for writes: no "database is locked" under load.
+
+    In WAL mode a deferred transaction that reads and then writes cannot wait for the lock once
+    another writer has committed: SQLite fails it at once with SQLITE_BUSY, whatever the busy
+    timeout. Taking the write lock at BEGIN makes writers queue on the busy timeout instead.
+    Python's sqlite3 module would emit its own BEGIN, so it is switched off and doorward begins.
+    """
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        write = connection.get_execution_options().get(WRITE_OPTION, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+async def ping(engine: AsyncEngine, limit: float) -> bool:
+    """True when the database answers a trivial query within ``limit`` seconds."""
+    try:
+        async with asyncio.timeout(limit):
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+    except Exception:
+        return False
+    return True

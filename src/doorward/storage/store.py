@@ -1,0 +1,173 @@
+"""The Store the core asks for, over SQLAlchemy Core. Driver errors become core errors here, once."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from doorward.core.errors import EmailTaken, StorageUnavailable
+from doorward.core.models import NewUser, Session, User
+from doorward.storage.database import WRITE_OPTION
+from doorward.storage.tables import sessions, users
+
+# What "the database is not there" looks like from each driver. Integrity errors are not among them:
+# they mean the data said no, and are translated where they can happen.
+_UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout, OSError, TimeoutError)
+
+_SESSION_COLUMNS = [c.label(f"s_{c.name}") for c in sessions.c if c.name != "token_digest"]
+_FIND_SESSION = select(*_SESSION_COLUMNS, *users.c).join_from(
+    sessions, users, sessions.c.user_id == users.c.id
+)
+
+
+def _user(row: Any) -> User:
+    return User(
+        id=row.id,
+        email=row.email,
+        email_canonical=row.email_canonical,
+        password_hash=row.password_hash,
+        disabled=row.disabled,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+class SqlUsers:
+    """Accounts in the ``users`` table."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def by_canonical_email(self, email_canonical: str) -> User | None:
+        result = await self._conn.execute(select(users).where(users.c.email_canonical == email_canonical))
+        row = result.first()
+        return _user(row) if row else None
+
+    async def add(self, new: NewUser, now: datetime) -> User:
+        try:
+            result = await self._conn.execute(
+                insert(users).values(**_new_user_values(new, now)).returning(*users.c)
+            )
+        except IntegrityError as exc:
+            raise EmailTaken() from exc
+        return _user(result.one())
+
+    async def add_many(self, rows: Sequence[NewUser], now: datetime) -> int:
+        try:
+            await self._conn.execute(insert(users), [_new_user_values(new, now) for new in rows])
+        except IntegrityError as exc:
+            raise EmailTaken() from exc
+        return len(rows)
+
+    async def replace_password_hash(self, user_id: int, old: str, new: str, now: datetime) -> bool:
+        result = await self._conn.execute(
+            update(users)
+            .where(users.c.id == user_id, users.c.password_hash == old)
+            .values(password_hash=new, updated_at=now)
+        )
+        return result.rowcount == 1
+
+    async def set_disabled(self, user_id: int, disabled: bool, now: datetime) -> None:
+        await self._conn.execute(
+            update(users).where(users.c.id == user_id).values(disabled=disabled, updated_at=now)
+        )
+
+
+def _new_user_values(new: NewUser, now: datetime) -> dict[str, Any]:
+    return {
+        "email": new.email,
+        "email_canonical": new.email_canonical,
+        "password_hash": new.password_hash,
+        "disabled": False,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+class SqlSessions:
+    """Sessions in the ``sessions`` table, found through the unique index on ``token_digest``."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def add(self, session: Session, token_digest: bytes) -> None:
+        await self._conn.execute(
+            insert(sessions).values(
+                id=session.id,
+                user_id=session.user_id,
+                token_digest=token_digest,
+                created_at=session.created_at,
+                last_seen_at=session.last_seen_at,
+                expires_at=session.expires_at,
+                client_address=session.client_address,
+                user_agent=session.user_agent,
+            )
+        )
+
+    async def find(self, token_digest: bytes) -> tuple[Session, User] | None:
+        result = await self._conn.execute(_FIND_SESSION.where(sessions.c.token_digest == token_digest))
+        row = result.first()
+        if row is None:
+            return None
+        session = Session(
+            id=row.s_id,
+            user_id=row.s_user_id,
+            created_at=row.s_created_at,
+            last_seen_at=row.s_last_seen_at,
+            expires_at=row.s_expires_at,
+            client_address=row.s_client_address,
+            user_agent=row.s_user_agent,
+        )
+        return session, _user(row)
+
+    async def touch(self, session_id: str, now: datetime) -> None:
+        await self._conn.execute(update(sessions).where(sessions.c.id == session_id).values(last_seen_at=now))
+
+    async def delete(self, token_digest: bytes) -> bool:
+        result = await self._conn.execute(delete(sessions).where(sessions.c.token_digest == token_digest))
+        return result.rowcount > 0
+
+    async def delete_for_user(self, user_id: int) -> int:
+        result = await self._conn.execute(delete(sessions).where(sessions.c.user_id == user_id))
+        return int(result.rowcount)
+
+
+class SqlTransaction:
+    """The repositories of one connection inside one transaction."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.users = SqlUsers(conn)
+        self.sessions = SqlSessions(conn)
+
+
+class SqlStore:
+    """Opens transactions on an engine; a database that is down becomes StorageUnavailable."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._writer = engine.execution_options(**{WRITE_OPTION: True})
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[SqlTransaction]:
+        async with self._transaction(self.engine) as tx:
+            yield tx
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[SqlTransaction]:
+        async with self._transaction(self._writer) as tx:
+            yield tx
+
+    @asynccontextmanager
+    async def _transaction(self, engine: AsyncEngine) -> AsyncIterator[SqlTransaction]:
+        try:
+            async with engine.begin() as conn:
+                yield SqlTransaction(conn)
+        except _UNAVAILABLE as exc:
+            raise StorageUnavailable() from exc

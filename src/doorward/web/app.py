@@ -1,0 +1,44 @@
+"""The FastAPI application factory: ``create_app(settings)`` wires everything, nothing at import."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from doorward import __version__
+from doorward.config import Settings
+from doorward.core.clock import Clock, utc_now
+from doorward.web.errors import install_error_handlers
+from doorward.web.responses import Envelope
+from doorward.web.routes import router
+from doorward.wiring import open_services
+
+DESCRIPTION = """\
+Login and session service. Post an email and a password to `/login`, get a session token, and send
+it as `Authorization: Bearer <token>`. Every error body has `success: false` and `error`; errors of
+endpoints other than `/login` also carry a stable `code`.
+"""
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> FastAPI:
+    """Build the application; the database engine and hash pool open when it starts serving."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_services(settings, clock=clock) as services:
+            app.state.services = services
+            yield
+
+    app = FastAPI(
+        title="doorward",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        default_response_class=Envelope,
+    )
+    install_error_handlers(app)
+    app.include_router(router)
+    return app

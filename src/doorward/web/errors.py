@@ -1,0 +1,123 @@
+"""The one table that turns doorward's errors into HTTP answers, and the handlers that use it."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+
+from doorward.core.errors import (
+    DoorwardError,
+    EmailTaken,
+    InvalidCredentials,
+    InvalidRequest,
+    InvalidSession,
+    LoginRequestInvalid,
+    Overloaded,
+    StorageUnavailable,
+    UserNotFound,
+)
+from doorward.web.responses import Envelope
+
+_log = logging.getLogger("doorward.web")
+
+
+class PayloadTooLarge(DoorwardError):
+    """The request body is larger than DOORWARD_MAX_BODY_BYTES; it was not read to the end."""
+
+    code = "payload_too_large"
+    message = "Request body too large"
+
+
+class NotFound(DoorwardError):
+    """No endpoint at this path."""
+
+    code = "not_found"
+    message = "Not found"
+
+
+class MethodNotAllowed(DoorwardError):
+    """The path exists, the method does not."""
+
+    code = "method_not_allowed"
+    message = "Method not allowed"
+
+
+class InternalError(DoorwardError):
+    """A bug: the details go to the log, never to the client."""
+
+    code = "internal"
+    message = "Internal error"
+
+
+STATUS: dict[type[DoorwardError], int] = {
+    InvalidRequest: 400,
+    InvalidCredentials: 401,
+    InvalidSession: 401,
+    NotFound: 404,
+    UserNotFound: 404,
+    MethodNotAllowed: 405,
+    EmailTaken: 409,
+    PayloadTooLarge: 413,
+    InternalError: 500,
+    Overloaded: 503,
+    StorageUnavailable: 503,
+}
+"""Status per error class; a subclass takes its nearest listed ancestor's status."""
+
+SEED_BODIES: frozenset[type[DoorwardError]] = frozenset({LoginRequestInvalid, InvalidCredentials})
+"""The seed's login bodies, kept byte for byte: ``success`` and ``error`` only, no ``code``."""
+
+
+def status_of(error: DoorwardError) -> int:
+    """The HTTP status for ``error``."""
+    for cls in type(error).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 500
+
+
+def error_response(error: DoorwardError) -> Envelope:
+    """The envelope: ``success``, ``error`` and (outside the seed's bodies) ``code``."""
+    body: dict[str, object] = {"success": False, "error": error.text}
+    if type(error) not in SEED_BODIES:
+        body["code"] = error.code
+    headers: dict[str, str] = {}
+    if isinstance(error, InvalidSession):
+        headers["WWW-Authenticate"] = "Bearer"
+    retry_after = getattr(error, "retry_after", 0)
+    if retry_after:
+        headers["Retry-After"] = str(retry_after)
+    return Envelope(body, status_of(error), headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Route every failure, expected or not, through the table above."""
+
+    async def on_doorward_error(_request: Request, exc: Exception) -> Envelope:
+        assert isinstance(exc, DoorwardError)
+        if isinstance(exc, StorageUnavailable):
+            _log.warning("database unavailable", exc_info=exc.__cause__)
+        return error_response(exc)
+
+    async def on_http_error(_request: Request, exc: Exception) -> Envelope:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code == 404:
+            return error_response(NotFound())
+        if exc.status_code == 405:
+            return error_response(MethodNotAllowed())
+        return error_response(InvalidRequest())
+
+    async def on_validation_error(_request: Request, _exc: Exception) -> Envelope:
+        return error_response(InvalidRequest())
+
+    async def on_unexpected(_request: Request, exc: Exception) -> Envelope:
+        _log.error("unhandled error", exc_info=exc)
+        return error_response(InternalError())
+
+    app.add_exception_handler(DoorwardError, on_doorward_error)
+    app.add_exception_handler(HTTPException, on_http_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(Exception, on_unexpected)

@@ -1,0 +1,104 @@
+"""Request and response bodies: strict types in, the documented contract out."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, Field, StrictStr
+
+from doorward.core.passwords import MAX_RAW_PASSWORD_LENGTH
+
+
+def _usable(text: str) -> str:
+    # NUL and lone surrogates are valid JSON escapes but no valid email or password; refused here
+    # so they never reach a hash function, a database or a log line.
+    if "\x00" in text or any("\ud800" <= ch <= "\udfff" for ch in text):
+        raise ValueError("text contains NUL or a lone surrogate")
+    return text
+
+
+Text = Annotated[StrictStr, AfterValidator(_usable)]
+
+
+class Credentials(BaseModel):
+    """An email and a password: the body of ``POST /login`` and ``POST /register``.
+
+    Unknown fields are ignored, never assigned (``"role": "admin"`` does nothing).
+    """
+
+    email: Annotated[Text, Field(min_length=1, max_length=320, examples=["ada@example.com"])]
+    password: Annotated[
+        Text,
+        Field(
+            min_length=1,
+            max_length=MAX_RAW_PASSWORD_LENGTH,
+            examples=["correct horse battery staple"],
+        ),
+    ]
+
+
+class UserOut(BaseModel):
+    """An account as the API shows it."""
+
+    id: int
+    email: str = Field(description="The email as the user registered it")
+
+
+class LoginOut(BaseModel):
+    """A successful login (the seed's body)."""
+
+    success: Literal[True]
+    sessionToken: str = Field(description="Opaque; send as `Authorization: Bearer <token>`")
+    user: UserOut
+
+
+class RegisterOut(BaseModel):
+    """A new account."""
+
+    success: Literal[True]
+    user: UserOut
+
+
+class SessionOut(BaseModel):
+    """A session's public facts (never its token)."""
+
+    id: str
+    createdAt: datetime
+    lastSeenAt: datetime
+    expiresAt: datetime
+
+
+class SessionCheckOut(BaseModel):
+    """A valid session and its user."""
+
+    success: Literal[True]
+    user: UserOut
+    session: SessionOut
+
+
+class OkOut(BaseModel):
+    """Done."""
+
+    success: Literal[True]
+
+
+class SeedErrorOut(BaseModel):
+    """The seed's login error bodies: exactly these two fields."""
+
+    success: Literal[False]
+    error: str
+
+
+class ErrorOut(BaseModel):
+    """Every other error: human text plus a stable machine code."""
+
+    success: Literal[False]
+    error: str
+    code: str = Field(description="Stable, machine-readable: e.g. password_too_short")
+
+
+class HealthOut(BaseModel):
+    """Liveness and database reachability."""
+
+    status: Literal["ok", "unavailable"]
