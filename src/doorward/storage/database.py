@@ -70,11 +70,11 @@ def _tune_sqlite(engine: AsyncEngine, timeout: float) -> None:
 
 
 async def ping(engine: AsyncEngine, limit: float) -> bool:
-    """True when the database answers a trivial query within ``limit`` seconds."""
+    """True when the database answers within ``limit`` seconds and its schema has been migrated."""
     try:
         async with asyncio.timeout(limit):
             async with engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
+                await conn.execute(text("SELECT version_num FROM alembic_version"))
     except Exception:
         return False
     return True

@@ -1,0 +1,64 @@
+"""The hash pool: bounded, off the event loop, refusing at once when full."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from doorward.core.errors import Overloaded
+from doorward.core.hashpool import HashPool
+
+
+async def test_runs_off_the_event_loop() -> None:
+    pool = HashPool(workers=1, queue=0)
+    try:
+        name = await pool.run(lambda: threading.current_thread().name)
+        assert name.startswith("doorward-hash")
+    finally:
+        pool.close()
+
+
+async def test_refuses_at_once_beyond_workers_plus_queue() -> None:
+    pool = HashPool(workers=1, queue=1)
+    release = threading.Event()
+    try:
+        running = [asyncio.ensure_future(pool.run(release.wait)) for _ in range(2)]
+        await asyncio.sleep(0.05)
+        assert pool.pending == 2
+        with pytest.raises(Overloaded):
+            await pool.run(lambda: None)
+        release.set()
+        await asyncio.gather(*running)
+        assert pool.pending == 0
+        assert await pool.run(lambda: 42) == 42
+    finally:
+        release.set()
+        pool.close()
+
+
+async def test_a_cancelled_caller_keeps_its_slot_until_the_hash_ends() -> None:
+    pool = HashPool(workers=1, queue=0)
+    release = threading.Event()
+    try:
+        waiting = asyncio.ensure_future(pool.run(release.wait))
+        await asyncio.sleep(0.05)
+        waiting.cancel()
+        await asyncio.sleep(0.01)
+        with pytest.raises(Overloaded):  # the thread still hashes: the slot is not free yet
+            await pool.run(lambda: None)
+        release.set()
+        for _ in range(100):
+            if pool.pending == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert pool.pending == 0
+    finally:
+        release.set()
+        pool.close()
+
+
+def test_rejects_nonsense_sizes() -> None:
+    with pytest.raises(ValueError, match="workers"):
+        HashPool(workers=0, queue=0)

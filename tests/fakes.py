@@ -1,0 +1,109 @@
+"""An in-memory Store for core tests: the same transactional promise, no database."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from doorward.core.errors import EmailTaken
+from doorward.core.models import NewUser, Session, User
+
+
+@dataclass
+class _Data:
+    users: dict[int, User] = field(default_factory=dict)
+    sessions: dict[bytes, Session] = field(default_factory=dict)
+    next_id: int = 1
+
+
+class MemoryUsers:
+    def __init__(self, data: _Data) -> None:
+        self._data = data
+
+    async def by_canonical_email(self, email_canonical: str) -> User | None:
+        return next((u for u in self._data.users.values() if u.email_canonical == email_canonical), None)
+
+    async def add(self, new: NewUser, now: datetime) -> User:
+        if await self.by_canonical_email(new.email_canonical) is not None:
+            raise EmailTaken()
+        user = User(
+            id=self._data.next_id,
+            email=new.email,
+            email_canonical=new.email_canonical,
+            password_hash=new.password_hash,
+            disabled=False,
+            created_at=now,
+            updated_at=now,
+        )
+        self._data.users[user.id] = user
+        self._data.next_id += 1
+        return user
+
+    async def add_many(self, rows: Sequence[NewUser], now: datetime) -> int:
+        for new in rows:
+            await self.add(new, now)
+        return len(rows)
+
+    async def replace_password_hash(self, user_id: int, old: str, new: str, now: datetime) -> bool:
+        user = self._data.users[user_id]
+        if user.password_hash != old:
+            return False
+        self._data.users[user_id] = replace(user, password_hash=new, updated_at=now)
+        return True
+
+    async def set_disabled(self, user_id: int, disabled: bool, now: datetime) -> None:
+        self._data.users[user_id] = replace(self._data.users[user_id], disabled=disabled, updated_at=now)
+
+
+class MemorySessions:
+    def __init__(self, data: _Data) -> None:
+        self._data = data
+
+    async def add(self, session: Session, token_digest: bytes) -> None:
+        self._data.sessions[token_digest] = session
+
+    async def find(self, token_digest: bytes) -> tuple[Session, User] | None:
+        session = self._data.sessions.get(token_digest)
+        return (session, self._data.users[session.user_id]) if session else None
+
+    async def touch(self, session_id: str, now: datetime) -> None:
+        for digest, session in self._data.sessions.items():
+            if session.id == session_id:
+                self._data.sessions[digest] = replace(session, last_seen_at=now)
+
+    async def delete(self, token_digest: bytes) -> bool:
+        return self._data.sessions.pop(token_digest, None) is not None
+
+    async def delete_for_user(self, user_id: int) -> int:
+        doomed = [d for d, s in self._data.sessions.items() if s.user_id == user_id]
+        for digest in doomed:
+            del self._data.sessions[digest]
+        return len(doomed)
+
+
+class MemoryTransaction:
+    def __init__(self, data: _Data) -> None:
+        self.users = MemoryUsers(data)
+        self.sessions = MemorySessions(data)
+
+
+class MemoryStore:
+    """Writes work on a copy that replaces the data only when the block ends without an exception."""
+
+    def __init__(self) -> None:
+        self.data = _Data()
+        self.writes = 0
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[MemoryTransaction]:
+        yield MemoryTransaction(copy.deepcopy(self.data))
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[MemoryTransaction]:
+        draft = copy.deepcopy(self.data)
+        yield MemoryTransaction(draft)
+        self.data = draft
+        self.writes += 1

@@ -1,0 +1,176 @@
+"""The SQL store against real SQLite files: transactions, indexes, UTC, concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine as create_sync_engine
+from sqlalchemy import select
+
+from doorward.core.errors import EmailTaken, StorageUnavailable
+from doorward.core.models import NewUser, Session
+from doorward.core.tokens import new_token, token_digest
+from doorward.storage import SqlStore, create_engine, downgrade, load_or_create_secret, upgrade
+from doorward.storage.store import _FIND_SESSION
+from doorward.storage.tables import metadata, sessions, users
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[SqlStore]:
+    engine = create_engine(database_url, timeout=5)
+    yield SqlStore(engine)
+    await engine.dispose()
+
+
+def new_user(n: int = 1) -> NewUser:
+    return NewUser(f"User{n}@Example.com", f"user{n}@example.com", "$argon2id$placeholder")
+
+
+def new_session(user_id: int, sid: str = "s1") -> Session:
+    return Session(sid, user_id, NOW, NOW, NOW + timedelta(days=1), "192.0.2.1", "ua")
+
+
+def test_migrations_go_up_down_and_up_again_and_match_the_tables(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    upgrade(url)
+    downgrade(url, "base")
+    with sqlite3.connect(tmp_path / "m.db") as conn:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert tables == {"alembic_version"}
+    upgrade(url)
+    engine = create_sync_engine(url)
+    with engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+    engine.dispose()
+
+
+async def test_times_come_back_as_aware_utc(store: SqlStore) -> None:
+    async with store.write() as tx:
+        user = await tx.users.add(new_user(), NOW)
+        await tx.sessions.add(new_session(user.id), b"d" * 32)
+    async with store.read() as tx:
+        found = await tx.sessions.find(b"d" * 32)
+    assert found is not None
+    session, owner = found
+    assert session.expires_at == NOW + timedelta(days=1)
+    assert session.created_at.tzinfo is UTC and owner.created_at.tzinfo is UTC
+    assert owner.email == "User1@Example.com"
+
+
+async def test_canonical_email_is_unique(store: SqlStore) -> None:
+    async with store.write() as tx:
+        await tx.users.add(new_user(), NOW)
+    with pytest.raises(EmailTaken):
+        async with store.write() as tx:
+            await tx.users.add(new_user(), NOW)
+
+
+async def test_a_failed_write_leaves_nothing_behind(store: SqlStore) -> None:
+    async with store.write() as tx:
+        await tx.users.add(new_user(1), NOW)
+    with pytest.raises(EmailTaken):
+        async with store.write() as tx:
+            await tx.users.add_many([new_user(2), new_user(3), new_user(1)], NOW)
+    with pytest.raises(RuntimeError):
+        async with store.write() as tx:
+            user = await tx.users.add(new_user(4), NOW)
+            await tx.sessions.add(new_session(user.id), b"e" * 32)
+            raise RuntimeError("the login failed half way")
+    async with store.read() as tx:
+        assert await tx.users.by_canonical_email("user2@example.com") is None
+        assert await tx.users.by_canonical_email("user4@example.com") is None
+        assert await tx.sessions.find(b"e" * 32) is None
+
+
+async def test_password_hash_replacement_is_compare_and_set(store: SqlStore) -> None:
+    async with store.write() as tx:
+        user = await tx.users.add(new_user(), NOW)
+        assert await tx.users.replace_password_hash(user.id, user.password_hash, "$argon2id$new", NOW)
+        assert not await tx.users.replace_password_hash(user.id, user.password_hash, "$argon2id$lost", NOW)
+    async with store.read() as tx:
+        found = await tx.users.by_canonical_email("user1@example.com")
+    assert found is not None and found.password_hash == "$argon2id$new"
+
+
+async def test_sessions_end_one_by_one_or_all_at_once(store: SqlStore) -> None:
+    async with store.write() as tx:
+        user = await tx.users.add(new_user(), NOW)
+        for n in range(3):
+            await tx.sessions.add(new_session(user.id, f"s{n}"), bytes([n]) * 32)
+    async with store.write() as tx:
+        assert await tx.sessions.delete(bytes([0]) * 32)
+        assert not await tx.sessions.delete(bytes([0]) * 32)
+        assert await tx.sessions.delete_for_user(user.id) == 2
+
+
+def _plan(database_url: str, statement: object) -> str:
+    engine = create_sync_engine(database_url)
+    with engine.connect() as conn:
+        compiled = statement.compile(engine, compile_kwargs={"literal_binds": False})  # type: ignore[attr-defined]
+        params = [b"x" * 32 if isinstance(v, bytes) or v is None else v for v in compiled.params.values()]
+        rows = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", tuple(params)).all()
+    engine.dispose()
+    return " | ".join(str(row[-1]) for row in rows)
+
+
+@pytest.mark.parametrize(
+    ("name", "statement", "index"),
+    [
+        ("session check", _FIND_SESSION.where(sessions.c.token_digest == b"x"), "ix_sessions_token_digest"),
+        ("login lookup", select(users).where(users.c.email_canonical == "a"), "ix_users_email_canonical"),
+        ("revoke all", sessions.delete().where(sessions.c.user_id == 1), "ix_sessions_user_id"),
+    ],
+)
+def test_request_path_lookups_use_an_index(
+    database_url: str, name: str, statement: object, index: str
+) -> None:
+    plan = _plan(database_url, statement)
+    assert index in plan, f"{name}: {plan}"
+    assert "SCAN" not in plan.replace("SCAN CONSTANT ROW", ""), f"{name}: {plan}"
+
+
+async def test_concurrent_writers_queue_instead_of_failing(store: SqlStore) -> None:
+    async with store.write() as tx:
+        user = await tx.users.add(new_user(), NOW)
+
+    async def login_like(n: int) -> None:
+        digest = token_digest(new_token())
+        async with store.read() as tx:
+            await tx.users.by_canonical_email("user1@example.com")
+        async with store.write() as tx:
+            await tx.users.replace_password_hash(user.id, "nothing", "nothing", NOW)
+            await tx.sessions.add(new_session(user.id, f"c{n}"), digest)
+
+    await asyncio.gather(*(login_like(n) for n in range(80)))
+    async with store.write() as tx:
+        assert await tx.sessions.delete_for_user(user.id) == 80
+
+
+async def test_an_unreachable_database_is_storage_unavailable(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'missing-dir' / 'x.db'}", timeout=1)
+    try:
+        with pytest.raises(StorageUnavailable):
+            async with SqlStore(engine).read() as tx:
+                await tx.users.by_canonical_email("a@b.c")
+    finally:
+        await engine.dispose()
+
+
+async def test_the_server_secret_is_made_once(database_url: str) -> None:
+    engine = create_engine(database_url)
+    try:
+        first = await load_or_create_secret(engine, "k")
+        assert len(first) == 32
+        assert await load_or_create_secret(engine, "k") == first
+        assert await load_or_create_secret(engine, "other") != first
+    finally:
+        await engine.dispose()

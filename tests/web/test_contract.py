@@ -1,0 +1,180 @@
+"""The JSON contract of DESIGN.md, body for body and header for header."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+
+from tests.conftest import EMAIL, PASSWORD, bearer, login, register
+
+JSON = "application/json; charset=utf-8"
+SEED_400 = b'{"success":false,"error":"Email and password required"}'
+SEED_401 = b'{"success":false,"error":"Invalid credentials"}'
+INVALID_SESSION = {"success": False, "error": "Invalid session", "code": "invalid_session"}
+
+
+def assert_api_headers(response: httpx.Response) -> None:
+    assert response.headers["content-type"] == JSON
+    assert response.headers["cache-control"] == "no-store"
+
+
+async def test_login_success_body(client: httpx.AsyncClient) -> None:
+    user_id = await register(client, "Ada.Lovelace@Example.com")
+    response = await client.post("/login", json={"email": "ada.lovelace@example.com", "password": PASSWORD})
+    assert response.status_code == 200
+    assert_api_headers(response)
+    body = response.json()
+    assert list(body) == ["success", "sessionToken", "user"]
+    assert body["success"] is True
+    assert re.fullmatch(r"[A-Za-z0-9_-]{43}", body["sessionToken"])
+    assert body["user"] == {"id": user_id, "email": "Ada.Lovelace@Example.com"}  # the stored email
+
+
+async def test_login_400_is_the_seeds_body(client: httpx.AsyncClient) -> None:
+    response = await client.post("/login", json={"email": EMAIL})
+    assert response.status_code == 400
+    assert response.content == SEED_400
+    assert_api_headers(response)
+
+
+async def test_login_401_is_the_seeds_body(client: httpx.AsyncClient) -> None:
+    response = await client.post("/login", json={"email": EMAIL, "password": PASSWORD})
+    assert response.status_code == 401
+    assert response.content == SEED_401
+    assert_api_headers(response)
+
+
+async def test_unknown_email_wrong_password_and_disabled_account_look_the_same(
+    client: httpx.AsyncClient, app: object
+) -> None:
+    await register(client, "known@example.com")
+    await register(client, "disabled@example.com")
+    services = app.state.services  # type: ignore[attr-defined]
+    await services.auth.disable_user("disabled@example.com")
+
+    attempts = [
+        {"email": "unknown@example.com", "password": PASSWORD},
+        {"email": "known@example.com", "password": "wrong " + PASSWORD},
+        {"email": "disabled@example.com", "password": PASSWORD},
+    ]
+    answers = [await client.post("/login", json=attempt) for attempt in attempts]
+    assert {a.status_code for a in answers} == {401}
+    assert {a.content for a in answers} == {SEED_401}
+    assert len({tuple(sorted(a.headers.items())) for a in answers}) == 1
+
+
+async def test_register_success_and_error_bodies(client: httpx.AsyncClient) -> None:
+    response = await client.post("/register", json={"email": EMAIL, "password": PASSWORD})
+    assert response.status_code == 201
+    assert_api_headers(response)
+    assert response.json() == {"success": True, "user": {"id": 1, "email": EMAIL}}
+
+    again = await client.post("/register", json={"email": EMAIL.upper(), "password": PASSWORD})
+    assert again.status_code == 409
+    assert again.json()["code"] == "email_taken"
+
+
+@pytest.mark.parametrize(
+    ("email", "password", "code"),
+    [
+        (EMAIL, "too short", "password_too_short"),
+        (EMAIL, "x9" * 513, "password_too_long"),
+        (EMAIL, "password123456789", "password_common"),
+        (EMAIL, "ada@example.com is me", "password_context"),
+        ("not an email", PASSWORD, "email_invalid"),
+        ("a" * 250 + "@example.com", PASSWORD, "email_invalid"),
+    ],
+)
+async def test_register_says_which_rule_refused(
+    client: httpx.AsyncClient, email: str, password: str, code: str
+) -> None:
+    response = await client.post("/register", json={"email": email, "password": password})
+    assert response.status_code == 400
+    body = response.json()
+    assert body["success"] is False
+    assert body["code"] == code
+    assert body["error"]  # a sentence the user can act on
+    assert password not in response.text
+
+
+async def test_register_ignores_unknown_fields(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/register", json={"email": EMAIL, "password": PASSWORD, "id": 999, "role": "admin", "disabled": True}
+    )
+    assert response.status_code == 201
+    assert response.json()["user"] == {"id": 1, "email": EMAIL}
+    await login(client)  # not disabled
+
+
+async def test_session_check_body(client: httpx.AsyncClient) -> None:
+    user_id = await register(client)
+    token = await login(client)
+    response = await client.get("/session", headers=bearer(token))
+    assert response.status_code == 200
+    assert_api_headers(response)
+    body = response.json()
+    assert list(body) == ["success", "user", "session"]
+    assert body["user"] == {"id": user_id, "email": EMAIL}
+    session = body["session"]
+    assert set(session) >= {"id", "createdAt", "expiresAt"}
+    assert session["createdAt"] == "2026-01-01T12:00:00Z"
+    assert session["expiresAt"] == "2026-01-02T12:00:00Z"  # the seed's one day
+    assert token not in response.text
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer"},
+        {"Authorization": "Basic dXNlcjpwYXNz"},
+        {"Authorization": "Bearer " + "A" * 43},
+        {"Authorization": "Bearer not-a-token"},
+    ],
+)
+async def test_session_401(client: httpx.AsyncClient, headers: dict[str, str]) -> None:
+    response = await client.get("/session", headers=headers)
+    assert response.status_code == 401
+    assert response.json() == INVALID_SESSION
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert_api_headers(response)
+
+
+async def test_logout_is_idempotent(client: httpx.AsyncClient) -> None:
+    await register(client)
+    token = await login(client)
+    for _ in range(2):
+        response = await client.post("/logout", headers=bearer(token))
+        assert response.status_code == 200
+        assert response.json() == {"success": True}
+    assert (await client.get("/session", headers=bearer(token))).status_code == 401
+    assert (await client.post("/logout")).json() == {"success": True}
+
+
+async def test_unknown_path_and_method_keep_the_envelope(client: httpx.AsyncClient) -> None:
+    missing = await client.get("/nope")
+    assert (missing.status_code, missing.json()["code"]) == (404, "not_found")
+    wrong = await client.get("/login")
+    assert (wrong.status_code, wrong.json()["code"]) == (405, "method_not_allowed")
+    assert_api_headers(wrong)
+
+
+async def test_openapi_documents_every_endpoint_and_error(client: httpx.AsyncClient) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    paths = spec["paths"]
+    assert {"/login", "/register", "/session", "/logout", "/healthz"} <= set(paths)
+    login_op = paths["/login"]["post"]
+    assert set(login_op["responses"]) >= {"200", "400", "401", "413", "503"}
+    body_schema = login_op["requestBody"]["content"]["application/json"]["schema"]
+    assert set(body_schema["required"]) == {"email", "password"}
+    assert set(paths["/register"]["post"]["responses"]) >= {"201", "400", "409"}
+    assert set(paths["/session"]["get"]["responses"]) >= {"200", "401"}
+    docs = await client.get("/docs")
+    assert docs.status_code == 200 and "openapi.json" in docs.text
+
+
+async def test_healthz(client: httpx.AsyncClient) -> None:
+    response = await client.get("/healthz")
+    assert (response.status_code, response.json()) == (200, {"status": "ok"})

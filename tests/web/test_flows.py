@@ -1,0 +1,157 @@
+"""Whole flows through the API: what is stored, what expires, what survives load and faults."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import sqlite3
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from doorward.config import Settings
+from doorward.core.errors import StorageUnavailable
+from doorward.logs import JsonFormatter
+from doorward.web import create_app
+from tests.conftest import EMAIL, PASSWORD, FakeClock, bearer, login, make_settings, register
+
+
+def db_path(settings: Settings) -> Path:
+    return Path(settings.database_url.removeprefix("sqlite:///"))
+
+
+async def test_tokens_are_stored_only_as_digests(client: httpx.AsyncClient, settings: Settings) -> None:
+    await register(client)
+    token = await login(client)
+    path = db_path(settings)
+    files = [p for p in path.parent.iterdir() if p.name.startswith(path.name)]  # the db, its WAL and shm
+    assert any(p.name.endswith("-wal") for p in files)
+    for file in files:
+        raw = file.read_bytes()
+        assert token.encode() not in raw, file
+        assert PASSWORD.encode() not in raw, file
+    with sqlite3.connect(path) as conn:
+        digests = [row[0] for row in conn.execute("SELECT token_digest FROM sessions")]
+    assert digests == [hashlib.sha256(token.encode()).digest()]
+
+
+async def test_seed_sha256_hash_is_upgraded_at_next_login(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    # A row as the seed service left it: an unsalted SHA-256 hex digest.
+    with sqlite3.connect(db_path(settings)) as conn:
+        conn.execute(
+            "INSERT INTO users (email, email_canonical, password_hash, disabled, created_at, updated_at) "
+            "VALUES (?, ?, ?, 0, '2025-01-01 00:00:00', '2025-01-01 00:00:00')",
+            (EMAIL, EMAIL, hashlib.sha256(PASSWORD.encode()).hexdigest()),
+        )
+    wrong = await client.post("/login", json={"email": EMAIL, "password": "wrong " + PASSWORD})
+    assert wrong.status_code == 401
+    await login(client)
+    with sqlite3.connect(db_path(settings)) as conn:
+        (stored,) = conn.execute("SELECT password_hash FROM users").fetchone()
+    assert stored.startswith("$argon2id$")
+    await login(client)  # the new hash works
+
+
+async def test_session_ends_after_one_day(client: httpx.AsyncClient, clock: FakeClock) -> None:
+    await register(client)
+    token = await login(client)
+    clock.advance(hours=23, minutes=59)
+    assert (await client.get("/session", headers=bearer(token))).status_code == 200
+    clock.advance(minutes=1)
+    assert (await client.get("/session", headers=bearer(token))).status_code == 401
+
+
+async def test_concurrent_logins_all_succeed_on_sqlite(client: httpx.AsyncClient) -> None:
+    for n in range(5):
+        await register(client, f"user{n}@example.com")
+    answers = await asyncio.gather(
+        *(
+            client.post("/login", json={"email": f"user{n % 5}@example.com", "password": PASSWORD})
+            for n in range(60)
+        )
+    )
+    assert Counter(a.status_code for a in answers) == {200: 60}
+
+
+async def started(settings: Settings, clock: FakeClock | None = None) -> tuple[FastAPI, httpx.AsyncClient]:
+    app = create_app(settings, clock=clock or FakeClock())
+    return app, httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+
+
+async def test_saturated_hashing_answers_503_at_once_and_sessions_keep_working(database_url: str) -> None:
+    # The real OWASP profile (tens of ms a hash), one hashing thread, nothing may wait.
+    settings = make_settings(database_url, hash_profile="owasp-2023", hash_workers=1, hash_queue=0)
+    app, client = await started(settings)
+    async with app.router.lifespan_context(app), client:
+        await register(client)
+        token = await login(client)
+        logins = [client.post("/login", json={"email": EMAIL, "password": PASSWORD}) for _ in range(12)]
+        checks = [client.get("/session", headers=bearer(token)) for _ in range(12)]
+        answers = await asyncio.gather(*logins, *checks)
+    login_statuses = Counter(a.status_code for a in answers[:12])
+    assert set(login_statuses) <= {200, 503}
+    assert login_statuses[503] >= 1 and login_statuses[200] >= 1
+    refused = next(a for a in answers[:12] if a.status_code == 503)
+    assert refused.json() == {
+        "success": False,
+        "error": "Service overloaded, try again shortly",
+        "code": "overloaded",
+    }
+    assert refused.headers["retry-after"] == "1"
+    assert {a.status_code for a in answers[12:]} == {200}
+
+
+async def test_database_gone_is_503_with_the_envelope(tmp_path: Path, database_url: str) -> None:
+    settings = make_settings(database_url)
+    app, client = await started(settings)
+    async with app.router.lifespan_context(app), client:
+        await register(client)
+        token = await login(client)
+        moved = tmp_path / "elsewhere"
+        moved.mkdir()
+        for file in tmp_path.glob("doorward.db*"):
+            file.rename(moved / file.name)
+        (tmp_path / "doorward.db").mkdir()  # in its place, something no one can open as a database
+        await app.state.services.engine.dispose()  # drop pooled connections to the moved file
+        health = await client.get("/healthz")
+        assert health.status_code == 503
+        assert health.json()["status"] == "unavailable"
+        for response in (
+            await client.post("/login", json={"email": EMAIL, "password": PASSWORD}),
+            await client.get("/session", headers=bearer(token)),
+        ):
+            assert response.status_code == 503
+            assert response.json()["code"] == "unavailable"
+            assert "Traceback" not in response.text
+
+
+async def test_an_unmigrated_database_stops_start_up_with_advice(tmp_path: Path) -> None:
+    app, _client = await started(make_settings(f"sqlite:///{tmp_path / 'empty.db'}"))
+    with pytest.raises(StorageUnavailable, match="run doorward migrate"):
+        async with app.router.lifespan_context(app):
+            pass
+
+
+async def test_logs_carry_events_but_no_secrets(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    await register(client)
+    token = await login(client)
+    await client.post("/login", json={"email": EMAIL, "password": "wrong " + PASSWORD})
+    await client.post("/login", json={"email": 'evil\n{"forged": true}@x.io', "password": PASSWORD})
+    await client.get("/session", headers=bearer(token))
+    await client.post("/logout", headers=bearer(token))
+    lines = [JsonFormatter().format(record) for record in caplog.records]
+    events = [record.getMessage() for record in caplog.records]
+    assert {"user.registered", "login.succeeded", "login.failed", "session.ended"} <= set(events)
+    text = "\n".join(lines)
+    assert PASSWORD not in text
+    assert token not in text
+    assert all("\n" not in line for line in lines)
