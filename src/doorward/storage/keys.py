@@ -22,7 +22,7 @@ async def load_or_create_secret(engine: AsyncEngine, name: str) -> bytes:
     except SQLAlchemyError as exc:
         raise StorageUnavailable(
             f"Cannot read server secrets: database unreachable or not migrated (run doorward migrate): "
-            f"{type(getattr(exc, "orig", None) or exc).__name__}"
+            f"{type(getattr(exc, 'orig', None) or exc).__name__}"
         ) from exc
 
 
