@@ -75,7 +75,7 @@ def serve(
     if migrate:
         _migrate(settings)
     uvicorn.run(
-        "doorward.web.app:create_app",
+        "doorward.web.app:create_served_app",
         factory=True,
         host=host,
         port=port,
@@ -99,7 +99,8 @@ def _migrate(settings: Settings) -> None:
     try:
         upgrade(settings.database_url)
     except Exception as exc:
-        raise fail(f"migration failed: {type(exc).__name__}: {exc}") from None
+        first_line = str(getattr(exc, "orig", None) or exc).splitlines()[0] if str(exc) else ""
+        raise fail(f"migration failed: {type(exc).__name__}: {first_line}") from None
 
 
 @users_app.command("add")

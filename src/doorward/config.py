@@ -40,7 +40,8 @@ class Settings(BaseSettings):
         default_factory=_cpu_count, description="Password hashes computed at once (per process)"
     )
     hash_queue: Annotated[int, Field(ge=0)] = Field(
-        default_factory=_cpu_count, description="Hashes allowed to wait; beyond this, 503 at once"
+        default_factory=lambda: 8 * _cpu_count(),
+        description="Hashes allowed to wait (adds latency, not memory); beyond this, 503 at once",
     )
     password_min_length: Annotated[int, Field(ge=8, le=64)] = Field(
         15, description="Minimum password length in code points (NIST SP 800-63B rev 4: 15)"

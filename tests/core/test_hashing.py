@@ -11,7 +11,7 @@ import bcrypt
 import pytest
 
 from doorward.core.errors import UnrecognisedHash
-from doorward.core.hashing import WRAPPED_SHA256_PREFIX, PasswordHasher, Scheme, identify
+from doorward.core.hashing import WRAPPED_SHA256_PREFIX, PasswordHasher, Scheme, Verdict, identify
 from doorward.core.passwords import Password
 from doorward.core.profiles import OWASP_2023, TESTING
 
@@ -114,11 +114,19 @@ def test_import_keeps_salted_hashes_as_they_are(hasher: PasswordHasher, scheme: 
         "$argon2id$v=19$m=8,t=1,p=1$garbage",
         "pbkdf2_sha256$99999999999$salt$AAAA",  # would pin a core for minutes
         WRAPPED_SHA256_PREFIX + "$argon2id$x",  # only doorward makes these
+        "$2b$31$" + "a" * 53,  # bcrypt cost 31: days per verification
+        "$argon2id$v=19$m=4194304,t=1000,p=4$c29tZXNhbHRzYWx0$" + "A" * 43,  # 4 GiB, 1000 passes
     ],
 )
 def test_import_refuses_unrecognised_or_abusive_hashes(hasher: PasswordHasher, stored: str) -> None:
     with pytest.raises(UnrecognisedHash):
         hasher.for_import(stored)
+
+
+def test_a_too_costly_stored_hash_is_never_verified(hasher: PasswordHasher) -> None:
+    # Even if such a row reached the database, a login must not spend 4 GiB on it.
+    monster = "$argon2id$v=19$m=4194304,t=1000,p=4$c29tZXNhbHRzYWx0$" + "A" * 43
+    assert hasher.verify(monster, Password(SECRET)) == Verdict(ok=False)
 
 
 def test_bcrypt_compares_the_first_72_bytes_like_the_legacy_system(hasher: PasswordHasher) -> None:

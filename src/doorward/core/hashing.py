@@ -25,7 +25,14 @@ from doorward.core.profiles import Profile
 WRAPPED_SHA256_PREFIX = "$doorward-sha256-hmac$"
 """An imported unsalted SHA-256, stored as ``prefix + argon2id(HMAC-SHA256(key, sha256 digest))``."""
 
-_MAX_PBKDF2_ITERATIONS = 10_000_000  # an imported hash must not be able to pin a core for minutes
+# Cost ceilings for hashes doorward did not make: a single login must not be able to pin a core for
+# seconds or claim gigabytes. Generous next to current recommendations (Django 5: ~1M PBKDF2
+# iterations; bcrypt cost 10-12; argon2 at most a few hundred MiB).
+_MAX_PBKDF2_ITERATIONS = 5_000_000
+_MAX_BCRYPT_COST = 14
+_MAX_ARGON2_MEMORY_KIB = 256 * 1024
+_MAX_ARGON2_TIME_COST = 16
+_MAX_ARGON2_PARALLELISM = 16
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 
 
@@ -94,6 +101,8 @@ class PasswordHasher:
             self._verify_argon2(self._dummy, password.normalised.encode())
             return Verdict(ok=False)
         scheme = identify(stored)
+        if scheme is not None and not within_cost_limits(scheme, stored):
+            scheme = None  # verified like an unusable hash: same cost as a failure, never a match
         if scheme is Scheme.ARGON2:
             if not self._verify_argon2(stored, password.normalised.encode()):
                 return Verdict(ok=False)
@@ -121,9 +130,13 @@ class PasswordHasher:
             try:
                 argon2.extract_parameters(stored)
             except InvalidHashError as exc:
-                raise UnrecognisedHash("Malformed argon2 hash") from exc
+                raise UnrecognisedHash(
+                    "Malformed argon2 hash (argon2 hashes contain commas: quote the CSV field)"
+                ) from exc
         if scheme is Scheme.PBKDF2_SHA256 and not _pbkdf2_parts(stored):
-            raise UnrecognisedHash("Malformed or too costly pbkdf2_sha256 hash")
+            raise UnrecognisedHash("Malformed pbkdf2_sha256 hash")
+        if not within_cost_limits(scheme, stored):
+            raise UnrecognisedHash(f"{scheme.value} hash is more costly than doorward verifies")
         return stored
 
     def _wrap(self, sha256_digest: bytes) -> bytes:
@@ -149,7 +162,7 @@ class PasswordHasher:
                 return False
         if scheme is Scheme.PBKDF2_SHA256:
             parts = _pbkdf2_parts(stored)
-            if parts is None:
+            if parts is None or parts[0] > _MAX_PBKDF2_ITERATIONS:
                 return False
             iterations, salt, expected = parts
             actual = hashlib.pbkdf2_hmac("sha256", secret, salt.encode(), iterations)
@@ -157,8 +170,29 @@ class PasswordHasher:
         raise AssertionError(scheme)  # pragma: no cover - every scheme is handled above
 
 
+def within_cost_limits(scheme: Scheme, stored: str) -> bool:
+    """False for a hash whose parameters would make one verification unreasonably costly."""
+    if scheme is Scheme.BCRYPT:
+        cost = stored[4:6]
+        return cost.isdigit() and int(cost) <= _MAX_BCRYPT_COST
+    if scheme is Scheme.PBKDF2_SHA256:
+        parts = _pbkdf2_parts(stored)
+        return parts is not None and parts[0] <= _MAX_PBKDF2_ITERATIONS
+    if scheme is Scheme.ARGON2:
+        try:
+            params = argon2.extract_parameters(stored)
+        except InvalidHashError:
+            return True  # malformed, not costly: verification simply fails
+        return (
+            params.memory_cost <= _MAX_ARGON2_MEMORY_KIB
+            and params.time_cost <= _MAX_ARGON2_TIME_COST
+            and params.parallelism <= _MAX_ARGON2_PARALLELISM
+        )
+    return True
+
+
 def _pbkdf2_parts(stored: str) -> tuple[int, str, str] | None:
     _, iterations, salt, expected = stored.split("$")
-    if not iterations.isdigit() or not 0 < int(iterations) <= _MAX_PBKDF2_ITERATIONS:
+    if not iterations.isdigit() or int(iterations) < 1:
         return None
     return int(iterations), salt, expected

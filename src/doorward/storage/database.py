@@ -39,7 +39,8 @@ def create_engine(database_url: str, *, timeout: float = 5.0, pool_size: int = 1
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_timeout=timeout,
-        pool_pre_ping=True,
+        # No pre-ping: it costs a round trip on every checkout. A connection that fails with a
+        # disconnect invalidates the whole pool, so one request answers 503 and the next reconnect.
         connect_args=connect_args,
     )
 
@@ -65,8 +66,10 @@ def _tune_sqlite(engine: AsyncEngine, timeout: float) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        write = connection.get_execution_options().get(WRITE_OPTION, False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        options = connection.get_execution_options()
+        if options.get("isolation_level") == "AUTOCOMMIT":
+            return  # single-statement reads need no transaction
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if options.get(WRITE_OPTION) else "BEGIN")
 
 
 async def ping(engine: AsyncEngine, limit: float) -> bool:

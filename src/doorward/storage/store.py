@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -21,10 +21,15 @@ from doorward.storage.tables import sessions, users
 # they mean the data said no, and are translated where they can happen.
 _UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout, OSError, TimeoutError)
 
+# The two lookups on the request path are built once: a statement built per call costs more CPU
+# (construction and cache-key generation) than the database spends answering it.
 _SESSION_COLUMNS = [c.label(f"s_{c.name}") for c in sessions.c if c.name != "token_digest"]
-_FIND_SESSION = select(*_SESSION_COLUMNS, *users.c).join_from(
-    sessions, users, sessions.c.user_id == users.c.id
+_FIND_SESSION = (
+    select(*_SESSION_COLUMNS, *users.c)
+    .join_from(sessions, users, sessions.c.user_id == users.c.id)
+    .where(sessions.c.token_digest == bindparam("digest"))
 )
+_USER_BY_EMAIL = select(users).where(users.c.email_canonical == bindparam("email"))
 
 
 def _user(row: Any) -> User:
@@ -112,7 +117,7 @@ class SqlSessions:
         )
 
     async def find(self, token_digest: bytes) -> tuple[Session, User] | None:
-        result = await self._conn.execute(_FIND_SESSION.where(sessions.c.token_digest == token_digest))
+        result = await self._conn.execute(_FIND_SESSION, {"digest": token_digest})
         row = result.first()
         if row is None:
             return None
@@ -152,22 +157,23 @@ class SqlStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        # Reads on the request path are single statements: autocommit spares BEGIN and COMMIT,
+        # two of the three round trips a session check would otherwise cost.
+        self._reader = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._writer = engine.execution_options(**{WRITE_OPTION: True})
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[SqlTransaction]:
-        async with self._transaction(self.engine) as tx:
-            yield tx
+        try:
+            async with self._reader.connect() as conn:
+                yield SqlTransaction(conn)
+        except _UNAVAILABLE as exc:
+            raise StorageUnavailable() from exc
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[SqlTransaction]:
-        async with self._transaction(self._writer) as tx:
-            yield tx
-
-    @asynccontextmanager
-    async def _transaction(self, engine: AsyncEngine) -> AsyncIterator[SqlTransaction]:
         try:
-            async with engine.begin() as conn:
+            async with self._writer.begin() as conn:
                 yield SqlTransaction(conn)
         except _UNAVAILABLE as exc:
             raise StorageUnavailable() from exc

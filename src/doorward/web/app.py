@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from doorward import __version__
 from doorward.config import Settings
 from doorward.core.clock import Clock, utc_now
+from doorward.logs import configure_logging
 from doorward.web.errors import install_error_handlers
 from doorward.web.responses import Envelope
 from doorward.web.routes import router
@@ -20,6 +21,13 @@ Login and session service. Post an email and a password to `/login`, get a sessi
 it as `Authorization: Bearer <token>`. Every error body has `success: false` and `error`; errors of
 endpoints other than `/login` also carry a stable `code`.
 """
+
+
+def create_served_app() -> FastAPI:
+    """The factory ``doorward serve`` hands to uvicorn: each worker process sets up logging itself."""
+    settings = Settings()
+    configure_logging(settings.log_level)
+    return create_app(settings)
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> FastAPI:

@@ -1,0 +1,231 @@
+"""End to end: the real server (``python -m doorward serve``) as a subprocess, spoken to over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import EMAIL, PASSWORD
+
+pytestmark = pytest.mark.e2e
+
+STARTUP_TIMEOUT = 20.0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def doorward_env(database_url: str, **settings: str) -> dict[str, str]:
+    """This process's environment without any DOORWARD_* of the developer's, plus these settings."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("DOORWARD_")}
+    env.update(
+        DOORWARD_DATABASE_URL=database_url,
+        DOORWARD_HASH_PROFILE="testing",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update({f"DOORWARD_{name.upper()}": value for name, value in settings.items()})
+    return env
+
+
+@dataclass
+class Server:
+    """A running ``doorward serve`` and where its output goes."""
+
+    process: subprocess.Popen[bytes]
+    base_url: str
+    env: dict[str, str]
+    stderr_path: Path
+    stopped: bool = field(default=False)
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(encoding="utf-8", errors="replace")
+
+    def explain(self, what: object = "") -> str:
+        """An assertion message: ``what`` and everything the server wrote to stderr so far."""
+        return f"{what}\n--- server stderr ---\n{self.stderr()}"
+
+    def stop(self) -> None:
+        """Terminate the server (SIGTERM, then SIGKILL to its process group) and wait for it."""
+        if self.stopped:
+            return
+        self.stopped = True
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                # start_new_session=True: the group is the server and its workers, nothing else.
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    """Start ``doorward serve`` on a fresh SQLite file; every server started is stopped at the end."""
+    started: list[Server] = []
+
+    def start(*extra_args: str, **settings: str) -> Server:
+        index = len(started)
+        database_url = f"sqlite:///{tmp_path / f'e2e-{index}.db'}"  # serve migrates it itself
+        env = doorward_env(database_url, **settings)
+        port = free_port()
+        stderr_path = tmp_path / f"server-{index}.stderr"
+        with stderr_path.open("wb") as stderr:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "doorward", "serve", "--port", str(port), *extra_args],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                start_new_session=True,
+            )
+        server = Server(process, f"http://127.0.0.1:{port}", env, stderr_path)
+        started.append(server)
+        wait_until_healthy(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def wait_until_healthy(server: Server) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    last: object = None
+    with httpx.Client(base_url=server.base_url, timeout=2) as client:
+        while time.monotonic() < deadline:
+            if server.process.poll() is not None:
+                pytest.fail(server.explain(f"server exited with {server.process.returncode}"))
+            try:
+                response = client.get("/healthz")
+            except httpx.TransportError as exc:
+                last = exc
+            else:
+                if response.status_code == 200:
+                    return
+                last = response
+            time.sleep(0.05)
+    pytest.fail(server.explain(f"not healthy after {STARTUP_TIMEOUT} s: {last!r}"))
+
+
+def cli(server: Server, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    """``python -m doorward *args`` against the server's database."""
+    return subprocess.run(
+        [sys.executable, "-m", "doorward", *args],
+        env=server.env,
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def json_lines(text: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def test_cli_user_logs_in_checks_and_ends_a_session_over_http(
+    start_server: Callable[..., Server],
+) -> None:
+    server = start_server()
+
+    added = cli(server, "users", "add", EMAIL, "--password-stdin", input=PASSWORD + "\n")
+    assert added.returncode == 0, added.stderr
+    assert PASSWORD not in added.stdout + added.stderr
+
+    with httpx.Client(base_url=server.base_url, timeout=10) as http:
+        login = http.post("/login", json={"email": EMAIL, "password": PASSWORD})
+        assert login.status_code == 200, server.explain(login.text)
+        body = login.json()
+        assert body["success"] is True
+        assert body["user"]["email"] == EMAIL
+        token = body["sessionToken"]
+        auth = {"Authorization": f"Bearer {token}"}
+
+        check = http.get("/session", headers=auth)
+        assert check.status_code == 200, server.explain(check.text)
+        assert check.json()["success"] is True
+        assert check.json()["user"] == body["user"]
+
+        logout = http.post("/logout", headers=auth)
+        assert logout.status_code == 200, server.explain(logout.text)
+        assert logout.json() == {"success": True}
+
+        after = http.get("/session", headers=auth)
+        assert after.status_code == 401, server.explain(after.text)
+        assert after.json() == {"success": False, "error": "Invalid session", "code": "invalid_session"}
+        assert after.headers["WWW-Authenticate"] == "Bearer"
+
+    server.stop()
+    log = server.stderr()
+    assert PASSWORD not in log
+    assert token not in log
+    # One JSON object per line, including the audit trail of what just happened.
+    records = json_lines(log)
+    events = [record["event"] for record in records]
+    assert "login.succeeded" in events, log
+    assert "session.ended" in events, log
+
+
+async def register_and_login_concurrently(base_url: str, accounts: dict[str, str]) -> list[httpx.Response]:
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+    async with httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits) as http:
+        registered = await asyncio.gather(
+            *(http.post("/register", json={"email": e, "password": p}) for e, p in accounts.items())
+        )
+        for response in registered:
+            assert response.status_code == 201, response.text
+        logins = [
+            http.post("/login", json={"email": email, "password": password})
+            for _ in range(3)
+            for email, password in accounts.items()
+        ]
+        return list(await asyncio.gather(*logins))
+
+
+def test_two_workers_answer_60_concurrent_logins_without_locking(
+    start_server: Callable[..., Server],
+) -> None:
+    # The hash pool refuses at once (503) beyond DOORWARD_HASH_WORKERS + DOORWARD_HASH_QUEUE pending
+    # hashes per process; the default queue may be too short for 60 logins arriving at once on a
+    # small machine. This test is about the database under two processes, so let them queue.
+    server = start_server("--workers", "2", hash_queue="64")
+    accounts = {f"load{i:02d}@example.com": f"{secrets.token_hex(8)} load passphrase" for i in range(20)}
+
+    responses = asyncio.run(register_and_login_concurrently(server.base_url, accounts))
+
+    assert len(responses) == 60
+    failures = [(r.status_code, r.text) for r in responses if r.status_code != 200]
+    assert not failures, server.explain(failures)
+    tokens = [r.json()["sessionToken"] for r in responses]
+    assert len(set(tokens)) == 60
+    for response in responses:
+        assert "database is locked" not in response.text
+
+    server.stop()
+    log = server.stderr()
+    assert "database is locked" not in log, log
+    # Each worker process logs for itself: its audit events are there, as JSON lines.
+    events = [json.loads(line)["event"] for line in log.splitlines() if line.startswith("{")]
+    assert events.count("login.succeeded") == 60, log
+    for password in accounts.values():
+        assert password not in log
+    for token in tokens:
+        assert token not in log
