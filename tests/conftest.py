@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import shutil
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import make_url
 
 from doorward.config import Settings
 from doorward.storage import upgrade
@@ -17,6 +22,35 @@ from doorward.web import create_app
 
 PASSWORD = "correct horse battery staple"
 EMAIL = "ada@example.com"
+POSTGRES_URL = os.environ.get("DOORWARD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def postgres_url(database: str) -> str:
+    """The test server's URL, naming another database."""
+    return str(make_url(POSTGRES_URL).set(database=database).render_as_string(hide_password=False))
+
+
+def admin(*statements: str) -> None:
+    """Run statements on the server's maintenance database, outside any transaction."""
+
+    async def run() -> None:
+        conn = await asyncpg.connect(POSTGRES_URL.replace("postgresql://", "postgres://", 1), timeout=5)
+        try:
+            for statement in statements:
+                await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+def postgres_unavailable() -> str | None:
+    """None when the test server answers; otherwise why not, in one line."""
+    try:
+        admin("SELECT 1")
+    except Exception as exc:
+        return f"no server at {make_url(POSTGRES_URL).render_as_string()} ({type(exc).__name__}: {exc})"
+    return None
 
 
 class FakeClock:
@@ -45,11 +79,44 @@ def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[str]:
+    """A PostgreSQL database migrated once; each test clones it (CREATE DATABASE ... TEMPLATE)."""
+    reason = postgres_unavailable()
+    if reason:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL is required under CI=true: {reason}", pytrace=False)
+        pytest.skip(f"PostgreSQL tests skipped: {reason}")
+    name = f"doorward_template_{os.getpid()}"
+    admin(f'DROP DATABASE IF EXISTS "{name}"', f'CREATE DATABASE "{name}"')
+    upgrade(postgres_url(name))
+    yield name
+    admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture
-def database_url(tmp_path: Path, migrated_template: Path) -> str:
+def sqlite_url(tmp_path: Path, migrated_template: Path) -> str:
+    """A migrated SQLite database of this test's own."""
     path = tmp_path / "doorward.db"
     shutil.copy(migrated_template, path)
     return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def postgres_database(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A migrated PostgreSQL database of this test's own, dropped afterwards."""
+    template = request.getfixturevalue("postgres_template")
+    name = f"doorward_test_{uuid.uuid4().hex[:12]}"
+    admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    yield postgres_url(name)
+    admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Every test that takes this runs against both databases."""
+    fixture = "sqlite_url" if request.param == "sqlite" else "postgres_database"
+    return str(request.getfixturevalue(fixture))
 
 
 def make_settings(database_url: str, **overrides: object) -> Settings:

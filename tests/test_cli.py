@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import csv
 import hashlib
 import json
 import logging
 import re
 import socket
-import sqlite3
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
@@ -30,6 +28,7 @@ from typer.testing import CliRunner
 from doorward.cli import app as cli
 from doorward.web import create_app
 from tests.conftest import EMAIL, PASSWORD, bearer, make_settings
+from tests.db import fetch_sync, table_names
 
 T = TypeVar("T")
 
@@ -82,13 +81,8 @@ def assert_one_line_error(result: Result, *fragments: str) -> str:
     return line
 
 
-def db_path(database_url: str) -> Path:
-    return Path(database_url.removeprefix("sqlite:///"))
-
-
-def query(database_url: str, sql: str, *params: object) -> list[tuple[object, ...]]:
-    with contextlib.closing(sqlite3.connect(db_path(database_url))) as conn:
-        return conn.execute(sql, params).fetchall()
+def query(database_url: str, sql: str) -> list[tuple[object, ...]]:
+    return fetch_sync(database_url, sql)
 
 
 def stored_hashes(database_url: str) -> dict[str, str]:
@@ -189,7 +183,7 @@ def test_migrate_creates_the_schema_on_a_fresh_file_and_is_idempotent(tmp_path: 
     first = invoke(url, "migrate")
     assert first.exit_code == 0, first.output
     assert "database schema is up to date" in first.stdout
-    tables = {name for (name,) in query(url, "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    tables = table_names(url)
     assert {"users", "sessions", "secrets", "alembic_version"} <= tables
     version = query(url, "SELECT version_num FROM alembic_version")
     assert len(version) == 1

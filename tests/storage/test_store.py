@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,13 +12,17 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 
 from doorward.core.errors import EmailTaken, StorageUnavailable
 from doorward.core.models import NewUser, Session
 from doorward.core.tokens import new_token, token_digest
 from doorward.storage import SqlStore, create_engine, downgrade, load_or_create_secret, upgrade
+from doorward.storage.database import async_url
 from doorward.storage.store import _FIND_SESSION
 from doorward.storage.tables import metadata, sessions, users
+from tests.db import table_names
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -39,18 +42,22 @@ def new_session(user_id: int, sid: str = "s1") -> Session:
     return Session(sid, user_id, NOW, NOW, NOW + timedelta(days=1), "192.0.2.1", "ua")
 
 
-def test_migrations_go_up_down_and_up_again_and_match_the_tables(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'm.db'}"
-    upgrade(url)
-    downgrade(url, "base")
-    with sqlite3.connect(tmp_path / "m.db") as conn:
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert tables == {"alembic_version"}
-    upgrade(url)
-    engine = create_sync_engine(url)
-    with engine.connect() as conn:
-        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
-    engine.dispose()
+def test_migrations_go_down_and_up_again_and_match_the_tables(database_url: str) -> None:
+    assert table_names(database_url) == {"alembic_version", "users", "sessions", "secrets"}
+    downgrade(database_url, "base")
+    assert table_names(database_url) == {"alembic_version"}
+    upgrade(database_url)
+
+    async def differences() -> list[object]:
+        engine = create_async_engine(async_url(database_url), poolclass=NullPool)
+        async with engine.connect() as conn:
+            diff = await conn.run_sync(
+                lambda sync: compare_metadata(MigrationContext.configure(sync), metadata)
+            )
+        await engine.dispose()
+        return list(diff)
+
+    assert asyncio.run(differences()) == []
 
 
 async def test_times_come_back_as_aware_utc(store: SqlStore) -> None:
@@ -125,15 +132,13 @@ def _plan(database_url: str, statement: object) -> str:
 @pytest.mark.parametrize(
     ("name", "statement", "index"),
     [
-        ("session check", _FIND_SESSION.where(sessions.c.token_digest == b"x"), "ix_sessions_token_digest"),
+        ("session check", _FIND_SESSION, "ix_sessions_token_digest"),
         ("login lookup", select(users).where(users.c.email_canonical == "a"), "ix_users_email_canonical"),
         ("revoke all", sessions.delete().where(sessions.c.user_id == 1), "ix_sessions_user_id"),
     ],
 )
-def test_request_path_lookups_use_an_index(
-    database_url: str, name: str, statement: object, index: str
-) -> None:
-    plan = _plan(database_url, statement)
+def test_request_path_lookups_use_an_index(sqlite_url: str, name: str, statement: object, index: str) -> None:
+    plan = _plan(sqlite_url, statement)
     assert index in plan, f"{name}: {plan}"
     assert "SCAN" not in plan.replace("SCAN CONSTANT ROW", ""), f"{name}: {plan}"
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import sqlite3
 from collections import Counter
 from pathlib import Path
 
@@ -15,45 +14,51 @@ from fastapi import FastAPI
 
 from doorward.config import Settings
 from doorward.core.errors import StorageUnavailable
+from doorward.core.models import NewUser
 from doorward.logs import JsonFormatter
 from doorward.web import create_app
 from tests.conftest import EMAIL, PASSWORD, FakeClock, bearer, login, make_settings, register
-
-
-def db_path(settings: Settings) -> Path:
-    return Path(settings.database_url.removeprefix("sqlite:///"))
+from tests.db import fetch
 
 
 async def test_tokens_are_stored_only_as_digests(client: httpx.AsyncClient, settings: Settings) -> None:
     await register(client)
     token = await login(client)
-    path = db_path(settings)
-    files = [p for p in path.parent.iterdir() if p.name.startswith(path.name)]  # the db, its WAL and shm
-    assert any(p.name.endswith("-wal") for p in files)
+    digests = [
+        bytes(row[0]) for row in await fetch(settings.database_url, "SELECT token_digest FROM sessions")
+    ]
+    assert digests == [hashlib.sha256(token.encode()).digest()]
+    for table in ("users", "sessions", "secrets"):
+        dump = repr(await fetch(settings.database_url, f"SELECT * FROM {table}"))  # noqa: S608
+        assert token not in dump
+        assert PASSWORD not in dump
+
+
+async def test_no_secret_in_any_sqlite_file(sqlite_url: str) -> None:
+    app, client = await started(make_settings(sqlite_url))
+    async with app.router.lifespan_context(app), client:
+        await register(client)
+        token = await login(client)
+    path = Path(sqlite_url.removeprefix("sqlite:///"))
+    files = [p for p in path.parent.iterdir() if p.name.startswith(path.name)]  # db, WAL, shm
+    assert files
     for file in files:
         raw = file.read_bytes()
         assert token.encode() not in raw, file
         assert PASSWORD.encode() not in raw, file
-    with sqlite3.connect(path) as conn:
-        digests = [row[0] for row in conn.execute("SELECT token_digest FROM sessions")]
-    assert digests == [hashlib.sha256(token.encode()).digest()]
 
 
 async def test_seed_sha256_hash_is_upgraded_at_next_login(
-    client: httpx.AsyncClient, settings: Settings
+    client: httpx.AsyncClient, app: FastAPI, settings: Settings, clock: FakeClock
 ) -> None:
     # A row as the seed service left it: an unsalted SHA-256 hex digest.
-    with sqlite3.connect(db_path(settings)) as conn:
-        conn.execute(
-            "INSERT INTO users (email, email_canonical, password_hash, disabled, created_at, updated_at) "
-            "VALUES (?, ?, ?, 0, '2025-01-01 00:00:00', '2025-01-01 00:00:00')",
-            (EMAIL, EMAIL, hashlib.sha256(PASSWORD.encode()).hexdigest()),
-        )
+    seed_hash = hashlib.sha256(PASSWORD.encode()).hexdigest()
+    async with app.state.services.store.write() as tx:
+        await tx.users.add(NewUser(EMAIL, EMAIL, seed_hash), clock())
     wrong = await client.post("/login", json={"email": EMAIL, "password": "wrong " + PASSWORD})
     assert wrong.status_code == 401
     await login(client)
-    with sqlite3.connect(db_path(settings)) as conn:
-        (stored,) = conn.execute("SELECT password_hash FROM users").fetchone()
+    ((stored,),) = await fetch(settings.database_url, "SELECT password_hash FROM users")
     assert stored.startswith("$argon2id$")
     await login(client)  # the new hash works
 
@@ -107,8 +112,8 @@ async def test_saturated_hashing_answers_503_at_once_and_sessions_keep_working(d
     assert {a.status_code for a in answers[12:]} == {200}
 
 
-async def test_database_gone_is_503_with_the_envelope(tmp_path: Path, database_url: str) -> None:
-    settings = make_settings(database_url)
+async def test_database_gone_is_503_with_the_envelope(tmp_path: Path, sqlite_url: str) -> None:
+    settings = make_settings(sqlite_url)
     app, client = await started(settings)
     async with app.router.lifespan_context(app), client:
         await register(client)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import AsyncIterator
 
 import httpx
@@ -10,6 +9,7 @@ import pytest
 
 from doorward.config import Settings
 from tests.conftest import PASSWORD
+from tests.db import fetch
 
 SEED_400 = b'{"success":false,"error":"Email and password required"}'
 
@@ -39,10 +39,9 @@ MALFORMED: list[tuple[str, bytes, str]] = [
 ]
 
 
-def user_count(settings: Settings) -> int:
-    path = settings.database_url.removeprefix("sqlite:///")
-    with sqlite3.connect(path) as conn:
-        return int(conn.execute("SELECT count(*) FROM users").fetchone()[0])
+async def user_count(settings: Settings) -> int:
+    ((count,),) = await fetch(settings.database_url, "SELECT count(*) FROM users")
+    return int(count)
 
 
 @pytest.mark.parametrize(("name", "body", "content_type"), MALFORMED, ids=[m[0] for m in MALFORMED])
@@ -63,7 +62,7 @@ async def test_malformed_registration_is_400_and_writes_nothing(
     payload = response.json()
     assert payload["success"] is False
     assert payload["code"] in {"invalid_request", "email_invalid"}
-    assert user_count(settings) == 0
+    assert await user_count(settings) == 0
 
 
 @pytest.mark.parametrize("path", ["/login", "/register"])
