@@ -113,6 +113,19 @@ def postgres_database(request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database with no schema at all, on each dialect."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    request.getfixturevalue("postgres_template")  # skips or fails as the other PostgreSQL tests do
+    name = f"doorward_empty_{uuid.uuid4().hex[:12]}"
+    admin(f'CREATE DATABASE "{name}"')
+    yield postgres_url(name)
+    admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest) -> str:
     """Every test that takes this runs against both databases."""
     fixture = "sqlite_url" if request.param == "sqlite" else "postgres_database"

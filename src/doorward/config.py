@@ -26,9 +26,14 @@ class Settings(BaseSettings):
         description="sqlite:///path/to/file.db or postgresql://user@host:port/db",
     )
     db_timeout: Annotated[float, Field(gt=0)] = Field(
-        5.0, description="Seconds to wait for the database (connect, lock, statement) before 503"
+        5.0, description="Seconds to wait to connect, for a pooled connection, or for SQLite's write lock"
     )
-    db_pool_size: Annotated[int, Field(ge=1)] = 10
+    db_statement_timeout: Annotated[float, Field(gt=0)] = Field(
+        5.0, description="Seconds one statement may run (PostgreSQL statement_timeout) before 503"
+    )
+    db_pool_size: Annotated[int, Field(ge=1)] = Field(
+        10, description="PostgreSQL connections kept per process (as many again may open under load)"
+    )
     session_lifetime: timedelta = Field(
         timedelta(hours=24), description="Absolute session lifetime (seconds or ISO 8601)"
     )

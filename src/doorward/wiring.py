@@ -42,7 +42,10 @@ async def open_services(settings: Settings, *, clock: Clock = utc_now) -> AsyncI
     if settings.profile is TESTING:
         _log.warning("hash profile 'testing' is in use: never use it for real accounts")
     engine = create_engine(
-        settings.database_url, timeout=settings.db_timeout, pool_size=settings.db_pool_size
+        settings.database_url,
+        timeout=settings.db_timeout,
+        statement_timeout=settings.db_statement_timeout,
+        pool_size=settings.db_pool_size,
     )
     pool = HashPool(settings.hash_workers, settings.hash_queue)
     try:

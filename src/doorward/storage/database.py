@@ -22,8 +22,14 @@ def async_url(database_url: str) -> URL:
     return url
 
 
-def create_engine(database_url: str, *, timeout: float = 5.0, pool_size: int = 10) -> AsyncEngine:
-    """An engine whose every wait (connect, lock, statement) ends after ``timeout`` seconds."""
+def create_engine(
+    database_url: str,
+    *,
+    timeout: float = 5.0,
+    statement_timeout: float = 5.0,
+    pool_size: int = 10,
+) -> AsyncEngine:
+    """An engine whose waits end: ``timeout`` to connect or get the lock, ``statement_timeout`` to run."""
     url = async_url(database_url)
     if url.get_backend_name() == "sqlite":
         engine = create_async_engine(url, connect_args={"timeout": timeout})
@@ -31,8 +37,8 @@ def create_engine(database_url: str, *, timeout: float = 5.0, pool_size: int = 1
         return engine
     connect_args: dict[str, Any] = {
         "timeout": timeout,
-        "command_timeout": timeout,
-        "server_settings": {"statement_timeout": str(int(timeout * 1000))},
+        "command_timeout": statement_timeout + 1,  # the client-side backstop, should the server hang
+        "server_settings": {"statement_timeout": str(int(statement_timeout * 1000))},
     }
     return create_async_engine(
         url,

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import make_url
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -19,10 +23,32 @@ def alembic_config(database_url: str) -> Config:
 
 
 def upgrade(database_url: str, revision: str = "head") -> None:
-    """Bring the schema up to ``revision`` (the newest by default)."""
-    command.upgrade(alembic_config(database_url), revision)
+    """Bring the schema up to ``revision`` (the newest by default); safe to run from several processes."""
+    with _sqlite_lock(database_url):
+        command.upgrade(alembic_config(database_url), revision)
 
 
 def downgrade(database_url: str, revision: str) -> None:
     """Take the schema down to ``revision`` ("base" removes every table)."""
-    command.downgrade(alembic_config(database_url), revision)
+    with _sqlite_lock(database_url):
+        command.downgrade(alembic_config(database_url), revision)
+
+
+@contextmanager
+def _sqlite_lock(database_url: str) -> Iterator[None]:
+    """Serialise migrations of one SQLite file across processes (PostgreSQL uses an advisory lock).
+
+    SQLite DDL under Alembic is not transactional, so two processes migrating at once would both
+    try to create the same tables. A lock file beside the database makes the second one wait.
+    """
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or not url.database:
+        yield
+        return
+    lock_path = Path(url.database).with_name(Path(url.database).name + ".migrate-lock")
+    with lock_path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

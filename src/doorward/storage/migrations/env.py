@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from doorward.storage.database import async_url
 from doorward.storage.tables import metadata
+
+MIGRATION_LOCK = 0x646F6F72  # "door": the advisory lock every doorward instance migrates under
 
 
 def _run(connection: Connection) -> None:
@@ -21,6 +24,10 @@ def _run(connection: Connection) -> None:
         compare_type=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Instances starting together queue here; each later one then finds the schema at head.
+            # The lock belongs to the migration's transaction and ends with it, even on a crash.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         context.run_migrations()
 
 

@@ -1,0 +1,29 @@
+"""Migrations as operators run them: from several processes at once, on either database."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from tests.db import fetch_sync, table_names
+
+
+def test_instances_starting_together_migrate_once(empty_database_url: str) -> None:
+    env = {**os.environ, "DOORWARD_DATABASE_URL": empty_database_url, "DOORWARD_HASH_PROFILE": "testing"}
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "doorward", "migrate"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    outcomes = [(p.wait(timeout=60), *p.communicate()) for p in processes]
+    for code, out, err in outcomes:
+        assert code == 0, err
+        assert "database schema is up to date" in out
+    assert table_names(empty_database_url) == {"alembic_version", "users", "sessions", "secrets"}
+    assert fetch_sync(empty_database_url, "SELECT version_num FROM alembic_version") == [("0001",)]
