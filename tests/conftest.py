@@ -19,6 +19,7 @@ from sqlalchemy import make_url
 from doorward.config import Settings
 from doorward.storage import upgrade
 from doorward.web import create_app
+from tests.servers import start_server  # noqa: F401 - a fixture, offered to every test module
 
 PASSWORD = "correct horse battery staple"
 EMAIL = "ada@example.com"
