@@ -14,6 +14,7 @@ import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
+from redis import asyncio as aioredis
 from sqlalchemy import make_url
 
 from doorward.config import Settings
@@ -23,6 +24,7 @@ from tests.servers import start_server  # noqa: F401 - a fixture, offered to eve
 
 PASSWORD = "correct horse battery staple"
 EMAIL = "ada@example.com"
+REDIS_URL = os.environ.get("DOORWARD_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 POSTGRES_URL = os.environ.get("DOORWARD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
@@ -93,6 +95,50 @@ def postgres_template() -> Iterator[str]:
     upgrade(postgres_url(name))
     yield name
     admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def redis_unavailable() -> str | None:
+    """None when the test Redis answers; otherwise why not, in one line."""
+
+    async def ping() -> None:
+        client = aioredis.from_url(REDIS_URL, socket_connect_timeout=2)
+        try:
+            await client.ping()
+        finally:
+            await client.aclose()
+
+    try:
+        asyncio.run(ping())
+    except Exception as exc:
+        return f"no Redis at {REDIS_URL} ({type(exc).__name__}: {exc})"
+    return None
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The test Redis; every test using it takes a key prefix of its own (see ``redis_prefix``)."""
+    reason = redis_unavailable()
+    if reason:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"Redis is required under CI=true: {reason}", pytrace=False)
+        pytest.skip(f"Redis tests skipped: {reason}")
+    return REDIS_URL
+
+
+@pytest.fixture
+def redis_prefix(redis_url: str) -> Iterator[str]:
+    prefix = f"doorward-test:{uuid.uuid4().hex[:12]}:"
+    yield prefix
+
+    async def clean() -> None:
+        client = aioredis.from_url(redis_url)
+        try:
+            async for key in client.scan_iter(match=prefix + "*"):
+                await client.delete(key)
+        finally:
+            await client.aclose()
+
+    asyncio.run(clean())
 
 
 @pytest.fixture

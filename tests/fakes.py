@@ -6,10 +6,12 @@ import copy
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from doorward.core.audit import AuditEvent
 from doorward.core.errors import EmailTaken
 from doorward.core.models import NewUser, Session, User
+from doorward.core.throttle import AttemptState
 
 
 @dataclass
@@ -107,3 +109,47 @@ class MemoryStore:
         yield MemoryTransaction(draft)
         self.data = draft
         self.writes += 1
+
+
+class MemoryThrottleStore:
+    """Throttle counters in a dict: what one process would see of the shared store."""
+
+    def __init__(self) -> None:
+        self.states: dict[str, AttemptState] = {}
+        self.windows: dict[tuple[str, datetime], int] = {}
+
+    async def load(self, key: str) -> AttemptState:
+        return self.states.get(key, AttemptState())
+
+    async def record_failure(self, key: str) -> int:
+        state = self.states.get(key, AttemptState())
+        self.states[key] = replace(state, failures=state.failures + 1)
+        return state.failures + 1
+
+    async def defer(self, key: str, until: datetime) -> None:
+        state = self.states[key]
+        if state.next_allowed_at is None or state.next_allowed_at < until:
+            self.states[key] = replace(state, next_allowed_at=until)
+
+    async def clear(self, key: str) -> None:
+        self.states.pop(key, None)
+
+    async def hit(self, key: str, window_start: datetime, window: timedelta) -> int:
+        self.windows[key, window_start] = self.windows.get((key, window_start), 0) + 1
+        return self.windows[key, window_start]
+
+    async def count(self, key: str, window_start: datetime) -> int:
+        return self.windows.get((key, window_start), 0)
+
+
+class MemoryAuditSink:
+    """Keeps every audit event, for tests to read."""
+
+    def __init__(self) -> None:
+        self.events: list[AuditEvent] = []
+
+    def record(self, event: AuditEvent) -> None:
+        self.events.append(event)
+
+    def names(self) -> list[str]:
+        return [event.event for event in self.events]

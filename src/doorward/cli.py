@@ -160,6 +160,13 @@ def users_disable(email: str) -> None:
     typer.echo(f"disabled {email}; ended {ended} session(s)")
 
 
+@users_app.command("unlock")
+def users_unlock(email: str) -> None:
+    """Lift a login wait or lockout on an account."""
+    run(lambda s: s.auth.unlock_user(email))
+    typer.echo(f"unlocked {email}")
+
+
 @sessions_app.command("revoke")
 def sessions_revoke(email: str) -> None:
     """End every session of an account."""

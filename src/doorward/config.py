@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from doorward.core.profiles import PROFILES, Profile
+
+
+def _duration(value: Any) -> Any:
+    """Durations accept plain seconds ("3600") as well as ISO 8601 ("PT1H"); empty means unset."""
+    if isinstance(value, str):
+        value = value.strip()
+        if not value:
+            return None
+        if value.replace(".", "", 1).isdigit():
+            return float(value)
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+OptionalDuration = Annotated[timedelta | None, BeforeValidator(_duration)]
 
 
 def _cpu_count() -> int:
@@ -34,10 +50,10 @@ class Settings(BaseSettings):
     db_pool_size: Annotated[int, Field(ge=1)] = Field(
         10, description="PostgreSQL connections kept per process (as many again may open under load)"
     )
-    session_lifetime: timedelta = Field(
+    session_lifetime: Duration = Field(
         timedelta(hours=24), description="Absolute session lifetime (seconds or ISO 8601)"
     )
-    session_idle_timeout: timedelta | None = Field(
+    session_idle_timeout: OptionalDuration = Field(
         None, description="Sessions unused this long are invalid; unset = no idle timeout"
     )
     hash_profile: str = Field("owasp-2023", description="argon2id profile: " + ", ".join(PROFILES))
@@ -56,6 +72,32 @@ class Settings(BaseSettings):
         description="HMAC key wrapping imported SHA-256 hashes; generated and kept in the database "
         "when unset. Must never change once hashes were imported with it.",
     )
+    redis_url: SecretStr | None = Field(
+        None, description="redis://host:port/db: keep throttle counters in Redis instead of the database"
+    )
+    trusted_proxies: str = Field(
+        "",
+        description="Comma-separated addresses or networks whose X-Forwarded-For is believed; "
+        "from anyone else the header is ignored",
+    )
+    throttle_free_failures: Annotated[int, Field(ge=1)] = Field(
+        5, description="Consecutive failed logins per account before waits begin"
+    )
+    throttle_base_delay: Duration = Field(
+        timedelta(seconds=1), description="First wait; doubles each failure"
+    )
+    throttle_max_delay: Duration = Field(timedelta(minutes=15), description="Longest wait")
+    throttle_lockout_failures: Annotated[int, Field(ge=2, le=99)] = Field(
+        50, description="Consecutive failures that lock password login until unlock or reset (< 100)"
+    )
+    throttle_client_failures: Annotated[int, Field(ge=1)] = Field(
+        100, description="Failed logins per client address per window"
+    )
+    throttle_client_window: Duration = Field(timedelta(minutes=15), description="Window of the above")
+    throttle_client_registrations: Annotated[int, Field(ge=1)] = Field(
+        20, description="Registrations per client address per window"
+    )
+    throttle_registration_window: Duration = Field(timedelta(hours=1), description="Window of the above")
     max_body_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024
     log_level: str = "INFO"
 
@@ -75,6 +117,22 @@ class Settings(BaseSettings):
         if scheme == "sqlite" and ":memory:" in value:
             raise ValueError("an in-memory SQLite database is not shared between connections")
         return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"not an address or network: {item!r}") from None
+        return value
+
+    @property
+    def trusted_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """``trusted_proxies`` parsed."""
+        parts = (part.strip() for part in self.trusted_proxies.split(","))
+        return tuple(ipaddress.ip_network(part, strict=False) for part in parts if part)
 
     @field_validator("pepper")
     @classmethod

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,16 +13,23 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from doorward.config import Settings
 from doorward.core import (
+    Auditor,
     Authenticator,
     Clock,
     HashPool,
     PasswordHasher,
     PasswordPolicy,
     SessionPolicy,
+    Throttle,
+    ThrottlePolicy,
+    ThrottleStore,
     utc_now,
 )
 from doorward.core.profiles import TESTING
 from doorward.storage import SqlStore, create_engine, load_or_create_secret
+from doorward.storage.audit import SqlAuditSink
+from doorward.storage.redis_throttle import RedisThrottleStore
+from doorward.storage.throttle import SqlThrottleStore
 
 _log = logging.getLogger("doorward")
 
@@ -34,6 +43,7 @@ class Services:
     store: SqlStore
     pool: HashPool
     auth: Authenticator
+    audit_sink: SqlAuditSink
 
 
 @asynccontextmanager
@@ -48,13 +58,22 @@ async def open_services(settings: Settings, *, clock: Clock = utc_now) -> AsyncI
         pool_size=settings.db_pool_size,
     )
     pool = HashPool(settings.hash_workers, settings.hash_queue)
+    store = SqlStore(engine)
+    audit_sink = SqlAuditSink(store)
+    flusher = asyncio.create_task(audit_sink.run(), name="doorward-audit-flush")
+    redis_store = (
+        RedisThrottleStore.from_url(settings.redis_url.get_secret_value(), timeout=settings.db_timeout)
+        if settings.redis_url is not None
+        else None
+    )
+    throttle_store: ThrottleStore = redis_store or SqlThrottleStore(store)
     try:
         key = (
             settings.pepper.get_secret_value().encode()
             if settings.pepper is not None
             else await load_or_create_secret(engine, "import_hmac_key")
         )
-        store = SqlStore(engine)
+        audit = Auditor([audit_sink], clock)
         auth = Authenticator(
             store=store,
             hasher=PasswordHasher(settings.profile, key),
@@ -63,9 +82,33 @@ async def open_services(settings: Settings, *, clock: Clock = utc_now) -> AsyncI
             session_policy=SessionPolicy(
                 lifetime=settings.session_lifetime, idle_timeout=settings.session_idle_timeout
             ),
+            throttle=Throttle(throttle_store, throttle_policy(settings), clock, audit),
+            audit=audit,
             clock=clock,
         )
-        yield Services(settings=settings, engine=engine, store=store, pool=pool, auth=auth)
+        yield Services(
+            settings=settings, engine=engine, store=store, pool=pool, auth=auth, audit_sink=audit_sink
+        )
     finally:
+        flusher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await flusher
+        await audit_sink.flush()
+        if redis_store is not None:
+            await redis_store.close()
         pool.close()
         await engine.dispose()
+
+
+def throttle_policy(settings: Settings) -> ThrottlePolicy:
+    """The throttle numbers of these settings."""
+    return ThrottlePolicy(
+        free_failures=settings.throttle_free_failures,
+        base_delay=settings.throttle_base_delay,
+        max_delay=settings.throttle_max_delay,
+        lockout_failures=settings.throttle_lockout_failures,
+        client_failures=settings.throttle_client_failures,
+        client_window=settings.throttle_client_window,
+        client_registrations=settings.throttle_client_registrations,
+        registration_window=settings.throttle_registration_window,
+    )

@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 
 from doorward.core import (
+    Auditor,
     Authenticator,
     Client,
     HashPool,
@@ -16,6 +17,8 @@ from doorward.core import (
     PasswordHasher,
     PasswordPolicy,
     SessionPolicy,
+    Throttle,
+    ThrottlePolicy,
     Verdict,
 )
 from doorward.core.errors import (
@@ -31,7 +34,7 @@ from doorward.core.models import NewUser
 from doorward.core.profiles import TESTING
 from doorward.core.tokens import token_digest
 from tests.conftest import EMAIL, PASSWORD, FakeClock
-from tests.fakes import MemoryStore
+from tests.fakes import MemoryAuditSink, MemoryStore, MemoryThrottleStore
 
 CLIENT = Client(address="192.0.2.1", user_agent="pytest")
 
@@ -60,12 +63,15 @@ def hasher() -> RecordingHasher:
 
 @pytest.fixture
 def auth(store: MemoryStore, hasher: RecordingHasher, clock: FakeClock) -> Authenticator:
+    audit = Auditor([MemoryAuditSink()], clock)
     return Authenticator(
         store=store,
         hasher=hasher,
         pool=HashPool(workers=1, queue=8),
         password_policy=PasswordPolicy(),
         session_policy=SessionPolicy(lifetime=timedelta(hours=24), idle_timeout=timedelta(minutes=30)),
+        throttle=Throttle(MemoryThrottleStore(), ThrottlePolicy(), clock, audit),
+        audit=audit,
         clock=clock,
     )
 

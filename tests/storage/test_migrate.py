@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from tests.db import fetch_sync, table_names
+from tests.db import fetch_sync, head_revision, schema_tables, table_names
 
 
 def test_instances_starting_together_migrate_once(empty_database_url: str) -> None:
@@ -25,5 +25,5 @@ def test_instances_starting_together_migrate_once(empty_database_url: str) -> No
     for code, out, err in outcomes:
         assert code == 0, err
         assert "database schema is up to date" in out
-    assert table_names(empty_database_url) == {"alembic_version", "users", "sessions", "secrets"}
-    assert fetch_sync(empty_database_url, "SELECT version_num FROM alembic_version") == [("0001",)]
+    assert table_names(empty_database_url) == schema_tables()
+    assert fetch_sync(empty_database_url, "SELECT version_num FROM alembic_version") == [(head_revision(),)]

@@ -22,7 +22,7 @@ from doorward.storage import SqlStore, create_engine, downgrade, load_or_create_
 from doorward.storage.database import async_url
 from doorward.storage.store import _FIND_SESSION
 from doorward.storage.tables import metadata, sessions, users
-from tests.db import table_names
+from tests.db import schema_tables, table_names
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -43,7 +43,7 @@ def new_session(user_id: int, sid: str = "s1") -> Session:
 
 
 def test_migrations_go_down_and_up_again_and_match_the_tables(database_url: str) -> None:
-    assert table_names(database_url) == {"alembic_version", "users", "sessions", "secrets"}
+    assert table_names(database_url) == schema_tables()
     downgrade(database_url, "base")
     assert table_names(database_url) == {"alembic_version"}
     upgrade(database_url)

@@ -1,5 +1,6 @@
 """doorward's core: accounts, passwords, tokens and sessions in plain Python (no framework, no driver)."""
 
+from doorward.core.audit import AuditEvent, Auditor, AuditSink
 from doorward.core.clock import Clock, utc_now
 from doorward.core.hashing import PasswordHasher, Scheme, Verdict, identify
 from doorward.core.hashpool import HashPool
@@ -7,10 +8,15 @@ from doorward.core.models import Client, LoginResult, NewUser, Session, User
 from doorward.core.passwords import Password, PasswordPolicy
 from doorward.core.profiles import DEFAULT_PROFILE, PROFILES, Profile
 from doorward.core.service import Authenticator, ImportReport, ImportRow, SessionPolicy
+from doorward.core.throttle import AttemptState, Throttle, ThrottlePolicy, ThrottleStore
 
 __all__ = [
     "DEFAULT_PROFILE",
     "PROFILES",
+    "AttemptState",
+    "AuditEvent",
+    "AuditSink",
+    "Auditor",
     "Authenticator",
     "Client",
     "Clock",
@@ -26,6 +32,9 @@ __all__ = [
     "Scheme",
     "Session",
     "SessionPolicy",
+    "Throttle",
+    "ThrottlePolicy",
+    "ThrottleStore",
     "User",
     "Verdict",
     "identify",

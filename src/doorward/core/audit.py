@@ -1,16 +1,52 @@
-"""Audit events: one structured log record per authentication attempt, session change and admin action.
+"""Audit events: one per authentication attempt, throttle decision, session change and admin action.
 
-Fields are plain values; passwords and raw tokens are never passed here. The log formatter escapes
-control characters, so a crafted email cannot forge log lines.
+Each is a structured log line at once and, through the sinks, a row in the audit table. Fields are
+plain values: passwords and raw tokens are never passed here, and the log formatter escapes control
+characters, so a crafted email cannot forge log lines.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from doorward.core.clock import Clock, utc_now
 
 _log = logging.getLogger("doorward.audit")
 
 
-def audit(event: str, **fields: object) -> None:
-    """Record ``event`` (e.g. ``login.failed``) with its fields."""
-    _log.info(event, extra={"audit": fields})
+@dataclass(frozen=True)
+class AuditEvent:
+    """What happened, when, to whom, from where."""
+
+    at: datetime
+    event: str
+    user_id: int | None = None
+    client: str | None = None
+    detail: dict[str, object] = field(default_factory=dict)
+
+
+class AuditSink(Protocol):
+    """Somewhere events are kept. ``record`` must not block: it is called on the request path."""
+
+    def record(self, event: AuditEvent) -> None:
+        """Keep ``event``."""
+
+
+class Auditor:
+    """Logs every event and hands it to the sinks."""
+
+    def __init__(self, sinks: Sequence[AuditSink] = (), clock: Clock = utc_now) -> None:
+        self._sinks = tuple(sinks)
+        self._clock = clock
+
+    def __call__(
+        self, event: str, *, user_id: int | None = None, client: str | None = None, **detail: object
+    ) -> None:
+        _log.info(event, extra={"audit": {"user_id": user_id, "client": client, **detail}})
+        record = AuditEvent(self._clock(), event, user_id, client, detail)
+        for sink in self._sinks:
+            sink.record(record)

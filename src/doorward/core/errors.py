@@ -112,6 +112,21 @@ class UnrecognisedHash(DoorwardError):
     message = "Unrecognised password hash format"
 
 
+class TooManyAttempts(DoorwardError):
+    """The account or the client must wait before trying again; ``retry_after`` says how long (s).
+
+    Raised before any password is checked, and by the same rule for unknown emails, so it says
+    nothing about whether an account exists.
+    """
+
+    code = "rate_limited"
+    message = "Too many attempts"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__()
+        self.retry_after = max(1, retry_after)
+
+
 class Overloaded(DoorwardError):
     """Every password-hashing slot is busy: the request is refused at once instead of queueing."""
 

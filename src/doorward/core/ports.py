@@ -64,7 +64,7 @@ class Store(Protocol):
     """Opens transactions. ``write`` ones take the write lock up front (SQLite: BEGIN IMMEDIATE)."""
 
     def read(self) -> AbstractAsyncContextManager[Transaction]:
-        """A transaction that only reads."""
+        """Reads; each statement may see its own snapshot (SQL: autocommit), so no read-modify-write."""
 
     def write(self) -> AbstractAsyncContextManager[Transaction]:
         """A transaction that writes; it commits on normal exit and rolls back on an exception."""

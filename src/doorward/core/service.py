@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from typing import TypeVar
 
-from doorward.core.audit import audit
+from doorward.core.audit import Auditor
 from doorward.core.clock import Clock, utc_now
 from doorward.core.emails import MAX_EMAIL_LENGTH, canonical_email, validate_new_email
 from doorward.core.errors import (
@@ -24,7 +25,10 @@ from doorward.core.hashpool import HashPool
 from doorward.core.models import Client, LoginResult, NewUser, Session, User
 from doorward.core.passwords import MAX_RAW_PASSWORD_LENGTH, Password, PasswordPolicy
 from doorward.core.ports import Store, Users
+from doorward.core.throttle import Throttle
 from doorward.core.tokens import looks_like_token, new_session_id, new_token, token_digest
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -65,17 +69,22 @@ class Authenticator:
         pool: HashPool,
         password_policy: PasswordPolicy,
         session_policy: SessionPolicy,
+        throttle: Throttle,
+        audit: Auditor,
         clock: Clock = utc_now,
     ) -> None:
         self._store = store
+        self._throttle = throttle
+        self._audit = audit
         self._hasher = hasher
         self._pool = pool
         self._passwords = password_policy
         self._sessions = session_policy
         self._clock = clock
 
-    async def register(self, email: str, password: str) -> User:
+    async def register(self, email: str, password: str, client: Client | None = None) -> User:
         """Create an account after checking the email's shape and the password policy."""
+        await self._throttle.admit_registration(client.address if client else None)
         stored_email = validate_new_email(email)
         canonical = canonical_email(email)
         secret = Password(password)
@@ -83,10 +92,10 @@ class Authenticator:
         async with self._store.read() as tx:
             if await tx.users.by_canonical_email(canonical) is not None:
                 raise EmailTaken()
-        password_hash = await self._pool.run(self._hasher.hash, secret)
+        password_hash = await self._hash(self._hasher.hash, secret)
         async with self._store.write() as tx:
             user = await tx.users.add(NewUser(stored_email, canonical, password_hash), self._clock())
-        audit("user.registered", user_id=user.id)
+        self._audit("user.registered", user_id=user.id)
         return user
 
     async def login(self, email: str, password: str, client: Client) -> LoginResult:
@@ -107,19 +116,23 @@ class Authenticator:
         if len(secret) > self._passwords.max_length:
             raise LoginRequestInvalid()
 
+        # Throttled before the lookup, by the same rule for every email: a 429 reveals nothing.
+        attempts = await self._throttle.admit_login(canonical, client.address)
         async with self._store.read() as tx:
             user = await tx.users.by_canonical_email(canonical)
         stored = user.password_hash if user is not None else None
-        verdict = await self._pool.run(self._hasher.verify, stored, secret)
+        verdict = await self._hash(self._hasher.verify, stored, secret)
         if user is None or not verdict.ok or user.disabled:
             reason = "unknown_email" if user is None else "disabled" if verdict.ok else "wrong_password"
-            audit(
+            self._audit(
                 "login.failed",
                 reason=reason,
                 user_id=user.id if user else None,
                 client=client.address,
             )
+            await self._throttle.login_failed(canonical, client.address)
             raise InvalidCredentials()
+        await self._throttle.login_succeeded(canonical, attempts)
 
         new_hash = await self._rehash(secret) if verdict.needs_rehash else None
         token = new_token()
@@ -138,9 +151,17 @@ class Authenticator:
                 await tx.users.replace_password_hash(user.id, user.password_hash, new_hash, now)
             await tx.sessions.add(session, token_digest(token))
         if new_hash is not None:
-            audit("password.rehashed", user_id=user.id, profile=self._hasher.profile.name)
-        audit("login.succeeded", user_id=user.id, session_id=session.id, client=client.address)
+            self._audit("password.rehashed", user_id=user.id, profile=self._hasher.profile.name)
+        self._audit("login.succeeded", user_id=user.id, session_id=session.id, client=client.address)
         return LoginResult(token=token, user=user, session=session)
+
+    async def _hash(self, fn: Callable[..., T], *args: object) -> T:
+        """Run a hash on the bounded pool; a full pool is an audited 503."""
+        try:
+            return await self._pool.run(fn, *args)
+        except Overloaded:
+            self._audit("overload.rejected", pending=self._pool.pending)
+            raise
 
     async def _rehash(self, secret: Password) -> str | None:
         try:
@@ -178,12 +199,12 @@ class Authenticator:
         async with self._store.write() as tx:
             ended = await tx.sessions.delete(token_digest(token))
         if ended:
-            audit("session.ended", reason="logout")
+            self._audit("session.ended", reason="logout")
 
     async def add_user(self, email: str, password: str) -> User:
-        """Administrative account creation: the same rules as registration."""
+        """Administrative account creation: the same rules as registration, no client limit."""
         user = await self.register(email, password)
-        audit("admin.user_added", user_id=user.id)
+        self._audit("admin.user_added", user_id=user.id)
         return user
 
     async def disable_user(self, email: str) -> int:
@@ -192,15 +213,22 @@ class Authenticator:
             user = await self._require_user(tx.users, email)
             await tx.users.set_disabled(user.id, True, self._clock())
             ended = await tx.sessions.delete_for_user(user.id)
-        audit("admin.user_disabled", user_id=user.id, sessions_ended=ended)
+        self._audit("admin.user_disabled", user_id=user.id, sessions_ended=ended)
         return ended
+
+    async def unlock_user(self, email: str) -> None:
+        """Lift a throttle wait or lockout on an account."""
+        async with self._store.read() as tx:
+            user = await self._require_user(tx.users, email)
+        await self._throttle.unlock(user.email_canonical)
+        self._audit("admin.user_unlocked", user_id=user.id)
 
     async def revoke_sessions(self, email: str) -> int:
         """End every session of an account; return how many ended."""
         async with self._store.write() as tx:
             user = await self._require_user(tx.users, email)
             ended = await tx.sessions.delete_for_user(user.id)
-        audit("admin.sessions_revoked", user_id=user.id, sessions_ended=ended)
+        self._audit("admin.sessions_revoked", user_id=user.id, sessions_ended=ended)
         return ended
 
     async def import_users(self, rows: Iterable[ImportRow], *, skip_invalid: bool) -> ImportReport:
@@ -228,7 +256,7 @@ class Authenticator:
         if accepted:
             async with self._store.write() as tx:
                 report.imported = await tx.users.add_many(accepted, self._clock())
-        audit("admin.users_imported", imported=report.imported, skipped=len(report.skipped))
+        self._audit("admin.users_imported", imported=report.imported, skipped=len(report.skipped))
         return report
 
     async def _import_row(self, row: ImportRow, seen: set[str]) -> NewUser:
@@ -236,7 +264,7 @@ class Authenticator:
         canonical = canonical_email(row.email)
         if canonical in seen:
             raise EmailTaken("Duplicate email in this file")
-        password_hash = await self._pool.run(self._hasher.for_import, row.password_hash)
+        password_hash = await self._hash(self._hasher.for_import, row.password_hash)
         return NewUser(stored_email, canonical, password_hash)
 
     @staticmethod

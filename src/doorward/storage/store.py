@@ -163,17 +163,29 @@ class SqlStore:
         self._writer = engine.execution_options(**{WRITE_OPTION: True})
 
     @asynccontextmanager
-    async def read(self) -> AsyncIterator[SqlTransaction]:
+    async def connection(self) -> AsyncIterator[AsyncConnection]:
+        """An autocommit connection for single-statement reads."""
         try:
             async with self._reader.connect() as conn:
-                yield SqlTransaction(conn)
+                yield conn
         except _UNAVAILABLE as exc:
             raise StorageUnavailable() from exc
 
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[SqlTransaction]:
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction: committed on normal exit, rolled back on an exception."""
         try:
             async with self._writer.begin() as conn:
-                yield SqlTransaction(conn)
+                yield conn
         except _UNAVAILABLE as exc:
             raise StorageUnavailable() from exc
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[SqlTransaction]:
+        async with self.connection() as conn:
+            yield SqlTransaction(conn)
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[SqlTransaction]:
+        async with self.transaction() as conn:
+            yield SqlTransaction(conn)

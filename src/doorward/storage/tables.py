@@ -78,6 +78,38 @@ sessions = Table(
     Index("ix_sessions_user_id", "user_id"),
 )
 
+attempts = Table(
+    "attempts",
+    metadata,
+    Column("key", String(400), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("next_allowed_at", UTCDateTime),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+"""Consecutive failed logins per account (or unknown email), and when it may try next."""
+
+rate_windows = Table(
+    "rate_windows",
+    metadata,
+    Column("key", String(400), primary_key=True),
+    Column("window_start", UTCDateTime, nullable=False),
+    Column("count", Integer, nullable=False),
+)
+"""Fixed-window counters per client address; one row per key, reset when a new window starts."""
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("event", String(64), nullable=False),
+    Column("user_id", Integer),
+    Column("client_address", String(64)),
+    Column("detail", Text, nullable=False),
+    Index("ix_audit_events_at", "at"),
+    Index("ix_audit_events_user_id", "user_id"),
+)
+
 secrets = Table(
     "secrets",
     metadata,

@@ -17,6 +17,7 @@ from doorward.core.errors import (
     LoginRequestInvalid,
     Overloaded,
     StorageUnavailable,
+    TooManyAttempts,
     UserNotFound,
 )
 from doorward.web.responses import Envelope
@@ -61,6 +62,7 @@ STATUS: dict[type[DoorwardError], int] = {
     MethodNotAllowed: 405,
     EmailTaken: 409,
     PayloadTooLarge: 413,
+    TooManyAttempts: 429,
     InternalError: 500,
     Overloaded: 503,
     StorageUnavailable: 503,
@@ -84,6 +86,8 @@ def error_response(error: DoorwardError) -> Envelope:
     body: dict[str, object] = {"success": False, "error": error.text}
     if type(error) not in SEED_BODIES:
         body["code"] = error.code
+    if isinstance(error, TooManyAttempts):
+        body["retryAfter"] = error.retry_after
     headers: dict[str, str] = {}
     if isinstance(error, InvalidSession):
         headers["WWW-Authenticate"] = "Bearer"

@@ -21,6 +21,7 @@ from doorward.web.schemas import (
     RegisterOut,
     SeedErrorOut,
     SessionCheckOut,
+    ThrottledOut,
 )
 from doorward.web.transport import bearer_token, client_of
 from doorward.wiring import Services
@@ -32,6 +33,12 @@ RegisterBody = Annotated[Credentials, Depends(json_body(Credentials, InvalidRequ
 
 _OVERLOADED: dict[int | str, dict[str, Any]] = {
     503: {"model": ErrorOut, "description": "Hashing capacity or database unavailable"}
+}
+_THROTTLED: dict[int | str, dict[str, Any]] = {
+    429: {
+        "model": ThrottledOut,
+        "description": "Too many attempts: wait retryAfter seconds (also in the Retry-After header)",
+    }
 }
 _TOO_LARGE: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorOut, "description": "Body over the size limit"}
@@ -69,12 +76,15 @@ def _session(session: Session) -> dict[str, Any]:
         200: {"model": LoginOut, "description": "A new session"},
         400: {"model": SeedErrorOut, "description": "Email and password required"},
         401: {"model": SeedErrorOut, "description": "Invalid credentials (for every cause)"},
+        **_THROTTLED,
         **_TOO_LARGE,
         **_OVERLOADED,
     },
 )
 async def login(request: Request, body: LoginBody) -> Envelope:
-    result = await _services(request).auth.login(body.email, body.password, client_of(request))
+    services = _services(request)
+    client = client_of(request, services.settings.trusted_networks)
+    result = await services.auth.login(body.email, body.password, client)
     return Envelope({"success": True, "sessionToken": result.token, "user": _user(result.user)})
 
 
@@ -92,12 +102,15 @@ async def login(request: Request, body: LoginBody) -> Envelope:
             "password_too_long, password_common, password_context",
         },
         409: {"model": ErrorOut, "description": "email_taken"},
+        **_THROTTLED,
         **_TOO_LARGE,
         **_OVERLOADED,
     },
 )
 async def register(request: Request, body: RegisterBody) -> Envelope:
-    user = await _services(request).auth.register(body.email, body.password)
+    services = _services(request)
+    client = client_of(request, services.settings.trusted_networks)
+    user = await services.auth.register(body.email, body.password, client)
     return Envelope({"success": True, "user": _user(user)}, status_code=201)
 
 

@@ -98,6 +98,15 @@ class ErrorOut(BaseModel):
     code: str = Field(description="Stable, machine-readable: e.g. password_too_short")
 
 
+class ThrottledOut(BaseModel):
+    """Too many attempts; the same for every email, known or not."""
+
+    success: Literal[False]
+    error: Literal["Too many attempts"]
+    code: Literal["rate_limited"]
+    retryAfter: int = Field(description="Seconds to wait; also sent as the Retry-After header")
+
+
 class HealthOut(BaseModel):
     """Liveness and database reachability."""
 

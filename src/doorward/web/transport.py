@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Sequence
+
 from fastapi import Request
 
 from doorward.core.models import Client
 
 MAX_USER_AGENT = 512
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def bearer_token(request: Request) -> str | None:
@@ -17,10 +21,44 @@ def bearer_token(request: Request) -> str | None:
     return token.strip() or None
 
 
-def client_of(request: Request) -> Client:
-    """The client as seen from the socket. X-Forwarded-For is not trusted."""
+def client_of(request: Request, trusted: Sequence[IPNetwork] = ()) -> Client:
+    """The client: the socket's peer, unless that peer is a trusted proxy (ASVS 4.1.3).
+
+    Behind trusted proxies the address is the right-most X-Forwarded-For entry that is not itself
+    a trusted proxy: everything left of it was written by the client and proves nothing.
+    """
     user_agent = request.headers.get("user-agent") or None
     return Client(
-        address=request.client.host if request.client else None,
+        address=client_address(request, trusted),
         user_agent=user_agent[:MAX_USER_AGENT] if user_agent else None,
     )
+
+
+def client_address(request: Request, trusted: Sequence[IPNetwork] = ()) -> str | None:
+    """See ``client_of``."""
+    peer = request.client.host if request.client else None
+    if peer is None or not trusted or not _within(peer, trusted):
+        return peer
+    hops = [hop.strip() for hop in request.headers.get("x-forwarded-for", "").split(",")]
+    for hop in reversed(hops):
+        if not hop:
+            break
+        if not _within(hop, trusted):
+            return hop if _is_address(hop) else peer
+    return peer
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _within(address: str, networks: Sequence[IPNetwork]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)

@@ -1,0 +1,140 @@
+"""Throttling: exponential waits per account, fixed-window limits per client, shared by every instance.
+
+Before a password is checked, the account's state is read: waiting or locked means 429 at once,
+without a hash. After a failure the counter is incremented atomically and the wait only ever moves
+later. Guesses sent all at once can overtake the counter, but no more of them than the hash pool
+admits (workers + queue per instance), and the lockout still caps the total.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from doorward.core.audit import Auditor
+from doorward.core.clock import Clock
+from doorward.core.errors import TooManyAttempts
+
+
+@dataclass(frozen=True)
+class AttemptState:
+    """An account's consecutive failures (successes reset them) and when it may try next."""
+
+    failures: int = 0
+    next_allowed_at: datetime | None = None
+
+
+class ThrottleStore(Protocol):
+    """Where counters live: the database by default, Redis when configured. Shared by all instances."""
+
+    async def load(self, key: str) -> AttemptState:
+        """The state of ``key`` (the zero state when there is none)."""
+
+    async def record_failure(self, key: str) -> int:
+        """Add one failure to ``key`` atomically; return the new count."""
+
+    async def defer(self, key: str, until: datetime) -> None:
+        """Make ``key`` wait until ``until``, unless it already waits longer."""
+
+    async def clear(self, key: str) -> None:
+        """Forget ``key`` (a success, an unlock, a password reset)."""
+
+    async def hit(self, key: str, window_start: datetime, window: timedelta) -> int:
+        """Count one event in the fixed window starting at ``window_start``; return the window's count."""
+
+    async def count(self, key: str, window_start: datetime) -> int:
+        """Events counted so far in the window starting at ``window_start``."""
+
+
+@dataclass(frozen=True)
+class ThrottlePolicy:
+    """The numbers. Defaults follow NIST SP 800-63B rev 4 §3.2.2 and ASVS 6.3."""
+
+    free_failures: int = 5
+    base_delay: timedelta = timedelta(seconds=1)
+    max_delay: timedelta = timedelta(minutes=15)
+    lockout_failures: int = 50  # NIST: never more than 100 consecutive failures
+    client_failures: int = 100  # failed logins per client address per window (password spraying)
+    client_window: timedelta = timedelta(minutes=15)
+    client_registrations: int = 20  # registrations per client address per window
+    registration_window: timedelta = timedelta(hours=1)
+
+    def delay_after(self, failures: int) -> timedelta:
+        """The wait imposed after ``failures`` consecutive failures: none, then 1 s doubling to the cap."""
+        if failures < self.free_failures:
+            return timedelta(0)
+        exponent = min(failures - self.free_failures, 32)  # 2**32 s is far past any cap
+        delay: timedelta = self.base_delay * (2**exponent)
+        return min(delay, self.max_delay)
+
+
+def _seconds_until(moment: datetime, now: datetime) -> int:
+    return max(1, math.ceil((moment - now).total_seconds()))
+
+
+class Throttle:
+    """The decisions; the store only keeps the numbers."""
+
+    def __init__(self, store: ThrottleStore, policy: ThrottlePolicy, clock: Clock, audit: Auditor) -> None:
+        self._store = store
+        self.policy = policy
+        self._clock = clock
+        self._audit = audit
+
+    def _window(self, size: timedelta, now: datetime) -> tuple[datetime, datetime]:
+        epoch = datetime.fromtimestamp(0, now.tzinfo)
+        start = epoch + size * ((now - epoch) // size)
+        return start, start + size
+
+    async def admit_login(self, account: str, client: str | None) -> AttemptState:
+        """Raise TooManyAttempts if the client or the account must wait; else the account's state."""
+        now = self._clock()
+        if client is not None:
+            start, end = self._window(self.policy.client_window, now)
+            if await self._store.count(f"login-failures:{client}", start) >= self.policy.client_failures:
+                self._audit("throttle.rejected", scope="client", client=client)
+                raise TooManyAttempts(_seconds_until(end, now))
+        state = await self._store.load(f"account:{account}")
+        if state.failures >= self.policy.lockout_failures:
+            self._audit("throttle.rejected", scope="account", reason="locked", client=client)
+            raise TooManyAttempts(int(self.policy.max_delay.total_seconds()))
+        if state.next_allowed_at is not None and now < state.next_allowed_at:
+            self._audit("throttle.rejected", scope="account", reason="backoff", client=client)
+            raise TooManyAttempts(_seconds_until(state.next_allowed_at, now))
+        return state
+
+    async def login_failed(self, account: str, client: str | None) -> None:
+        """Count a failure against the account (and its wait) and against the client."""
+        now = self._clock()
+        key = f"account:{account}"
+        failures = await self._store.record_failure(key)
+        delay = self.policy.delay_after(failures)
+        if delay:
+            await self._store.defer(key, now + delay)
+        if failures == self.policy.lockout_failures:
+            self._audit("throttle.locked", client=client)
+        if client is not None:
+            start, _ = self._window(self.policy.client_window, now)
+            await self._store.hit(f"login-failures:{client}", start, self.policy.client_window)
+
+    async def login_succeeded(self, account: str, state: AttemptState) -> None:
+        """A success resets the account's consecutive failures (a write only if there were any)."""
+        if state.failures:
+            await self._store.clear(f"account:{account}")
+
+    async def unlock(self, account: str) -> None:
+        """Lift a lockout or a wait (admin unlock, password reset)."""
+        await self._store.clear(f"account:{account}")
+
+    async def admit_registration(self, client: str | None) -> None:
+        """Count a registration attempt against the client, or raise TooManyAttempts."""
+        if client is None:
+            return
+        now = self._clock()
+        start, end = self._window(self.policy.registration_window, now)
+        count = await self._store.hit(f"registrations:{client}", start, self.policy.registration_window)
+        if count > self.policy.client_registrations:
+            self._audit("throttle.rejected", scope="registration", client=client)
+            raise TooManyAttempts(_seconds_until(end, now))

@@ -1,0 +1,72 @@
+"""The audit trail in the database, written in batches off the request path."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import deque
+
+from sqlalchemy import insert
+
+from doorward.core.audit import AuditEvent
+from doorward.core.errors import StorageUnavailable
+from doorward.storage.store import SqlStore
+from doorward.storage.tables import audit_events
+
+_log = logging.getLogger("doorward.audit")
+
+
+class SqlAuditSink:
+    """Buffers events and inserts them in batches.
+
+    Recording never waits for the database: under a flood of rejected logins, one insert per
+    event would make the audit trail itself the bottleneck. The buffer is bounded; what it drops
+    when full is counted and logged (every event is in the log in any case).
+    """
+
+    def __init__(self, store: SqlStore, capacity: int = 10_000) -> None:
+        self._store = store
+        self._buffer: deque[AuditEvent] = deque()
+        self._capacity = capacity
+        self.dropped = 0
+
+    def record(self, event: AuditEvent) -> None:
+        if len(self._buffer) >= self._capacity:
+            self.dropped += 1
+            return
+        self._buffer.append(event)
+
+    async def flush(self) -> int:
+        """Write what is buffered; on a database fault keep it for the next try. Return rows written."""
+        batch = list(self._buffer)
+        if not batch:
+            return 0
+        rows = [
+            {
+                "at": e.at,
+                "event": e.event,
+                "user_id": e.user_id,
+                "client_address": e.client,
+                "detail": json.dumps(e.detail, default=str, sort_keys=True),
+            }
+            for e in batch
+        ]
+        try:
+            async with self._store.transaction() as conn:
+                await conn.execute(insert(audit_events), rows)
+        except StorageUnavailable:
+            _log.warning("audit events kept for the next flush", extra={"pending": len(batch)})
+            return 0
+        for _ in batch:
+            self._buffer.popleft()
+        if self.dropped:
+            _log.warning("audit events dropped: buffer full", extra={"dropped": self.dropped})
+            self.dropped = 0
+        return len(batch)
+
+    async def run(self, interval: float = 0.5) -> None:
+        """Flush every ``interval`` seconds until cancelled."""
+        while True:
+            await asyncio.sleep(interval)
+            await self.flush()

@@ -1,0 +1,82 @@
+"""Throttle counters in the database: atomic upserts every instance sees."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Table, bindparam, case, delete, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from doorward.core.throttle import AttemptState
+from doorward.storage.store import SqlStore
+from doorward.storage.tables import attempts, rate_windows
+
+_LOAD = select(attempts.c.failures, attempts.c.next_allowed_at).where(attempts.c.key == bindparam("key"))
+_COUNT = select(rate_windows.c.count).where(
+    rate_windows.c.key == bindparam("key"), rate_windows.c.window_start == bindparam("start")
+)
+
+
+class SqlThrottleStore:
+    """Counters in the ``attempts`` and ``rate_windows`` tables."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self._store = store
+        self._dialect = store.engine.dialect.name
+
+    async def load(self, key: str) -> AttemptState:
+        async with self._store.connection() as conn:
+            row = (await conn.execute(_LOAD, {"key": key})).first()
+        return AttemptState(row.failures, row.next_allowed_at) if row else AttemptState()
+
+    async def record_failure(self, key: str) -> int:
+        statement = self._insert(attempts).values(key=key, failures=1, updated_at=datetime.now(UTC))
+        statement = statement.on_conflict_do_update(
+            index_elements=[attempts.c.key],
+            set_={"failures": attempts.c.failures + 1, "updated_at": statement.excluded.updated_at},
+        ).returning(attempts.c.failures)
+        async with self._store.transaction() as conn:
+            return int((await conn.execute(statement)).scalar_one())
+
+    async def defer(self, key: str, until: datetime) -> None:
+        async with self._store.transaction() as conn:
+            await conn.execute(
+                update(attempts)
+                .where(
+                    attempts.c.key == key,
+                    or_(attempts.c.next_allowed_at.is_(None), attempts.c.next_allowed_at < until),
+                )
+                .values(next_allowed_at=until)
+            )
+
+    def _insert(self, table: Table) -> Any:
+        module: Any = postgresql if self._dialect == "postgresql" else sqlite
+        return module.insert(table)
+
+    async def clear(self, key: str) -> None:
+        async with self._store.transaction() as conn:
+            await conn.execute(delete(attempts).where(attempts.c.key == key))
+
+    async def hit(self, key: str, window_start: datetime, window: timedelta) -> int:
+        statement = self._insert(rate_windows).values(key=key, window_start=window_start, count=1)
+        statement = statement.on_conflict_do_update(
+            index_elements=[rate_windows.c.key],
+            set_={
+                "count": case(
+                    (
+                        rate_windows.c.window_start == statement.excluded.window_start,
+                        rate_windows.c.count + 1,
+                    ),
+                    else_=1,
+                ),
+                "window_start": statement.excluded.window_start,
+            },
+        ).returning(rate_windows.c.count)
+        async with self._store.transaction() as conn:
+            return int((await conn.execute(statement)).scalar_one())
+
+    async def count(self, key: str, window_start: datetime) -> int:
+        async with self._store.connection() as conn:
+            value = (await conn.execute(_COUNT, {"key": key, "start": window_start})).scalar()
+        return int(value or 0)

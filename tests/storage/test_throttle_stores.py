@@ -1,0 +1,88 @@
+"""The throttle counters' contract, on every real home they can have: SQLite, PostgreSQL, Redis."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from doorward.core import AttemptState, AuditEvent, ThrottleStore
+from doorward.storage import SqlStore, create_engine
+from doorward.storage.audit import SqlAuditSink
+from doorward.storage.redis_throttle import RedisThrottleStore
+from doorward.storage.throttle import SqlThrottleStore
+from tests.db import fetch
+
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "redis"])
+def target(request: pytest.FixtureRequest) -> tuple[str, str]:
+    """Where the counters live, and a URL (resolved here, outside the event loop)."""
+    if request.param == "redis":
+        return request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix")
+    fixture = "sqlite_url" if request.param == "sqlite" else "postgres_database"
+    return request.getfixturevalue(fixture), ""
+
+
+@pytest.fixture
+async def throttle_store(target: tuple[str, str]) -> AsyncIterator[ThrottleStore]:
+    url, prefix = target
+    if url.startswith("redis"):
+        store = RedisThrottleStore.from_url(url, timeout=2, prefix=prefix)
+        yield store
+        await store.close()
+        return
+    engine = create_engine(url)
+    yield SqlThrottleStore(SqlStore(engine))
+    await engine.dispose()
+
+
+async def test_failures_count_and_clear(throttle_store: ThrottleStore) -> None:
+    assert await throttle_store.load("account:a") == AttemptState()
+    assert [await throttle_store.record_failure("account:a") for _ in range(3)] == [1, 2, 3]
+    assert (await throttle_store.load("account:a")).failures == 3
+    assert (await throttle_store.load("account:b")).failures == 0
+    await throttle_store.clear("account:a")
+    assert await throttle_store.load("account:a") == AttemptState()
+
+
+async def test_concurrent_failures_are_all_counted(throttle_store: ThrottleStore) -> None:
+    counts = await asyncio.gather(*(throttle_store.record_failure("account:c") for _ in range(40)))
+    assert sorted(counts) == list(range(1, 41))
+
+
+async def test_the_wait_only_moves_later(throttle_store: ThrottleStore) -> None:
+    await throttle_store.record_failure("account:d")
+    await throttle_store.defer("account:d", T0 + timedelta(seconds=8))
+    await throttle_store.defer("account:d", T0 + timedelta(seconds=2))
+    state = await throttle_store.load("account:d")
+    assert state.next_allowed_at == T0 + timedelta(seconds=8)
+
+
+async def test_windows_count_and_roll_over(throttle_store: ThrottleStore) -> None:
+    window = timedelta(minutes=15)
+    assert await throttle_store.count("client:x", T0) == 0
+    assert [await throttle_store.hit("client:x", T0, window) for _ in range(3)] == [1, 2, 3]
+    assert await throttle_store.count("client:x", T0) == 3
+    assert await throttle_store.hit("client:x", T0 + window, window) == 1  # a new window starts at 1
+    assert await throttle_store.count("client:x", T0 + window) == 1
+
+
+async def test_audit_events_reach_the_table_in_batches(database_url: str) -> None:
+    engine = create_engine(database_url)
+    sink = SqlAuditSink(SqlStore(engine), capacity=5)
+    try:
+        for n in range(7):
+            sink.record(AuditEvent(T0, "login.failed", user_id=n, client="192.0.2.1", detail={"reason": "x"}))
+        assert sink.dropped == 2  # bounded: a flood cannot grow memory
+        assert await sink.flush() == 5
+        assert await sink.flush() == 0
+    finally:
+        await engine.dispose()
+    rows = await fetch(
+        database_url, "SELECT event, user_id, client_address, detail FROM audit_events ORDER BY id"
+    )
+    assert rows == [("login.failed", n, "192.0.2.1", '{"reason": "x"}') for n in range(5)]
