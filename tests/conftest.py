@@ -13,8 +13,8 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
+import redis
 from fastapi import FastAPI
-from redis import asyncio as aioredis
 from sqlalchemy import make_url
 
 from doorward.config import Settings
@@ -99,16 +99,9 @@ def postgres_template() -> Iterator[str]:
 
 def redis_unavailable() -> str | None:
     """None when the test Redis answers; otherwise why not, in one line."""
-
-    async def ping() -> None:
-        client = aioredis.from_url(REDIS_URL, socket_connect_timeout=2)
-        try:
-            await client.ping()
-        finally:
-            await client.aclose()
-
     try:
-        asyncio.run(ping())
+        with redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2) as client:
+            client.ping()
     except Exception as exc:
         return f"no Redis at {REDIS_URL} ({type(exc).__name__}: {exc})"
     return None
@@ -129,16 +122,9 @@ def redis_url() -> str:
 def redis_prefix(redis_url: str) -> Iterator[str]:
     prefix = f"doorward-test:{uuid.uuid4().hex[:12]}:"
     yield prefix
-
-    async def clean() -> None:
-        client = aioredis.from_url(redis_url)
-        try:
-            async for key in client.scan_iter(match=prefix + "*"):
-                await client.delete(key)
-        finally:
-            await client.aclose()
-
-    asyncio.run(clean())
+    with redis.Redis.from_url(redis_url) as client:
+        for key in client.scan_iter(match=prefix + "*"):
+            client.delete(key)
 
 
 @pytest.fixture

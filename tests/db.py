@@ -39,16 +39,16 @@ def table_names(database_url: str) -> set[str]:
 
 def schema_tables() -> set[str]:
     """The tables a migrated database has: doorward's plus Alembic's version table."""
-    from doorward.storage.tables import metadata  # noqa: PLC0415
+    from doorward.storage.tables import metadata
 
     return set(metadata.tables) | {"alembic_version"}
 
 
 def head_revision() -> str:
     """The newest migration's revision id."""
-    from alembic.script import ScriptDirectory  # noqa: PLC0415
+    from alembic.script import ScriptDirectory
 
-    from doorward.storage.migrate import alembic_config  # noqa: PLC0415
+    from doorward.storage.migrate import alembic_config
 
     head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
     assert head is not None

@@ -95,11 +95,11 @@ def user_count(database_url: str) -> int:
     return int(str(count))
 
 
-def api(database_url: str, action: Callable[[httpx.AsyncClient], Awaitable[T]]) -> T:
+def api(database_url: str, action: Callable[[httpx.AsyncClient], Awaitable[T]], **settings: object) -> T:
     """Run ``action`` against the real app (in-process, started and stopped) on this database."""
 
     async def main() -> T:
-        app = create_app(make_settings(database_url))
+        app = create_app(make_settings(database_url, **settings))
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
@@ -519,3 +519,25 @@ def test_tune_prints_a_profile_line() -> None:
     assert result.exit_code == 0, result.output
     first = result.stdout.splitlines()[0]
     assert re.fullmatch(r"argon2id m=8 KiB t=\d+ p=1: \d+\.\d ms per hash", first), first
+
+
+# --- users unlock --------------------------------------------------------------------------------
+
+
+def test_users_unlock_lifts_a_lockout(database_url: str) -> None:
+    add_user(database_url)
+    locked = {"throttle_lockout_failures": 3, "throttle_free_failures": 10}
+
+    def login_status(password: str) -> int:
+        async def action(client: httpx.AsyncClient) -> int:
+            response = await client.post("/login", json={"email": EMAIL, "password": password})
+            return response.status_code
+
+        return api(database_url, action, **locked)
+
+    assert [login_status("wrong password!") for _ in range(3)] == [401, 401, 401]
+    assert login_status(PASSWORD) == 429  # locked: even the right password waits
+    result = invoke(database_url, "users", "unlock", EMAIL)
+    assert result.exit_code == 0, result.output
+    assert login_status(PASSWORD) == 200
+    assert_one_line_error(invoke(database_url, "users", "unlock", "nobody@example.com"), "No account")

@@ -66,6 +66,30 @@ def test_sixteen_concurrent_registrations_of_one_email_make_one_account(
     assert fetch_sync(database_url, "SELECT count(*) FROM users") == [(1,)]
 
 
+@pytest.mark.parametrize("backend", ["database", "redis"])
+def test_the_throttle_holds_when_attempts_alternate_between_instances(
+    request: pytest.FixtureRequest, start_server: Callable[..., Server], database_url: str, backend: str
+) -> None:
+    counters = {}
+    if backend == "redis":
+        counters = {
+            "redis_url": request.getfixturevalue("redis_url"),
+            "redis_prefix": request.getfixturevalue("redis_prefix"),
+        }
+    servers = [start_server(database_url=database_url, **counters) for _ in range(2)]
+    wrong = {"email": EMAIL, "password": "not the password"}
+    with httpx.Client() as client:
+        registered = client.post(
+            f"{servers[0].base_url}/register", json={"email": EMAIL, "password": PASSWORD}
+        )
+        assert registered.status_code == 201
+        statuses = [client.post(f"{servers[n % 2].base_url}/login", json=wrong).status_code for n in range(7)]
+        right = client.post(f"{servers[1].base_url}/login", json={"email": EMAIL, "password": PASSWORD})
+    assert statuses == [401] * 5 + [429] * 2
+    assert right.status_code == 429
+    assert int(right.headers["retry-after"]) >= 1
+
+
 def wait_for(client: httpx.Client, path: str, status: int, headers: dict[str, str], within: float) -> int:
     """Poll until ``path`` answers ``status``; return how many answers it took."""
     deadline = time.monotonic() + within

@@ -75,6 +75,7 @@ class Settings(BaseSettings):
     redis_url: SecretStr | None = Field(
         None, description="redis://host:port/db: keep throttle counters in Redis instead of the database"
     )
+    redis_prefix: str = Field("doorward:", description="Prefix of every Redis key doorward writes")
     trusted_proxies: str = Field(
         "",
         description="Comma-separated addresses or networks whose X-Forwarded-For is believed; "

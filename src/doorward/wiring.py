@@ -62,7 +62,9 @@ async def open_services(settings: Settings, *, clock: Clock = utc_now) -> AsyncI
     audit_sink = SqlAuditSink(store)
     flusher = asyncio.create_task(audit_sink.run(), name="doorward-audit-flush")
     redis_store = (
-        RedisThrottleStore.from_url(settings.redis_url.get_secret_value(), timeout=settings.db_timeout)
+        RedisThrottleStore.from_url(
+            settings.redis_url.get_secret_value(), timeout=settings.db_timeout, prefix=settings.redis_prefix
+        )
         if settings.redis_url is not None
         else None
     )
