@@ -29,8 +29,14 @@ def django_pbkdf2(password: str, salt: str = "saltsalt", iterations: int = 1000)
     return f"pbkdf2_sha256${iterations}${salt}${base64.b64encode(digest).decode()}"
 
 
+def django_scrypt(password: str, salt: str = "saltsalt", n: int = 2**14) -> str:
+    digest = hashlib.scrypt(password.encode(), salt=salt.encode(), n=n, r=8, p=1, dklen=64)
+    return f"scrypt${n}${salt}$8$1${base64.b64encode(digest).decode()}"
+
+
 def legacy_hashes(password: str) -> dict[Scheme, str]:
     return {
+        Scheme.SCRYPT: django_scrypt(password),
         Scheme.SHA256: hashlib.sha256(password.encode()).hexdigest(),
         Scheme.BCRYPT: bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode(),
         Scheme.PBKDF2_SHA256: django_pbkdf2(password),
@@ -100,7 +106,7 @@ def test_wrapped_hash_depends_on_the_key(hasher: PasswordHasher) -> None:
     assert not PasswordHasher(TESTING, b"another key " * 3).verify(wrapped, Password(SECRET)).ok
 
 
-@pytest.mark.parametrize("scheme", [Scheme.BCRYPT, Scheme.PBKDF2_SHA256, Scheme.ARGON2])
+@pytest.mark.parametrize("scheme", [Scheme.BCRYPT, Scheme.PBKDF2_SHA256, Scheme.ARGON2, Scheme.SCRYPT])
 def test_import_keeps_salted_hashes_as_they_are(hasher: PasswordHasher, scheme: Scheme) -> None:
     stored = legacy_hashes(SECRET)[scheme]
     assert hasher.for_import(stored) == stored
@@ -115,6 +121,8 @@ def test_import_keeps_salted_hashes_as_they_are(hasher: PasswordHasher, scheme: 
         "pbkdf2_sha256$99999999999$salt$AAAA",  # would pin a core for minutes
         WRAPPED_SHA256_PREFIX + "$argon2id$x",  # only doorward makes these
         "$2b$31$" + "a" * 53,  # bcrypt cost 31: days per verification
+        "scrypt$1048576$salt$64$1$AAAA",  # 8 GiB
+        "scrypt$1000$salt$8$1$AAAA",  # n not a power of two
         "$argon2id$v=19$m=4194304,t=1000,p=4$c29tZXNhbHRzYWx0$" + "A" * 43,  # 4 GiB, 1000 passes
     ],
 )

@@ -158,6 +158,7 @@ async def test_unknown_path_and_method_keep_the_envelope(client: httpx.AsyncClie
     assert (missing.status_code, missing.json()["code"]) == (404, "not_found")
     wrong = await client.get("/login")
     assert (wrong.status_code, wrong.json()["code"]) == (405, "method_not_allowed")
+    assert wrong.headers["allow"] == "POST"
     assert_api_headers(wrong)
 
 

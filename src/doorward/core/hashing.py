@@ -31,6 +31,7 @@ WRAPPED_SHA256_PREFIX = "$doorward-sha256-hmac$"
 _MAX_PBKDF2_ITERATIONS = 5_000_000
 _MAX_BCRYPT_COST = 14
 _MAX_ARGON2_MEMORY_KIB = 256 * 1024
+_MAX_SCRYPT_MEMORY = 256 * 1024 * 1024  # bytes: 128 * n * r
 _MAX_ARGON2_TIME_COST = 16
 _MAX_ARGON2_PARALLELISM = 16
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
@@ -42,6 +43,7 @@ class Scheme(enum.Enum):
     ARGON2 = "argon2"
     BCRYPT = "bcrypt"
     PBKDF2_SHA256 = "pbkdf2_sha256"  # Django's format
+    SCRYPT = "scrypt"  # Django's format: scrypt$n$salt$r$p$base64
     SHA256 = "sha256"  # the seed's unsalted hex digest
     WRAPPED_SHA256 = "wrapped_sha256"
 
@@ -54,6 +56,8 @@ def identify(stored: str) -> Scheme | None:
         return Scheme.BCRYPT
     if stored.startswith("pbkdf2_sha256$") and stored.count("$") == 3:
         return Scheme.PBKDF2_SHA256
+    if stored.startswith("scrypt$") and stored.count("$") == 5:
+        return Scheme.SCRYPT
     if stored.startswith(WRAPPED_SHA256_PREFIX):
         return Scheme.WRAPPED_SHA256
     if _HEX64.fullmatch(stored):
@@ -135,6 +139,8 @@ class PasswordHasher:
                 ) from exc
         if scheme is Scheme.PBKDF2_SHA256 and not _pbkdf2_parts(stored):
             raise UnrecognisedHash("Malformed pbkdf2_sha256 hash")
+        if scheme is Scheme.SCRYPT and not _scrypt_parts(stored):
+            raise UnrecognisedHash("Malformed scrypt hash")
         if not within_cost_limits(scheme, stored):
             raise UnrecognisedHash(f"{scheme.value} hash is more costly than doorward verifies")
         return stored
@@ -167,6 +173,15 @@ class PasswordHasher:
             iterations, salt, expected = parts
             actual = hashlib.pbkdf2_hmac("sha256", secret, salt.encode(), iterations)
             return hmac.compare_digest(base64.b64encode(actual).decode(), expected)
+        if scheme is Scheme.SCRYPT:
+            scrypt = _scrypt_parts(stored)
+            if scrypt is None:
+                return False
+            n, salt, r, p, expected = scrypt
+            actual = hashlib.scrypt(
+                secret, salt=salt.encode(), n=n, r=r, p=p, maxmem=2 * _MAX_SCRYPT_MEMORY, dklen=64
+            )
+            return hmac.compare_digest(base64.b64encode(actual).decode(), expected)
         raise AssertionError(scheme)  # pragma: no cover - every scheme is handled above
 
 
@@ -178,6 +193,9 @@ def within_cost_limits(scheme: Scheme, stored: str) -> bool:
     if scheme is Scheme.PBKDF2_SHA256:
         parts = _pbkdf2_parts(stored)
         return parts is not None and parts[0] <= _MAX_PBKDF2_ITERATIONS
+    if scheme is Scheme.SCRYPT:
+        scrypt = _scrypt_parts(stored)
+        return scrypt is not None and 128 * scrypt[0] * scrypt[2] <= _MAX_SCRYPT_MEMORY and scrypt[3] <= 4
     if scheme is Scheme.ARGON2:
         try:
             params = argon2.extract_parameters(stored)
@@ -189,6 +207,16 @@ def within_cost_limits(scheme: Scheme, stored: str) -> bool:
             and params.parallelism <= _MAX_ARGON2_PARALLELISM
         )
     return True
+
+
+def _scrypt_parts(stored: str) -> tuple[int, str, int, int, str] | None:
+    _, n, salt, r, p, expected = stored.split("$")
+    if not (n.isdigit() and r.isdigit() and p.isdigit()):
+        return None
+    n_, r_, p_ = int(n), int(r), int(p)
+    if n_ < 2 or n_ & (n_ - 1) or r_ < 1 or p_ < 1:  # n must be a power of two
+        return None
+    return n_, salt, r_, p_, expected
 
 
 def _pbkdf2_parts(stored: str) -> tuple[int, str, str] | None:

@@ -111,7 +111,9 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 404:
             return error_response(NotFound())
         if exc.status_code == 405:
-            return error_response(MethodNotAllowed())
+            response = error_response(MethodNotAllowed())
+            response.headers.update(exc.headers or {})  # Allow: the methods the path does take
+            return response
         return error_response(InvalidRequest())
 
     async def on_validation_error(_request: Request, _exc: Exception) -> Envelope:
