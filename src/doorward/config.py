@@ -5,7 +5,8 @@ from __future__ import annotations
 import ipaddress
 import os
 from datetime import timedelta
-from typing import Annotated, Any
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -99,6 +100,39 @@ class Settings(BaseSettings):
         20, description="Registrations per client address per window"
     )
     throttle_registration_window: Duration = Field(timedelta(hours=1), description="Window of the above")
+    public_url: str = Field(
+        "http://127.0.0.1:8000", description="Where users reach doorward: the base of links in mails"
+    )
+    require_email_verification: bool = Field(
+        False,
+        description="New accounts must confirm their address before logging in; registration then "
+        "answers 202 alike for new and existing emails",
+    )
+    reset_token_lifetime: Duration = Field(timedelta(minutes=30), description="Password reset links expire")
+    verification_token_lifetime: Duration = Field(
+        timedelta(hours=24), description="Verification links expire"
+    )
+    mailer: Literal["file", "smtp"] = Field(
+        "file", description="file: write each mail as an .eml file into DOORWARD_MAIL_DIR; smtp: send it"
+    )
+    mail_dir: Path = Field(Path("./mail"), description="Where the file mailer writes")
+    mail_from: str = Field("doorward <no-reply@localhost>", description="From: of every mail")
+    smtp_host: str = "localhost"
+    smtp_port: Annotated[int, Field(ge=1, le=65535)] = 587
+    smtp_tls: Literal["starttls", "tls", "none"] = Field(
+        "starttls", description="starttls (port 587), tls (implicit, port 465) or none (local relays only)"
+    )
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    cookie_secure: bool = Field(
+        True,
+        description="Browser sessions use a __Host- cookie, which requires Secure. Browsers accept "
+        "Secure cookies from http://localhost; elsewhere plain HTTP needs this off (development only)",
+    )
+    cors_origins: str = Field(
+        "",
+        description="Comma-separated origins (https://app.example.com) that may call the API from a browser",
+    )
     max_body_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024
     log_level: str = "INFO"
 
@@ -128,6 +162,11 @@ class Settings(BaseSettings):
             except ValueError:
                 raise ValueError(f"not an address or network: {item!r}") from None
         return value
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        """``cors_origins`` parsed."""
+        return [origin.strip().rstrip("/") for origin in self.cors_origins.split(",") if origin.strip()]
 
     @property
     def trusted_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:

@@ -23,7 +23,7 @@ from doorward.web.schemas import (
     SessionCheckOut,
     ThrottledOut,
 )
-from doorward.web.transport import bearer_token, client_of
+from doorward.web.transport import client_of, session_token
 from doorward.wiring import Services
 
 router = APIRouter(default_response_class=Envelope)
@@ -125,7 +125,7 @@ async def register(request: Request, body: RegisterBody) -> Envelope:
     },
 )
 async def session(request: Request) -> Envelope:
-    token = bearer_token(request)
+    token = session_token(request)
     if token is None:
         raise InvalidSession()
     user, current = await _services(request).auth.check(token)
@@ -142,7 +142,7 @@ async def session(request: Request) -> Envelope:
     },
 )
 async def logout(request: Request) -> Envelope:
-    token = bearer_token(request)
+    token = session_token(request)
     if token is not None:
         await _services(request).auth.logout(token)
     return Envelope({"success": True})

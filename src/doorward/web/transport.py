@@ -13,6 +13,11 @@ MAX_USER_AGENT = 512
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+def session_token(request: Request) -> str | None:
+    """The session token a request carries, whichever way it travels."""
+    return bearer_token(request)
+
+
 def bearer_token(request: Request) -> str | None:
     """The token of an ``Authorization: Bearer <token>`` header, if one was sent."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
