@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -168,6 +169,7 @@ def database_url(request: pytest.FixtureRequest) -> str:
 def make_settings(database_url: str, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "database_url": database_url,
+        "mail_dir": Path(tempfile.gettempdir()) / "doorward-test-mail",
         "hash_profile": "testing",
         "hash_workers": 2,
         "hash_queue": 64,

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from doorward.core.audit import AuditEvent
 from doorward.core.errors import EmailTaken
-from doorward.core.models import NewUser, Session, User
+from doorward.core.models import AccountToken, NewUser, Session, TokenPurpose, User
 from doorward.core.throttle import AttemptState
 
 
@@ -18,6 +18,7 @@ from doorward.core.throttle import AttemptState
 class _Data:
     users: dict[int, User] = field(default_factory=dict)
     sessions: dict[bytes, Session] = field(default_factory=dict)
+    tokens: dict[bytes, AccountToken] = field(default_factory=dict)
     next_id: int = 1
 
 
@@ -39,6 +40,7 @@ class MemoryUsers:
             disabled=False,
             created_at=now,
             updated_at=now,
+            email_verified_at=now if new.email_verified else None,
         )
         self._data.users[user.id] = user
         self._data.next_id += 1
@@ -55,6 +57,15 @@ class MemoryUsers:
             return False
         self._data.users[user_id] = replace(user, password_hash=new, updated_at=now)
         return True
+
+    async def by_id(self, user_id: int) -> User | None:
+        return self._data.users.get(user_id)
+
+    async def set_password_hash(self, user_id: int, new: str, now: datetime) -> None:
+        self._data.users[user_id] = replace(self._data.users[user_id], password_hash=new, updated_at=now)
+
+    async def mark_verified(self, user_id: int, now: datetime) -> None:
+        self._data.users[user_id] = replace(self._data.users[user_id], email_verified_at=now)
 
     async def set_disabled(self, user_id: int, disabled: bool, now: datetime) -> None:
         self._data.users[user_id] = replace(self._data.users[user_id], disabled=disabled, updated_at=now)
@@ -79,10 +90,45 @@ class MemorySessions:
     async def delete(self, token_digest: bytes) -> bool:
         return self._data.sessions.pop(token_digest, None) is not None
 
-    async def delete_for_user(self, user_id: int) -> int:
-        doomed = [d for d, s in self._data.sessions.items() if s.user_id == user_id]
+    async def delete_for_user(self, user_id: int, keep: str | None = None) -> int:
+        doomed = [d for d, s in self._data.sessions.items() if s.user_id == user_id and s.id != keep]
         for digest in doomed:
             del self._data.sessions[digest]
+        return len(doomed)
+
+    async def list_for_user(self, user_id: int) -> list[Session]:
+        mine = [s for s in self._data.sessions.values() if s.user_id == user_id]
+        return sorted(mine, key=lambda s: s.created_at, reverse=True)
+
+    async def delete_by_id(self, user_id: int, session_id: str) -> bool:
+        for digest, session in list(self._data.sessions.items()):
+            if session.id == session_id and session.user_id == user_id:
+                del self._data.sessions[digest]
+                return True
+        return False
+
+
+class MemoryTokens:
+    def __init__(self, data: _Data) -> None:
+        self._data = data
+
+    async def add(self, token: AccountToken) -> None:
+        self._data.tokens[token.digest] = token
+
+    async def find(self, digest: bytes, purpose: TokenPurpose) -> AccountToken | None:
+        token = self._data.tokens.get(digest)
+        return token if token and token.purpose is purpose else None
+
+    async def take(self, digest: bytes, purpose: TokenPurpose) -> AccountToken | None:
+        token = await self.find(digest, purpose)
+        if token:
+            del self._data.tokens[digest]
+        return token
+
+    async def delete_for_user(self, user_id: int, purpose: TokenPurpose) -> int:
+        doomed = [d for d, t in self._data.tokens.items() if t.user_id == user_id and t.purpose is purpose]
+        for digest in doomed:
+            del self._data.tokens[digest]
         return len(doomed)
 
 
@@ -90,6 +136,7 @@ class MemoryTransaction:
     def __init__(self, data: _Data) -> None:
         self.users = MemoryUsers(data)
         self.sessions = MemorySessions(data)
+        self.tokens = MemoryTokens(data)
 
 
 class MemoryStore:
@@ -153,3 +200,22 @@ class MemoryAuditSink:
 
     def names(self) -> list[str]:
         return [event.event for event in self.events]
+
+
+class RecordingNotifications:
+    """The core's mails, kept as (kind, to, token-or-None) for tests to read."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, str | None]] = []
+
+    def password_reset(self, to: str, token: str) -> None:
+        self.sent.append(("password_reset", to, token))
+
+    def password_changed(self, to: str) -> None:
+        self.sent.append(("password_changed", to, None))
+
+    def verify_email(self, to: str, token: str) -> None:
+        self.sent.append(("verify_email", to, token))
+
+    def registration_attempt(self, to: str) -> None:
+        self.sent.append(("registration_attempt", to, None))

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from doorward.config import Settings
 from doorward.core import (
+    AccountPolicy,
     Auditor,
     Authenticator,
     Clock,
@@ -26,6 +27,7 @@ from doorward.core import (
     utc_now,
 )
 from doorward.core.profiles import TESTING
+from doorward.mail import FileTransport, MailOutbox, SmtpTransport, Transport
 from doorward.storage import SqlStore, create_engine, load_or_create_secret
 from doorward.storage.audit import SqlAuditSink
 from doorward.storage.redis_throttle import RedisThrottleStore
@@ -44,6 +46,7 @@ class Services:
     pool: HashPool
     auth: Authenticator
     audit_sink: SqlAuditSink
+    outbox: MailOutbox
 
 
 @asynccontextmanager
@@ -69,6 +72,14 @@ async def open_services(settings: Settings, *, clock: Clock = utc_now) -> AsyncI
         else None
     )
     throttle_store: ThrottleStore = redis_store or SqlThrottleStore(store)
+    outbox = MailOutbox(
+        mail_transport(settings),
+        sender=settings.mail_from,
+        public_url=settings.public_url,
+        reset_minutes=max(1, int(settings.reset_token_lifetime.total_seconds() // 60)),
+    )
+    postman = asyncio.create_task(outbox.run(), name="doorward-mail")
+    auth: Authenticator | None = None
     try:
         key = (
             settings.pepper.get_secret_value().encode()
@@ -86,12 +97,31 @@ async def open_services(settings: Settings, *, clock: Clock = utc_now) -> AsyncI
             ),
             throttle=Throttle(throttle_store, throttle_policy(settings), clock, audit),
             audit=audit,
+            notifications=outbox,
+            account_policy=AccountPolicy(
+                require_email_verification=settings.require_email_verification,
+                reset_token_lifetime=settings.reset_token_lifetime,
+                verification_token_lifetime=settings.verification_token_lifetime,
+            ),
             clock=clock,
         )
         yield Services(
-            settings=settings, engine=engine, store=store, pool=pool, auth=auth, audit_sink=audit_sink
+            settings=settings,
+            engine=engine,
+            store=store,
+            pool=pool,
+            auth=auth,
+            audit_sink=audit_sink,
+            outbox=outbox,
         )
     finally:
+        if auth is not None:
+            await auth.background.drain()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(outbox.drain(), timeout=5)  # mails in flight, not the retry tail
+        postman.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await postman
         flusher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await flusher
@@ -100,6 +130,19 @@ async def open_services(settings: Settings, *, clock: Clock = utc_now) -> AsyncI
             await redis_store.close()
         pool.close()
         await engine.dispose()
+
+
+def mail_transport(settings: Settings) -> Transport:
+    """The transport DOORWARD_MAILER names."""
+    if settings.mailer == "smtp":
+        return SmtpTransport(
+            settings.smtp_host,
+            settings.smtp_port,
+            settings.smtp_tls,
+            settings.smtp_username,
+            settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+        )
+    return FileTransport(settings.mail_dir)
 
 
 def throttle_policy(settings: Settings) -> ThrottlePolicy:

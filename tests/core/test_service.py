@@ -34,7 +34,7 @@ from doorward.core.models import NewUser
 from doorward.core.profiles import TESTING
 from doorward.core.tokens import token_digest
 from tests.conftest import EMAIL, PASSWORD, FakeClock
-from tests.fakes import MemoryAuditSink, MemoryStore, MemoryThrottleStore
+from tests.fakes import MemoryAuditSink, MemoryStore, MemoryThrottleStore, RecordingNotifications
 
 CLIENT = Client(address="192.0.2.1", user_agent="pytest")
 
@@ -72,6 +72,7 @@ def auth(store: MemoryStore, hasher: RecordingHasher, clock: FakeClock) -> Authe
         session_policy=SessionPolicy(lifetime=timedelta(hours=24), idle_timeout=timedelta(minutes=30)),
         throttle=Throttle(MemoryThrottleStore(), ThrottlePolicy(), clock, audit),
         audit=audit,
+        notifications=RecordingNotifications(),
         clock=clock,
     )
 

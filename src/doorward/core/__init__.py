@@ -7,12 +7,13 @@ from doorward.core.hashpool import HashPool
 from doorward.core.models import Client, LoginResult, NewUser, Session, User
 from doorward.core.passwords import Password, PasswordPolicy
 from doorward.core.profiles import DEFAULT_PROFILE, PROFILES, Profile
-from doorward.core.service import Authenticator, ImportReport, ImportRow, SessionPolicy
+from doorward.core.service import AccountPolicy, Authenticator, ImportReport, ImportRow, SessionPolicy
 from doorward.core.throttle import AttemptState, Throttle, ThrottlePolicy, ThrottleStore
 
 __all__ = [
     "DEFAULT_PROFILE",
     "PROFILES",
+    "AccountPolicy",
     "AttemptState",
     "AuditEvent",
     "AuditSink",

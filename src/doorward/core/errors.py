@@ -84,6 +84,41 @@ class InvalidCredentials(DoorwardError):
     message = "Invalid credentials"
 
 
+class InvalidCurrentPassword(InvalidRequest):
+    """A password change named a wrong current password (counted like a failed login)."""
+
+    code = "invalid_current_password"
+    message = "The current password is not correct"
+
+
+class TokenInvalid(InvalidRequest):
+    """A reset or verification token that is unknown or was already used."""
+
+    code = "token_invalid"
+    message = "This link is not valid (it may have been used already); request a new one"
+
+
+class TokenExpired(InvalidRequest):
+    """A reset or verification token past its lifetime."""
+
+    code = "token_expired"
+    message = "This link has expired; request a new one"
+
+
+class EmailUnverified(DoorwardError):
+    """The password was right, but the account's email address is not verified yet."""
+
+    code = "email_unverified"
+    message = "Email address not verified: follow the link we sent, or ask for a new one"
+
+
+class SessionNotFound(DoorwardError):
+    """No session of the current user has this id."""
+
+    code = "session_not_found"
+    message = "No such session"
+
+
 class InvalidSession(DoorwardError):
     """The session token is missing, malformed, unknown, expired or revoked."""
 

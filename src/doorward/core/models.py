@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -17,6 +18,7 @@ class User:
     disabled: bool
     created_at: datetime
     updated_at: datetime
+    email_verified_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -56,3 +58,22 @@ class NewUser:
     email: str
     email_canonical: str
     password_hash: str = field(repr=False)
+    email_verified: bool = False
+
+
+class TokenPurpose(enum.Enum):
+    """What a mailed, single-use token lets its holder do."""
+
+    RESET_PASSWORD = "reset"  # noqa: S105 - a purpose label, not a password
+    VERIFY_EMAIL = "verify"
+
+
+@dataclass(frozen=True)
+class AccountToken:
+    """A mailed token as stored: its digest, never the token itself."""
+
+    digest: bytes
+    user_id: int
+    purpose: TokenPurpose
+    created_at: datetime
+    expires_at: datetime

@@ -7,7 +7,7 @@ from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Protocol
 
-from doorward.core.models import NewUser, Session, User
+from doorward.core.models import AccountToken, NewUser, Session, TokenPurpose, User
 
 
 class Users(Protocol):
@@ -15,6 +15,9 @@ class Users(Protocol):
 
     async def by_canonical_email(self, email_canonical: str) -> User | None:
         """The account with this canonical email, if any."""
+
+    async def by_id(self, user_id: int) -> User | None:
+        """The account with this id, if any."""
 
     async def add(self, new: NewUser, now: datetime) -> User:
         """Create an account; raise EmailTaken if the canonical email exists."""
@@ -25,8 +28,14 @@ class Users(Protocol):
     async def replace_password_hash(self, user_id: int, old: str, new: str, now: datetime) -> bool:
         """Compare-and-set: replace the hash only if it is still ``old`` (no lost concurrent change)."""
 
+    async def set_password_hash(self, user_id: int, new: str, now: datetime) -> None:
+        """Replace the hash unconditionally (a change or a reset)."""
+
     async def set_disabled(self, user_id: int, disabled: bool, now: datetime) -> None:
         """Disable or re-enable an account."""
+
+    async def mark_verified(self, user_id: int, now: datetime) -> None:
+        """Record that the account's email address was confirmed."""
 
 
 class Sessions(Protocol):
@@ -44,8 +53,30 @@ class Sessions(Protocol):
     async def delete(self, token_digest: bytes) -> bool:
         """End the session with this token digest; False if there was none."""
 
-    async def delete_for_user(self, user_id: int) -> int:
-        """End every session of a user; return how many ended."""
+    async def delete_for_user(self, user_id: int, keep: str | None = None) -> int:
+        """End every session of a user (but ``keep``, if given); return how many ended."""
+
+    async def list_for_user(self, user_id: int) -> list[Session]:
+        """Every stored session of a user, newest first (expired ones included: the core filters)."""
+
+    async def delete_by_id(self, user_id: int, session_id: str) -> bool:
+        """End one session of this user; False if the user has no session with this id."""
+
+
+class Tokens(Protocol):
+    """Mailed single-use tokens (password reset, email verification), by digest."""
+
+    async def add(self, token: AccountToken) -> None:
+        """Store a new token."""
+
+    async def find(self, digest: bytes, purpose: TokenPurpose) -> AccountToken | None:
+        """The token with this digest and purpose, left in place."""
+
+    async def take(self, digest: bytes, purpose: TokenPurpose) -> AccountToken | None:
+        """Remove and return the token with this digest and purpose (single use)."""
+
+    async def delete_for_user(self, user_id: int, purpose: TokenPurpose) -> int:
+        """Remove every token of a user for this purpose (a new one replaces them)."""
 
 
 class Transaction(Protocol):
@@ -58,6 +89,10 @@ class Transaction(Protocol):
     @property
     def sessions(self) -> Sessions:
         """The sessions, inside this transaction."""
+
+    @property
+    def tokens(self) -> Tokens:
+        """The mailed tokens, inside this transaction."""
 
 
 class Store(Protocol):

@@ -4,25 +4,31 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from doorward.core.audit import Auditor
+from doorward.core.background import Background
 from doorward.core.clock import Clock, utc_now
 from doorward.core.emails import MAX_EMAIL_LENGTH, canonical_email, validate_new_email
 from doorward.core.errors import (
     DoorwardError,
     EmailTaken,
+    EmailUnverified,
     InvalidCredentials,
+    InvalidCurrentPassword,
     InvalidRequest,
     InvalidSession,
     LoginRequestInvalid,
     Overloaded,
+    TokenExpired,
+    TokenInvalid,
     UserNotFound,
 )
 from doorward.core.hashing import PasswordHasher
 from doorward.core.hashpool import HashPool
-from doorward.core.models import Client, LoginResult, NewUser, Session, User
+from doorward.core.models import AccountToken, Client, LoginResult, NewUser, Session, TokenPurpose, User
+from doorward.core.notifications import Notifications
 from doorward.core.passwords import MAX_RAW_PASSWORD_LENGTH, Password, PasswordPolicy
 from doorward.core.ports import Store, Users
 from doorward.core.throttle import Throttle
@@ -39,6 +45,15 @@ class SessionPolicy:
     idle_timeout: timedelta | None = None
     # last_seen is written at most this often, so a busy token does not write on every request.
     touch_interval: timedelta = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class AccountPolicy:
+    """The account lifecycle's settings."""
+
+    require_email_verification: bool = False
+    reset_token_lifetime: timedelta = timedelta(minutes=30)
+    verification_token_lifetime: timedelta = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
@@ -71,9 +86,15 @@ class Authenticator:
         session_policy: SessionPolicy,
         throttle: Throttle,
         audit: Auditor,
+        notifications: Notifications,
+        account_policy: AccountPolicy | None = None,
+        background: Background | None = None,
         clock: Clock = utc_now,
     ) -> None:
         self._store = store
+        self._notify = notifications
+        self._accounts = account_policy or AccountPolicy()
+        self.background = background or Background()
         self._throttle = throttle
         self._audit = audit
         self._hasher = hasher
@@ -82,21 +103,55 @@ class Authenticator:
         self._sessions = session_policy
         self._clock = clock
 
-    async def register(self, email: str, password: str, client: Client | None = None) -> User:
-        """Create an account after checking the email's shape and the password policy."""
+    async def register(
+        self, email: str, password: str, client: Client | None = None, *, verified: bool = False
+    ) -> User | None:
+        """Create an account after checking the email's shape and the password policy.
+
+        With email verification required, an existing email is not an error: its owner is told by
+        mail, the caller gets None, and the same hash is spent, so the answer and its time match a
+        new account's. Without it, an existing email raises EmailTaken.
+        """
         await self._throttle.admit_registration(client.address if client else None)
         stored_email = validate_new_email(email)
         canonical = canonical_email(email)
         secret = Password(password)
         self._passwords.check(secret, email=canonical)
+        hide_existence = self._accounts.require_email_verification and not verified
         async with self._store.read() as tx:
-            if await tx.users.by_canonical_email(canonical) is not None:
-                raise EmailTaken()
+            existing = await tx.users.by_canonical_email(canonical)
+        if existing is not None and not hide_existence:
+            raise EmailTaken()
         password_hash = await self._hash(self._hasher.hash, secret)
-        async with self._store.write() as tx:
-            user = await tx.users.add(NewUser(stored_email, canonical, password_hash), self._clock())
+        try:
+            if existing is not None:
+                raise EmailTaken()
+            token = new_token()
+            now = self._clock()
+            async with self._store.write() as tx:
+                user = await tx.users.add(
+                    NewUser(stored_email, canonical, password_hash, email_verified=verified), now
+                )
+                if hide_existence:
+                    await tx.tokens.add(self._account_token(token, user.id, TokenPurpose.VERIFY_EMAIL, now))
+        except EmailTaken:
+            if not hide_existence:
+                raise
+            self._notify.registration_attempt(existing.email if existing else stored_email)
+            self._audit("user.registration_repeated", user_id=existing.id if existing else None)
+            return None
+        if hide_existence:
+            self._notify.verify_email(user.email, token)
         self._audit("user.registered", user_id=user.id)
         return user
+
+    def _account_token(self, token: str, user_id: int, purpose: TokenPurpose, now: datetime) -> AccountToken:
+        lifetime = (
+            self._accounts.reset_token_lifetime
+            if purpose is TokenPurpose.RESET_PASSWORD
+            else self._accounts.verification_token_lifetime
+        )
+        return AccountToken(token_digest(token), user_id, purpose, now, now + lifetime)
 
     async def login(self, email: str, password: str, client: Client) -> LoginResult:
         """Verify the credentials and open a session.
@@ -133,6 +188,9 @@ class Authenticator:
             await self._throttle.login_failed(canonical, client.address)
             raise InvalidCredentials()
         await self._throttle.login_succeeded(canonical, attempts)
+        if self._accounts.require_email_verification and user.email_verified_at is None:
+            self._audit("login.unverified", user_id=user.id, client=client.address)
+            raise EmailUnverified()
 
         new_hash = await self._rehash(secret) if verdict.needs_rehash else None
         token = new_token()
@@ -202,8 +260,9 @@ class Authenticator:
             self._audit("session.ended", reason="logout")
 
     async def add_user(self, email: str, password: str) -> User:
-        """Administrative account creation: the same rules as registration, no client limit."""
-        user = await self.register(email, password)
+        """Administrative account creation: the same rules as registration; the address counts as verified."""
+        user = await self.register(email, password, verified=True)
+        assert user is not None  # verified accounts never hide existence: EmailTaken instead
         self._audit("admin.user_added", user_id=user.id)
         return user
 
@@ -265,7 +324,164 @@ class Authenticator:
         if canonical in seen:
             raise EmailTaken("Duplicate email in this file")
         password_hash = await self._hash(self._hasher.for_import, row.password_hash)
-        return NewUser(stored_email, canonical, password_hash)
+        return NewUser(stored_email, canonical, password_hash, email_verified=True)
+
+    # --- sessions the user can see and end -------------------------------------------------------
+
+    async def list_sessions(self, user_id: int) -> list[Session]:
+        """The user's live sessions, newest first."""
+        async with self._store.read() as tx:
+            stored = await tx.sessions.list_for_user(user_id)
+        now = self._clock()
+        return [s for s in stored if self._is_live(s, now)]
+
+    def _is_live(self, session: Session, now: datetime) -> bool:
+        idle = self._sessions.idle_timeout
+        return now < session.expires_at and (idle is None or now - session.last_seen_at < idle)
+
+    async def end_session(self, user_id: int, session_id: str) -> bool:
+        """End one of the user's own sessions; False if the user has none with this id."""
+        async with self._store.write() as tx:
+            ended = await tx.sessions.delete_by_id(user_id, session_id)
+        if ended:
+            self._audit("session.ended", user_id=user_id, session_id=session_id, reason="revoked")
+        return ended
+
+    async def logout_all(self, user_id: int, keep_session_id: str | None = None) -> int:
+        """End every session of the user (but ``keep_session_id``); return how many ended."""
+        async with self._store.write() as tx:
+            ended = await tx.sessions.delete_for_user(user_id, keep=keep_session_id)
+        self._audit("session.ended_all", user_id=user_id, sessions_ended=ended)
+        return ended
+
+    # --- passwords: change and reset ---------------------------------------------------------------
+
+    async def change_password(
+        self, user: User, session: Session, current_password: str, new_password: str, client: Client
+    ) -> None:
+        """Set a new password, proven by the current one; every other session of the user ends.
+
+        A wrong current password counts as a failed login for the throttle.
+        """
+        attempts = await self._throttle.admit_login(user.email_canonical, client.address)
+        try:
+            current = Password(current_password)
+        except InvalidRequest as exc:
+            raise InvalidCurrentPassword() from exc
+        verdict = await self._hash(self._hasher.verify, user.password_hash, current)
+        if not verdict.ok:
+            await self._throttle.login_failed(user.email_canonical, client.address)
+            self._audit("password.change_failed", user_id=user.id, client=client.address)
+            raise InvalidCurrentPassword()
+        new = Password(new_password)
+        self._passwords.check(new, email=user.email_canonical)
+        new_hash = await self._hash(self._hasher.hash, new)
+        async with self._store.write() as tx:
+            await tx.users.set_password_hash(user.id, new_hash, self._clock())
+            ended = await tx.sessions.delete_for_user(user.id, keep=session.id)
+            await tx.tokens.delete_for_user(user.id, TokenPurpose.RESET_PASSWORD)
+        await self._throttle.login_succeeded(user.email_canonical, attempts)
+        self._notify.password_changed(user.email)
+        self._audit("password.changed", user_id=user.id, sessions_ended=ended, client=client.address)
+
+    async def request_password_reset(self, email: str, client: Client) -> None:
+        """Mail a reset link if the account exists. Returns at once either way: the lookup, the token
+        and the mail happen in the background, so the answer and its time say nothing.
+        """
+        await self._throttle.admit_mail(client.address)
+        canonical = canonical_email(email)
+        if not canonical or len(canonical) > MAX_EMAIL_LENGTH:
+            raise InvalidRequest("Email address required")
+        self.background.spawn(self._send_reset(canonical, client), "password-reset")
+
+    async def _send_reset(self, canonical: str, client: Client) -> None:
+        async with self._store.read() as tx:
+            user = await tx.users.by_canonical_email(canonical)
+        if user is None or user.disabled:
+            self._audit("password.reset_requested", outcome="no_account", client=client.address)
+            return
+        if not await self._throttle.allow_account_mail(canonical):
+            self._audit(
+                "password.reset_requested", outcome="mail_limit", user_id=user.id, client=client.address
+            )
+            return
+        token = new_token()
+        now = self._clock()
+        async with self._store.write() as tx:
+            await tx.tokens.delete_for_user(user.id, TokenPurpose.RESET_PASSWORD)
+            await tx.tokens.add(self._account_token(token, user.id, TokenPurpose.RESET_PASSWORD, now))
+        self._notify.password_reset(user.email, token)
+        self._audit("password.reset_requested", outcome="mailed", user_id=user.id, client=client.address)
+
+    async def reset_password(self, token: str, new_password: str) -> None:
+        """Set a new password with a mailed token; all the user's sessions end; the token is used up.
+
+        A password the policy refuses leaves the token usable for a better one.
+        """
+        if not looks_like_token(token):
+            raise TokenInvalid()
+        digest = token_digest(token)
+        new = Password(new_password)
+        async with self._store.read() as tx:
+            found = await tx.tokens.find(digest, TokenPurpose.RESET_PASSWORD)
+            user = await tx.users.by_id(found.user_id) if found else None
+        if found is None or user is None:
+            raise TokenInvalid()
+        if self._clock() >= found.expires_at:
+            raise TokenExpired()
+        self._passwords.check(new, email=user.email_canonical)
+        new_hash = await self._hash(self._hasher.hash, new)
+        now = self._clock()
+        async with self._store.write() as tx:
+            if await tx.tokens.take(digest, TokenPurpose.RESET_PASSWORD) is None:
+                raise TokenInvalid()  # used by a concurrent request meanwhile
+            await tx.users.set_password_hash(user.id, new_hash, now)
+            ended = await tx.sessions.delete_for_user(user.id)
+            await tx.tokens.delete_for_user(user.id, TokenPurpose.RESET_PASSWORD)
+            if user.email_verified_at is None:
+                await tx.users.mark_verified(user.id, now)  # the mail reached its owner
+        await self._throttle.unlock(user.email_canonical)
+        self._notify.password_changed(user.email)
+        self._audit("password.reset", user_id=user.id, sessions_ended=ended)
+
+    # --- email verification ------------------------------------------------------------------------
+
+    async def verify_email(self, token: str) -> None:
+        """Confirm an address with the token mailed at registration."""
+        if not looks_like_token(token):
+            raise TokenInvalid()
+        now = self._clock()
+        async with self._store.write() as tx:
+            found = await tx.tokens.take(token_digest(token), TokenPurpose.VERIFY_EMAIL)
+            if found is None:
+                raise TokenInvalid()
+            if now >= found.expires_at:
+                raise TokenExpired()  # rolls back: the expired token stays, and stays expired
+            await tx.users.mark_verified(found.user_id, now)
+        self._audit("user.email_verified", user_id=found.user_id)
+
+    async def resend_verification(self, email: str, client: Client) -> None:
+        """Mail a new verification link if an unverified account has this address; at once either way."""
+        await self._throttle.admit_mail(client.address)
+        canonical = canonical_email(email)
+        if not canonical or len(canonical) > MAX_EMAIL_LENGTH:
+            raise InvalidRequest("Email address required")
+        self.background.spawn(self._send_verification(canonical), "verification-resend")
+
+    async def _send_verification(self, canonical: str) -> None:
+        async with self._store.read() as tx:
+            user = await tx.users.by_canonical_email(canonical)
+        if user is None or user.disabled or user.email_verified_at is not None:
+            return
+        if not await self._throttle.allow_account_mail(canonical):
+            return
+        token = new_token()
+        now = self._clock()
+        async with self._store.write() as tx:
+            await tx.tokens.delete_for_user(user.id, TokenPurpose.VERIFY_EMAIL)
+            await tx.tokens.add(self._account_token(token, user.id, TokenPurpose.VERIFY_EMAIL, now))
+        self._notify.verify_email(user.email, token)
+        self._audit("user.verification_sent", user_id=user.id)
 
     @staticmethod
     async def _require_user(users: Users, email: str) -> User:

@@ -60,6 +60,9 @@ class ThrottlePolicy:
     client_window: timedelta = timedelta(minutes=15)
     client_registrations: int = 20  # registrations per client address per window
     registration_window: timedelta = timedelta(hours=1)
+    client_mails: int = 10  # requests that send mail (reset, verification) per client address per window
+    account_mails: int = 3  # mails of those kinds to one address per window: no mail bombing
+    mail_window: timedelta = timedelta(hours=1)
 
     def delay_after(self, failures: int) -> timedelta:
         """The wait imposed after ``failures`` consecutive failures: none, then 1 s doubling to the cap."""
@@ -138,3 +141,22 @@ class Throttle:
         if count > self.policy.client_registrations:
             self._audit("throttle.rejected", scope="registration", client=client)
             raise TooManyAttempts(_seconds_until(end, now))
+
+    async def admit_mail(self, client: str | None) -> None:
+        """Count a request that may send mail against the client, or raise TooManyAttempts."""
+        if client is None:
+            return
+        now = self._clock()
+        start, end = self._window(self.policy.mail_window, now)
+        if (
+            await self._store.hit(f"mails:{client}", start, self.policy.mail_window)
+            > self.policy.client_mails
+        ):
+            self._audit("throttle.rejected", scope="mail", client=client)
+            raise TooManyAttempts(_seconds_until(end, now))
+
+    async def allow_account_mail(self, account: str) -> bool:
+        """Whether one more mail may go to this address in this window (silently dropped if not)."""
+        start, _ = self._window(self.policy.mail_window, self._clock())
+        count = await self._store.hit(f"account-mails:{account}", start, self.policy.mail_window)
+        return count <= self.policy.account_mails

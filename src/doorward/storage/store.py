@@ -13,9 +13,9 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from doorward.core.errors import EmailTaken, StorageUnavailable
-from doorward.core.models import NewUser, Session, User
+from doorward.core.models import AccountToken, NewUser, Session, TokenPurpose, User
 from doorward.storage.database import WRITE_OPTION
-from doorward.storage.tables import sessions, users
+from doorward.storage.tables import account_tokens, sessions, users
 
 # What "the database is not there" looks like from each driver. Integrity errors are not among them:
 # they mean the data said no, and are translated where they can happen.
@@ -41,6 +41,7 @@ def _user(row: Any) -> User:
         disabled=row.disabled,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        email_verified_at=row.email_verified_at,
     )
 
 
@@ -53,6 +54,10 @@ class SqlUsers:
     async def by_canonical_email(self, email_canonical: str) -> User | None:
         result = await self._conn.execute(select(users).where(users.c.email_canonical == email_canonical))
         row = result.first()
+        return _user(row) if row else None
+
+    async def by_id(self, user_id: int) -> User | None:
+        row = (await self._conn.execute(select(users).where(users.c.id == user_id))).first()
         return _user(row) if row else None
 
     async def add(self, new: NewUser, now: datetime) -> User:
@@ -79,6 +84,16 @@ class SqlUsers:
         )
         return result.rowcount == 1
 
+    async def set_password_hash(self, user_id: int, new: str, now: datetime) -> None:
+        await self._conn.execute(
+            update(users).where(users.c.id == user_id).values(password_hash=new, updated_at=now)
+        )
+
+    async def mark_verified(self, user_id: int, now: datetime) -> None:
+        await self._conn.execute(
+            update(users).where(users.c.id == user_id).values(email_verified_at=now, updated_at=now)
+        )
+
     async def set_disabled(self, user_id: int, disabled: bool, now: datetime) -> None:
         await self._conn.execute(
             update(users).where(users.c.id == user_id).values(disabled=disabled, updated_at=now)
@@ -93,6 +108,7 @@ def _new_user_values(new: NewUser, now: datetime) -> dict[str, Any]:
         "disabled": False,
         "created_at": now,
         "updated_at": now,
+        "email_verified_at": now if new.email_verified else None,
     }
 
 
@@ -132,6 +148,20 @@ class SqlSessions:
         )
         return session, _user(row)
 
+    async def list_for_user(self, user_id: int) -> list[Session]:
+        rows = await self._conn.execute(
+            select(*(c for c in sessions.c if c.name != "token_digest"))
+            .where(sessions.c.user_id == user_id)
+            .order_by(sessions.c.created_at.desc())
+        )
+        return [Session(**row._mapping) for row in rows]
+
+    async def delete_by_id(self, user_id: int, session_id: str) -> bool:
+        result = await self._conn.execute(
+            delete(sessions).where(sessions.c.id == session_id, sessions.c.user_id == user_id)
+        )
+        return result.rowcount > 0
+
     async def touch(self, session_id: str, now: datetime) -> None:
         await self._conn.execute(update(sessions).where(sessions.c.id == session_id).values(last_seen_at=now))
 
@@ -139,8 +169,63 @@ class SqlSessions:
         result = await self._conn.execute(delete(sessions).where(sessions.c.token_digest == token_digest))
         return result.rowcount > 0
 
-    async def delete_for_user(self, user_id: int) -> int:
-        result = await self._conn.execute(delete(sessions).where(sessions.c.user_id == user_id))
+    async def delete_for_user(self, user_id: int, keep: str | None = None) -> int:
+        statement = delete(sessions).where(sessions.c.user_id == user_id)
+        if keep is not None:
+            statement = statement.where(sessions.c.id != keep)
+        result = await self._conn.execute(statement)
+        return int(result.rowcount)
+
+
+def _token(row: Any) -> AccountToken:
+    return AccountToken(
+        bytes(row.digest), row.user_id, TokenPurpose(row.purpose), row.created_at, row.expires_at
+    )
+
+
+class SqlTokens:
+    """Mailed tokens in ``account_tokens``, by digest."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def add(self, token: AccountToken) -> None:
+        await self._conn.execute(
+            insert(account_tokens).values(
+                digest=token.digest,
+                user_id=token.user_id,
+                purpose=token.purpose.value,
+                created_at=token.created_at,
+                expires_at=token.expires_at,
+            )
+        )
+
+    async def find(self, digest: bytes, purpose: TokenPurpose) -> AccountToken | None:
+        row = (
+            await self._conn.execute(
+                select(account_tokens).where(
+                    account_tokens.c.digest == digest, account_tokens.c.purpose == purpose.value
+                )
+            )
+        ).first()
+        return _token(row) if row else None
+
+    async def take(self, digest: bytes, purpose: TokenPurpose) -> AccountToken | None:
+        row = (
+            await self._conn.execute(
+                delete(account_tokens)
+                .where(account_tokens.c.digest == digest, account_tokens.c.purpose == purpose.value)
+                .returning(*account_tokens.c)
+            )
+        ).first()
+        return _token(row) if row else None
+
+    async def delete_for_user(self, user_id: int, purpose: TokenPurpose) -> int:
+        result = await self._conn.execute(
+            delete(account_tokens).where(
+                account_tokens.c.user_id == user_id, account_tokens.c.purpose == purpose.value
+            )
+        )
         return int(result.rowcount)
 
 
@@ -150,6 +235,7 @@ class SqlTransaction:
     def __init__(self, conn: AsyncConnection) -> None:
         self.users = SqlUsers(conn)
         self.sessions = SqlSessions(conn)
+        self.tokens = SqlTokens(conn)
 
 
 class SqlStore:

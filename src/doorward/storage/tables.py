@@ -60,6 +60,7 @@ users = Table(
     Column("disabled", Boolean, nullable=False, default=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    Column("email_verified_at", UTCDateTime),
     Index("ix_users_email_canonical", "email_canonical", unique=True),
 )
 
@@ -77,6 +78,18 @@ sessions = Table(
     Index("ix_sessions_token_digest", "token_digest", unique=True),
     Index("ix_sessions_user_id", "user_id"),
 )
+
+account_tokens = Table(
+    "account_tokens",
+    metadata,
+    Column("digest", LargeBinary(32), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("purpose", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Index("ix_account_tokens_user_id", "user_id"),
+)
+"""Mailed single-use tokens (password reset, email verification): SHA-256 digests only."""
 
 attempts = Table(
     "attempts",

@@ -7,21 +7,28 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 
-from doorward.core.errors import InvalidRequest, InvalidSession, LoginRequestInvalid
+from doorward.core.errors import InvalidRequest, InvalidSession, LoginRequestInvalid, SessionNotFound
 from doorward.core.models import Session, User
 from doorward.storage import ping
 from doorward.web.body import documented_body, json_body
 from doorward.web.responses import Envelope
 from doorward.web.schemas import (
     Credentials,
+    EmailIn,
+    EndedOut,
     ErrorOut,
     HealthOut,
     LoginOut,
     OkOut,
+    PasswordChangeIn,
     RegisterOut,
+    ResetConfirmIn,
     SeedErrorOut,
     SessionCheckOut,
+    SessionListOut,
     ThrottledOut,
+    TokenIn,
+    VerificationRequiredOut,
 )
 from doorward.web.transport import client_of, session_token
 from doorward.wiring import Services
@@ -30,6 +37,10 @@ router = APIRouter(default_response_class=Envelope)
 
 LoginBody = Annotated[Credentials, Depends(json_body(Credentials, LoginRequestInvalid))]
 RegisterBody = Annotated[Credentials, Depends(json_body(Credentials, InvalidRequest))]
+PasswordChangeBody = Annotated[PasswordChangeIn, Depends(json_body(PasswordChangeIn, InvalidRequest))]
+EmailBody = Annotated[EmailIn, Depends(json_body(EmailIn, InvalidRequest))]
+TokenBody = Annotated[TokenIn, Depends(json_body(TokenIn, InvalidRequest))]
+ResetConfirmBody = Annotated[ResetConfirmIn, Depends(json_body(ResetConfirmIn, InvalidRequest))]
 
 _OVERLOADED: dict[int | str, dict[str, Any]] = {
     503: {"model": ErrorOut, "description": "Hashing capacity or database unavailable"}
@@ -48,6 +59,19 @@ _TOO_LARGE: dict[int | str, dict[str, Any]] = {
 def _services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
+
+
+async def _authenticated(request: Request) -> tuple[User, Session]:
+    token = session_token(request)
+    if token is None:
+        raise InvalidSession()
+    return await _services(request).auth.check(token)
+
+
+Authenticated = Annotated[tuple[User, Session], Depends(_authenticated)]
+_UNAUTHENTICATED: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "invalid_session: no valid session token"}
+}
 
 
 def _user(user: User) -> dict[str, Any]:
@@ -76,6 +100,7 @@ def _session(session: Session) -> dict[str, Any]:
         200: {"model": LoginOut, "description": "A new session"},
         400: {"model": SeedErrorOut, "description": "Email and password required"},
         401: {"model": SeedErrorOut, "description": "Invalid credentials (for every cause)"},
+        403: {"model": ErrorOut, "description": "email_unverified (right password, address not confirmed)"},
         **_THROTTLED,
         **_TOO_LARGE,
         **_OVERLOADED,
@@ -96,6 +121,11 @@ async def login(request: Request, body: LoginBody) -> Envelope:
     openapi_extra=documented_body(Credentials),
     responses={
         201: {"model": RegisterOut, "description": "The new account (no session: log in next)"},
+        202: {
+            "model": VerificationRequiredOut,
+            "description": "With DOORWARD_REQUIRE_EMAIL_VERIFICATION: a mail went to the address; "
+            "the same answer whether or not it already had an account",
+        },
         400: {
             "model": ErrorOut,
             "description": "invalid_request, email_invalid, password_too_short, "
@@ -111,6 +141,10 @@ async def register(request: Request, body: RegisterBody) -> Envelope:
     services = _services(request)
     client = client_of(request, services.settings.trusted_networks)
     user = await services.auth.register(body.email, body.password, client)
+    if services.settings.require_email_verification:
+        # The same answer whether the email was new or not: the mailbox's owner learns which.
+        return Envelope({"success": True, "verificationRequired": True}, status_code=202)
+    assert user is not None
     return Envelope({"success": True, "user": _user(user)}, status_code=201)
 
 
@@ -170,3 +204,147 @@ async def healthz(request: Request) -> Envelope:
         },
         status_code=503,
     )
+
+
+@router.get(
+    "/sessions",
+    summary="List your live sessions",
+    response_model=None,
+    responses={200: {"model": SessionListOut, "description": "Newest first"}, **_UNAUTHENTICATED},
+)
+async def list_sessions(request: Request, auth: Authenticated) -> Envelope:
+    user, current = auth
+    sessions = await _services(request).auth.list_sessions(user.id)
+    return Envelope(
+        {
+            "success": True,
+            "sessions": [
+                {
+                    **_session(s),
+                    "clientAddress": s.client_address,
+                    "userAgent": s.user_agent,
+                    "current": s.id == current.id,
+                }
+                for s in sessions
+            ],
+        }
+    )
+
+
+@router.delete(
+    "/sessions/{session_id}",
+    summary="End one of your sessions",
+    response_model=None,
+    responses={
+        200: {"model": OkOut, "description": "Ended"},
+        404: {"model": ErrorOut, "description": "session_not_found: you have no session with this id"},
+        **_UNAUTHENTICATED,
+    },
+)
+async def end_session(request: Request, session_id: str, auth: Authenticated) -> Envelope:
+    user, _ = auth
+    if not await _services(request).auth.end_session(user.id, session_id):
+        raise SessionNotFound()
+    return Envelope({"success": True})
+
+
+@router.post(
+    "/logout/all",
+    summary="End every one of your sessions, this one included",
+    response_model=None,
+    responses={200: {"model": EndedOut, "description": "How many ended"}, **_UNAUTHENTICATED},
+)
+async def logout_all(request: Request, auth: Authenticated) -> Envelope:
+    user, _ = auth
+    ended = await _services(request).auth.logout_all(user.id)
+    return Envelope({"success": True, "ended": ended})
+
+
+@router.post(
+    "/password/change",
+    summary="Change your password; your other sessions end",
+    response_model=None,
+    openapi_extra=documented_body(PasswordChangeIn),
+    responses={
+        200: {"model": OkOut, "description": "Changed; a notification mail is on its way"},
+        400: {
+            "model": ErrorOut,
+            "description": "invalid_current_password, invalid_request, or a password_* policy code",
+        },
+        **_UNAUTHENTICATED,
+        **_THROTTLED,
+        **_OVERLOADED,
+    },
+)
+async def change_password(request: Request, body: PasswordChangeBody, auth: Authenticated) -> Envelope:
+    user, session = auth
+    services = _services(request)
+    client = client_of(request, services.settings.trusted_networks)
+    await services.auth.change_password(user, session, body.currentPassword, body.newPassword, client)
+    return Envelope({"success": True})
+
+
+_ACCEPTED = {"success": True}
+
+
+@router.post(
+    "/password/reset/request",
+    summary="Mail a password reset link (always 202: whether the account exists is not said)",
+    status_code=202,
+    response_model=None,
+    openapi_extra=documented_body(EmailIn),
+    responses={202: {"model": OkOut, "description": "Accepted"}, **_THROTTLED},
+)
+async def request_password_reset(request: Request, body: EmailBody) -> Envelope:
+    services = _services(request)
+    await services.auth.request_password_reset(
+        body.email, client_of(request, services.settings.trusted_networks)
+    )
+    return Envelope(_ACCEPTED, status_code=202)
+
+
+@router.post(
+    "/password/reset/confirm",
+    summary="Set a new password with a mailed token; every session ends",
+    response_model=None,
+    openapi_extra=documented_body(ResetConfirmIn),
+    responses={
+        200: {"model": OkOut, "description": "Password set"},
+        400: {"model": ErrorOut, "description": "token_invalid, token_expired, or a password_* policy code"},
+        **_OVERLOADED,
+    },
+)
+async def confirm_password_reset(request: Request, body: ResetConfirmBody) -> Envelope:
+    await _services(request).auth.reset_password(body.token, body.newPassword)
+    return Envelope({"success": True})
+
+
+@router.post(
+    "/email/verify",
+    summary="Confirm an email address with the mailed token",
+    response_model=None,
+    openapi_extra=documented_body(TokenIn),
+    responses={
+        200: {"model": OkOut, "description": "Confirmed"},
+        400: {"model": ErrorOut, "description": "token_invalid or token_expired"},
+    },
+)
+async def verify_email(request: Request, body: TokenBody) -> Envelope:
+    await _services(request).auth.verify_email(body.token)
+    return Envelope({"success": True})
+
+
+@router.post(
+    "/email/verify/resend",
+    summary="Mail a new verification link (always 202)",
+    status_code=202,
+    response_model=None,
+    openapi_extra=documented_body(EmailIn),
+    responses={202: {"model": OkOut, "description": "Accepted"}, **_THROTTLED},
+)
+async def resend_verification(request: Request, body: EmailBody) -> Envelope:
+    services = _services(request)
+    await services.auth.resend_verification(
+        body.email, client_of(request, services.settings.trusted_networks)
+    )
+    return Envelope(_ACCEPTED, status_code=202)

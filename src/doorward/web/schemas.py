@@ -38,6 +38,32 @@ class Credentials(BaseModel):
     ]
 
 
+class PasswordChangeIn(BaseModel):
+    """The current password proves it is you; the new one must meet the policy."""
+
+    currentPassword: Annotated[Text, Field(min_length=1, max_length=MAX_RAW_PASSWORD_LENGTH)]
+    newPassword: Annotated[Text, Field(min_length=1, max_length=MAX_RAW_PASSWORD_LENGTH)]
+
+
+class EmailIn(BaseModel):
+    """An email address (password reset, verification resend)."""
+
+    email: Annotated[Text, Field(min_length=1, max_length=320)]
+
+
+class TokenIn(BaseModel):
+    """A token from a mailed link."""
+
+    token: Annotated[Text, Field(min_length=1, max_length=200)]
+
+
+class ResetConfirmIn(BaseModel):
+    """A reset token and the new password."""
+
+    token: Annotated[Text, Field(min_length=1, max_length=200)]
+    newPassword: Annotated[Text, Field(min_length=1, max_length=MAX_RAW_PASSWORD_LENGTH)]
+
+
 class UserOut(BaseModel):
     """An account as the API shows it."""
 
@@ -75,6 +101,35 @@ class SessionCheckOut(BaseModel):
     success: Literal[True]
     user: UserOut
     session: SessionOut
+
+
+class SessionListItem(SessionOut):
+    """One of the user's sessions, as the sessions list shows it."""
+
+    clientAddress: str | None
+    userAgent: str | None
+    current: bool = Field(description="The session making this request")
+
+
+class SessionListOut(BaseModel):
+    """The user's live sessions, newest first."""
+
+    success: Literal[True]
+    sessions: list[SessionListItem]
+
+
+class EndedOut(BaseModel):
+    """How many sessions ended."""
+
+    success: Literal[True]
+    ended: int
+
+
+class VerificationRequiredOut(BaseModel):
+    """Registration with email verification: a mail went out; nothing else is said."""
+
+    success: Literal[True]
+    verificationRequired: Literal[True]
 
 
 class OkOut(BaseModel):

@@ -1,0 +1,146 @@
+"""The outbox: renders the core's notifications and delivers them in the background, with retries."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import make_msgid
+from typing import Any
+from urllib.parse import urlencode
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from doorward.mail.transports import Transport
+
+_log = logging.getLogger("doorward.mail")
+
+SUBJECTS = {
+    "password_reset": "Reset your password",
+    "password_changed": "Your password was changed",
+    "verify_email": "Confirm your email address",
+    "registration_attempt": "Someone tried to register with your address",
+}
+
+
+@dataclass(frozen=True)
+class Mail:
+    """A rendered mail: plain text and HTML of the same content."""
+
+    to: str
+    subject: str
+    text: str
+    html: str
+
+    def message(self, sender: str) -> EmailMessage:
+        message = EmailMessage()
+        message["From"] = sender
+        message["To"] = self.to
+        message["Subject"] = self.subject
+        message["Message-ID"] = make_msgid(domain="doorward")
+        message.set_content(self.text)
+        message.add_alternative(self.html, subtype="html")
+        return message
+
+
+class MailOutbox:
+    """Implements the core's Notifications: every call returns at once; a worker delivers.
+
+    A delivery that fails is retried with growing pauses (1, 2, 4 ... s); after the last try the
+    mail is given up with an error in the log. The client's answer never depends on any of it.
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        sender: str,
+        public_url: str,
+        attempts: int = 5,
+        first_pause: float = 1.0,
+        capacity: int = 1000,
+        reset_minutes: int = 30,
+    ) -> None:
+        self._reset_minutes = reset_minutes
+        self._transport = transport
+        self._sender = sender
+        self._public_url = public_url.rstrip("/")
+        self._attempts = attempts
+        self._first_pause = first_pause
+        self._queue: asyncio.Queue[Mail] = asyncio.Queue(maxsize=capacity)
+        self._templates = Environment(
+            loader=PackageLoader("doorward.mail", "templates"),
+            autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+            keep_trailing_newline=True,
+        )
+
+    # --- the core's Notifications ---------------------------------------------------------------
+
+    def password_reset(self, to: str, token: str) -> None:
+        self._enqueue(
+            "password_reset", to, link=self._link("/password/reset", token), minutes=self._reset_minutes
+        )
+
+    def password_changed(self, to: str) -> None:
+        self._enqueue("password_changed", to, reset_link=f"{self._public_url}/password/reset")
+
+    def verify_email(self, to: str, token: str) -> None:
+        self._enqueue("verify_email", to, link=self._link("/email/verify", token))
+
+    def registration_attempt(self, to: str) -> None:
+        self._enqueue("registration_attempt", to, reset_link=f"{self._public_url}/password/reset")
+
+    # --- rendering and delivery -----------------------------------------------------------------
+
+    def _link(self, path: str, token: str) -> str:
+        return f"{self._public_url}{path}?{urlencode({'token': token})}"
+
+    def render(self, kind: str, to: str, **context: Any) -> Mail:
+        """The mail ``kind`` for ``to``, from ``templates/<kind>.txt`` and ``.html``."""
+        values = {"to": to, "public_url": self._public_url, **context}
+        return Mail(
+            to=to,
+            subject=SUBJECTS[kind],
+            text=self._templates.get_template(f"{kind}.txt").render(values),
+            html=self._templates.get_template(f"{kind}.html").render(values),
+        )
+
+    def _enqueue(self, kind: str, to: str, **context: Any) -> None:
+        try:
+            self._queue.put_nowait(self.render(kind, to, **context))
+        except asyncio.QueueFull:
+            _log.error("mail dropped: outbox full", extra={"to": to, "kind": kind})
+
+    async def run(self) -> None:
+        """Deliver queued mails until cancelled."""
+        while True:
+            mail = await self._queue.get()
+            try:
+                await self._deliver(mail)
+            finally:
+                self._queue.task_done()
+
+    async def _deliver(self, mail: Mail) -> None:
+        message = mail.message(self._sender)
+        for attempt in range(1, self._attempts + 1):
+            try:
+                await self._transport.deliver(message)
+                return
+            except Exception as exc:
+                _log.warning(
+                    "mail delivery failed",
+                    extra={
+                        "to": mail.to,
+                        "subject": mail.subject,
+                        "attempt": attempt,
+                        "error": type(exc).__name__,
+                    },
+                )
+                if attempt < self._attempts:
+                    await asyncio.sleep(self._first_pause * 2 ** (attempt - 1))
+        _log.error("mail given up", extra={"to": mail.to, "subject": mail.subject})
+
+    async def drain(self) -> None:
+        """Wait until every queued mail was delivered or given up."""
+        await self._queue.join()

@@ -1,0 +1,70 @@
+"""The outbox: rendering, escaping, and retrying a delivery that fails."""
+
+from __future__ import annotations
+
+import logging
+from email.message import EmailMessage
+
+import pytest
+
+from doorward.mail import MailOutbox
+
+
+class FlakyTransport:
+    """Fails ``failures`` times, then delivers into ``delivered``."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.delivered: list[EmailMessage] = []
+
+    async def deliver(self, message: EmailMessage) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionRefusedError("smtp down")
+        self.delivered.append(message)
+
+
+async def run_outbox(outbox: MailOutbox) -> None:
+    import asyncio
+
+    worker = asyncio.create_task(outbox.run())
+    await outbox.drain()
+    worker.cancel()
+
+
+async def test_a_failed_delivery_is_retried(caplog: pytest.LogCaptureFixture) -> None:
+    transport = FlakyTransport(failures=2)
+    outbox = MailOutbox(
+        transport, sender="doorward <d@example.com>", public_url="https://id.example.com/", first_pause=0.01
+    )
+    outbox.password_reset("ada@example.com", "TOKEN-123")
+    await run_outbox(outbox)
+    assert len(transport.delivered) == 1
+    message = transport.delivered[0]
+    assert message["To"] == "ada@example.com"
+    text = message.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+    assert "https://id.example.com/password/reset?token=TOKEN-123" in text
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == [
+        "mail delivery failed"
+    ] * 2
+    assert "TOKEN-123" not in caplog.text
+
+
+async def test_after_the_last_attempt_the_mail_is_given_up(caplog: pytest.LogCaptureFixture) -> None:
+    transport = FlakyTransport(failures=10)
+    outbox = MailOutbox(
+        transport, sender="d@example.com", public_url="https://x", attempts=3, first_pause=0.01
+    )
+    outbox.password_changed("ada@example.com")
+    await run_outbox(outbox)
+    assert transport.delivered == []
+    assert "mail given up" in caplog.text
+
+
+def test_html_bodies_escape_what_they_show() -> None:
+    outbox = MailOutbox(FlakyTransport(0), sender="d@example.com", public_url="https://x")
+    mail = outbox.render(
+        "registration_attempt", '<script>alert(1)</script>"@example.com', reset_link="https://x/r"
+    )
+    assert "<script>" not in mail.html
+    assert "&lt;script&gt;" in mail.html
