@@ -388,11 +388,25 @@ class Authenticator:
         """Mail a reset link if the account exists. Returns at once either way: the lookup, the token
         and the mail happen in the background, so the answer and its time say nothing.
         """
+        canonical = await self._admit_mail_request(email, client)
+        self.background.spawn(self._send_reset(canonical, client), "password-reset")
+
+    async def _admit_mail_request(self, email: str, client: Client) -> str:
+        """The canonical email of a request that may send mail, if the client may make one now."""
         await self._throttle.admit_mail(client.address)
         canonical = canonical_email(email)
         if not canonical or len(canonical) > MAX_EMAIL_LENGTH:
             raise InvalidRequest("Email address required")
-        self.background.spawn(self._send_reset(canonical, client), "password-reset")
+        return canonical
+
+    async def _replace_token(self, user_id: int, purpose: TokenPurpose) -> str:
+        """A new mailed token for the user, replacing any earlier one of the same purpose."""
+        token = new_token()
+        now = self._clock()
+        async with self._store.write() as tx:
+            await tx.tokens.delete_for_user(user_id, purpose)
+            await tx.tokens.add(self._account_token(token, user_id, purpose, now))
+        return token
 
     async def _send_reset(self, canonical: str, client: Client) -> None:
         async with self._store.read() as tx:
@@ -405,11 +419,7 @@ class Authenticator:
                 "password.reset_requested", outcome="mail_limit", user_id=user.id, client=client.address
             )
             return
-        token = new_token()
-        now = self._clock()
-        async with self._store.write() as tx:
-            await tx.tokens.delete_for_user(user.id, TokenPurpose.RESET_PASSWORD)
-            await tx.tokens.add(self._account_token(token, user.id, TokenPurpose.RESET_PASSWORD, now))
+        token = await self._replace_token(user.id, TokenPurpose.RESET_PASSWORD)
         self._notify.password_reset(user.email, token)
         self._audit("password.reset_requested", outcome="mailed", user_id=user.id, client=client.address)
 
@@ -462,10 +472,7 @@ class Authenticator:
 
     async def resend_verification(self, email: str, client: Client) -> None:
         """Mail a new verification link if an unverified account has this address; at once either way."""
-        await self._throttle.admit_mail(client.address)
-        canonical = canonical_email(email)
-        if not canonical or len(canonical) > MAX_EMAIL_LENGTH:
-            raise InvalidRequest("Email address required")
+        canonical = await self._admit_mail_request(email, client)
         self.background.spawn(self._send_verification(canonical), "verification-resend")
 
     async def _send_verification(self, canonical: str) -> None:
@@ -475,11 +482,7 @@ class Authenticator:
             return
         if not await self._throttle.allow_account_mail(canonical):
             return
-        token = new_token()
-        now = self._clock()
-        async with self._store.write() as tx:
-            await tx.tokens.delete_for_user(user.id, TokenPurpose.VERIFY_EMAIL)
-            await tx.tokens.add(self._account_token(token, user.id, TokenPurpose.VERIFY_EMAIL, now))
+        token = await self._replace_token(user.id, TokenPurpose.VERIFY_EMAIL)
         self._notify.verify_email(user.email, token)
         self._audit("user.verification_sent", user_id=user.id)
 
