@@ -96,6 +96,16 @@ class MemorySessions:
             del self._data.sessions[digest]
         return len(doomed)
 
+    async def delete_expired(self, now: datetime, idle_before: datetime | None) -> int:
+        doomed = [
+            d
+            for d, s in self._data.sessions.items()
+            if s.expires_at <= now or (idle_before is not None and s.last_seen_at <= idle_before)
+        ]
+        for digest in doomed:
+            del self._data.sessions[digest]
+        return len(doomed)
+
     async def list_for_user(self, user_id: int) -> list[Session]:
         mine = [s for s in self._data.sessions.values() if s.user_id == user_id]
         return sorted(mine, key=lambda s: s.created_at, reverse=True)
@@ -124,6 +134,12 @@ class MemoryTokens:
         if token:
             del self._data.tokens[digest]
         return token
+
+    async def delete_expired(self, now: datetime) -> int:
+        doomed = [d for d, t in self._data.tokens.items() if t.expires_at <= now]
+        for digest in doomed:
+            del self._data.tokens[digest]
+        return len(doomed)
 
     async def delete_for_user(self, user_id: int, purpose: TokenPurpose) -> int:
         doomed = [d for d, t in self._data.tokens.items() if t.user_id == user_id and t.purpose is purpose]
@@ -187,6 +203,12 @@ class MemoryThrottleStore:
 
     async def count(self, key: str, window_start: datetime) -> int:
         return self.windows.get((key, window_start), 0)
+
+    async def prune(self, windows_before: datetime, idle_before: datetime) -> int:
+        old = [k for k in self.windows if k[1] < windows_before]
+        for key in old:
+            del self.windows[key]
+        return len(old)
 
 
 class MemoryAuditSink:

@@ -541,3 +541,27 @@ def test_users_unlock_lifts_a_lockout(database_url: str) -> None:
     assert result.exit_code == 0, result.output
     assert login_status(PASSWORD) == 200
     assert_one_line_error(invoke(database_url, "users", "unlock", "nobody@example.com"), "No account")
+
+
+# --- prune ---------------------------------------------------------------------------------------
+
+
+def test_prune_deletes_what_has_expired_and_keeps_what_has_not(database_url: str) -> None:
+    add_user(database_url)
+    api_token(database_url)  # a live session
+    fetch_sync(
+        database_url,
+        "INSERT INTO sessions (id, user_id, token_digest, created_at, last_seen_at, expires_at) "
+        "SELECT 'old', id, :digest, created_at, created_at, created_at FROM users",
+        digest=b"o" * 32,
+    )
+    fetch_sync(
+        database_url,
+        "INSERT INTO rate_windows (key, window_start, count) "
+        "VALUES ('login-failures:x', '2020-01-01 00:00:00', 3)",
+    )
+    result = invoke(database_url, "prune")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "sessions: 1, tokens: 0, throttle entries: 1"
+    assert query(database_url, "SELECT count(*) FROM sessions") == [(1,)]
+    assert query(database_url, "SELECT count(*) FROM rate_windows") == [(0,)]

@@ -175,6 +175,13 @@ def sessions_revoke(email: str) -> None:
 
 
 @app.command()
+def prune() -> None:
+    """Delete expired sessions and mailed tokens, and throttle counters that can no longer matter."""
+    pruned = run(lambda s: s.auth.prune())
+    typer.echo(", ".join(f"{name.replace('_', ' ')}: {count}" for name, count in pruned.items()))
+
+
+@app.command()
 def tune(
     target_ms: Annotated[float, typer.Option(min=1, help="Time one hash may take on one core.")] = 100.0,
     memory_kib: Annotated[int, typer.Option(min=8, help="argon2 memory per hash.")] = 19_456,

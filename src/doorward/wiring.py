@@ -71,7 +71,7 @@ async def open_services(settings: Settings, *, clock: Clock = utc_now) -> AsyncI
         if settings.redis_url is not None
         else None
     )
-    throttle_store: ThrottleStore = redis_store or SqlThrottleStore(store)
+    throttle_store: ThrottleStore = redis_store or SqlThrottleStore(store, settings.throttle_lockout_failures)
     outbox = MailOutbox(
         mail_transport(settings),
         sender=settings.mail_from,

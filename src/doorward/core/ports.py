@@ -62,6 +62,9 @@ class Sessions(Protocol):
     async def delete_by_id(self, user_id: int, session_id: str) -> bool:
         """End one session of this user; False if the user has no session with this id."""
 
+    async def delete_expired(self, now: datetime, idle_before: datetime | None) -> int:
+        """Remove sessions past their expiry (or, with ``idle_before``, unused since before it)."""
+
 
 class Tokens(Protocol):
     """Mailed single-use tokens (password reset, email verification), by digest."""
@@ -77,6 +80,9 @@ class Tokens(Protocol):
 
     async def delete_for_user(self, user_id: int, purpose: TokenPurpose) -> int:
         """Remove every token of a user for this purpose (a new one replaces them)."""
+
+    async def delete_expired(self, now: datetime) -> int:
+        """Remove tokens past their expiry."""
 
 
 class Transaction(Protocol):

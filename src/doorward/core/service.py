@@ -486,6 +486,19 @@ class Authenticator:
         self._notify.verify_email(user.email, token)
         self._audit("user.verification_sent", user_id=user.id)
 
+    # --- housekeeping ------------------------------------------------------------------------------
+
+    async def prune(self) -> dict[str, int]:
+        """Delete what has expired: sessions, mailed tokens, finished throttle windows."""
+        now = self._clock()
+        idle = self._sessions.idle_timeout
+        async with self._store.write() as tx:
+            sessions = await tx.sessions.delete_expired(now, now - idle if idle else None)
+            tokens = await tx.tokens.delete_expired(now)
+        counters = await self._throttle.prune(now)
+        self._audit("admin.pruned", sessions=sessions, tokens=tokens, throttle_entries=counters)
+        return {"sessions": sessions, "tokens": tokens, "throttle_entries": counters}
+
     @staticmethod
     async def _require_user(users: Users, email: str) -> User:
         user = await users.by_canonical_email(canonical_email(email))

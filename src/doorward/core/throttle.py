@@ -47,6 +47,11 @@ class ThrottleStore(Protocol):
     async def count(self, key: str, window_start: datetime) -> int:
         """Events counted so far in the window starting at ``window_start``."""
 
+    async def prune(self, windows_before: datetime, idle_before: datetime) -> int:
+        """Forget windows that started before ``windows_before`` and accounts untouched since
+        ``idle_before`` that are not locked out; return how many entries went (0 where entries expire
+        by themselves)."""
+
 
 @dataclass(frozen=True)
 class ThrottlePolicy:
@@ -126,6 +131,11 @@ class Throttle:
         """A success resets the account's consecutive failures (a write only if there were any)."""
         if state.failures:
             await self._store.clear(f"account:{account}")
+
+    async def prune(self, now: datetime) -> int:
+        """Forget what can no longer matter: finished windows, and quiet accounts after 90 days."""
+        longest = max(self.policy.client_window, self.policy.registration_window, self.policy.mail_window)
+        return await self._store.prune(now - longest, now - timedelta(days=90))
 
     async def unlock(self, account: str) -> None:
         """Lift a lockout or a wait (admin unlock, password reset)."""

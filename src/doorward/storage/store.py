@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -169,6 +169,13 @@ class SqlSessions:
         result = await self._conn.execute(delete(sessions).where(sessions.c.token_digest == token_digest))
         return result.rowcount > 0
 
+    async def delete_expired(self, now: datetime, idle_before: datetime | None) -> int:
+        condition = sessions.c.expires_at <= now
+        if idle_before is not None:
+            condition = or_(condition, sessions.c.last_seen_at <= idle_before)
+        result = await self._conn.execute(delete(sessions).where(condition))
+        return int(result.rowcount)
+
     async def delete_for_user(self, user_id: int, keep: str | None = None) -> int:
         statement = delete(sessions).where(sessions.c.user_id == user_id)
         if keep is not None:
@@ -219,6 +226,10 @@ class SqlTokens:
             )
         ).first()
         return _token(row) if row else None
+
+    async def delete_expired(self, now: datetime) -> int:
+        result = await self._conn.execute(delete(account_tokens).where(account_tokens.c.expires_at <= now))
+        return int(result.rowcount)
 
     async def delete_for_user(self, user_id: int, purpose: TokenPurpose) -> int:
         result = await self._conn.execute(

@@ -21,8 +21,9 @@ _COUNT = select(rate_windows.c.count).where(
 class SqlThrottleStore:
     """Counters in the ``attempts`` and ``rate_windows`` tables."""
 
-    def __init__(self, store: SqlStore) -> None:
+    def __init__(self, store: SqlStore, lockout_failures: int = 50) -> None:
         self._store = store
+        self._lockout = lockout_failures
         self._dialect = store.engine.dialect.name
 
     async def load(self, key: str) -> AttemptState:
@@ -80,3 +81,18 @@ class SqlThrottleStore:
         async with self._store.connection() as conn:
             value = (await conn.execute(_COUNT, {"key": key, "start": window_start})).scalar()
         return int(value or 0)
+
+    async def prune(self, windows_before: datetime, idle_before: datetime) -> int:
+        async with self._store.transaction() as conn:
+            windows = await conn.execute(
+                delete(rate_windows).where(rate_windows.c.window_start < windows_before)
+            )
+            # Locked accounts stay locked (until unlock or reset), however long they are quiet.
+            quiet = await conn.execute(
+                delete(attempts).where(
+                    attempts.c.updated_at < idle_before,
+                    or_(attempts.c.next_allowed_at.is_(None), attempts.c.next_allowed_at < idle_before),
+                    attempts.c.failures < self._lockout,
+                )
+            )
+        return int(windows.rowcount) + int(quiet.rowcount)
