@@ -6,6 +6,10 @@ import os
 import subprocess
 import sys
 
+from alembic.script import ScriptDirectory
+
+from doorward.storage import downgrade, upgrade
+from doorward.storage.migrate import alembic_config
 from tests.db import fetch_sync, head_revision, schema_tables, table_names
 
 
@@ -27,3 +31,24 @@ def test_instances_starting_together_migrate_once(empty_database_url: str) -> No
         assert "database schema is up to date" in out
     assert table_names(empty_database_url) == schema_tables()
     assert fetch_sync(empty_database_url, "SELECT version_num FROM alembic_version") == [(head_revision(),)]
+
+
+def test_every_revision_goes_up_and_down(empty_database_url: str) -> None:
+    """Each step on its own: up, down again (back to exactly what was before), and up for the next."""
+    script = ScriptDirectory.from_config(alembic_config(empty_database_url))
+    revisions = [r.revision for r in reversed(list(script.walk_revisions()))]
+    assert revisions[-1] == head_revision()
+
+    def tables() -> set[str]:
+        return table_names(empty_database_url) - {"alembic_version"}
+
+    before = tables()
+    for revision in revisions:
+        upgrade(empty_database_url, revision)
+        after = tables()
+        downgrade(empty_database_url, "-1")
+        assert tables() == before, f"{revision} down left {tables()}"
+        upgrade(empty_database_url, revision)
+        assert tables() == after, f"{revision} up again made {tables()}"
+        before = after
+    assert table_names(empty_database_url) == schema_tables()
