@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -61,6 +61,10 @@ class MemoryUsers:
     async def by_id(self, user_id: int) -> User | None:
         return self._data.users.get(user_id)
 
+    async def confirm_credentials(self, user_id: int, seen_hash: str) -> bool:
+        user = self._data.users.get(user_id)
+        return user is not None and user.password_hash == seen_hash and not user.disabled
+
     async def set_password_hash(self, user_id: int, new: str, now: datetime) -> None:
         self._data.users[user_id] = replace(self._data.users[user_id], password_hash=new, updated_at=now)
 
@@ -95,6 +99,9 @@ class MemorySessions:
         for digest in doomed:
             del self._data.sessions[digest]
         return len(doomed)
+
+    async def exists(self, session_id: str) -> bool:
+        return any(s.id == session_id for s in self._data.sessions.values())
 
     async def delete_expired(self, now: datetime, idle_before: datetime | None) -> int:
         doomed = [
@@ -161,6 +168,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self.data = _Data()
         self.writes = 0
+        self.before_next_write: Callable[[_Data], None] | None = None  # a concurrent writer, simulated
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[MemoryTransaction]:
@@ -168,6 +176,9 @@ class MemoryStore:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[MemoryTransaction]:
+        if self.before_next_write is not None:
+            meddle, self.before_next_write = self.before_next_write, None
+            meddle(self.data)
         draft = copy.deepcopy(self.data)
         yield MemoryTransaction(draft)
         self.data = draft

@@ -52,8 +52,12 @@ def test_cli_user_logs_in_checks_and_ends_a_session_over_http(
         assert after.json() == {"success": False, "error": "Invalid session", "code": "invalid_session"}
         assert after.headers["WWW-Authenticate"] == "Bearer"
 
+    leaky = httpx.get(f"{server.base_url}/password/reset?token=SECRET-LINK-TOKEN-123", timeout=5)
+    assert leaky.status_code < 500
     server.stop()
     log = server.stderr()
+    assert "SECRET-LINK-TOKEN-123" not in log  # access lines drop query strings
+    assert "?[redacted]" in log
     assert PASSWORD not in log
     assert token not in log
     # One JSON object per line, including the audit trail of what just happened.

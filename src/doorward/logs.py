@@ -31,6 +31,17 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=True)
 
 
+class RedactQueryStrings(logging.Filter):
+    """Drops the query string from uvicorn's access lines: mailed links carry tokens there."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and len(record.args) >= 3 and isinstance(record.args[2], str):
+            path = record.args[2]
+            if "?" in path:
+                record.args = (*record.args[:2], path.split("?", 1)[0] + "?[redacted]", *record.args[3:])
+        return True
+
+
 def configure_logging(level: str = "INFO") -> None:
     """Send doorward's records (and uvicorn's) to stderr as JSON lines."""
     handler = logging.StreamHandler(sys.stderr)
@@ -42,3 +53,6 @@ def configure_logging(level: str = "INFO") -> None:
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactQueryStrings) for f in access.filters):
+        access.addFilter(RedactQueryStrings())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -236,3 +237,30 @@ async def test_import_is_all_or_nothing(auth: Authenticator, store: MemoryStore)
     report = await auth.import_users(rows, skip_invalid=True)
     assert report.imported == 1
     assert (await auth.login("one@example.com", PASSWORD, CLIENT)).user.email == "one@example.com"
+
+
+async def test_a_login_in_flight_does_not_outlive_a_password_reset(
+    auth: Authenticator, store: MemoryStore
+) -> None:
+    user = await auth.register(EMAIL, PASSWORD)
+    assert user is not None
+
+    def reset_meanwhile(data: object) -> None:  # commits between the login's check and its session
+        store.data.users[user.id] = replace(store.data.users[user.id], password_hash="$argon2id$reset")
+
+    store.before_next_write = reset_meanwhile
+    with pytest.raises(InvalidCredentials):
+        await auth.login(EMAIL, PASSWORD, CLIENT)
+    assert store.data.sessions == {}
+
+
+async def test_a_password_change_loses_to_a_logout_everywhere(
+    auth: Authenticator, store: MemoryStore
+) -> None:
+    await auth.register(EMAIL, PASSWORD)
+    token = (await auth.login(EMAIL, PASSWORD, CLIENT)).token
+    user, session = await auth.check(token)
+    store.before_next_write = lambda data: store.data.sessions.clear()
+    with pytest.raises(InvalidSession):
+        await auth.change_password(user, session, PASSWORD, "a brand new passphrase here", CLIENT)
+    assert store.data.users[user.id].password_hash == user.password_hash

@@ -182,3 +182,14 @@ async def test_the_server_secret_is_made_once(database_url: str) -> None:
         assert await load_or_create_secret(engine, "other") != first
     finally:
         await engine.dispose()
+
+
+async def test_confirm_credentials_sees_a_change_or_a_disable(store: SqlStore) -> None:
+    async with store.write() as tx:
+        user = await tx.users.add(new_user(), NOW)
+    async with store.write() as tx:
+        assert await tx.users.confirm_credentials(user.id, user.password_hash)
+        assert not await tx.users.confirm_credentials(user.id, "$argon2id$other")
+    async with store.write() as tx:
+        await tx.users.set_disabled(user.id, True, NOW)
+        assert not await tx.users.confirm_credentials(user.id, user.password_hash)

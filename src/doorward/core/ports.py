@@ -28,6 +28,10 @@ class Users(Protocol):
     async def replace_password_hash(self, user_id: int, old: str, new: str, now: datetime) -> bool:
         """Compare-and-set: replace the hash only if it is still ``old`` (no lost concurrent change)."""
 
+    async def confirm_credentials(self, user_id: int, seen_hash: str) -> bool:
+        """Within a write: the account still has ``seen_hash`` and is enabled (and is locked until
+        commit against a concurrent change). False means the login must not go on."""
+
     async def set_password_hash(self, user_id: int, new: str, now: datetime) -> None:
         """Replace the hash unconditionally (a change or a reset)."""
 
@@ -61,6 +65,9 @@ class Sessions(Protocol):
 
     async def delete_by_id(self, user_id: int, session_id: str) -> bool:
         """End one session of this user; False if the user has no session with this id."""
+
+    async def exists(self, session_id: str) -> bool:
+        """Whether the session is still there (not ended meanwhile)."""
 
     async def delete_expired(self, now: datetime, idle_before: datetime | None) -> int:
         """Remove sessions past their expiry (or, with ``idle_before``, unused since before it)."""

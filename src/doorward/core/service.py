@@ -205,6 +205,13 @@ class Authenticator:
             user_agent=client.user_agent,
         )
         async with self._store.write() as tx:
+            # The password was checked against the hash read before hashing; a reset, change or
+            # disable that committed since then must win, or a login in flight would outlive it.
+            if not await tx.users.confirm_credentials(user.id, user.password_hash):
+                self._audit(
+                    "login.failed", reason="changed_meanwhile", user_id=user.id, client=client.address
+                )
+                raise InvalidCredentials()
             if new_hash is not None:
                 await tx.users.replace_password_hash(user.id, user.password_hash, new_hash, now)
             await tx.sessions.add(session, token_digest(token))
@@ -377,7 +384,13 @@ class Authenticator:
         self._passwords.check(new, email=user.email_canonical)
         new_hash = await self._hash(self._hasher.hash, new)
         async with self._store.write() as tx:
-            await tx.users.set_password_hash(user.id, new_hash, self._clock())
+            # Compare-and-set, and only while this session lives: a reset, another change, or a
+            # "log out everywhere" that committed meanwhile wins over this change.
+            changed = await tx.users.replace_password_hash(
+                user.id, user.password_hash, new_hash, self._clock()
+            )
+            if not changed or not await tx.sessions.exists(session.id):
+                raise InvalidSession()
             ended = await tx.sessions.delete_for_user(user.id, keep=session.id)
             await tx.tokens.delete_for_user(user.id, TokenPurpose.RESET_PASSWORD)
         await self._throttle.login_succeeded(user.email_canonical, attempts)

@@ -52,7 +52,7 @@ class SqlUsers:
         self._conn = conn
 
     async def by_canonical_email(self, email_canonical: str) -> User | None:
-        result = await self._conn.execute(select(users).where(users.c.email_canonical == email_canonical))
+        result = await self._conn.execute(_USER_BY_EMAIL, {"email": email_canonical})
         row = result.first()
         return _user(row) if row else None
 
@@ -81,6 +81,16 @@ class SqlUsers:
             update(users)
             .where(users.c.id == user_id, users.c.password_hash == old)
             .values(password_hash=new, updated_at=now)
+        )
+        return result.rowcount == 1
+
+    async def confirm_credentials(self, user_id: int, seen_hash: str) -> bool:
+        # A no-op update: its WHERE re-checks the row and its lock orders this transaction against
+        # a concurrent reset or change of the same user (on SQLite, BEGIN IMMEDIATE already does).
+        result = await self._conn.execute(
+            update(users)
+            .where(users.c.id == user_id, users.c.password_hash == seen_hash, users.c.disabled.is_(False))
+            .values(updated_at=users.c.updated_at)
         )
         return result.rowcount == 1
 
@@ -168,6 +178,10 @@ class SqlSessions:
     async def delete(self, token_digest: bytes) -> bool:
         result = await self._conn.execute(delete(sessions).where(sessions.c.token_digest == token_digest))
         return result.rowcount > 0
+
+    async def exists(self, session_id: str) -> bool:
+        found = await self._conn.execute(select(sessions.c.id).where(sessions.c.id == session_id))
+        return found.first() is not None
 
     async def delete_expired(self, now: datetime, idle_before: datetime | None) -> int:
         condition = sessions.c.expires_at <= now
