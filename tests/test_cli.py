@@ -497,6 +497,10 @@ def test_admin_commands_refuse_an_unknown_email(database_url: str, command: tupl
         ("database_url", "sqlite:///:memory:"),
         ("hash_workers", "0"),
         ("db_timeout", "soon"),
+        ("throttle_client_window", "0"),
+        ("session_lifetime", "-PT5M"),
+        ("log_level", "LOUD"),
+        ("public_url", "id.example.com"),
     ],
 )
 @pytest.mark.parametrize("command", [("migrate",), ("users", "disable", EMAIL)])

@@ -8,10 +8,16 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, SecretStr, field_validator
+from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from doorward.core.profiles import PROFILES, Profile
+
+
+def _positive(value: timedelta | None) -> timedelta | None:
+    if value is not None and value <= timedelta(0):
+        raise ValueError("must be a positive duration")
+    return value
 
 
 def _duration(value: Any) -> Any:
@@ -25,8 +31,8 @@ def _duration(value: Any) -> Any:
     return value
 
 
-Duration = Annotated[timedelta, BeforeValidator(_duration)]
-OptionalDuration = Annotated[timedelta | None, BeforeValidator(_duration)]
+Duration = Annotated[timedelta, BeforeValidator(_duration), AfterValidator(_positive)]
+OptionalDuration = Annotated[timedelta | None, BeforeValidator(_duration), AfterValidator(_positive)]
 
 
 def _cpu_count() -> int:
@@ -40,6 +46,7 @@ class Settings(BaseSettings):
 
     database_url: str = Field(
         "sqlite:///./doorward.db",
+        repr=False,  # may hold a password
         description="sqlite:///path/to/file.db or postgresql://user@host:port/db",
     )
     db_timeout: Annotated[float, Field(gt=0)] = Field(
@@ -134,7 +141,7 @@ class Settings(BaseSettings):
         description="Comma-separated origins (https://app.example.com) that may call the API from a browser",
     )
     max_body_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024
-    log_level: str = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
     @field_validator("hash_profile")
     @classmethod
@@ -152,6 +159,18 @@ class Settings(BaseSettings):
         if scheme == "sqlite" and ":memory:" in value:
             raise ValueError("an in-memory SQLite database is not shared between connections")
         return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("public_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")) or "?" in value or "#" in value:
+            raise ValueError("must be an http(s) URL without query or fragment, e.g. https://id.example.com")
+        return value.rstrip("/")
 
     @field_validator("trusted_proxies")
     @classmethod

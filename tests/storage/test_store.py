@@ -193,3 +193,23 @@ async def test_confirm_credentials_sees_a_change_or_a_disable(store: SqlStore) -
     async with store.write() as tx:
         await tx.users.set_disabled(user.id, True, NOW)
         assert not await tx.users.confirm_credentials(user.id, user.password_hash)
+
+
+async def test_a_statement_timeout_is_storage_unavailable(postgres_database: str) -> None:
+    """A statement stuck behind a lock ends at the statement timeout as a 503, not a 500."""
+    import asyncpg
+
+    engine = create_engine(postgres_database, timeout=2, statement_timeout=0.3)
+    store = SqlStore(engine)
+    async with store.write() as tx:
+        user = await tx.users.add(new_user(), NOW)
+    blocker = await asyncpg.connect(postgres_database.replace("postgresql://", "postgres://", 1))
+    try:
+        async with blocker.transaction():
+            await blocker.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", user.id)
+            with pytest.raises(StorageUnavailable):
+                async with store.write() as tx:
+                    await tx.users.set_disabled(user.id, True, NOW)
+    finally:
+        await blocker.close()
+        await engine.dispose()

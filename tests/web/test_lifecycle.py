@@ -64,6 +64,14 @@ async def test_list_and_end_your_own_sessions(client: httpx.AsyncClient) -> None
     assert (await client.get("/session", headers=bearer(second))).status_code == 200
 
 
+@pytest.mark.parametrize("junk", ["%00", "x" * 300, "not-an-id", "..%2F..%2Fetc"])
+async def test_junk_session_ids_are_404(client: httpx.AsyncClient, junk: str) -> None:
+    await register(client)
+    token = await login(client)
+    response = await client.delete(f"/sessions/{junk}", headers=bearer(token))
+    assert (response.status_code, response.json()["code"]) in {(404, "session_not_found"), (404, "not_found")}
+
+
 async def test_nobody_ends_someone_elses_session(client: httpx.AsyncClient) -> None:
     await register(client)
     await register(client, "eve@example.com")

@@ -32,7 +32,13 @@ from doorward.core.notifications import Notifications
 from doorward.core.passwords import MAX_RAW_PASSWORD_LENGTH, Password, PasswordPolicy
 from doorward.core.ports import Store, Users
 from doorward.core.throttle import Throttle
-from doorward.core.tokens import looks_like_token, new_session_id, new_token, token_digest
+from doorward.core.tokens import (
+    looks_like_session_id,
+    looks_like_token,
+    new_session_id,
+    new_token,
+    token_digest,
+)
 
 T = TypeVar("T")
 
@@ -348,6 +354,8 @@ class Authenticator:
 
     async def end_session(self, user_id: int, session_id: str) -> bool:
         """End one of the user's own sessions; False if the user has none with this id."""
+        if not looks_like_session_id(session_id):
+            return False
         async with self._store.write() as tx:
             ended = await tx.sessions.delete_by_id(user_id, session_id)
         if ended:

@@ -29,6 +29,14 @@ def looks_like_token(token: str) -> bool:
     return _TOKEN_SHAPE.fullmatch(token) is not None
 
 
+_SESSION_ID_SHAPE = re.compile(r"[A-Za-z0-9_-]{22}")  # base64url of 16 bytes
+
+
+def looks_like_session_id(session_id: str) -> bool:
+    """Cheap shape check: junk ids never reach the database (nor a write lock)."""
+    return _SESSION_ID_SHAPE.fullmatch(session_id) is not None
+
+
 def new_session_id() -> str:
     """The public, non-secret id of a session (listing and revoking name sessions by it)."""
     return secrets.token_urlsafe(16)

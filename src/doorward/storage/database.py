@@ -32,7 +32,10 @@ def create_engine(
     """An engine whose waits end: ``timeout`` to connect or get the lock, ``statement_timeout`` to run."""
     url = async_url(database_url)
     if url.get_backend_name() == "sqlite":
-        engine = create_async_engine(url, connect_args={"timeout": timeout})
+        # hide_parameters: a failed statement's log line must not carry a password hash or a digest.
+        engine = create_async_engine(
+            url, connect_args={"timeout": timeout}, pool_timeout=timeout, hide_parameters=True
+        )
         _tune_sqlite(engine, timeout)
         return engine
     connect_args: dict[str, Any] = {
@@ -45,6 +48,7 @@ def create_engine(
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_timeout=timeout,
+        hide_parameters=True,
         # No pre-ping: it costs a round trip on every checkout. A connection that fails with a
         # disconnect invalidates the whole pool, so one request answers 503 and the next reconnect.
         connect_args=connect_args,

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, delete, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -20,6 +20,19 @@ from doorward.storage.tables import account_tokens, sessions, users
 # What "the database is not there" looks like from each driver. Integrity errors are not among them:
 # they mean the data said no, and are translated where they can happen.
 _UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout, OSError, TimeoutError)
+# PostgreSQL's ways of saying "not now": statement timeout or cancel (57014), shutting down (57P0x),
+# connection failures (08xxx), too many connections (53300), lock wait timeout (55P03).
+_UNAVAILABLE_SQLSTATES = ("57014", "57P01", "57P02", "57P03", "08", "53300", "55P03")
+
+
+def _is_unavailable(exc: BaseException) -> bool:
+    if isinstance(exc, _UNAVAILABLE):
+        return True
+    if isinstance(exc, DBAPIError) and not isinstance(exc, IntegrityError):
+        sqlstate = str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or "")
+        return exc.connection_invalidated or sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
+    return False
+
 
 # The two lookups on the request path are built once: a statement built per call costs more CPU
 # (construction and cache-key generation) than the database spends answering it.
@@ -279,6 +292,10 @@ class SqlStore:
         try:
             async with self._reader.connect() as conn:
                 yield conn
+        except DBAPIError as exc:
+            if _is_unavailable(exc):
+                raise StorageUnavailable() from exc
+            raise
         except _UNAVAILABLE as exc:
             raise StorageUnavailable() from exc
 
@@ -288,6 +305,10 @@ class SqlStore:
         try:
             async with self._writer.begin() as conn:
                 yield conn
+        except DBAPIError as exc:
+            if _is_unavailable(exc):
+                raise StorageUnavailable() from exc
+            raise
         except _UNAVAILABLE as exc:
             raise StorageUnavailable() from exc
 
