@@ -114,42 +114,50 @@ class Authenticator:
     ) -> User | None:
         """Create an account after checking the email's shape and the password policy.
 
-        With email verification required, an existing email is not an error: its owner is told by
-        mail, the caller gets None, and the same hash is spent, so the answer and its time match a
-        new account's. Without it, an existing email raises EmailTaken.
+        With email verification required, the answer must not depend on whether the email exists:
+        the request pays the same checks and the same hash either way, and the lookup, the insert
+        and the mail (a verification link, or "someone tried to register" to an existing owner)
+        happen in the background. The caller then gets None. Otherwise an existing email raises
+        EmailTaken.
         """
         await self._throttle.admit_registration(client.address if client else None)
         stored_email = validate_new_email(email)
         canonical = canonical_email(email)
         secret = Password(password)
         self._passwords.check(secret, email=canonical)
-        hide_existence = self._accounts.require_email_verification and not verified
-        async with self._store.read() as tx:
-            existing = await tx.users.by_canonical_email(canonical)
-        if existing is not None and not hide_existence:
-            raise EmailTaken()
-        password_hash = await self._hash(self._hasher.hash, secret)
-        try:
-            if existing is not None:
-                raise EmailTaken()
-            token = new_token()
-            now = self._clock()
-            async with self._store.write() as tx:
-                user = await tx.users.add(
-                    NewUser(stored_email, canonical, password_hash, email_verified=verified), now
-                )
-                if hide_existence:
-                    await tx.tokens.add(self._account_token(token, user.id, TokenPurpose.VERIFY_EMAIL, now))
-        except EmailTaken:
-            if not hide_existence:
-                raise
-            self._notify.registration_attempt(existing.email if existing else stored_email)
-            self._audit("user.registration_repeated", user_id=existing.id if existing else None)
+        if self._accounts.require_email_verification and not verified:
+            password_hash = await self._hash(self._hasher.hash, secret)
+            self.background.spawn(
+                self._register_unverified(NewUser(stored_email, canonical, password_hash)), "registration"
+            )
             return None
-        if hide_existence:
-            self._notify.verify_email(user.email, token)
+        async with self._store.read() as tx:
+            if await tx.users.by_canonical_email(canonical) is not None:
+                raise EmailTaken()
+        password_hash = await self._hash(self._hasher.hash, secret)
+        async with self._store.write() as tx:
+            user = await tx.users.add(
+                NewUser(stored_email, canonical, password_hash, email_verified=verified), self._clock()
+            )
         self._audit("user.registered", user_id=user.id)
         return user
+
+    async def _register_unverified(self, new: NewUser) -> None:
+        token = new_token()
+        now = self._clock()
+        try:
+            async with self._store.write() as tx:
+                user = await tx.users.add(new, now)
+                await tx.tokens.add(self._account_token(token, user.id, TokenPurpose.VERIFY_EMAIL, now))
+        except EmailTaken:
+            async with self._store.read() as tx:
+                existing = await tx.users.by_canonical_email(new.email_canonical)
+            if existing is not None and await self._throttle.allow_account_mail(new.email_canonical):
+                self._notify.registration_attempt(existing.email)
+            self._audit("user.registration_repeated", user_id=existing.id if existing else None)
+            return
+        self._notify.verify_email(user.email, token)
+        self._audit("user.registered", user_id=user.id)
 
     def _account_token(self, token: str, user_id: int, purpose: TokenPurpose, now: datetime) -> AccountToken:
         lifetime = (
