@@ -7,7 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -47,6 +47,7 @@ class Services:
     auth: Authenticator
     audit_sink: SqlAuditSink
     outbox: MailOutbox
+    csrf_key: bytes = field(repr=False)
 
 
 @asynccontextmanager
@@ -113,6 +114,7 @@ async def open_services(settings: Settings, *, clock: Clock = utc_now) -> AsyncI
             auth=auth,
             audit_sink=audit_sink,
             outbox=outbox,
+            csrf_key=await load_or_create_secret(engine, "csrf_key"),
         )
     finally:
         if auth is not None:

@@ -156,7 +156,7 @@ async def test_logout_is_idempotent(client: httpx.AsyncClient) -> None:
 async def test_unknown_path_and_method_keep_the_envelope(client: httpx.AsyncClient) -> None:
     missing = await client.get("/nope")
     assert (missing.status_code, missing.json()["code"]) == (404, "not_found")
-    wrong = await client.get("/login")
+    wrong = await client.get("/logout")
     assert (wrong.status_code, wrong.json()["code"]) == (405, "method_not_allowed")
     assert wrong.headers["allow"] == "POST"
     assert_api_headers(wrong)

@@ -6,14 +6,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from doorward import __version__
 from doorward.config import Settings
 from doorward.core.clock import Clock, utc_now
 from doorward.logs import configure_logging
+from doorward.web import pages
 from doorward.web.errors import install_error_handlers
 from doorward.web.responses import Envelope
 from doorward.web.routes import router
+from doorward.web.security import install_security
 from doorward.wiring import open_services
 
 DESCRIPTION = """\
@@ -48,5 +51,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         default_response_class=Envelope,
     )
     install_error_handlers(app)
+    install_security(app, settings, page=pages.error_page, origin_only=pages.ORIGIN_ONLY_FORMS)
     app.include_router(router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(packages=[("doorward.web", "static")]), name="static")
     return app

@@ -1,4 +1,4 @@
-"""How a token and a client travel in HTTP: bearer header, socket address, user agent."""
+"""How a token and a client travel in HTTP: bearer header or session cookie, socket address, user agent."""
 
 from __future__ import annotations
 
@@ -8,14 +8,15 @@ from collections.abc import Sequence
 from fastapi import Request
 
 from doorward.core.models import Client
+from doorward.web.cookies import cookie_name
 
 MAX_USER_AGENT = 512
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def session_token(request: Request) -> str | None:
-    """The session token a request carries, whichever way it travels."""
-    return bearer_token(request)
+    """The session token a request carries: the bearer header first, then the browser's session cookie."""
+    return bearer_token(request) or cookie_token(request)
 
 
 def bearer_token(request: Request) -> str | None:
@@ -24,6 +25,12 @@ def bearer_token(request: Request) -> str | None:
     if scheme.lower() != "bearer":
         return None
     return token.strip() or None
+
+
+def cookie_token(request: Request) -> str | None:
+    """The token of the session cookie (see ``web.cookies``), if the browser sent one."""
+    secure: bool = request.app.state.services.settings.cookie_secure
+    return request.cookies.get(cookie_name(secure)) or None
 
 
 def client_of(request: Request, trusted: Sequence[IPNetwork] = ()) -> Client:

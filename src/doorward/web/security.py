@@ -1,0 +1,310 @@
+"""Browser defences: security headers on every response, CSRF refusal, and the CORS allow-list.
+
+CSRF. A browser sends the session cookie with any request to doorward, even one a hostile page
+started. So every state-changing request that would be authenticated by the cookie (it carries the
+cookie and no bearer header) must pass two checks, in one middleware, before any route runs:
+
+1. Origin: ``Origin`` equals the request's own origin or ``DOORWARD_PUBLIC_URL``'s; without an
+   ``Origin`` (or with ``null``), ``Sec-Fetch-Site`` must say ``same-origin`` or ``none``; with
+   neither, refused.
+2. A per-session token: HMAC-SHA256(server key, SHA-256 of the session token), sent as the
+   ``csrf_token`` form field or the ``X-CSRF-Token`` header. Stateless, so every instance agrees,
+   and it changes with every login. Pages carry it in their forms and in
+   ``<meta name="csrf-token">`` for scripts.
+
+The login and registration forms run the Origin check alone (login CSRF: a hostile page must not
+log a victim into the attacker's account); there is no session yet to derive a token from. Bearer
+requests pass untouched: a hostile page cannot make a browser add an Authorization header.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+from collections.abc import Callable, Iterable
+from urllib.parse import parse_qsl, urlsplit
+
+from fastapi import FastAPI
+from starlette.datastructures import MutableHeaders
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from doorward.config import Settings
+from doorward.core.errors import DoorwardError
+from doorward.core.tokens import looks_like_token, token_digest
+from doorward.web.errors import PayloadTooLarge, error_response, status_of
+from doorward.web.responses import Envelope
+from doorward.web.transport import bearer_token, cookie_token
+
+_log = logging.getLogger("doorward.web")
+
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "X-CSRF-Token"
+
+PAGE_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+"""No inline script or style, nothing from elsewhere, never framed, forms only to doorward itself."""
+
+BASE_HEADERS: tuple[tuple[str, str], ...] = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    # Not no-referrer: under that policy browsers send "Origin: null" with every form post, and the
+    # Origin check could no longer tell our own forms from a sandboxed attacker's.
+    ("Referrer-Policy", "same-origin"),
+    ("Cross-Origin-Opener-Policy", "same-origin"),
+)
+
+SESSIONLESS_API = frozenset(
+    {
+        "/login",
+        "/register",
+        "/password/reset/request",
+        "/password/reset/confirm",
+        "/email/verify",
+        "/email/verify/resend",
+    }
+)
+"""JSON endpoints that never read the session: a cookie riding along with them grants nothing.
+
+Every other unsafe request carrying the cookie is checked, so an endpoint missing here is refused
+without a token (safe), never let through.
+"""
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data", "text/plain"})
+REFUSED = "Cross-site request refused"
+
+PageRenderer = Callable[[int, str], Response]
+"""Renders an HTML error page: (status, message) -> response."""
+
+
+class CrossSiteRequest(DoorwardError):
+    """A cookie-authenticated state change came from another site, or without a valid CSRF token."""
+
+    code = "csrf"
+    message = REFUSED
+
+
+def csrf_token_of(key: bytes, session_token: str) -> str:
+    """The CSRF token of the session behind ``session_token`` (which must look like a token)."""
+    mac = hmac.new(key, token_digest(session_token), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).rstrip(b"=").decode("ascii")
+
+
+async def csrf_key(app: FastAPI) -> bytes:
+    """The server's CSRF key, loaded at start-up (``Services.csrf_key``).
+
+    It lives in the database, not in the process, so a token a page got from one instance is
+    accepted by every other.
+    """
+    key: bytes = app.state.services.csrf_key
+    return key
+
+
+async def csrf_token(request: Request) -> str:
+    """The CSRF token pages embed for the request's session cookie; "" without a usable cookie."""
+    token = cookie_token(request)
+    if token is None or not looks_like_token(token):
+        return ""
+    return csrf_token_of(await csrf_key(request.app), token)
+
+
+def origin_of(url: str) -> str | None:
+    """``scheme://host[:port]`` of ``url``, lower-case and without a default port; None if not one."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme, host = parts.scheme.lower(), parts.hostname
+    if scheme not in {"http", "https"} or not host:
+        return None
+    if ":" in host:
+        host = f"[{host}]"
+    default = 443 if scheme == "https" else 80
+    return f"{scheme}://{host}" if port in (None, default) else f"{scheme}://{host}:{port}"
+
+
+class SecurityHeaders:
+    """Adds the headers of ``BASE_HEADERS`` and the page CSP to every response that lacks them.
+
+    The interactive API docs (``/docs``, ``/redoc``) load FastAPI's script from a CDN and run inline
+    script, so they alone go without the CSP.
+    """
+
+    def __init__(self, app: ASGIApp, *, csp_exempt: Iterable[str] = ()) -> None:
+        self.app = app
+        self.csp_exempt = frozenset(csp_exempt)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        extra = BASE_HEADERS
+        if scope["path"] not in self.csp_exempt:
+            extra = (*extra, ("Content-Security-Policy", PAGE_CSP))
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in extra:
+                    headers.setdefault(name, value)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class CsrfGuard:
+    """Refuses cross-site and token-less cookie-authenticated state changes (see the module docstring).
+
+    ``origin_only``: form paths checked for Origin alone (login, registration). ``sessionless``: JSON
+    paths that never read the session. ``page``: renders the 403 for a browser navigation.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        public_url: str,
+        max_body_bytes: int,
+        page: PageRenderer,
+        origin_only: Iterable[str] = (),
+        sessionless: Iterable[str] = SESSIONLESS_API,
+    ) -> None:
+        self.app = app
+        self.public_origin = origin_of(public_url)
+        self.max_body_bytes = max_body_bytes
+        self.page = page
+        self.origin_only = frozenset(origin_only)
+        self.sessionless = frozenset(sessionless)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in SAFE_METHODS or scope["path"] in self.sessionless:
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        origin_only = scope["path"] in self.origin_only
+        cookie = None if bearer_token(request) else cookie_token(request)
+        if cookie is not None and not looks_like_token(cookie):
+            cookie = None  # junk in the cookie authenticates nothing, so there is nothing to forge
+        if cookie is None and not origin_only:
+            await self.app(scope, receive, send)
+            return
+        try:
+            if not self._same_origin(request):
+                raise CrossSiteRequest()
+            if cookie is not None and not origin_only:
+                supplied = request.headers.get(CSRF_HEADER)
+                if supplied is None and _media_type(request) == "application/x-www-form-urlencoded":
+                    body = await self._read_body(request, receive)
+                    receive = _replay(body, receive)
+                    supplied = _form_field(body, CSRF_FIELD)
+                expected = csrf_token_of(await csrf_key(request.app), cookie)
+                if supplied is None or not hmac.compare_digest(supplied.encode(), expected.encode()):
+                    raise CrossSiteRequest()
+        except DoorwardError as exc:
+            if isinstance(exc, CrossSiteRequest):
+                _log.warning(
+                    "csrf.refused",
+                    extra={"path": scope["path"], "origin": request.headers.get("origin", "")[:200]},
+                )
+            response = self._refusal(request, exc)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def _same_origin(self, request: Request) -> bool:
+        origin = request.headers.get("origin")
+        if origin is None or origin == "null":
+            # Sec-Fetch-Site is the browser's own word, which no page can set; an opaque origin
+            # (a sandboxed frame, a data: page) gets "cross-site" there.
+            return request.headers.get("sec-fetch-site") in {"same-origin", "none"}
+        allowed = {origin_of(str(request.base_url)), self.public_origin} - {None}
+        return origin_of(origin) in allowed
+
+    async def _read_body(self, request: Request, receive: Receive) -> bytes:
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_body_bytes:
+            raise PayloadTooLarge()
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break  # the client went away; what arrived is all there is
+            body += message.get("body", b"")
+            if len(body) > self.max_body_bytes:
+                raise PayloadTooLarge()
+            if not message.get("more_body", False):
+                break
+        return bytes(body)
+
+    def _refusal(self, request: Request, error: DoorwardError) -> Response:
+        status = 403 if isinstance(error, CrossSiteRequest) else status_of(error)
+        if _wants_page(request):
+            return self.page(status, error.text)
+        if isinstance(error, CrossSiteRequest):
+            return Envelope({"success": False, "error": error.text, "code": error.code}, status)
+        return error_response(error)
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").partition(";")[0].strip().lower()
+
+
+def _wants_page(request: Request) -> bool:
+    """A browser navigation (a form post) gets a page; a script or an API client gets JSON."""
+    return "text/html" in request.headers.get("accept", "") or _media_type(request) in FORM_TYPES
+
+
+def _form_field(body: bytes, name: str) -> str | None:
+    try:
+        pairs = parse_qsl(body.decode("latin-1"), keep_blank_values=True, max_num_fields=64)
+    except ValueError:
+        return None
+    return next((value for key, value in pairs if key == name), None)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A receive that hands the app the body this middleware already read, then the real channel."""
+    pending = True
+
+    async def replay() -> Message:
+        nonlocal pending
+        if pending:
+            pending = False
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+def install_security(
+    app: FastAPI, settings: Settings, *, page: PageRenderer, origin_only: Iterable[str] = ()
+) -> None:
+    """Add the middlewares, outermost first: security headers, CORS (only with an allow-list), CSRF."""
+    app.add_middleware(
+        CsrfGuard,
+        public_url=settings.public_url,
+        max_body_bytes=settings.max_body_bytes,
+        page=page,
+        origin_only=origin_only,
+    )
+    if settings.cors_origin_list:
+        # Bearer tokens only: no credentials, so no other site's script can ride on the cookie.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", CSRF_HEADER],
+            expose_headers=["Retry-After"],
+            allow_credentials=False,
+            max_age=600,
+        )
+    exempt = {app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url} - {None}
+    app.add_middleware(SecurityHeaders, csp_exempt=[path for path in exempt if path])

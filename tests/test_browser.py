@@ -1,0 +1,264 @@
+"""The pages in a real browser: Debian's Chromium, driven by Playwright, against ``doorward serve``.
+
+Set DOORWARD_SCREENSHOTS=1 to (re)write the screenshots in docs/.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, expect, sync_playwright
+
+from tests.servers import Server
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+SCREENSHOTS = os.environ.get("DOORWARD_SCREENSHOTS") == "1"
+COOKIE = "__Host-doorward_session"
+EMAIL = "grace@example.com"
+PASSWORD = "a long and unusual passphrase"
+COMMON = "passwordpassword1"  # long enough, and refused: "password" twice, plus a digit
+JSON_END_OTHER_SESSION = """async (withToken) => {
+    const listed = await (await fetch("/sessions")).json();
+    const other = listed.sessions.find((session) => !session.current);
+    const token = document.querySelector('meta[name="csrf-token"]').content;
+    const headers = withToken ? {"X-CSRF-Token": token} : {};
+    const answer = await fetch(`/sessions/${other.id}`, {method: "DELETE", headers});
+    return [answer.status, await answer.json()];
+}"""
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        missing = f"no browser at {CHROMIUM} (apt-get install chromium)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"browser tests need Chromium under CI=true: {missing}", pytrace=False)
+        pytest.skip(f"browser tests skipped: {missing}")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+class Watched:
+    """A page whose console is watched for Content-Security-Policy violations and script errors."""
+
+    def __init__(self, context: BrowserContext) -> None:
+        self.page: Page = context.new_page()
+        self.page.set_default_timeout(10_000)
+        self.problems: list[str] = []
+        self.page.on("console", self._console)
+        self.page.on("pageerror", lambda error: self.problems.append(f"page error: {error}"))
+
+    def _console(self, message: ConsoleMessage) -> None:
+        if "Content Security Policy" in message.text:
+            self.problems.append(message.text)
+
+
+def log_in(page: Page, base_url: str, email: str, password: str) -> None:
+    """Log in with the keyboard only: the email field has focus when the page opens."""
+    page.goto(f"{base_url}/login")
+    expect(page.get_by_label("Email")).to_be_focused()
+    page.keyboard.type(email)
+    page.keyboard.press("Tab")
+    page.keyboard.type(password)
+    page.keyboard.press("Enter")
+
+
+def shoot(page: Page, name: str, javascript: bool = True) -> None:
+    if SCREENSHOTS and javascript:
+        page.screenshot(path=str(DOCS / name), full_page=True)
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["js", "no-js"])
+def test_register_log_in_see_and_end_sessions_log_out(
+    chromium: Browser, start_server: Callable[..., Server], javascript: bool
+) -> None:
+    server = start_server()
+    base = server.base_url
+    laptop = chromium.new_context(java_script_enabled=javascript, viewport={"width": 900, "height": 900})
+    phone = chromium.new_context(java_script_enabled=javascript, viewport={"width": 390, "height": 844})
+    watched = Watched(laptop)
+    page = watched.page
+
+    # Registration: the script catches a short password before sending; the server refuses a common one.
+    page.goto(f"{base}/register")
+    page.get_by_label("Email").fill(EMAIL)
+    if javascript:
+        page.get_by_label("Password").fill("too short")
+        page.get_by_role("button", name="Create account").click()
+        expect(page.locator("#password-error")).to_have_text("Password must be at least 15 characters")
+        expect(page.get_by_label("Password")).to_have_attribute("aria-invalid", "true")
+        assert page.url == f"{base}/register"  # nothing was sent
+        page.get_by_label("Password").fill(f"{EMAIL} forever and ever")
+        page.get_by_role("button", name="Create account").click()
+        expect(page.locator("#password-error")).to_contain_text("must not contain your email address")
+    page.get_by_label("Password").fill(COMMON)
+    page.get_by_role("button", name="Create account").click()
+    expect(page.locator("#password-error")).to_contain_text("This password is too common")
+    assert page.url == f"{base}/register/form"
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Create account").click()
+    expect(page).to_have_url(f"{base}/login?done=registered")
+    expect(page.get_by_role("status")).to_have_text("Your account is ready. Log in to continue.")
+
+    # A wrong password: the one generic message, announced.
+    log_in(page, base, EMAIL, "not the right passphrase at all")
+    expect(page.get_by_role("alert")).to_have_text("Invalid credentials")
+    expect(page.get_by_label("Email")).to_have_value(EMAIL)
+
+    # Keyboard-only login into the account page; the cookie is HttpOnly, Secure, SameSite=Lax, host-only.
+    log_in(page, base, EMAIL, PASSWORD)
+    expect(page).to_have_url(f"{base}/account")
+    expect(page.get_by_role("heading", name="Your account")).to_be_visible()
+    expect(page.get_by_text(f"Logged in as {EMAIL}.")).to_be_visible()
+    (cookie,) = [c for c in laptop.cookies() if c["name"] == COOKIE]
+    assert cookie["secure"] and cookie["httpOnly"] and cookie["sameSite"] == "Lax"
+    assert (cookie["domain"], cookie["path"]) == ("127.0.0.1", "/")
+    assert cookie["value"] not in page.content()
+    if javascript:
+        assert page.evaluate("window.isSecureContext") is True  # http://127.0.0.1 counts as secure
+        assert COOKIE not in page.evaluate("document.cookie")
+    sessions = page.locator("ul.sessions > li")
+    expect(sessions).to_have_count(1)
+    expect(sessions.first).to_contain_text("this browser")
+
+    # A second login from another browser shows up, and is ended from here.
+    other = phone.new_page()
+    log_in(other, base, EMAIL, PASSWORD)
+    expect(other).to_have_url(f"{base}/account")
+    page.reload()
+    expect(sessions).to_have_count(2)
+    shoot(page, "screenshot-account.png", javascript)
+    end = page.get_by_role("button", name="End session:")
+    expect(end).to_have_count(1)
+    end.focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("status")).to_have_text("That session has ended.")
+    expect(sessions).to_have_count(1)
+    other.goto(f"{base}/account")
+    expect(other).to_have_url(f"{base}/login")
+
+    if javascript:
+        # A script on the page may use the session through the JSON API only with the page's CSRF token.
+        tablet = phone.new_page()
+        log_in(tablet, base, EMAIL, PASSWORD)
+        expect(tablet).to_have_url(f"{base}/account")
+        status = page.evaluate(JSON_END_OTHER_SESSION, False)
+        assert status == [403, {"success": False, "error": "Cross-site request refused", "code": "csrf"}]
+        status = page.evaluate(JSON_END_OTHER_SESSION, True)
+        assert status == [200, {"success": True}]
+        tablet.goto(f"{base}/account")
+        expect(tablet).to_have_url(f"{base}/login")
+
+    # Log out: back to the login page, the cookie gone, the account page closed.
+    page.get_by_role("button", name="Log out").click()
+    expect(page).to_have_url(f"{base}/login?done=logged_out")
+    expect(page.get_by_role("status")).to_have_text("You have logged out.")
+    assert not [c for c in laptop.cookies() if c["name"] == COOKIE]
+    page.goto(f"{base}/account")
+    expect(page).to_have_url(f"{base}/login")
+    shoot(page, "screenshot-login.png", javascript)
+
+    if SCREENSHOTS and javascript:
+        narrow = phone.new_page()
+        log_in(narrow, base, EMAIL, PASSWORD)
+        expect(narrow).to_have_url(f"{base}/account")
+        shoot(narrow, "screenshot-account-phone.png")
+
+    assert not watched.problems, watched.problems
+    laptop.close()
+    phone.close()
+
+
+class _Attacker(BaseHTTPRequestHandler):
+    """Serves one page that, once loaded, posts a form to doorward's logout."""
+
+    target = ""
+
+    def do_GET(self) -> None:
+        body = (
+            "<!doctype html><title>Win a prize</title>"
+            f'<form id="f" method="post" action="{self.target}/logout/form">'
+            '<input type="hidden" name="csrf_token" value="guessed"></form>'
+            '<script>document.getElementById("f").submit()</script>'
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def attacker_site() -> Iterator[Callable[[str], str]]:
+    """Starts a page on http://127.0.0.1:<another port> aiming at a target; returns its address.
+
+    Another port of the same host is another origin but the same site, so SameSite=Lax does not
+    stop the browser from sending the cookie: only doorward's own check stands in the way.
+    """
+    servers: list[ThreadingHTTPServer] = []
+
+    def start(target: str) -> str:
+        handler = type("Attacker", (_Attacker,), {"target": target})
+        httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        servers.append(httpd)
+        return f"http://127.0.0.1:{httpd.server_address[1]}/"
+
+    yield start
+    for httpd in servers:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_a_cross_site_form_post_is_refused_and_the_session_survives(
+    chromium: Browser, start_server: Callable[..., Server], attacker_site: Callable[[str], str]
+) -> None:
+    server = start_server()
+    base = server.base_url
+    context = chromium.new_context()
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    page.goto(f"{base}/register")
+    page.get_by_label("Email").fill(EMAIL)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Create account").click()
+    log_in(page, base, EMAIL, PASSWORD)
+    expect(page).to_have_url(f"{base}/account")
+
+    victim = context.new_page()
+    with victim.expect_navigation(url=f"{base}/logout/form") as navigation:
+        victim.goto(attacker_site(base))
+    response = navigation.value
+    assert response is not None and response.status == 403
+    expect(victim.get_by_role("heading", name="Request refused")).to_be_visible()
+    expect(victim.get_by_role("alert")).to_have_text("Cross-site request refused")
+
+    page.goto(f"{base}/account")
+    expect(page).to_have_url(f"{base}/account")  # still logged in
+    expect(page.locator("ul.sessions > li")).to_have_count(1)
+    assert [c for c in context.cookies() if c["name"] == COOKIE]
+    log = server.stderr()
+    assert "csrf.refused" in log, log
+    context.close()
