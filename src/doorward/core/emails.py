@@ -11,7 +11,10 @@ MAX_EMAIL_LENGTH = 254  # RFC 5321 path limit less the angle brackets
 
 # Deliberately loose: one "@", no spaces or control characters, a dot in the domain. Whether the
 # address really exists is for a verification mail to find out, not for a regular expression.
-_SHAPE = re.compile(r"[^@\s]{1,64}@[^@\s.]+(\.[^@\s.]+)+", re.UNICODE)
+# Characters with a meaning in mail headers (",;<>()[]\") are refused too: "a,b@example.com" would
+# otherwise be two recipients, "x(y)@example.com" a comment, and mail would not go to the stored address.
+_NOT_PART = r"@\s,;<>()\[\]\"\\"
+_SHAPE = re.compile(rf"[^{_NOT_PART}]{{1,64}}@[^{_NOT_PART}.]+(\.[^{_NOT_PART}.]+)+", re.UNICODE)
 
 
 def canonical_email(email: str) -> str:

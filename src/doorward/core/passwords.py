@@ -23,7 +23,6 @@ MAX_RAW_PASSWORD_LENGTH = 4 * MAX_PASSWORD_LENGTH
 """Ceiling on the text as received, before normalisation (NFKC may compose several code points into one)."""
 
 _EDGE_NOISE = re.compile(r"^[\W\d_]+|[\W\d_]+$")
-_REPEATED = re.compile(r"(.+?)\1+", re.DOTALL)
 _DIGIT_RUNS = "0123456789" * 3
 
 
@@ -81,9 +80,10 @@ class PasswordPolicy:
         if length > self.max_length:
             raise PasswordTooLong(f"Password must be at most {self.max_length} characters")
         folded = password.normalised.casefold()
-        if _is_context(folded, email, self.service_words):
+        stems = _stems(folded)
+        if _is_context(folded, stems, email, self.service_words):
             raise PasswordContext()
-        if _is_common(folded):
+        if _is_common(folded, stems):
             raise PasswordCommon()
 
 
@@ -95,19 +95,27 @@ def _stems(folded: str) -> set[str]:
     """
     stems = {folded, _EDGE_NOISE.sub("", folded)}
     for stem in list(stems):
-        repeated = _REPEATED.fullmatch(stem)
-        if repeated:
-            unit = repeated.group(1)
+        unit = _repeated_unit(stem)
+        if unit:
             stems |= {unit, _EDGE_NOISE.sub("", unit)}
     return stems - {""}
 
 
-def _is_common(folded: str) -> bool:
+def _repeated_unit(text: str) -> str | None:
+    """The shortest ``u`` with ``text == u * k`` for some k >= 2, or None. Linear time: ``text`` is
+    a repetition exactly when it occurs in ``text + text`` before position ``len(text)``."""
+    if len(text) < 2:
+        return None
+    period = (text + text).find(text, 1)
+    return text[:period] if period < len(text) else None
+
+
+def _is_common(folded: str, stems: set[str]) -> bool:
     common = common_passwords()
-    if any(stem in common for stem in _stems(folded)):
+    if any(stem in common for stem in stems):
         return True
-    repeated = _REPEATED.fullmatch(folded)
-    if repeated and len(repeated.group(1)) <= 4:  # "aaaaaaaaaaaaaaa", "abcabcabcabcabc"
+    unit = _repeated_unit(folded)
+    if unit and len(unit) <= 4:  # "aaaaaaaaaaaaaaa", "abcabcabcabcabc"
         return True
     compact = re.sub(r"[\s\W_]", "", folded)
     return compact in _DIGIT_RUNS or compact in _DIGIT_RUNS[::-1] or _is_sequence(compact)
@@ -121,12 +129,12 @@ def _is_sequence(text: str) -> bool:
     return steps in ({1}, {-1})
 
 
-def _is_context(folded: str, email: str, service_words: tuple[str, ...]) -> bool:
+def _is_context(folded: str, stems: set[str], email: str, service_words: tuple[str, ...]) -> bool:
     local_part = email.partition("@")[0]
     words = {word.casefold() for word in service_words} | {email}
     if len(local_part) >= 4:
         words.add(local_part)
-    if any(stem in words for stem in _stems(folded)):
+    if any(stem in words for stem in stems):
         return True
     # Containing the whole address, or the mailbox name, is a derivative too ("alice.smith2024!!").
     return email in folded or (len(local_part) >= 4 and local_part in folded)

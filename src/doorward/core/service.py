@@ -293,6 +293,8 @@ class Authenticator:
             user = await self._require_user(tx.users, email)
             await tx.users.set_disabled(user.id, True, self._clock())
             ended = await tx.sessions.delete_for_user(user.id)
+            for purpose in TokenPurpose:
+                await tx.tokens.delete_for_user(user.id, purpose)
         self._audit("admin.user_disabled", user_id=user.id, sessions_ended=ended)
         return ended
 
@@ -464,7 +466,7 @@ class Authenticator:
         async with self._store.read() as tx:
             found = await tx.tokens.find(digest, TokenPurpose.RESET_PASSWORD)
             user = await tx.users.by_id(found.user_id) if found else None
-        if found is None or user is None:
+        if found is None or user is None or user.disabled:
             raise TokenInvalid()
         if self._clock() >= found.expires_at:
             raise TokenExpired()
@@ -496,6 +498,9 @@ class Authenticator:
                 raise TokenInvalid()
             if now >= found.expires_at:
                 raise TokenExpired()  # rolls back: the expired token stays, and stays expired
+            user = await tx.users.by_id(found.user_id)
+            if user is None or user.disabled:
+                raise TokenInvalid()
             await tx.users.mark_verified(found.user_id, now)
         self._audit("user.email_verified", user_id=found.user_id)
 

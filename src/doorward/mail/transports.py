@@ -64,6 +64,7 @@ class SmtpTransport:
     async def deliver(self, message: EmailMessage) -> None:
         await aiosmtplib.send(
             message,
+            recipients=[str(message["To"])],  # the stored address itself, not a parse of the header
             hostname=self._host,
             port=self._port,
             username=self._username,
