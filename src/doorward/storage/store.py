@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +23,17 @@ _UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout, OSError, TimeoutE
 # PostgreSQL's ways of saying "not now": statement timeout or cancel (57014), shutting down (57P0x),
 # connection failures (08xxx), too many connections (53300), lock wait timeout (55P03).
 _UNAVAILABLE_SQLSTATES = ("57014", "57P01", "57P02", "57P03", "08", "53300", "55P03")
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    """The one place where "the database is not there" becomes the core's StorageUnavailable."""
+    try:
+        yield
+    except (DBAPIError, *_UNAVAILABLE) as exc:
+        if _is_unavailable(exc):
+            raise StorageUnavailable() from exc
+        raise
 
 
 def _is_unavailable(exc: BaseException) -> bool:
@@ -289,28 +300,16 @@ class SqlStore:
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[AsyncConnection]:
         """An autocommit connection for single-statement reads."""
-        try:
+        with _translated():
             async with self._reader.connect() as conn:
                 yield conn
-        except DBAPIError as exc:
-            if _is_unavailable(exc):
-                raise StorageUnavailable() from exc
-            raise
-        except _UNAVAILABLE as exc:
-            raise StorageUnavailable() from exc
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction: committed on normal exit, rolled back on an exception."""
-        try:
+        with _translated():
             async with self._writer.begin() as conn:
                 yield conn
-        except DBAPIError as exc:
-            if _is_unavailable(exc):
-                raise StorageUnavailable() from exc
-            raise
-        except _UNAVAILABLE as exc:
-            raise StorageUnavailable() from exc
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[SqlTransaction]:

@@ -22,24 +22,37 @@ def json_body(model: type[M], invalid: type[DoorwardError]) -> Callable[[Request
     """
 
     async def parse(request: Request) -> M:
-        limit: int = request.app.state.services.settings.max_body_bytes
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
-            raise PayloadTooLarge()
+        _check_declared_size(request)  # a too-large body is 413 whatever else is wrong with it
         media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
         if media_type != "application/json" and not media_type.endswith("+json"):
             raise invalid()
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > limit:
-                raise PayloadTooLarge()
+        body = await read_limited(request)
         try:
-            return model.model_validate_json(bytes(body))
+            return model.model_validate_json(body)
         except ValidationError as exc:
             raise invalid() from exc
 
     return parse
+
+
+def _check_declared_size(request: Request) -> None:
+    limit: int = request.app.state.services.settings.max_body_bytes
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge()
+
+
+async def read_limited(request: Request) -> bytes:
+    """The whole body, refused with PayloadTooLarge as soon as it is known to pass the limit:
+    from Content-Length before reading, or while reading a body sent without one."""
+    _check_declared_size(request)
+    limit: int = request.app.state.services.settings.max_body_bytes
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise PayloadTooLarge()
+    return bytes(body)
 
 
 def documented_body(model: type[BaseModel]) -> dict[str, Any]:

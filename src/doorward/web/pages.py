@@ -36,8 +36,9 @@ from doorward.core.errors import (
 from doorward.core.models import Client, Session, User
 from doorward.core.passwords import MAX_PASSWORD_LENGTH
 from doorward.core.tokens import looks_like_token
+from doorward.web.body import read_limited
 from doorward.web.cookies import cleared_cookie, session_cookie
-from doorward.web.errors import PayloadTooLarge, status_of
+from doorward.web.errors import status_of
 from doorward.web.security import CrossSiteRequest, csrf_token
 from doorward.web.transport import client_of, cookie_token, session_token
 from doorward.wiring import Services
@@ -192,15 +193,7 @@ async def _form(request: Request) -> dict[str, str]:
     media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if media_type != "application/x-www-form-urlencoded":
         raise InvalidRequest()
-    limit = _services(request).settings.max_body_bytes
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge()
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise PayloadTooLarge()
+    body = await read_limited(request)
     try:
         pairs = parse_qsl(body.decode("latin-1"), keep_blank_values=True, max_num_fields=64, errors="replace")
     except ValueError as exc:
