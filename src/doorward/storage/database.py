@@ -10,6 +10,19 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 WRITE_OPTION = "doorward_write"
+READ_OPTION = "doorward_read"
+
+
+def read_options(engine: AsyncEngine) -> dict[str, object]:
+    """Execution options for single-statement reads: no BEGIN, no COMMIT.
+
+    PostgreSQL: autocommit. SQLite: doorward emits BEGIN itself, so a read simply skips it;
+    autocommit there would make SQLAlchemy switch the isolation level on every checkout and back
+    on every return, two more hops to aiosqlite's connection thread per request.
+    """
+    if engine.dialect.name == "sqlite":
+        return {READ_OPTION: True}
+    return {"isolation_level": "AUTOCOMMIT"}
 
 
 def async_url(database_url: str) -> URL:
@@ -77,7 +90,7 @@ def _tune_sqlite(engine: AsyncEngine, timeout: float) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
         options = connection.get_execution_options()
-        if options.get("isolation_level") == "AUTOCOMMIT":
+        if options.get(READ_OPTION) or options.get("isolation_level") == "AUTOCOMMIT":
             return  # single-statement reads need no transaction
         connection.exec_driver_sql("BEGIN IMMEDIATE" if options.get(WRITE_OPTION) else "BEGIN")
 

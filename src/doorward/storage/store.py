@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from doorward.core.errors import EmailTaken, StorageUnavailable
 from doorward.core.models import AccountToken, NewUser, Session, TokenPurpose, User
-from doorward.storage.database import WRITE_OPTION
+from doorward.storage.database import WRITE_OPTION, read_options
 from doorward.storage.tables import account_tokens, sessions, users
 
 # What "the database is not there" looks like from each driver. Integrity errors are not among them:
@@ -294,7 +294,7 @@ class SqlStore:
         self.engine = engine
         # Reads on the request path are single statements: autocommit spares BEGIN and COMMIT,
         # two of the three round trips a session check would otherwise cost.
-        self._reader = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._reader = engine.execution_options(**read_options(engine))
         self._writer = engine.execution_options(**{WRITE_OPTION: True})
 
     @asynccontextmanager
