@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 
 import pytest
 
 from doorward.core.errors import Overloaded
-from doorward.core.hashpool import HashPool
+from doorward.core.hashpool import HASH_NICENESS, HashPool
 
 
 async def test_runs_off_the_event_loop() -> None:
@@ -62,3 +63,15 @@ async def test_a_cancelled_caller_keeps_its_slot_until_the_hash_ends() -> None:
 def test_rejects_nonsense_sizes() -> None:
     with pytest.raises(ValueError, match="workers"):
         HashPool(workers=0, queue=0)
+
+
+@pytest.mark.skipif(not hasattr(os, "getpriority"), reason="no per-thread priorities on this platform")
+async def test_hashing_threads_yield_to_the_event_loop() -> None:
+    pool = HashPool(workers=1, queue=0)
+    try:
+        loop_niceness = os.getpriority(os.PRIO_PROCESS, 0)
+        hash_niceness = await pool.run(os.getpriority, os.PRIO_PROCESS, 0)
+        assert hash_niceness == min(loop_niceness + HASH_NICENESS, 19)
+        assert os.getpriority(os.PRIO_PROCESS, 0) == loop_niceness  # the event loop's thread is untouched
+    finally:
+        pool.close()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -11,6 +13,17 @@ from typing import TypeVar
 from doorward.core.errors import Overloaded
 
 T = TypeVar("T")
+
+HASH_NICENESS = 10
+"""How much lower than the event loop the hashing threads run (Linux nice values are per thread).
+
+Hashing is meant to use every idle cycle, but never at the expense of the event loop: with the
+hashes niced, a session check or a 503 is answered at once even while every core hashes."""
+
+
+def _lower_priority() -> None:
+    with contextlib.suppress(AttributeError, OSError):  # not Linux, or not allowed: run as is
+        os.setpriority(os.PRIO_PROCESS, 0, os.getpriority(os.PRIO_PROCESS, 0) + HASH_NICENESS)
 
 
 class HashPool:
@@ -25,7 +38,9 @@ class HashPool:
         if workers < 1 or queue < 0:
             raise ValueError("workers must be >= 1 and queue >= 0")
         self.capacity = workers + queue
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="doorward-hash")
+        self._executor = ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="doorward-hash", initializer=_lower_priority
+        )
         self._lock = threading.Lock()
         self._pending = 0
 
