@@ -1,0 +1,186 @@
+"""The chart the README shows: every ratio against its goal, and the absolute figures behind them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+COLORS = {"sqlite": "#3b75af", "postgresql": "#e1812c"}
+GOALS = {  # key -> (goal, higher is better, label)
+    "login_throughput": (0.95, True, "login/s ÷ argon2 verifies/s"),
+    "login_latency.p50": (1.2, False, "login p50 ÷ one verify"),
+    "login_latency.p99": (2.0, False, "login p99 ÷ one verify"),
+    "session_throughput": (0.5, True, "session/s ÷ bare Starlette/s, {} conns"),
+    "flood_p99": (3.0, False, "session p99: flood ÷ none"),
+    "flood_rss": (1.0, False, "peak RSS ÷ bound"),
+    "growth_session": (1.3, False, "session cost: largest ÷ smallest"),
+    "growth_login": (1.3, False, "login cost: largest ÷ smallest"),
+}
+
+
+def _goal_key(key: str) -> str | None:
+    if key in GOALS:
+        return key
+    base = key.rsplit(".", 1)[0]
+    return base if base in GOALS and "{}" in GOALS[base][2] else None
+
+
+def _label(key: str) -> str:
+    base = _goal_key(key) or key
+    return GOALS[base][2].format(key.rsplit(".", 1)[-1])
+
+
+def _err(s: dict[str, Any]) -> list[list[float]]:
+    return [[s["median"] - s["min"]], [s["max"] - s["median"]]]
+
+
+def draw(results: dict[str, Any], path: Path) -> None:
+    dbs = list(results["databases"])
+    fig, axes = plt.subplots(2, 2, figsize=(14, 9.5))
+    m = results["machine"]
+    fig.suptitle(
+        f"doorward benchmarks — {m['nproc']} cores ({m['cpu_model']}), {m['memory_gib']} GiB, "
+        f"Python {m['python']}, argon2id {results['hash_profile']['name']} — {results['timestamp']}",
+        fontsize=11,
+    )
+    _ratios(axes[0][0], results, dbs)
+    _login(axes[0][1], results, dbs)
+    _session(axes[1][0], results, dbs)
+    _growth(axes[1][1], results, dbs)
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _ratios(ax: Any, results: dict[str, Any], dbs: list[str]) -> None:
+    rows = [r for r in results.get("figures", []) if _goal_key(r["key"]) and r["ratio"] is not None]
+    keys = list(
+        dict.fromkeys(r["key"] for r in sorted(rows, key=lambda r: list(GOALS).index(_goal_key(r["key"]))))
+    )
+    height = 0.8 / max(1, len(dbs))
+    for i, key in enumerate(keys):
+        goal, higher, _ = GOALS[_goal_key(key)]
+        for j, db in enumerate(dbs):
+            row = next((r for r in rows if r["key"] == key and r["db"] == db), None)
+            if row is None:
+                continue
+            met = row["ratio"] >= goal if higher else row["ratio"] <= goal
+            y = i + (j - (len(dbs) - 1) / 2) * height
+            ax.barh(
+                y,
+                row["ratio"],
+                height=height * 0.9,
+                color=COLORS.get(db, "grey"),
+                edgecolor="green" if met else "red",
+                linewidth=2,
+            )
+            ax.text(row["ratio"], y, f" {row['ratio']:.2f}", va="center", fontsize=8)
+        ax.plot([goal, goal], [i - 0.45, i + 0.45], color="black", linewidth=2)
+        ax.text(goal, i - 0.45, ("≥" if higher else "≤") + f"{goal:g} ", fontsize=7, ha="right", va="top")
+    ax.set_yticks(range(len(keys)), [_label(k) for k in keys], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlabel("ratio (log scale); black tick = goal; green edge = met, red = missed")
+    ax.set_title("Each figure ÷ its reference, same run")
+    for db in dbs:
+        ax.barh([], [], color=COLORS.get(db, "grey"), label=db)
+    ax.legend(fontsize=8, loc="lower right")
+
+
+def _login(ax: Any, results: dict[str, Any], dbs: list[str]) -> None:
+    ref = results.get("reference", {}).get("verify_per_s_all_cores")
+    labels, values, errors, colors = [], [], [], []
+    if ref:
+        labels.append("argon2id verify\n(all cores)")
+        values.append(ref["median"])
+        errors.append(_err(ref))
+        colors.append("grey")
+    for db in dbs:
+        out = results["databases"][db]
+        for key, label in (
+            ("login_throughput", "1 hash thread\n/process"),
+            ("login_throughput_defaults", "default hash\nthreads"),
+        ):
+            if key in out:
+                labels.append(f"{db}\n{label}")
+                values.append(out[key]["served_per_s"]["median"])
+                errors.append(_err(out[key]["served_per_s"]))
+                colors.append(COLORS.get(db, "grey"))
+    if not values:
+        ax.set_axis_off()
+        return
+    err = [[e[0][0] for e in errors], [e[1][0] for e in errors]]
+    ax.bar(range(len(values)), values, yerr=err, color=colors, capsize=4)
+    for x, v in enumerate(values):
+        ax.text(x, v, f"{v:.1f}", ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(range(len(values)), labels, fontsize=7)
+    ax.set_ylabel("per second (median, min-max)")
+    ax.set_title("Logins/s (right and wrong passwords, 50/50) vs the argon2id limit")
+
+
+def _session(ax: Any, results: dict[str, Any], dbs: list[str]) -> None:
+    labels, values, errors, colors, notes = [], [], [], [], []
+    for db in dbs:
+        out = results["databases"][db]
+        for conns, pair in sorted(out.get("session", {}).items(), key=lambda kv: int(kv[0])):
+            for key, label, color in (
+                ("bare", "bare", "grey"),
+                ("doorward", "doorward", COLORS.get(db, "grey")),
+            ):
+                s = pair[key]
+                labels.append(f"{db}\n{label}\n{conns} conns")
+                values.append(s["served_per_s"]["median"])
+                errors.append(_err(s["served_per_s"]))
+                colors.append(color)
+                notes.append(f"p50 {s['p50_ms']['median']:.1f} ms\np99 {s['p99_ms']['median']:.1f} ms")
+        if "flood" in out:
+            f = out["flood"]
+            for key, label in (("without", "probe"), ("during", "probe in\nlogin flood")):
+                s = f[key]
+                labels.append(f"{db}\n{label}")
+                values.append(s["served_per_s"]["median"])
+                errors.append(_err(s["served_per_s"]))
+                colors.append("#9ccb86" if key == "without" else "#d65f5f")
+                notes.append(f"p50 {s['p50_ms']['median']:.1f} ms\np99 {s['p99_ms']['median']:.1f} ms")
+    if not values:
+        ax.set_axis_off()
+        return
+    err = [[e[0][0] for e in errors], [e[1][0] for e in errors]]
+    ax.bar(range(len(values)), values, yerr=err, color=colors, capsize=4)
+    for x, (v, note) in enumerate(zip(values, notes, strict=True)):
+        ax.text(x, v, f"{v:,.0f}/s\n{note}", ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(range(len(values)), labels, fontsize=7)
+    ax.set_yscale("log")
+    ax.set_ylim(min(values) / 2, max(values) * 6)
+    ax.set_ylabel("requests per second, log scale (median, min-max)")
+    ax.set_title("GET /session: doorward vs the bare HTTP stack; paced probe without and with a flood")
+
+
+def _growth(ax: Any, results: dict[str, Any], dbs: list[str]) -> None:
+    drawn = False
+    for db in dbs:
+        growth = results["databases"][db].get("growth", {})
+        sizes = sorted(growth, key=int)
+        if len(sizes) < 2:
+            continue
+        for what, style in (("session", "-o"), ("login", "--s")):
+            base = growth[sizes[0]][what]["served_per_s"]["median"]
+            cost = [base / growth[s][what]["served_per_s"]["median"] for s in sizes]
+            ax.plot([int(s) for s in sizes], cost, style, color=COLORS.get(db, "grey"), label=f"{db} {what}")
+            drawn = True
+    if not drawn:
+        ax.set_axis_off()
+        return
+    ax.axhline(1.3, color="black", linewidth=1, linestyle=":")
+    ax.text(ax.get_xlim()[0], 1.31, " goal ≤ 1.3", fontsize=7, va="bottom")
+    ax.set_xscale("log")
+    ax.set_ylim(0.5, max(1.6, ax.get_ylim()[1]))
+    ax.set_xlabel("users and sessions in the database")
+    ax.set_ylabel("cost per request ÷ cost at the smallest size")
+    ax.set_title("Growth: cost per request as the tables grow")
+    ax.legend(fontsize=8)
