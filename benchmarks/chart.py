@@ -156,7 +156,8 @@ def _session(ax: Any, results: dict[str, Any], dbs: list[str]) -> None:
         ax.text(x, v, f"{v:,.0f}/s\n{note}", ha="center", va="bottom", fontsize=7)
     ax.set_xticks(range(len(values)), labels, fontsize=7)
     ax.set_yscale("log")
-    ax.set_ylim(min(values) / 2, max(values) * 6)
+    positive = [v for v in values if v > 0] or [1.0]
+    ax.set_ylim(min(positive) / 2, max(positive) * 6)
     ax.set_ylabel("requests per second, log scale (median, min-max)")
     ax.set_title("GET /session: doorward vs the bare HTTP stack; paced probe without and with a flood")
 

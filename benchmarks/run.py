@@ -83,6 +83,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "is set aside (kept in the JSON) and run again, up to --runs more times",
     )
     parser.add_argument("--profile", action="store_true", help="also profile the session check with py-spy")
+    parser.add_argument(
+        "--render",
+        action="store_true",
+        help="measure nothing: redraw latest.md and chart.png from latest.json",
+    )
     parser.add_argument("--note", action="append", default=[], help="a line to add to the notes")
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory (logs, SQLite)")
@@ -606,12 +611,20 @@ def summarise(
     raw: list[dict[str, Any]], set_aside: list[dict[str, Any]], good: tuple[int, ...], connections: int
 ) -> dict[str, Any]:
     served = [sum(run["statuses"].get(str(c), 0) for c in good) / run["duration_s"] for run in raw]
+    # A run that got no answer at all has no percentiles: every request waited at least the whole
+    # run, so the run's length stands in for them, as a lower bound (and is flagged).
+    unanswered = sum(1 for run in raw if run["requests"] == 0)
+
+    def latency(run: dict[str, Any], key: str) -> float:
+        return float(run[key]) if run["requests"] > 0 else run["duration_s"] * 1000
+
     return {
         "connections": connections,
         "served_per_s": spread(served),
         "req_per_s": spread(run["req_per_s"] for run in raw),
-        "p50_ms": spread(run["p50_ms"] for run in raw),
-        "p99_ms": spread(run["p99_ms"] for run in raw),
+        "p50_ms": spread(latency(run, "p50_ms") for run in raw),
+        "p99_ms": spread(latency(run, "p99_ms") for run in raw),
+        "unanswered_runs": unanswered,
         "statuses": _total_statuses(raw),
         "errors": sum(sum(run["errors"].values()) - run["errors"]["status"] for run in raw),
         "foreign_share_max": max(run["cpu"]["foreign_share"] for run in raw),
@@ -763,6 +776,12 @@ def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
                 f"4. session p99 during a login flood ({f['flood_connections']} conns, "
                 f"{f['flood_pause_ms']:g} ms pause; target {f['flood_target_per_s']:.0f}/s)",
                 fmt_spread(f["during"]["p99_ms"], " ms", 1)
+                + (
+                    f" ({f['during']['unanswered_runs']} run(s) got no answer at all: counted as the run's "
+                    "length, a lower bound)"
+                    if f["during"].get("unanswered_runs")
+                    else ""
+                )
                 + f" at {f['during']['served_per_s']['median']:,.1f}/s; the flood got "
                 f"{f['flood_offered_per_s']['median']:.1f} answers/s ({multiple:.1f}x capacity), "
                 f"{timeouts} timed out (10 s)",
@@ -880,11 +899,19 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    harness.require_wrk()
     try:
         import chart
     except ImportError as exc:
         sys.exit(f"error: {exc.name} is not installed: pip install -e '.[bench]' (it draws the chart)")
+    if args.render:
+        results = json.loads((args.output / "latest.json").read_text(encoding="utf-8"))
+        results["figures"] = figures(results)
+        write_json(args.output / "latest.json", results)
+        (args.output / "latest.md").write_text(markdown(results), encoding="utf-8")
+        chart.draw(results, args.output / "chart.png")
+        print(markdown(results))
+        return 0
+    harness.require_wrk()
     args.output.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     with scratch_directory(args.keep) as scratch:
