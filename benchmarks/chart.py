@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.patches import Patch
 
 COLORS = {"sqlite": "#3b75af", "postgresql": "#e1812c"}
 GOALS = {  # key -> (goal, higher is better, label)
@@ -41,7 +42,7 @@ def _err(s: dict[str, Any]) -> list[list[float]]:
 
 def draw(results: dict[str, Any], path: Path) -> None:
     dbs = list(results["databases"])
-    fig, axes = plt.subplots(2, 2, figsize=(14, 9.5))
+    fig, axes = plt.subplots(2, 2, figsize=(17, 10.5))
     m = results["machine"]
     fig.suptitle(
         f"doorward benchmarks — {m['nproc']} cores ({m['cpu_model']}), {m['memory_gib']} GiB, "
@@ -87,9 +88,8 @@ def _ratios(ax: Any, results: dict[str, Any], dbs: list[str]) -> None:
     ax.set_xscale("log")
     ax.set_xlabel("ratio (log scale); black tick = goal; green edge = met, red = missed")
     ax.set_title("Each figure ÷ its reference, same run")
-    for db in dbs:
-        ax.barh([], [], color=COLORS.get(db, "grey"), label=db)
-    ax.legend(fontsize=8, loc="lower right")
+    handles = [Patch(color=COLORS.get(db, "grey"), label=db) for db in dbs]
+    ax.legend(handles=handles, fontsize=8, loc="lower right")
 
 
 def _login(ax: Any, results: dict[str, Any], dbs: list[str]) -> None:
@@ -153,8 +153,8 @@ def _session(ax: Any, results: dict[str, Any], dbs: list[str]) -> None:
     err = [[e[0][0] for e in errors], [e[1][0] for e in errors]]
     ax.bar(range(len(values)), values, yerr=err, color=colors, capsize=4)
     for x, (v, note) in enumerate(zip(values, notes, strict=True)):
-        ax.text(x, v, f"{v:,.0f}/s\n{note}", ha="center", va="bottom", fontsize=7)
-    ax.set_xticks(range(len(values)), labels, fontsize=7)
+        ax.text(x, v, f"{v:,.0f}/s\n{note}", ha="center", va="bottom", fontsize=6)
+    ax.set_xticks(range(len(values)), labels, fontsize=6)
     ax.set_yscale("log")
     positive = [v for v in values if v > 0] or [1.0]
     ax.set_ylim(min(positive) / 2, max(positive) * 6)
