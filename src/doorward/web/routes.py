@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 
 from doorward.core.errors import InvalidRequest, InvalidSession, LoginRequestInvalid, SessionNotFound
-from doorward.core.models import Session, User
+from doorward.core.models import Client, Session, User
 from doorward.storage import ping
 from doorward.web.body import documented_body, json_body
 from doorward.web.responses import Envelope
@@ -61,6 +61,10 @@ def _services(request: Request) -> Services:
     return services
 
 
+def _client(request: Request) -> Client:
+    return client_of(request, _services(request).settings.trusted_networks)
+
+
 async def _authenticated(request: Request) -> tuple[User, Session]:
     token = session_token(request)
     if token is None:
@@ -108,7 +112,7 @@ def _session(session: Session) -> dict[str, Any]:
 )
 async def login(request: Request, body: LoginBody) -> Envelope:
     services = _services(request)
-    client = client_of(request, services.settings.trusted_networks)
+    client = _client(request)
     result = await services.auth.login(body.email, body.password, client)
     return Envelope({"success": True, "sessionToken": result.token, "user": _user(result.user)})
 
@@ -139,7 +143,7 @@ async def login(request: Request, body: LoginBody) -> Envelope:
 )
 async def register(request: Request, body: RegisterBody) -> Envelope:
     services = _services(request)
-    client = client_of(request, services.settings.trusted_networks)
+    client = _client(request)
     user = await services.auth.register(body.email, body.password, client)
     if services.settings.require_email_verification:
         # The same answer whether the email was new or not: the mailbox's owner learns which.
@@ -158,11 +162,8 @@ async def register(request: Request, body: RegisterBody) -> Envelope:
         503: _OVERLOADED[503],
     },
 )
-async def session(request: Request) -> Envelope:
-    token = session_token(request)
-    if token is None:
-        raise InvalidSession()
-    user, current = await _services(request).auth.check(token)
+async def session(auth: Authenticated) -> Envelope:
+    user, current = auth
     return Envelope({"success": True, "user": _user(user), "session": _session(current)})
 
 
@@ -279,7 +280,7 @@ async def logout_all(request: Request, auth: Authenticated) -> Envelope:
 async def change_password(request: Request, body: PasswordChangeBody, auth: Authenticated) -> Envelope:
     user, session = auth
     services = _services(request)
-    client = client_of(request, services.settings.trusted_networks)
+    client = _client(request)
     await services.auth.change_password(user, session, body.currentPassword, body.newPassword, client)
     return Envelope({"success": True})
 
@@ -297,9 +298,7 @@ _ACCEPTED = {"success": True}
 )
 async def request_password_reset(request: Request, body: EmailBody) -> Envelope:
     services = _services(request)
-    await services.auth.request_password_reset(
-        body.email, client_of(request, services.settings.trusted_networks)
-    )
+    await services.auth.request_password_reset(body.email, _client(request))
     return Envelope(_ACCEPTED, status_code=202)
 
 
@@ -344,7 +343,5 @@ async def verify_email(request: Request, body: TokenBody) -> Envelope:
 )
 async def resend_verification(request: Request, body: EmailBody) -> Envelope:
     services = _services(request)
-    await services.auth.resend_verification(
-        body.email, client_of(request, services.settings.trusted_networks)
-    )
+    await services.auth.resend_verification(body.email, _client(request))
     return Envelope(_ACCEPTED, status_code=202)
