@@ -170,6 +170,9 @@ class MemoryStore:
         self.writes = 0
         self.before_next_write: Callable[[_Data], None] | None = None  # a concurrent writer, simulated
 
+    async def find_session(self, token_digest: bytes) -> tuple[Session, User] | None:
+        return await MemorySessions(self.data).find(token_digest)
+
     @asynccontextmanager
     async def read(self) -> AsyncIterator[MemoryTransaction]:
         yield MemoryTransaction(copy.deepcopy(self.data))

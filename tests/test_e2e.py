@@ -67,6 +67,17 @@ def test_cli_user_logs_in_checks_and_ends_a_session_over_http(
     assert "session.ended" in events, log
 
 
+def test_the_access_log_can_be_turned_off(start_server: Callable[..., Server]) -> None:
+    server = start_server(access_log="false")
+    with httpx.Client(base_url=server.base_url, timeout=10) as http:
+        assert http.post("/login", json={"email": EMAIL, "password": PASSWORD}).status_code == 401
+        assert http.get("/session").status_code == 401
+    server.stop()
+    loggers = {record["logger"] for record in json_lines(server.stderr())}
+    assert "uvicorn.access" not in loggers
+    assert "doorward.audit" in loggers  # the audit trail is not the access log
+
+
 async def register_and_login_concurrently(base_url: str, accounts: dict[str, str]) -> list[httpx.Response]:
     limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
     async with httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits) as http:

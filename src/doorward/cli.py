@@ -43,7 +43,7 @@ def load_settings() -> Settings:
         first = exc.errors()[0]
         name = "DOORWARD_" + str(first["loc"][0]).upper() if first["loc"] else "settings"
         raise fail(f"{name}: {first['msg']}") from None
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, access_log=settings.access_log)
     return settings
 
 

@@ -56,7 +56,9 @@ class Settings(BaseSettings):
         5.0, description="Seconds one statement may run (PostgreSQL statement_timeout) before 503"
     )
     db_pool_size: Annotated[int, Field(ge=1)] = Field(
-        10, description="PostgreSQL connections kept per process (as many again may open under load)"
+        10,
+        description="Database connections kept per process (as many again may open under load); "
+        "on PostgreSQL, session checks have a pool of this size of their own",
     )
     session_lifetime: Duration = Field(
         timedelta(hours=24), description="Absolute session lifetime (seconds or ISO 8601)"
@@ -142,6 +144,11 @@ class Settings(BaseSettings):
     )
     max_body_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    access_log: bool = Field(
+        True,
+        description="One JSON line per request (query strings redacted); off when a proxy in "
+        "front already logs requests: it is about a tenth of a session check's cost",
+    )
 
     @field_validator("hash_profile")
     @classmethod

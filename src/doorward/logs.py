@@ -42,8 +42,9 @@ class RedactQueryStrings(logging.Filter):
         return True
 
 
-def configure_logging(level: str = "INFO") -> None:
-    """Send doorward's records (and uvicorn's) to stderr as JSON lines."""
+def configure_logging(level: str = "INFO", *, access_log: bool = True) -> None:
+    """Send doorward's records (and uvicorn's) to stderr as JSON lines; uvicorn's access lines
+    only with ``access_log``."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
@@ -54,5 +55,7 @@ def configure_logging(level: str = "INFO") -> None:
         logger.handlers[:] = []
         logger.propagate = True
     access = logging.getLogger("uvicorn.access")
+    # Without a handler anywhere up its chain, uvicorn skips the access line altogether.
+    access.propagate = access_log
     if not any(isinstance(f, RedactQueryStrings) for f in access.filters):
         access.addFilter(RedactQueryStrings())

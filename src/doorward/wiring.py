@@ -30,6 +30,7 @@ from doorward.core.profiles import TESTING
 from doorward.mail import FileTransport, MailOutbox, SmtpTransport, Transport
 from doorward.storage import SqlStore, create_engine, load_or_create_secret
 from doorward.storage.audit import SqlAuditSink
+from doorward.storage.lookup import open_lookup
 from doorward.storage.redis_throttle import RedisThrottleStore
 from doorward.storage.throttle import SqlThrottleStore
 
@@ -62,7 +63,14 @@ async def open_services(settings: Settings, *, clock: Clock = utc_now) -> AsyncI
         pool_size=settings.db_pool_size,
     )
     pool = HashPool(settings.hash_workers, settings.hash_queue)
-    store = SqlStore(engine)
+    lookup = open_lookup(
+        engine.url,
+        engine.dialect,
+        timeout=settings.db_timeout,
+        statement_timeout=settings.db_statement_timeout,
+        pool_size=settings.db_pool_size,
+    )
+    store = SqlStore(engine, lookup=lookup)
     audit_sink = SqlAuditSink(store)
     flusher = asyncio.create_task(audit_sink.run(), name="doorward-audit-flush")
     redis_store = (
@@ -131,6 +139,7 @@ async def open_services(settings: Settings, *, clock: Clock = utc_now) -> AsyncI
         if redis_store is not None:
             await redis_store.close()
         pool.close()
+        await store.close()
         await engine.dispose()
 
 

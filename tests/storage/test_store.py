@@ -20,7 +20,7 @@ from doorward.core.models import NewUser, Session
 from doorward.core.tokens import new_token, token_digest
 from doorward.storage import SqlStore, create_engine, downgrade, load_or_create_secret, upgrade
 from doorward.storage.database import async_url
-from doorward.storage.store import _FIND_SESSION
+from doorward.storage.rows import FIND_SESSION
 from doorward.storage.tables import metadata, sessions, users
 from tests.db import schema_tables, table_names
 
@@ -132,7 +132,7 @@ def _plan(database_url: str, statement: object) -> str:
 @pytest.mark.parametrize(
     ("name", "statement", "index"),
     [
-        ("session check", _FIND_SESSION, "ix_sessions_token_digest"),
+        ("session check", FIND_SESSION, "ix_sessions_token_digest"),
         ("login lookup", select(users).where(users.c.email_canonical == "a"), "ix_users_email_canonical"),
         ("revoke all", sessions.delete().where(sessions.c.user_id == 1), "ix_sessions_user_id"),
     ],

@@ -142,6 +142,16 @@ async def test_session_401(client: httpx.AsyncClient, headers: dict[str, str]) -
     assert_api_headers(response)
 
 
+@pytest.mark.parametrize("method", ["POST", "DELETE", "HEAD"])
+async def test_only_get_checks_a_session(client: httpx.AsyncClient, method: str) -> None:
+    # GET /session is answered ahead of routing (web/session_check.py); other methods are routed.
+    await register(client)
+    response = await client.request(method, "/session", headers=bearer(await login(client)))
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET"
+    assert_api_headers(response)
+
+
 async def test_logout_is_idempotent(client: httpx.AsyncClient) -> None:
     await register(client)
     token = await login(client)

@@ -111,6 +111,13 @@ class Transaction(Protocol):
 class Store(Protocol):
     """Opens transactions. ``write`` ones take the write lock up front (SQLite: BEGIN IMMEDIATE)."""
 
+    async def find_session(self, token_digest: bytes) -> tuple[Session, User] | None:
+        """What ``Sessions.find`` returns, outside any transaction: the read every check makes.
+
+        A store may answer it by a faster way than ``read()`` (storage/lookup.py) but must see
+        every committed write at once: a revoked session is invalid everywhere, immediately.
+        """
+
     def read(self) -> AbstractAsyncContextManager[Transaction]:
         """Reads; each statement may see its own snapshot (SQL: autocommit), so no read-modify-write."""
 

@@ -252,8 +252,7 @@ class Authenticator:
         """The user and session behind a token, or InvalidSession."""
         if not looks_like_token(token):
             raise InvalidSession()
-        async with self._store.read() as tx:
-            found = await tx.sessions.find(token_digest(token))
+        found = await self._store.find_session(token_digest(token))
         if found is None:
             raise InvalidSession()
         session, user = found

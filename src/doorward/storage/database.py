@@ -47,7 +47,12 @@ def create_engine(
     if url.get_backend_name() == "sqlite":
         # hide_parameters: a failed statement's log line must not carry a password hash or a digest.
         engine = create_async_engine(
-            url, connect_args={"timeout": timeout}, pool_timeout=timeout, hide_parameters=True
+            url,
+            connect_args={"timeout": timeout},
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_timeout=timeout,
+            hide_parameters=True,
         )
         _tune_sqlite(engine, timeout)
         return engine

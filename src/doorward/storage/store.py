@@ -15,14 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from doorward.core.errors import EmailTaken, StorageUnavailable
 from doorward.core.models import AccountToken, NewUser, Session, TokenPurpose, User
 from doorward.storage.database import WRITE_OPTION, read_options
+from doorward.storage.lookup import LookupBusy, SessionLookup
+from doorward.storage.rows import FIND_SESSION, UNAVAILABLE_SQLSTATES, session_and_user, user_of
 from doorward.storage.tables import account_tokens, sessions, users
 
 # What "the database is not there" looks like from each driver. Integrity errors are not among them:
 # they mean the data said no, and are translated where they can happen.
 _UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout, OSError, TimeoutError)
-# PostgreSQL's ways of saying "not now": statement timeout or cancel (57014), shutting down (57P0x),
-# connection failures (08xxx), too many connections (53300), lock wait timeout (55P03).
-_UNAVAILABLE_SQLSTATES = ("57014", "57P01", "57P02", "57P03", "08", "53300", "55P03")
 
 
 @contextmanager
@@ -41,32 +40,16 @@ def _is_unavailable(exc: BaseException) -> bool:
         return True
     if isinstance(exc, DBAPIError) and not isinstance(exc, IntegrityError):
         sqlstate = str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or "")
-        return exc.connection_invalidated or sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
+        return exc.connection_invalidated or sqlstate.startswith(UNAVAILABLE_SQLSTATES)
     return False
 
 
-# The two lookups on the request path are built once: a statement built per call costs more CPU
-# (construction and cache-key generation) than the database spends answering it.
-_SESSION_COLUMNS = [c.label(f"s_{c.name}") for c in sessions.c if c.name != "token_digest"]
-_FIND_SESSION = (
-    select(*_SESSION_COLUMNS, *users.c)
-    .join_from(sessions, users, sessions.c.user_id == users.c.id)
-    .where(sessions.c.token_digest == bindparam("digest"))
-)
+# Built once, as FIND_SESSION: a statement built per call costs more CPU than answering it.
 _USER_BY_EMAIL = select(users).where(users.c.email_canonical == bindparam("email"))
 
 
 def _user(row: Any) -> User:
-    return User(
-        id=row.id,
-        email=row.email,
-        email_canonical=row.email_canonical,
-        password_hash=row.password_hash,
-        disabled=row.disabled,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        email_verified_at=row.email_verified_at,
-    )
+    return user_of(row._mapping)
 
 
 class SqlUsers:
@@ -167,20 +150,8 @@ class SqlSessions:
         )
 
     async def find(self, token_digest: bytes) -> tuple[Session, User] | None:
-        result = await self._conn.execute(_FIND_SESSION, {"digest": token_digest})
-        row = result.first()
-        if row is None:
-            return None
-        session = Session(
-            id=row.s_id,
-            user_id=row.s_user_id,
-            created_at=row.s_created_at,
-            last_seen_at=row.s_last_seen_at,
-            expires_at=row.s_expires_at,
-            client_address=row.s_client_address,
-            user_agent=row.s_user_agent,
-        )
-        return session, _user(row)
+        row = (await self._conn.execute(FIND_SESSION, {"digest": token_digest})).first()
+        return session_and_user(row._mapping) if row is not None else None
 
     async def list_for_user(self, user_id: int) -> list[Session]:
         rows = await self._conn.execute(
@@ -290,8 +261,9 @@ class SqlTransaction:
 class SqlStore:
     """Opens transactions on an engine; a database that is down becomes StorageUnavailable."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, lookup: SessionLookup | None = None) -> None:
         self.engine = engine
+        self._lookup = lookup
         # Reads on the request path are single statements: autocommit spares BEGIN and COMMIT,
         # two of the three round trips a session check would otherwise cost.
         self._reader = engine.execution_options(**read_options(engine))
@@ -310,6 +282,21 @@ class SqlStore:
         with _translated():
             async with self._writer.begin() as conn:
                 yield conn
+
+    async def find_session(self, token_digest: bytes) -> tuple[Session, User] | None:
+        """The session check's read: on the driver itself when a ``lookup`` was given (see lookup.py)."""
+        if self._lookup is not None:
+            try:
+                return await self._lookup.find(token_digest)
+            except LookupBusy:
+                pass  # SQLite would have blocked the event loop: wait on the pooled path instead
+        async with self.read() as tx:
+            return await tx.sessions.find(token_digest)
+
+    async def close(self) -> None:
+        """Close the lookup's own connections (the engine's are the caller's to dispose)."""
+        if self._lookup is not None:
+            await self._lookup.close()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[SqlTransaction]:

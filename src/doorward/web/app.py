@@ -17,6 +17,7 @@ from doorward.web.errors import install_error_handlers
 from doorward.web.responses import Envelope
 from doorward.web.routes import router
 from doorward.web.security import install_security
+from doorward.web.session_check import SessionCheck
 from doorward.wiring import open_services
 
 DESCRIPTION = """\
@@ -29,7 +30,7 @@ endpoints other than `/login` also carry a stable `code`.
 def create_served_app() -> FastAPI:
     """The factory ``doorward serve`` hands to uvicorn: each worker process sets up logging itself."""
     settings = Settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, access_log=settings.access_log)
     return create_app(settings)
 
 
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         default_response_class=Envelope,
     )
     install_error_handlers(app)
+    app.add_middleware(SessionCheck)  # first added, so innermost: every other middleware applies
     install_security(app, settings, page=pages.error_page, origin_only=pages.ORIGIN_ONLY_FORMS)
     app.include_router(router)
     app.include_router(pages.router)

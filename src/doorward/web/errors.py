@@ -101,14 +101,19 @@ def error_response(error: DoorwardError) -> Envelope:
     return Envelope(body, status_of(error), headers)
 
 
+def answer_error(error: DoorwardError) -> Envelope:
+    """``error_response``, after logging what an operator must hear of (the database is down)."""
+    if isinstance(error, StorageUnavailable):
+        _log.warning("database unavailable", exc_info=error.__cause__)
+    return error_response(error)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Route every failure, expected or not, through the table above."""
 
     async def on_doorward_error(_request: Request, exc: Exception) -> Envelope:
         assert isinstance(exc, DoorwardError)
-        if isinstance(exc, StorageUnavailable):
-            _log.warning("database unavailable", exc_info=exc.__cause__)
-        return error_response(exc)
+        return answer_error(exc)
 
     async def on_http_error(_request: Request, exc: Exception) -> Envelope:
         assert isinstance(exc, HTTPException)

@@ -83,7 +83,9 @@ def _user(user: User) -> dict[str, Any]:
 
 
 def _timestamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _session(session: Session) -> dict[str, Any]:
@@ -162,8 +164,14 @@ async def register(request: Request, body: RegisterBody) -> Envelope:
         503: _OVERLOADED[503],
     },
 )
-async def session(auth: Authenticated) -> Envelope:
-    user, current = auth
+async def session(request: Request) -> Envelope:
+    # Served by web.session_check.SessionCheck ahead of routing; this route documents it.
+    return await check_session(request)
+
+
+async def check_session(request: Request) -> Envelope:
+    """GET /session's answer (a DoorwardError when there is no valid session)."""
+    user, current = await _authenticated(request)
     return Envelope({"success": True, "user": _user(user), "session": _session(current)})
 
 

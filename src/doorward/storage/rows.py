@@ -1,0 +1,67 @@
+"""Rows to models, and the session lookup query: shared by the repositories and the fast lookup."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import bindparam, select
+
+from doorward.core.models import Session, User
+from doorward.storage.tables import sessions, users
+
+# PostgreSQL's ways of saying "not now": statement timeout or cancel (57014), shutting down (57P0x),
+# connection failures (08xxx), too many connections (53300), lock wait timeout (55P03).
+UNAVAILABLE_SQLSTATES = ("57014", "57P01", "57P02", "57P03", "08", "53300", "55P03")
+
+# Built once: a statement built per call costs more CPU (construction and cache-key generation)
+# than the database spends answering it.
+FIND_SESSION = (
+    select(*(c.label(f"s_{c.name}") for c in sessions.c if c.name != "token_digest"), *users.c)
+    .join_from(sessions, users, sessions.c.user_id == users.c.id)
+    .where(sessions.c.token_digest == bindparam("digest"))
+)
+
+
+def utc(value: datetime | str | None) -> datetime | None:
+    """An aware UTC datetime from what a driver returns: aware (asyncpg), naive or text (SQLite)."""
+    if isinstance(value, str):
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    if value is None or value.tzinfo is UTC:
+        return value
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _utc(value: datetime | str) -> datetime:
+    moment = utc(value)
+    assert moment is not None
+    return moment
+
+
+def user_of(row: Mapping[Any, Any]) -> User:
+    """The User in a row holding the ``users`` columns under their own names."""
+    return User(
+        id=row["id"],
+        email=row["email"],
+        email_canonical=row["email_canonical"],
+        password_hash=row["password_hash"],
+        disabled=bool(row["disabled"]),
+        created_at=_utc(row["created_at"]),
+        updated_at=_utc(row["updated_at"]),
+        email_verified_at=utc(row["email_verified_at"]),
+    )
+
+
+def session_and_user(row: Mapping[Any, Any]) -> tuple[Session, User]:
+    """The Session and User in a row of ``FIND_SESSION``."""
+    session = Session(
+        id=row["s_id"],
+        user_id=row["s_user_id"],
+        created_at=_utc(row["s_created_at"]),
+        last_seen_at=_utc(row["s_last_seen_at"]),
+        expires_at=_utc(row["s_expires_at"]),
+        client_address=row["s_client_address"],
+        user_agent=row["s_user_agent"],
+    )
+    return session, user_of(row)

@@ -1,0 +1,125 @@
+"""The session check's read on the driver itself (storage/lookup.py), on both databases."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import make_url
+from sqlalchemy.dialects import sqlite
+
+from doorward.core.errors import StorageUnavailable
+from doorward.core.models import NewUser, Session, User
+from doorward.core.tokens import new_token, token_digest
+from doorward.storage import SqlStore, create_engine
+from doorward.storage.lookup import LookupBusy, open_lookup
+
+NOW = datetime(2026, 1, 1, 12, 30, 15, 123456, tzinfo=UTC)
+
+
+@pytest.fixture
+async def stores(database_url: str) -> AsyncIterator[tuple[SqlStore, SqlStore]]:
+    """The same database through the fast lookup and through the repositories."""
+    engine = create_engine(database_url, timeout=5)
+    lookup = open_lookup(engine.url, engine.dialect, timeout=5, statement_timeout=5, pool_size=2)
+    assert lookup is not None, database_url
+    fast = SqlStore(engine, lookup=lookup)
+    yield fast, SqlStore(engine)
+    await fast.close()
+    await engine.dispose()
+
+
+async def add_session(store: SqlStore, *, verified: bool, client: str | None) -> tuple[bytes, User]:
+    digest = token_digest(new_token())
+    async with store.write() as tx:
+        email = f"Lookup.{digest.hex()[:8]}@Example.com"
+        user = await tx.users.add(NewUser(email, email.lower(), "$argon2id$x", verified), NOW)
+        session = Session(
+            f"s{digest.hex()[:10]}", user.id, NOW, NOW, NOW + timedelta(days=1), client, client and "ua"
+        )
+        await tx.sessions.add(session, digest)
+    return digest, user
+
+
+@pytest.mark.parametrize(("verified", "client"), [(True, "192.0.2.7"), (False, None)])
+async def test_the_fast_lookup_answers_what_the_repository_answers(
+    stores: tuple[SqlStore, SqlStore], verified: bool, client: str | None
+) -> None:
+    fast, plain = stores
+    digest, user = await add_session(fast, verified=verified, client=client)
+
+    found = await fast.find_session(digest)
+
+    assert found is not None
+    assert found == await plain.find_session(digest)
+    session, owner = found
+    assert owner == user
+    assert (session.created_at, session.expires_at) == (NOW, NOW + timedelta(days=1))
+    assert session.created_at.tzinfo is UTC and owner.created_at.tzinfo is UTC
+    assert (session.client_address, owner.email_verified_at) == (client, NOW if verified else None)
+    assert await fast.find_session(token_digest(new_token())) is None
+
+
+async def test_what_is_committed_is_seen_by_the_next_fast_lookup(stores: tuple[SqlStore, SqlStore]) -> None:
+    fast, _ = stores
+    digest, user = await add_session(fast, verified=True, client=None)
+    assert await fast.find_session(digest) is not None
+
+    async with fast.write() as tx:
+        await tx.users.set_disabled(user.id, True, NOW)
+    found = await fast.find_session(digest)
+    assert found is not None and found[1].disabled
+
+    async with fast.write() as tx:
+        assert await tx.sessions.delete(digest)
+    assert await fast.find_session(digest) is None
+
+
+class BusyLookup:
+    """A lookup SQLite would have made wait, every time."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def find(self, token_digest: bytes) -> tuple[Session, User] | None:
+        self.calls += 1
+        raise LookupBusy()
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_a_lookup_that_would_wait_falls_back_to_the_pooled_read(sqlite_url: str) -> None:
+    engine = create_engine(sqlite_url, timeout=5)
+    busy = BusyLookup()
+    store = SqlStore(engine, lookup=busy)
+    try:
+        digest, user = await add_session(store, verified=True, client=None)
+        found = await store.find_session(digest)
+        assert busy.calls == 1
+        assert found is not None and found[1] == user
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
+def test_an_in_memory_sqlite_has_no_fast_lookup(url: str) -> None:
+    # Another connection would see another, empty database.
+    lookup = open_lookup(make_url(url), sqlite.dialect(), timeout=1, statement_timeout=1, pool_size=1)
+    assert lookup is None
+
+
+async def test_an_unreachable_postgresql_is_storage_unavailable_in_time(postgres_database: str) -> None:
+    url = make_url(postgres_database).set(host="127.0.0.1", port=9)  # discard: nothing listens
+    engine = create_engine(postgres_database, timeout=1)
+    lookup = open_lookup(url, engine.dialect, timeout=1, statement_timeout=1, pool_size=1)
+    assert lookup is not None
+    try:
+        async with asyncio.timeout(3):
+            with pytest.raises(StorageUnavailable):
+                await lookup.find(token_digest(new_token()))
+    finally:
+        await lookup.close()
+        await engine.dispose()
