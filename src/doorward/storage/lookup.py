@@ -101,6 +101,17 @@ class SqliteLookup:
             self._conn = None
 
 
+class _ReadOnlyConnection(asyncpg.Connection):  # type: ignore[misc]
+    """A connection that only ever runs FIND_SESSION: nothing to reset when it returns to the pool.
+
+    asyncpg resets every connection on release (advisory locks, cursors, LISTEN, settings): one
+    more round trip per check, for state this pool never creates.
+    """
+
+    def get_reset_query(self) -> str:
+        return ""
+
+
 class PostgresLookup:
     """A small asyncpg pool of its own, opened on first use; see the module docstring."""
 
@@ -121,6 +132,7 @@ class PostgresLookup:
                 self._pool = await asyncpg.create_pool(
                     self._dsn,
                     min_size=0,
+                    connection_class=_ReadOnlyConnection,
                     max_size=self._pool_size,
                     timeout=self._timeout,
                     # As the engine's: the server's statement timeout, and a client-side backstop.
