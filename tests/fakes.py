@@ -168,13 +168,16 @@ class MemoryStore:
     def __init__(self) -> None:
         self.data = _Data()
         self.writes = 0
+        self.reads = 0
         self.before_next_write: Callable[[_Data], None] | None = None  # a concurrent writer, simulated
 
     async def find_session(self, token_digest: bytes) -> tuple[Session, User] | None:
+        self.reads += 1
         return await MemorySessions(self.data).find(token_digest)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[MemoryTransaction]:
+        self.reads += 1
         yield MemoryTransaction(copy.deepcopy(self.data))
 
     @asynccontextmanager

@@ -60,6 +60,30 @@ async def test_a_cancelled_caller_keeps_its_slot_until_the_hash_ends() -> None:
         pool.close()
 
 
+async def test_a_slot_taken_ahead_counts_until_its_hash_ends_or_it_is_given_back() -> None:
+    pool = HashPool(workers=1, queue=0)
+    with pool.slot():
+        assert pool.pending == 1
+        with pytest.raises(Overloaded):
+            await pool.run(sum, [1])
+    assert pool.pending == 0  # never used: given back with the block
+
+    release = threading.Event()
+    with pool.slot() as slot:
+        hashing = asyncio.ensure_future(slot.run(release.wait, 5))
+        await asyncio.sleep(0.05)
+    assert pool.pending == 1  # used: held until the hash itself ends
+    with pytest.raises(Overloaded):
+        pool.slot()
+    release.set()
+    assert await hashing is True
+    await asyncio.sleep(0.01)
+    assert pool.pending == 0
+    with pytest.raises(RuntimeError):
+        await slot.run(sum, [1])  # one hash per slot
+    pool.close()
+
+
 def test_rejects_nonsense_sizes() -> None:
     with pytest.raises(ValueError, match="workers"):
         HashPool(workers=0, queue=0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from dataclasses import replace
 from datetime import timedelta
@@ -28,6 +29,7 @@ from doorward.core.errors import (
     InvalidCredentials,
     InvalidSession,
     LoginRequestInvalid,
+    Overloaded,
     PasswordCommon,
     UserNotFound,
 )
@@ -63,12 +65,17 @@ def hasher() -> RecordingHasher:
 
 
 @pytest.fixture
-def auth(store: MemoryStore, hasher: RecordingHasher, clock: FakeClock) -> Authenticator:
+def pool() -> HashPool:
+    return HashPool(workers=1, queue=8)
+
+
+@pytest.fixture
+def auth(store: MemoryStore, hasher: RecordingHasher, pool: HashPool, clock: FakeClock) -> Authenticator:
     audit = Auditor([MemoryAuditSink()], clock)
     return Authenticator(
         store=store,
         hasher=hasher,
-        pool=HashPool(workers=1, queue=8),
+        pool=pool,
         password_policy=PasswordPolicy(),
         session_policy=SessionPolicy(lifetime=timedelta(hours=24), idle_timeout=timedelta(minutes=30)),
         throttle=Throttle(MemoryThrottleStore(), ThrottlePolicy(), clock, audit),
@@ -94,6 +101,20 @@ async def test_register_then_login_then_check_then_logout(auth: Authenticator) -
     with pytest.raises(InvalidSession):
         await auth.check(result.token)
     await auth.logout(result.token)  # idempotent
+
+
+async def test_a_full_hash_pool_refuses_a_login_before_any_database_work(
+    auth: Authenticator, store: MemoryStore, pool: HashPool, hasher: RecordingHasher
+) -> None:
+    await auth.register(EMAIL, PASSWORD)
+    reads = store.reads
+    with contextlib.ExitStack() as held:
+        for _ in range(pool.capacity):
+            held.enter_context(pool.slot())
+        with pytest.raises(Overloaded):
+            await auth.login(EMAIL, PASSWORD, CLIENT)
+        assert (store.reads, hasher.verified) == (reads, [])
+    assert (await auth.login(EMAIL, PASSWORD, CLIENT)).user.email == EMAIL  # the slots came back
 
 
 async def test_every_login_gets_a_fresh_token(auth: Authenticator) -> None:

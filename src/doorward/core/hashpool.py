@@ -51,28 +51,66 @@ class HashPool:
 
     async def run(self, fn: Callable[..., T], *args: object) -> T:
         """Run ``fn(*args)`` on a hashing thread, or raise Overloaded when every slot is taken."""
+        with self.slot() as slot:
+            return await slot.run(fn, *args)
+
+    def slot(self) -> Slot:
+        """Take a slot now, or raise Overloaded at once, for one hash to run later.
+
+        Use it as ``with pool.slot() as slot: ... await slot.run(fn, *args)``, and take it before
+        the work the hash depends on (a login's throttle and account reads): a full pool then
+        refuses a request before it has cost a database query. A slot whose hash never ran is
+        given back when the block ends; one whose hash ran, when the hash finishes.
+        """
         with self._lock:
             if self._pending >= self.capacity:
                 raise Overloaded()
             self._pending += 1
+        return Slot(self)
 
+    def _release(self) -> None:
+        with self._lock:
+            self._pending -= 1
+
+    async def _submit(self, fn: Callable[..., T], args: tuple[object, ...]) -> T:
         def job() -> T:
             # The slot is released when the hash finishes, not when the caller stops waiting:
             # a cancelled request must not let more hashes run than the bound allows.
             try:
                 return fn(*args)
             finally:
-                with self._lock:
-                    self._pending -= 1
+                self._release()
 
         try:
             future = self._executor.submit(job)
         except BaseException:
-            with self._lock:
-                self._pending -= 1
+            self._release()
             raise
         return await asyncio.wrap_future(future)
 
     def close(self) -> None:
         """Finish running hashes and stop the threads."""
         self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+class Slot:
+    """A place in a HashPool taken ahead of time (``HashPool.slot``): it runs one hash."""
+
+    def __init__(self, pool: HashPool) -> None:
+        self._pool = pool
+        self.used = False
+
+    def __enter__(self) -> Slot:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if not self.used:
+            self.used = True
+            self._pool._release()
+
+    async def run(self, fn: Callable[..., T], *args: object) -> T:
+        """Run ``fn(*args)`` on a hashing thread in this slot."""
+        if self.used:
+            raise RuntimeError("a slot runs one hash")
+        self.used = True
+        return await self._pool._submit(fn, args)

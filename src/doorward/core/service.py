@@ -26,7 +26,7 @@ from doorward.core.errors import (
     UserNotFound,
 )
 from doorward.core.hashing import PasswordHasher
-from doorward.core.hashpool import HashPool
+from doorward.core.hashpool import HashPool, Slot
 from doorward.core.models import AccountToken, Client, LoginResult, NewUser, Session, TokenPurpose, User
 from doorward.core.notifications import Notifications
 from doorward.core.passwords import MAX_RAW_PASSWORD_LENGTH, Password, PasswordPolicy
@@ -185,12 +185,15 @@ class Authenticator:
         if len(secret) > self._passwords.max_length:
             raise LoginRequestInvalid()
 
-        # Throttled before the lookup, by the same rule for every email: a 429 reveals nothing.
-        attempts = await self._throttle.admit_login(canonical, client.address)
-        async with self._store.read() as tx:
-            user = await tx.users.by_canonical_email(canonical)
-        stored = user.password_hash if user is not None else None
-        verdict = await self._hash(self._hasher.verify, stored, secret)
+        # A place to hash first: when every one is taken, 503 before any database work, so a
+        # flood of logins costs little more than its parsing. Then throttled before the lookup,
+        # by the same rule for every email: a 429 reveals nothing.
+        with self._hash_slot() as slot:
+            attempts = await self._throttle.admit_login(canonical, client.address)
+            async with self._store.read() as tx:
+                user = await tx.users.by_canonical_email(canonical)
+            stored = user.password_hash if user is not None else None
+            verdict = await slot.run(self._hasher.verify, stored, secret)
         if user is None or not verdict.ok or user.disabled:
             reason = "unknown_email" if user is None else "disabled" if verdict.ok else "wrong_password"
             self._audit(
@@ -236,8 +239,13 @@ class Authenticator:
 
     async def _hash(self, fn: Callable[..., T], *args: object) -> T:
         """Run a hash on the bounded pool; a full pool is an audited 503."""
+        with self._hash_slot() as slot:
+            return await slot.run(fn, *args)
+
+    def _hash_slot(self) -> Slot:
+        """A slot on the bounded pool (``HashPool.slot``); a full pool is an audited 503."""
         try:
-            return await self._pool.run(fn, *args)
+            return self._pool.slot()
         except Overloaded:
             self._audit("overload.rejected", pending=self._pool.pending)
             raise
