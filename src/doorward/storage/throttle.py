@@ -25,6 +25,25 @@ class SqlThrottleStore:
         self._store = store
         self._lockout = lockout_failures
         self._dialect = store.engine.dialect.name
+        # The two upserts every failed login runs, built once (see store.py's FIND_SESSION).
+        failure = self._insert(attempts).values(key=bindparam("key"), failures=1, updated_at=bindparam("now"))
+        self._record_failure = failure.on_conflict_do_update(
+            index_elements=[attempts.c.key],
+            set_={"failures": attempts.c.failures + 1, "updated_at": failure.excluded.updated_at},
+        ).returning(attempts.c.failures)
+        hit = self._insert(rate_windows).values(
+            key=bindparam("key"), window_start=bindparam("start"), count=1
+        )
+        self._hit = hit.on_conflict_do_update(
+            index_elements=[rate_windows.c.key],
+            set_={
+                "count": case(
+                    (rate_windows.c.window_start == hit.excluded.window_start, rate_windows.c.count + 1),
+                    else_=1,
+                ),
+                "window_start": hit.excluded.window_start,
+            },
+        ).returning(rate_windows.c.count)
 
     async def load(self, key: str) -> AttemptState:
         async with self._store.connection() as conn:
@@ -32,13 +51,9 @@ class SqlThrottleStore:
         return AttemptState(row.failures, row.next_allowed_at) if row else AttemptState()
 
     async def record_failure(self, key: str) -> int:
-        statement = self._insert(attempts).values(key=key, failures=1, updated_at=datetime.now(UTC))
-        statement = statement.on_conflict_do_update(
-            index_elements=[attempts.c.key],
-            set_={"failures": attempts.c.failures + 1, "updated_at": statement.excluded.updated_at},
-        ).returning(attempts.c.failures)
         async with self._store.transaction() as conn:
-            return int((await conn.execute(statement)).scalar_one())
+            result = await conn.execute(self._record_failure, {"key": key, "now": datetime.now(UTC)})
+            return int(result.scalar_one())
 
     async def defer(self, key: str, until: datetime) -> None:
         async with self._store.transaction() as conn:
@@ -60,22 +75,8 @@ class SqlThrottleStore:
             await conn.execute(delete(attempts).where(attempts.c.key == key))
 
     async def hit(self, key: str, window_start: datetime, window: timedelta) -> int:
-        statement = self._insert(rate_windows).values(key=key, window_start=window_start, count=1)
-        statement = statement.on_conflict_do_update(
-            index_elements=[rate_windows.c.key],
-            set_={
-                "count": case(
-                    (
-                        rate_windows.c.window_start == statement.excluded.window_start,
-                        rate_windows.c.count + 1,
-                    ),
-                    else_=1,
-                ),
-                "window_start": statement.excluded.window_start,
-            },
-        ).returning(rate_windows.c.count)
         async with self._store.transaction() as conn:
-            return int((await conn.execute(statement)).scalar_one())
+            return int((await conn.execute(self._hit, {"key": key, "start": window_start})).scalar_one())
 
     async def count(self, key: str, window_start: datetime) -> int:
         async with self._store.connection() as conn:
