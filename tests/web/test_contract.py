@@ -144,7 +144,7 @@ async def test_session_401(client: httpx.AsyncClient, headers: dict[str, str]) -
 
 @pytest.mark.parametrize("method", ["POST", "DELETE", "HEAD"])
 async def test_only_get_checks_a_session(client: httpx.AsyncClient, method: str) -> None:
-    # GET /session is answered ahead of routing (web/session_check.py); other methods are routed.
+    # GET /session is answered ahead of routing (web/hotpaths.py); other methods are routed.
     await register(client)
     response = await client.request(method, "/session", headers=bearer(await login(client)))
     assert response.status_code == 405

@@ -112,6 +112,18 @@ async def test_saturated_hashing_answers_503_at_once_and_sessions_keep_working(d
     assert {a.status_code for a in answers[12:]} == {200}
 
 
+async def test_a_login_is_refused_before_it_is_read_while_hashing_is_full(database_url: str) -> None:
+    app, client = await started(make_settings(database_url, hash_workers=1, hash_queue=0))
+    async with app.router.lifespan_context(app), client:
+        malformed = {"content": b"{not json", "headers": {"Content-Type": "application/json"}}
+        assert (await client.post("/login", **malformed)).status_code == 400  # read, and refused
+        with app.state.services.pool.slot():  # the one hash slot, taken
+            refused = await client.post("/login", **malformed)
+            assert (refused.status_code, refused.json()["code"]) == (503, "overloaded")
+            assert refused.headers["retry-after"] == "1"
+        assert (await client.post("/login", **malformed)).status_code == 400
+
+
 async def test_database_gone_is_503_with_the_envelope(tmp_path: Path, sqlite_url: str) -> None:
     settings = make_settings(sqlite_url)
     app, client = await started(settings)

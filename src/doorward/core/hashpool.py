@@ -49,6 +49,11 @@ class HashPool:
         """Hash calls running or waiting now."""
         return self._pending
 
+    @property
+    def full(self) -> bool:
+        """Every slot is taken: ``slot()`` and ``run()`` would raise Overloaded now."""
+        return self._pending >= self.capacity
+
     async def run(self, fn: Callable[..., T], *args: object) -> T:
         """Run ``fn(*args)`` on a hashing thread, or raise Overloaded when every slot is taken."""
         with self.slot() as slot:

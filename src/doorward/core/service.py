@@ -251,6 +251,17 @@ class Authenticator:
             self._audit("overload.rejected", pending=self._pool.pending)
             raise
 
+    def refuse_if_overloaded(self) -> None:
+        """Raise Overloaded (audited) if a login could not get a hash slot now.
+
+        For a caller that can refuse a login before even reading it (web/hotpaths.py): under a
+        flood, most requests then cost no more than their headers. A login that passes may still
+        find the pool full by the time it asks (``login`` takes its slot itself).
+        """
+        if self._pool.full:
+            self._audit("overload.rejected", pending=self._pool.pending)
+            raise Overloaded()
+
     async def _rehash(self, secret: Password) -> str | None:
         try:
             return await self._pool.run(self._hasher.hash, secret)

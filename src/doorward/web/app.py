@@ -14,10 +14,10 @@ from doorward.core.clock import Clock, utc_now
 from doorward.logs import configure_logging
 from doorward.web import pages
 from doorward.web.errors import install_error_handlers
+from doorward.web.hotpaths import HotPaths
 from doorward.web.responses import Envelope
 from doorward.web.routes import router
 from doorward.web.security import install_security
-from doorward.web.session_check import SessionCheck
 from doorward.wiring import open_services
 
 DESCRIPTION = """\
@@ -52,7 +52,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         default_response_class=Envelope,
     )
     install_error_handlers(app)
-    app.add_middleware(SessionCheck)  # first added, so innermost: every other middleware applies
+    app.add_middleware(HotPaths)  # first added, so innermost: every other middleware applies
     install_security(app, settings, page=pages.error_page, origin_only=pages.ORIGIN_ONLY_FORMS)
     app.include_router(router)
     app.include_router(pages.router)

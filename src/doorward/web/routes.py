@@ -165,7 +165,7 @@ async def register(request: Request, body: RegisterBody) -> Envelope:
     },
 )
 async def session(request: Request) -> Envelope:
-    # Served by web.session_check.SessionCheck ahead of routing; this route documents it.
+    # Served by web.hotpaths.HotPaths ahead of routing; this route documents it.
     return await check_session(request)
 
 
