@@ -143,6 +143,9 @@ class Suite:
     def server_settings(self, config: str) -> dict[str, str]:
         """The doorward settings of server configuration "one" or "defaults"."""
         settings = {"hash_profile": self.profile.name, "log_level": "INFO"}
+        if "access_log" in self.settings:
+            # As the bare reference, which uvicorn serves with --no-access-log: a proxy in front logs.
+            settings["access_log"] = "false"
         if self.many_clients:
             # wrk plays a reverse proxy in front of many clients (login.lua's X-Forwarded-For).
             settings["trusted_proxies"] = "127.0.0.1"
