@@ -6,6 +6,7 @@ import re
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from tests.conftest import EMAIL, PASSWORD, bearer, login, register
 
@@ -140,6 +141,37 @@ async def test_session_401(client: httpx.AsyncClient, headers: dict[str, str]) -
     assert response.json() == INVALID_SESSION
     assert response.headers["www-authenticate"] == "Bearer"
     assert_api_headers(response)
+
+
+def answer_headers(response: httpx.Response) -> dict[str, str]:
+    """The headers every JSON answer shares (not its length, date or challenge)."""
+    return {k: v for k, v in response.headers.items() if k not in {"content-length", "date", "www-authenticate"}}
+
+
+async def test_session_checks_carry_the_headers_of_every_other_answer(client: httpx.AsyncClient) -> None:
+    # GET /session is answered before FastAPI's middlewares (web/hotpaths.py) and adds their headers.
+    routed = answer_headers(await client.get("/sessions"))  # 401, through every middleware
+    assert routed["x-frame-options"] == "DENY" and "content-security-policy" in routed
+    await register(client)
+    valid = await client.get("/session", headers=bearer(await login(client)))
+    invalid = await client.get("/session")
+    assert (valid.status_code, invalid.status_code) == (200, 401)
+    assert answer_headers(valid) == answer_headers(invalid) == routed
+
+
+async def test_a_bug_in_a_session_check_is_the_500_envelope(
+    client: httpx.AsyncClient, app: FastAPI, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken(token: str) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(app.state.services.auth, "check", broken)
+    token = "A" * 43
+    response = await client.get("/session", headers=bearer(token))
+    assert response.status_code == 500
+    assert response.json() == {"success": False, "error": "Internal error", "code": "internal"}
+    assert answer_headers(response) == answer_headers(await client.get("/sessions"))
+    assert "unhandled error" in caplog.text and "a bug" not in response.text
 
 
 @pytest.mark.parametrize("method", ["POST", "DELETE", "HEAD"])

@@ -14,7 +14,7 @@ from doorward.core.clock import Clock, utc_now
 from doorward.logs import configure_logging
 from doorward.web import pages
 from doorward.web.errors import install_error_handlers
-from doorward.web.hotpaths import HotPaths
+from doorward.web.hotpaths import DoorwardApp, HotPaths
 from doorward.web.responses import Envelope
 from doorward.web.routes import router
 from doorward.web.security import install_security
@@ -44,7 +44,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
             app.state.services = services
             yield
 
-    app = FastAPI(
+    app = DoorwardApp(
         title="doorward",
         version=__version__,
         description=DESCRIPTION,
@@ -53,6 +53,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
     )
     install_error_handlers(app)
     app.add_middleware(HotPaths)  # first added, so innermost: every other middleware applies
+    # Session checks go first, unless CORSMiddleware must see them (web/hotpaths.py).
+    app.sessions_first = not settings.cors_origin_list
     install_security(app, settings, page=pages.error_page, origin_only=pages.ORIGIN_ONLY_FORMS)
     app.include_router(router)
     app.include_router(pages.router)

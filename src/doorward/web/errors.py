@@ -108,6 +108,12 @@ def answer_error(error: DoorwardError) -> Envelope:
     return error_response(error)
 
 
+def answer_unexpected(exc: Exception) -> Envelope:
+    """The 500 envelope for a bug, logged with its traceback; its text says nothing of the bug."""
+    _log.error("unhandled error", exc_info=exc)
+    return error_response(InternalError())
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Route every failure, expected or not, through the table above."""
 
@@ -129,8 +135,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(InvalidRequest())
 
     async def on_unexpected(_request: Request, exc: Exception) -> Envelope:
-        _log.error("unhandled error", exc_info=exc)
-        return error_response(InternalError())
+        return answer_unexpected(exc)
 
     app.add_exception_handler(DoorwardError, on_doorward_error)
     app.add_exception_handler(HTTPException, on_http_error)

@@ -60,6 +60,9 @@ BASE_HEADERS: tuple[tuple[str, str], ...] = (
     ("Cross-Origin-Opener-Policy", "same-origin"),
 )
 
+ANSWER_HEADERS: tuple[tuple[str, str], ...] = (*BASE_HEADERS, ("Content-Security-Policy", PAGE_CSP))
+"""What ``SecurityHeaders`` gives every answer but the interactive docs' (and web/hotpaths.py's)."""
+
 SESSIONLESS_API = frozenset(
     {
         "/login",
@@ -146,9 +149,7 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        extra = BASE_HEADERS
-        if scope["path"] not in self.csp_exempt:
-            extra = (*extra, ("Content-Security-Policy", PAGE_CSP))
+        extra = BASE_HEADERS if scope["path"] in self.csp_exempt else ANSWER_HEADERS
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
