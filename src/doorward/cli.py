@@ -114,7 +114,7 @@ def users_add(
     if not password_stdin:
         raise fail("pass --password-stdin and the password on standard input")
     password = sys.stdin.readline().removesuffix("\n").removesuffix("\r")
-    user = run(lambda s: s.auth.add_user(email, password))
+    user = run(lambda s: s.admin.add_user(email, password))
     typer.echo(f"added user {user.id} <{user.email}>")
 
 
@@ -131,7 +131,7 @@ def users_import(
     Unless --skip-invalid, one refused line imports nothing.
     """
     rows = list(_read_import(file))
-    report = run(lambda s: s.auth.import_users(rows, skip_invalid=skip_invalid))
+    report = run(lambda s: s.admin.import_users(rows, skip_invalid=skip_invalid))
     for line, reason in report.skipped:
         typer.echo(f"line {line}: skipped: {reason}", err=True)
     if report.skipped and not skip_invalid:
@@ -156,28 +156,28 @@ def _read_import(file: Path) -> Iterator[ImportRow]:
 @users_app.command("disable")
 def users_disable(email: str) -> None:
     """Disable an account and end all its sessions."""
-    ended = run(lambda s: s.auth.disable_user(email))
+    ended = run(lambda s: s.admin.disable_user(email))
     typer.echo(f"disabled {email}; ended {ended} session(s)")
 
 
 @users_app.command("unlock")
 def users_unlock(email: str) -> None:
     """Lift a login wait or lockout on an account."""
-    run(lambda s: s.auth.unlock_user(email))
+    run(lambda s: s.admin.unlock_user(email))
     typer.echo(f"unlocked {email}")
 
 
 @sessions_app.command("revoke")
 def sessions_revoke(email: str) -> None:
     """End every session of an account."""
-    ended = run(lambda s: s.auth.revoke_sessions(email))
+    ended = run(lambda s: s.admin.revoke_sessions(email))
     typer.echo(f"ended {ended} session(s) of {email}")
 
 
 @app.command()
 def prune() -> None:
     """Delete expired sessions and mailed tokens, and throttle counters that can no longer matter."""
-    pruned = run(lambda s: s.auth.prune())
+    pruned = run(lambda s: s.admin.prune())
     typer.echo(", ".join(f"{name.replace('_', ' ')}: {count}" for name, count in pruned.items()))
 
 

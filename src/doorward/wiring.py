@@ -1,4 +1,4 @@
-"""The composition root: settings in, a ready Authenticator (and what it stands on) out."""
+"""The composition root: settings in, the ready use cases (and what they stand on) out."""
 
 from __future__ import annotations
 
@@ -14,9 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from doorward.config import Settings
 from doorward.core import (
     AccountPolicy,
+    Accounts,
+    Admin,
     Auditor,
     Authenticator,
     Clock,
+    Deps,
     HashPool,
     PasswordHasher,
     PasswordPolicy,
@@ -46,6 +49,8 @@ class Services:
     store: SqlStore
     pool: HashPool
     auth: Authenticator
+    accounts: Accounts
+    admin: Admin
     audit_sink: SqlAuditSink
     outbox: MailOutbox
     csrf_key: bytes = field(repr=False)
@@ -88,7 +93,7 @@ async def open_services(settings: Settings, *, clock: Clock = utc_now) -> AsyncI
         reset_minutes=max(1, int(settings.reset_token_lifetime.total_seconds() // 60)),
     )
     postman = asyncio.create_task(outbox.run(), name="doorward-mail")
-    auth: Authenticator | None = None
+    deps: Deps | None = None
     try:
         key = (
             settings.pepper.get_secret_value().encode()
@@ -96,7 +101,7 @@ async def open_services(settings: Settings, *, clock: Clock = utc_now) -> AsyncI
             else await load_or_create_secret(engine, "import_hmac_key")
         )
         audit = Auditor([audit_sink], clock)
-        auth = Authenticator(
+        deps = Deps(
             store=store,
             hasher=PasswordHasher(settings.profile, key),
             pool=pool,
@@ -114,19 +119,22 @@ async def open_services(settings: Settings, *, clock: Clock = utc_now) -> AsyncI
             ),
             clock=clock,
         )
+        accounts = Accounts(deps)
         yield Services(
             settings=settings,
             engine=engine,
             store=store,
             pool=pool,
-            auth=auth,
+            auth=Authenticator(deps),
+            accounts=accounts,
+            admin=Admin(deps, accounts),
             audit_sink=audit_sink,
             outbox=outbox,
             csrf_key=await load_or_create_secret(engine, "csrf_key"),
         )
     finally:
-        if auth is not None:
-            await auth.background.drain()
+        if deps is not None:
+            await deps.background.drain()  # the one set of background tasks all three share
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(outbox.drain(), timeout=5)  # mails in flight, not the retry tail
         postman.cancel()

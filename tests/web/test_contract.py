@@ -53,7 +53,7 @@ async def test_unknown_email_wrong_password_and_disabled_account_look_the_same(
     await register(client, "known@example.com")
     await register(client, "disabled@example.com")
     services = app.state.services  # type: ignore[attr-defined]
-    await services.auth.disable_user("disabled@example.com")
+    await services.admin.disable_user("disabled@example.com")
 
     attempts = [
         {"email": "unknown@example.com", "password": PASSWORD},
@@ -145,7 +145,9 @@ async def test_session_401(client: httpx.AsyncClient, headers: dict[str, str]) -
 
 def answer_headers(response: httpx.Response) -> dict[str, str]:
     """The headers every JSON answer shares (not its length, date or challenge)."""
-    return {k: v for k, v in response.headers.items() if k not in {"content-length", "date", "www-authenticate"}}
+    return {
+        k: v for k, v in response.headers.items() if k not in {"content-length", "date", "www-authenticate"}
+    }
 
 
 async def test_session_checks_carry_the_headers_of_every_other_answer(client: httpx.AsyncClient) -> None:

@@ -37,7 +37,7 @@ async def mailing(
 
 async def settle(app: FastAPI) -> None:
     """Let background work (lookups, tokens) and the outbox finish."""
-    await app.state.services.auth.background.drain()
+    await app.state.services.accounts.background.drain()
     await app.state.services.outbox.drain()
 
 

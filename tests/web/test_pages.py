@@ -228,7 +228,7 @@ async def test_every_login_failure_shows_the_same_message(
 ) -> None:
     await register(client)
     await register(client, "disabled@example.com")
-    await app.state.services.auth.disable_user("disabled@example.com")
+    await app.state.services.admin.disable_user("disabled@example.com")
     response = await new_browser().post("/login/form", data=form, headers=SAME_SITE)
     assert response.status_code == 400
     assert_page_headers(response)
@@ -583,7 +583,7 @@ async def test_changing_the_password(client: httpx.AsyncClient, new_browser: Bro
 
 
 async def mailed_token(app: FastAPI, mail_dir: Path) -> str:
-    await app.state.services.auth.background.drain()
+    await app.state.services.accounts.background.drain()
     await app.state.services.outbox.drain()
     (mail,) = mail_dir.glob("*.eml")
     return link_token(message_from_bytes(mail.read_bytes(), policy=policy.default))  # type: ignore[arg-type]
@@ -639,7 +639,7 @@ async def test_confirming_an_email_address_through_the_pages(database_url: str, 
             "/register/form", data={"email": EMAIL, "password": PASSWORD}, headers=SAME_SITE
         )
         assert created.headers["location"] == "/login?done=verify"
-        await app.state.services.auth.background.drain()  # the account is created after the answer
+        await app.state.services.accounts.background.drain()  # the account is created after the answer
         early = await browser.post(
             "/login/form", data={"email": EMAIL, "password": PASSWORD}, headers=SAME_SITE
         )

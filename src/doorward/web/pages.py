@@ -319,7 +319,7 @@ async def register_form(request: Request) -> Response:
         fields = await _form(request)
         email = fields.get("email", "")
         client = client_of(request, services.settings.trusted_networks)
-        await services.auth.register(email, fields.get("password", ""), client)
+        await services.accounts.register(email, fields.get("password", ""), client)
     except DoorwardError as exc:
         if isinstance(exc, PasswordRejected):
             errors["password"] = exc.text
@@ -417,7 +417,7 @@ async def change_password(request: Request) -> Response:
     try:
         fields = await _form(request)
         client = client_of(request, services.settings.trusted_networks)
-        await services.auth.change_password(
+        await services.accounts.change_password(
             user, current, fields.get("current_password", ""), fields.get("new_password", ""), client
         )
     except DoorwardError as exc:
@@ -472,9 +472,9 @@ async def reset_page(request: Request) -> Response:
 @router.post("/password/reset/request/form")
 @_as_page
 async def reset_request_form(request: Request) -> Response:
-    auth = _services(request).auth
+    accounts = _services(request).accounts
     return await _ask_for_mail(
-        request, auth.request_password_reset, _RESET_REQUEST, "/password/reset?done=reset_sent"
+        request, accounts.request_password_reset, _RESET_REQUEST, "/password/reset?done=reset_sent"
     )
 
 
@@ -486,7 +486,7 @@ async def reset_confirm_form(request: Request) -> Response:
     try:
         fields = await _form(request)
         token = fields.get("token", "")
-        await services.auth.reset_password(token, fields.get("new_password", ""))
+        await services.accounts.reset_password(token, fields.get("new_password", ""))
     except DoorwardError as exc:
         errors: defaultdict[str, str] = defaultdict(str)
         if isinstance(exc, PasswordRejected):
@@ -529,7 +529,7 @@ async def verify_page(request: Request) -> Response:
 async def verify_form(request: Request) -> Response:
     try:
         fields = await _form(request)
-        await _services(request).auth.verify_email(fields.get("token", ""))
+        await _services(request).accounts.verify_email(fields.get("token", ""))
     except DoorwardError as exc:
         return _page(
             request,
@@ -546,9 +546,9 @@ async def verify_form(request: Request) -> Response:
 @router.post("/email/verify/resend/form")
 @_as_page
 async def verify_resend_form(request: Request) -> Response:
-    auth = _services(request).auth
+    accounts = _services(request).accounts
     return await _ask_for_mail(
-        request, auth.resend_verification, _VERIFY_REQUEST, "/email/verify?done=verify_sent"
+        request, accounts.resend_verification, _VERIFY_REQUEST, "/email/verify?done=verify_sent"
     )
 
 

@@ -146,7 +146,7 @@ async def login(request: Request, body: LoginBody) -> Envelope:
 async def register(request: Request, body: RegisterBody) -> Envelope:
     services = _services(request)
     client = _client(request)
-    user = await services.auth.register(body.email, body.password, client)
+    user = await services.accounts.register(body.email, body.password, client)
     if services.settings.require_email_verification:
         # The same answer whether the email was new or not: the mailbox's owner learns which.
         return Envelope({"success": True, "verificationRequired": True}, status_code=202)
@@ -289,7 +289,7 @@ async def change_password(request: Request, body: PasswordChangeBody, auth: Auth
     user, session = auth
     services = _services(request)
     client = _client(request)
-    await services.auth.change_password(user, session, body.currentPassword, body.newPassword, client)
+    await services.accounts.change_password(user, session, body.currentPassword, body.newPassword, client)
     return Envelope({"success": True})
 
 
@@ -306,7 +306,7 @@ _ACCEPTED = {"success": True}
 )
 async def request_password_reset(request: Request, body: EmailBody) -> Envelope:
     services = _services(request)
-    await services.auth.request_password_reset(body.email, _client(request))
+    await services.accounts.request_password_reset(body.email, _client(request))
     return Envelope(_ACCEPTED, status_code=202)
 
 
@@ -322,7 +322,7 @@ async def request_password_reset(request: Request, body: EmailBody) -> Envelope:
     },
 )
 async def confirm_password_reset(request: Request, body: ResetConfirmBody) -> Envelope:
-    await _services(request).auth.reset_password(body.token, body.newPassword)
+    await _services(request).accounts.reset_password(body.token, body.newPassword)
     return Envelope({"success": True})
 
 
@@ -337,7 +337,7 @@ async def confirm_password_reset(request: Request, body: ResetConfirmBody) -> En
     },
 )
 async def verify_email(request: Request, body: TokenBody) -> Envelope:
-    await _services(request).auth.verify_email(body.token)
+    await _services(request).accounts.verify_email(body.token)
     return Envelope({"success": True})
 
 
@@ -351,5 +351,5 @@ async def verify_email(request: Request, body: TokenBody) -> Envelope:
 )
 async def resend_verification(request: Request, body: EmailBody) -> Envelope:
     services = _services(request)
-    await services.auth.resend_verification(body.email, _client(request))
+    await services.accounts.resend_verification(body.email, _client(request))
     return Envelope(_ACCEPTED, status_code=202)

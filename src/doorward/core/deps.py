@@ -1,0 +1,75 @@
+"""What the use cases share: their policies and the dependencies they stand on, built once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TypeVar
+
+from doorward.core.audit import Auditor
+from doorward.core.background import Background
+from doorward.core.clock import Clock, utc_now
+from doorward.core.errors import Overloaded
+from doorward.core.hashing import PasswordHasher
+from doorward.core.hashpool import HashPool, Slot
+from doorward.core.notifications import Notifications
+from doorward.core.passwords import PasswordPolicy
+from doorward.core.ports import Store
+from doorward.core.throttle import Throttle
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class SessionPolicy:
+    """How long sessions live. ``idle_timeout`` None means sessions only expire absolutely."""
+
+    lifetime: timedelta = timedelta(hours=24)
+    idle_timeout: timedelta | None = None
+    # last_seen is written at most this often, so a busy token does not write on every request.
+    touch_interval: timedelta = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class AccountPolicy:
+    """The account lifecycle's settings."""
+
+    require_email_verification: bool = False
+    reset_token_lifetime: timedelta = timedelta(minutes=30)
+    verification_token_lifetime: timedelta = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class Deps:
+    """Storage, hashing, throttle, audit, mail, background work, clock and policies.
+
+    One instance is handed to Authenticator, Accounts and Admin, so they share one hash pool, one
+    set of background tasks (drained once at shutdown) and one set of policies. Framework-free:
+    storage and mail come in through ports.
+    """
+
+    store: Store
+    hasher: PasswordHasher
+    pool: HashPool
+    password_policy: PasswordPolicy
+    session_policy: SessionPolicy
+    throttle: Throttle
+    audit: Auditor
+    notifications: Notifications
+    account_policy: AccountPolicy = field(default_factory=AccountPolicy)
+    background: Background = field(default_factory=Background)
+    clock: Clock = utc_now
+
+    async def hash(self, fn: Callable[..., T], *args: object) -> T:
+        """Run a hash on the bounded pool; a full pool is an audited 503."""
+        with self.hash_slot() as slot:
+            return await slot.run(fn, *args)
+
+    def hash_slot(self) -> Slot:
+        """A slot on the bounded pool (``HashPool.slot``); a full pool is an audited 503."""
+        try:
+            return self.pool.slot()
+        except Overloaded:
+            self.audit("overload.rejected", pending=self.pool.pending)
+            raise
