@@ -8,6 +8,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from fastapi import FastAPI
 from sqlalchemy import make_url
 
 from doorward.config import Settings
+from doorward.core.clock import Clock
 from doorward.storage import upgrade
 from doorward.web import create_app
 from tests.servers import start_server  # noqa: F401 - a fixture, offered to every test module
@@ -27,6 +29,8 @@ PASSWORD = "correct horse battery staple"
 EMAIL = "ada@example.com"
 REDIS_URL = os.environ.get("DOORWARD_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 POSTGRES_URL = os.environ.get("DOORWARD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+SEED_400 = b'{"success":false,"error":"Email and password required"}'
+"""The seed's 400 body, byte for byte."""
 
 
 def postgres_url(database: str) -> str:
@@ -183,18 +187,35 @@ def settings(database_url: str) -> Settings:
     return make_settings(database_url)
 
 
-@pytest.fixture
-async def app(settings: Settings, clock: FakeClock) -> AsyncIterator[FastAPI]:
-    application = create_app(settings, clock=clock)
-    async with application.router.lifespan_context(application):
-        yield application
+@asynccontextmanager
+async def running(
+    settings: Settings, clock: Clock | None = None, *, base_url: str = "http://testserver"
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """The app, started on these settings (its lifespan entered), and a client speaking to it in-process.
+
+    Its clock is a FakeClock unless one is given (``utc_now`` for tests that also run the CLI).
+    """
+    app = create_app(settings, clock=clock or FakeClock())
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
+            yield app, client
 
 
 @pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-        yield http
+async def started(settings: Settings, clock: FakeClock) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    async with running(settings, clock) as app_and_client:
+        yield app_and_client
+
+
+@pytest.fixture
+def app(started: tuple[FastAPI, httpx.AsyncClient]) -> FastAPI:
+    return started[0]
+
+
+@pytest.fixture
+def client(started: tuple[FastAPI, httpx.AsyncClient]) -> httpx.AsyncClient:
+    return started[1]
 
 
 async def register(client: httpx.AsyncClient, email: str = EMAIL, password: str = PASSWORD) -> int:

@@ -26,8 +26,8 @@ from click.testing import Result
 from typer.testing import CliRunner
 
 from doorward.cli import app as cli
-from doorward.web import create_app
-from tests.conftest import EMAIL, PASSWORD, bearer, make_settings
+from doorward.core.clock import utc_now
+from tests.conftest import EMAIL, PASSWORD, bearer, make_settings, running
 from tests.db import fetch_sync, table_names
 
 T = TypeVar("T")
@@ -99,11 +99,9 @@ def api(database_url: str, action: Callable[[httpx.AsyncClient], Awaitable[T]], 
     """Run ``action`` against the real app (in-process, started and stopped) on this database."""
 
     async def main() -> T:
-        app = create_app(make_settings(database_url, **settings))
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-                return await action(client)
+        # The real clock: the CLI, run alongside, knows no other.
+        async with running(make_settings(database_url, **settings), utc_now) as (_, client):
+            return await action(client)
 
     return asyncio.run(main())
 

@@ -8,10 +8,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.conftest import EMAIL, PASSWORD, bearer, login, register
+from tests.conftest import EMAIL, PASSWORD, SEED_400, bearer, login, register
 
 JSON = "application/json; charset=utf-8"
-SEED_400 = b'{"success":false,"error":"Email and password required"}'
 SEED_401 = b'{"success":false,"error":"Invalid credentials"}'
 INVALID_SESSION = {"success": False, "error": "Invalid session", "code": "invalid_session"}
 

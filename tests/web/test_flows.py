@@ -16,8 +16,7 @@ from doorward.config import Settings
 from doorward.core.errors import StorageUnavailable
 from doorward.core.models import NewUser
 from doorward.logs import JsonFormatter
-from doorward.web import create_app
-from tests.conftest import EMAIL, PASSWORD, FakeClock, bearer, login, make_settings, register
+from tests.conftest import EMAIL, PASSWORD, FakeClock, bearer, login, make_settings, register, running
 from tests.db import fetch
 
 
@@ -35,8 +34,7 @@ async def test_tokens_are_stored_only_as_digests(client: httpx.AsyncClient, sett
 
 
 async def test_no_secret_in_any_sqlite_file(sqlite_url: str) -> None:
-    app, client = await started(make_settings(sqlite_url))
-    async with app.router.lifespan_context(app), client:
+    async with running(make_settings(sqlite_url)) as (_, client):
         await register(client)
         token = await login(client)
     path = Path(sqlite_url.removeprefix("sqlite:///"))
@@ -84,16 +82,10 @@ async def test_concurrent_logins_all_succeed_on_sqlite(client: httpx.AsyncClient
     assert Counter(a.status_code for a in answers) == {200: 60}
 
 
-async def started(settings: Settings, clock: FakeClock | None = None) -> tuple[FastAPI, httpx.AsyncClient]:
-    app = create_app(settings, clock=clock or FakeClock())
-    return app, httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
-
-
 async def test_saturated_hashing_answers_503_at_once_and_sessions_keep_working(database_url: str) -> None:
     # The real OWASP profile (tens of ms a hash), one hashing thread, nothing may wait.
     settings = make_settings(database_url, hash_profile="owasp-2023", hash_workers=1, hash_queue=0)
-    app, client = await started(settings)
-    async with app.router.lifespan_context(app), client:
+    async with running(settings) as (_, client):
         await register(client)
         token = await login(client)
         logins = [client.post("/login", json={"email": EMAIL, "password": PASSWORD}) for _ in range(12)]
@@ -113,8 +105,7 @@ async def test_saturated_hashing_answers_503_at_once_and_sessions_keep_working(d
 
 
 async def test_a_login_is_refused_before_it_is_read_while_hashing_is_full(database_url: str) -> None:
-    app, client = await started(make_settings(database_url, hash_workers=1, hash_queue=0))
-    async with app.router.lifespan_context(app), client:
+    async with running(make_settings(database_url, hash_workers=1, hash_queue=0)) as (app, client):
         malformed = {"content": b"{not json", "headers": {"Content-Type": "application/json"}}
         assert (await client.post("/login", **malformed)).status_code == 400  # read, and refused
         with app.state.services.pool.slot():  # the one hash slot, taken
@@ -126,8 +117,7 @@ async def test_a_login_is_refused_before_it_is_read_while_hashing_is_full(databa
 
 async def test_database_gone_is_503_with_the_envelope(tmp_path: Path, sqlite_url: str) -> None:
     settings = make_settings(sqlite_url)
-    app, client = await started(settings)
-    async with app.router.lifespan_context(app), client:
+    async with running(settings) as (app, client):
         await register(client)
         token = await login(client)
         moved = tmp_path / "elsewhere"
@@ -149,9 +139,8 @@ async def test_database_gone_is_503_with_the_envelope(tmp_path: Path, sqlite_url
 
 
 async def test_an_unmigrated_database_stops_start_up_with_advice(tmp_path: Path) -> None:
-    app, _client = await started(make_settings(f"sqlite:///{tmp_path / 'empty.db'}"))
     with pytest.raises(StorageUnavailable, match="run doorward migrate"):
-        async with app.router.lifespan_context(app):
+        async with running(make_settings(f"sqlite:///{tmp_path / 'empty.db'}")):
             pass
 
 

@@ -8,10 +8,8 @@ import httpx
 import pytest
 
 from doorward.config import Settings
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, SEED_400
 from tests.db import fetch
-
-SEED_400 = b'{"success":false,"error":"Email and password required"}'
 
 MALFORMED: list[tuple[str, bytes, str]] = [
     ("bad json", b'{"email": "a@b.c", "password": ', "application/json"),

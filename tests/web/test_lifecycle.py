@@ -14,10 +14,9 @@ import pytest
 from fastapi import FastAPI
 
 from doorward.config import Settings
-from tests.conftest import EMAIL, PASSWORD, FakeClock, bearer, login, make_settings, register
+from tests.conftest import EMAIL, PASSWORD, FakeClock, bearer, login, make_settings, register, running
 from tests.mailbox import Inbox, link_token
 from tests.mailbox import smtp_server as smtp_server
-from tests.web.test_flows import started
 
 NEW_PASSWORD = "a brand new passphrase for ada"
 
@@ -30,8 +29,7 @@ async def mailing(
     settings = make_settings(
         database_url, mailer="smtp", smtp_host="127.0.0.1", smtp_port=port, smtp_tls="none"
     )
-    app, client = await started(settings, clock)
-    async with app.router.lifespan_context(app), client:
+    async with running(settings, clock) as (app, client):
         yield app, client, inbox
 
 
@@ -101,8 +99,7 @@ async def test_session_endpoints_need_a_session(client: httpx.AsyncClient, metho
 
 
 async def test_idle_sessions_end(database_url: str, clock: FakeClock) -> None:
-    app, client = await started(make_settings(database_url, session_idle_timeout="600"), clock)
-    async with app.router.lifespan_context(app), client:
+    async with running(make_settings(database_url, session_idle_timeout="600"), clock) as (app, client):
         await register(client)
         token = await login(client)
         touched = app.state.services.auth.background.drain  # uses are recorded behind the answer
@@ -260,8 +257,7 @@ async def verifying(
         smtp_port=port,
         smtp_tls="none",
     )
-    app, client = await started(settings, clock)
-    async with app.router.lifespan_context(app), client:
+    async with running(settings, clock) as (app, client):
         yield app, client, inbox
 
 
@@ -324,8 +320,7 @@ async def test_the_file_mailer_writes_eml_files_and_logs_no_token(
 ) -> None:
     caplog.set_level(logging.INFO)
     settings: Settings = make_settings(database_url, mail_dir=tmp_path / "mail")
-    app, client = await started(settings)
-    async with app.router.lifespan_context(app), client:
+    async with running(settings) as (app, client):
         await register(client)
         await request_reset(client, EMAIL)
         await settle(app)
@@ -346,8 +341,7 @@ async def test_an_smtp_outage_does_not_change_the_answer(database_url: str) -> N
     settings = make_settings(
         database_url, mailer="smtp", smtp_host="127.0.0.1", smtp_port=free_port(), smtp_tls="none"
     )
-    app, client = await started(settings)
-    async with app.router.lifespan_context(app), client:
+    async with running(settings) as (_, client):
         await register(client)
         answer = await asyncio.wait_for(request_reset(client, EMAIL), timeout=5)
         assert answer.status_code == 202

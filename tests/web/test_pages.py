@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from email import message_from_bytes, policy
 from pathlib import Path
 
@@ -12,11 +11,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from doorward.config import Settings
-from doorward.web import create_app
 from doorward.web.pages import describe_device
 from doorward.web.security import origin_of
-from tests.conftest import EMAIL, PASSWORD, FakeClock, bearer, login, make_settings, register
+from tests.conftest import EMAIL, PASSWORD, bearer, login, make_settings, register, running
 from tests.mailbox import link_token
 
 ORIGIN = "https://testserver"
@@ -46,17 +43,6 @@ async def new_browser(app: FastAPI) -> AsyncIterator[Browser]:
     yield new
     for client in opened:
         await client.aclose()
-
-
-@asynccontextmanager
-async def running(
-    settings: Settings, scheme: str = "https"
-) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    app = create_app(settings, clock=FakeClock())
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url=f"{scheme}://testserver") as client:
-            yield app, client
 
 
 async def form_login(browser: httpx.AsyncClient, email: str = EMAIL, password: str = PASSWORD) -> str:
@@ -128,7 +114,7 @@ async def test_static_files_are_served_with_their_types(client: httpx.AsyncClien
 
 
 async def test_the_password_minimum_on_the_page_comes_from_the_settings(database_url: str) -> None:
-    async with running(make_settings(database_url, password_min_length=20)) as (_, client):
+    async with running(make_settings(database_url, password_min_length=20), base_url=ORIGIN) as (_, client):
         page = (await client.get("/register")).text
     assert 'data-min="20"' in page and 'minlength="20"' in page and 'data-max="1024"' in page
     assert "At least 20 characters" in page
@@ -200,7 +186,7 @@ async def test_logging_in_again_ends_the_browsers_previous_session(
 
 
 async def test_without_cookie_secure_the_cookie_has_no_prefix_and_no_secure(database_url: str) -> None:
-    async with running(make_settings(database_url, cookie_secure=False), scheme="http") as (_, client):
+    async with running(make_settings(database_url, cookie_secure=False)) as (_, client):
         await register(client)
         response = await client.post(
             "/login/form",
@@ -443,7 +429,7 @@ async def test_the_login_and_register_forms_check_the_origin(
 
 async def test_the_public_url_is_an_origin_of_ours(database_url: str) -> None:
     settings = make_settings(database_url, public_url="https://login.example.com/")
-    async with running(settings) as (_, browser):
+    async with running(settings, base_url=ORIGIN) as (_, browser):
         await register(browser)
         token = await form_login(browser)
         csrf = await csrf_of(browser)
@@ -484,7 +470,7 @@ def preflight(origin: str) -> dict[str, str]:
 
 async def test_cors_preflight_answers_only_allowed_origins(database_url: str) -> None:
     settings = make_settings(database_url, cors_origins="https://app.example.com, https://admin.example.com")
-    async with running(settings) as (_, client):
+    async with running(settings, base_url=ORIGIN) as (_, client):
         allowed = await client.options("/login", headers=preflight("https://app.example.com"))
         assert allowed.status_code == 200
         assert allowed.headers["access-control-allow-origin"] == "https://app.example.com"
@@ -591,7 +577,7 @@ async def mailed_token(app: FastAPI, mail_dir: Path) -> str:
 
 async def test_resetting_a_password_through_the_pages(database_url: str, tmp_path: Path) -> None:
     settings = make_settings(database_url, mail_dir=tmp_path / "mail")
-    async with running(settings) as (app, browser):
+    async with running(settings, base_url=ORIGIN) as (app, browser):
         await register(browser)
         token = await form_login(browser)
         asked = await browser.post("/password/reset/request/form", data={"email": EMAIL}, headers=SAME_SITE)
@@ -634,7 +620,7 @@ async def test_resetting_a_password_through_the_pages(database_url: str, tmp_pat
 
 async def test_confirming_an_email_address_through_the_pages(database_url: str, tmp_path: Path) -> None:
     settings = make_settings(database_url, mail_dir=tmp_path / "mail", require_email_verification=True)
-    async with running(settings) as (app, browser):
+    async with running(settings, base_url=ORIGIN) as (app, browser):
         created = await browser.post(
             "/register/form", data={"email": EMAIL, "password": PASSWORD}, headers=SAME_SITE
         )

@@ -8,9 +8,8 @@ from collections import Counter
 import httpx
 import pytest
 
-from tests.conftest import EMAIL, PASSWORD, FakeClock, bearer, login, make_settings, register
+from tests.conftest import EMAIL, PASSWORD, FakeClock, bearer, login, make_settings, register, running
 from tests.db import fetch
-from tests.web.test_flows import started
 
 TOO_MANY = {"success": False, "error": "Too many attempts", "code": "rate_limited"}
 
@@ -50,8 +49,7 @@ async def test_unknown_and_known_emails_are_throttled_alike(client: httpx.AsyncC
 
 async def test_a_rotating_x_forwarded_for_does_not_reset_the_client_limit(database_url: str) -> None:
     settings = make_settings(database_url, throttle_client_failures=3)
-    app, client = await started(settings)
-    async with app.router.lifespan_context(app), client:
+    async with running(settings) as (_, client):
         statuses = [
             (await wrong(client, f"user{n}@example.com", **{"X-Forwarded-For": f"203.0.113.{n}"})).status_code
             for n in range(5)
@@ -61,8 +59,7 @@ async def test_a_rotating_x_forwarded_for_does_not_reset_the_client_limit(databa
 
 async def test_behind_a_trusted_proxy_each_forwarded_client_counts_alone(database_url: str) -> None:
     settings = make_settings(database_url, throttle_client_failures=3, trusted_proxies="127.0.0.0/8")
-    app, client = await started(settings)
-    async with app.router.lifespan_context(app), client:
+    async with running(settings) as (_, client):
         statuses = [
             (await wrong(client, f"user{n}@example.com", **{"X-Forwarded-For": f"203.0.113.{n}"})).status_code
             for n in range(5)
@@ -81,8 +78,7 @@ async def test_behind_a_trusted_proxy_each_forwarded_client_counts_alone(databas
 
 
 async def test_registrations_per_client_are_limited(database_url: str) -> None:
-    app, client = await started(make_settings(database_url, throttle_client_registrations=2))
-    async with app.router.lifespan_context(app), client:
+    async with running(make_settings(database_url, throttle_client_registrations=2)) as (_, client):
         statuses = [
             (
                 await client.post("/register", json={"email": f"r{n}@example.com", "password": PASSWORD})
@@ -123,8 +119,7 @@ async def test_a_flood_gets_only_expected_answers_and_sessions_keep_working(
         throttle_client_failures=10_000,
         **extra,
     )
-    app, client = await started(settings)
-    async with app.router.lifespan_context(app), client:
+    async with running(settings) as (_, client):
         await register(client)
         token = await login(client)
         emails = [EMAIL, "nobody@example.com", *(f"u{n}@example.com" for n in range(20))]
