@@ -7,14 +7,14 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import make_url
+from sqlalchemy import make_url, text
 from sqlalchemy.dialects import sqlite
 
 from doorward.core.errors import StorageUnavailable
 from doorward.core.models import NewUser, Session, User
 from doorward.core.tokens import new_token, token_digest
 from doorward.storage import SqlStore, create_engine
-from doorward.storage.lookup import LookupBusy, open_lookup
+from doorward.storage.lookup import LOOKUP_APPLICATION_NAME, LookupBusy, open_lookup
 
 NOW = datetime(2026, 1, 1, 12, 30, 15, 123456, tzinfo=UTC)
 
@@ -75,6 +75,41 @@ async def test_what_is_committed_is_seen_by_the_next_fast_lookup(stores: tuple[S
     async with fast.write() as tx:
         assert await tx.sessions.delete(digest)
     assert await fast.find_session(digest) is None
+
+
+async def test_more_checks_than_connections_wait_their_turn(stores: tuple[SqlStore, SqlStore]) -> None:
+    fast, _ = stores  # two connections of its own
+    digests = [(await add_session(fast, verified=True, client=None))[0] for _ in range(3)]
+    found = await asyncio.gather(*(fast.find_session(digests[n % 3]) for n in range(24)))
+    assert all(f is not None for f in found)
+    assert [f[0].id for f in found if f] == [found[n % 3][0].id for n in range(24)]  # type: ignore[index]
+
+
+async def test_a_lost_postgresql_connection_is_replaced(postgres_database: str) -> None:
+    engine = create_engine(postgres_database, timeout=5)
+    lookup = open_lookup(engine.url, engine.dialect, timeout=5, statement_timeout=5, pool_size=1)
+    store = SqlStore(engine, lookup=lookup)
+    try:
+        digest, _ = await add_session(store, verified=True, client=None)
+        assert await store.find_session(digest) is not None
+        async with engine.connect() as conn:  # the server (or a failover) ends the connection
+            await conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE application_name = :name AND datname = current_database()"
+                ),
+                {"name": LOOKUP_APPLICATION_NAME},
+            )
+        outcomes = []
+        for _ in range(2):
+            try:
+                outcomes.append(await store.find_session(digest) is not None)
+            except StorageUnavailable:
+                outcomes.append(False)  # the check that found the connection gone: 503
+        assert outcomes[-1] is True  # the next one has a new connection
+    finally:
+        await store.close()
+        await engine.dispose()
 
 
 class BusyLookup:

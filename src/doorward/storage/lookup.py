@@ -9,7 +9,7 @@ from the same SQLAlchemy query the repositories use (``FIND_SESSION``) and run o
   lookup blocks the loop for about as long as a hop would have cost. It never waits: with
   ``busy_timeout=0`` the rare read SQLite would make wait (another connection recovering the WAL)
   raises ``LookupBusy`` at once, and the caller takes the pooled path, which may wait.
-- PostgreSQL: a small asyncpg pool of its own, with the statement prepared once per connection.
+- PostgreSQL: a few asyncpg connections of its own, with the statement prepared once on each.
   Having its own connections also means session checks never queue behind logins for pooled ones.
 
 Both return what ``SqlSessions.find`` returns and turn "the database is not there" into the
@@ -28,6 +28,8 @@ from sqlalchemy.engine import URL, Dialect
 from doorward.core.errors import StorageUnavailable
 from doorward.core.models import Session, User
 from doorward.storage.rows import FIND_SESSION, UNAVAILABLE_SQLSTATES, session_and_user
+
+LOOKUP_APPLICATION_NAME = "doorward-session-lookup"
 
 
 class LookupBusy(Exception):
@@ -101,19 +103,15 @@ class SqliteLookup:
             self._conn = None
 
 
-class _ReadOnlyConnection(asyncpg.Connection):  # type: ignore[misc]
-    """A connection that only ever runs FIND_SESSION: nothing to reset when it returns to the pool.
-
-    asyncpg resets every connection on release (advisory locks, cursors, LISTEN, settings): one
-    more round trip per check, for state this pool never creates.
-    """
-
-    def get_reset_query(self) -> str:
-        return ""
-
-
 class PostgresLookup:
-    """A small asyncpg pool of its own, opened on first use; see the module docstring."""
+    """A few asyncpg connections of its own, opened on first use; see the module docstring.
+
+    Not asyncpg's Pool: its acquire and release cost ~58 us of CPU per query here (157 against
+    99 us for the same query), and it resets each connection on release, a second round trip.
+    These connections only ever run FIND_SESSION, so there is nothing to reset: a free list is
+    enough. A connection whose query failed in any way (or was cancelled) is dropped, never
+    reused, and the next check opens a new one.
+    """
 
     def __init__(
         self, url: URL, sql: str, *, timeout: float, statement_timeout: float, pool_size: int
@@ -122,31 +120,52 @@ class PostgresLookup:
         self._sql = sql
         self._timeout = timeout
         self._statement_timeout = statement_timeout
-        self._pool_size = pool_size
-        self._pool: asyncpg.Pool | None = None
-        self._opening = asyncio.Lock()
+        self._size = pool_size
+        self._idle: asyncio.Queue[asyncpg.Connection] = asyncio.Queue()
+        self._open: set[asyncpg.Connection] = set()
+        self._opening = 0
 
-    async def _opened(self) -> asyncpg.Pool:
-        async with self._opening:
-            if self._pool is None:
-                self._pool = await asyncpg.create_pool(
+    async def _acquire(self) -> asyncpg.Connection:
+        while not self._idle.empty():
+            conn = self._idle.get_nowait()
+            if not conn.is_closed():
+                return conn
+            self._drop(conn)  # closed while idle: the server went away or ended it
+        if len(self._open) + self._opening < self._size:
+            self._opening += 1
+            try:
+                conn = await asyncpg.connect(
                     self._dsn,
-                    min_size=0,
-                    connection_class=_ReadOnlyConnection,
-                    max_size=self._pool_size,
                     timeout=self._timeout,
                     # As the engine's: the server's statement timeout, and a client-side backstop.
                     command_timeout=self._statement_timeout + 1,
-                    server_settings={"statement_timeout": str(int(self._statement_timeout * 1000))},
+                    server_settings={
+                        "statement_timeout": str(int(self._statement_timeout * 1000)),
+                        "application_name": LOOKUP_APPLICATION_NAME,  # so pg_stat_activity says
+                    },
                 )
-            return self._pool
+            finally:
+                self._opening -= 1
+            self._open.add(conn)
+            return conn
+        return await asyncio.wait_for(self._idle.get(), self._timeout)
+
+    def _drop(self, conn: asyncpg.Connection) -> None:
+        self._open.discard(conn)
+        conn.terminate()
 
     async def find(self, token_digest: bytes) -> tuple[Session, User] | None:
         try:
-            pool = self._pool or await self._opened()
-            async with pool.acquire(timeout=self._timeout) as conn:
+            conn = await self._acquire()
+            try:
                 row = await conn.fetchrow(self._sql, token_digest)
-        except (OSError, TimeoutError, asyncpg.InterfaceError) as exc:
+            except BaseException:
+                self._drop(conn)
+                raise
+            self._idle.put_nowait(conn)
+        except (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.InternalClientError) as exc:
+            # InternalClientError: the server ended the connection while it sat idle, and asyncpg's
+            # protocol state was left mid-way. The connection is dropped above; the next check opens one.
             raise StorageUnavailable() from exc
         except asyncpg.PostgresError as exc:
             if str(exc.sqlstate or "").startswith(UNAVAILABLE_SQLSTATES):
@@ -155,6 +174,10 @@ class PostgresLookup:
         return session_and_user(row) if row is not None else None
 
     async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+        for conn in list(self._open):
+            try:
+                await asyncio.wait_for(conn.close(), self._timeout)
+            except Exception:  # a connection that cannot say goodbye in time is cut
+                conn.terminate()
+        self._open.clear()
+        self._idle = asyncio.Queue()
