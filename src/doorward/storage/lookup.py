@@ -6,7 +6,8 @@ answers a lookup by a unique index in tens of microseconds. So the one statement
 from the same SQLAlchemy query the repositories use (``FIND_SESSION``) and run on the driver:
 
 - SQLite: a connection owned by the event loop's thread, queried in place. No thread hop; the
-  lookup blocks the loop for about as long as a hop would have cost. It never waits: with
+  lookup blocks the loop for about as long as a hop would have cost, while its pages are in the
+  OS's cache (a page read from disk blocks the loop for that read). It never waits: with
   ``busy_timeout=0`` the rare read SQLite would make wait (another connection recovering the WAL)
   raises ``LookupBusy`` at once, and the caller takes the pooled path, which may wait.
 - PostgreSQL: a few asyncpg connections of its own, with the statement prepared once on each.
