@@ -16,6 +16,10 @@ from doorward.core.tokens import new_token, token_digest
 from doorward.storage import SqlStore, create_engine
 from doorward.storage.lookup import LOOKUP_APPLICATION_NAME, LookupBusy, open_lookup
 
+_TERMINATE_LOOKUPS = (
+    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+    "WHERE application_name = :name AND datname = current_database()"
+)
 NOW = datetime(2026, 1, 1, 12, 30, 15, 123456, tzinfo=UTC)
 
 
@@ -93,13 +97,7 @@ async def test_a_lost_postgresql_connection_is_replaced(postgres_database: str) 
         digest, _ = await add_session(store, verified=True, client=None)
         assert await store.find_session(digest) is not None
         async with engine.connect() as conn:  # the server (or a failover) ends the connection
-            await conn.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE application_name = :name AND datname = current_database()"
-                ),
-                {"name": LOOKUP_APPLICATION_NAME},
-            )
+            await conn.execute(text(_TERMINATE_LOOKUPS), {"name": LOOKUP_APPLICATION_NAME})
         outcomes = []
         for _ in range(2):
             try:

@@ -122,38 +122,53 @@ class PostgresLookup:
         self._timeout = timeout
         self._statement_timeout = statement_timeout
         self._size = pool_size
-        self._idle: asyncio.Queue[asyncpg.Connection] = asyncio.Queue()
+        self._idle: asyncio.Queue[asyncpg.Connection | None] = asyncio.Queue()
         self._open: set[asyncpg.Connection] = set()
         self._opening = 0
 
     async def _acquire(self) -> asyncpg.Connection:
-        while not self._idle.empty():
-            conn = self._idle.get_nowait()
+        while True:
+            if not self._idle.empty():
+                conn = self._idle.get_nowait()
+            elif self._has_room():
+                conn = None
+            else:
+                conn = await asyncio.wait_for(self._idle.get(), self._timeout)
+            if conn is None:  # room to open one (a connection was dropped, or none is open yet)
+                if self._has_room():
+                    return await self._connect()
+                continue  # another check took the room first: wait again
             if not conn.is_closed():
                 return conn
             self._drop(conn)  # closed while idle: the server went away or ended it
-        if len(self._open) + self._opening < self._size:
-            self._opening += 1
-            try:
-                conn = await asyncpg.connect(
-                    self._dsn,
-                    timeout=self._timeout,
-                    # As the engine's: the server's statement timeout, and a client-side backstop.
-                    command_timeout=self._statement_timeout + 1,
-                    server_settings={
-                        "statement_timeout": str(int(self._statement_timeout * 1000)),
-                        "application_name": LOOKUP_APPLICATION_NAME,  # so pg_stat_activity says
-                    },
-                )
-            finally:
-                self._opening -= 1
-            self._open.add(conn)
-            return conn
-        return await asyncio.wait_for(self._idle.get(), self._timeout)
+
+    def _has_room(self) -> bool:
+        return len(self._open) + self._opening < self._size
+
+    async def _connect(self) -> asyncpg.Connection:
+        self._opening += 1
+        try:
+            conn = await asyncpg.connect(
+                self._dsn,
+                timeout=self._timeout,
+                # As the engine's: the server's statement timeout, and a client-side backstop.
+                command_timeout=self._statement_timeout + 1,
+                server_settings={
+                    "statement_timeout": str(int(self._statement_timeout * 1000)),
+                    "application_name": LOOKUP_APPLICATION_NAME,  # so pg_stat_activity says
+                },
+            )
+        finally:
+            self._opening -= 1
+        self._open.add(conn)
+        return conn
 
     def _drop(self, conn: asyncpg.Connection) -> None:
         self._open.discard(conn)
         conn.terminate()
+        # Wake a check waiting for a connection: there is room to open one now, and it must not
+        # wait out its timeout for a connection that will never come back.
+        self._idle.put_nowait(None)
 
     async def find(self, token_digest: bytes) -> tuple[Session, User] | None:
         try:
