@@ -88,7 +88,7 @@ class MemorySessions:
 
     async def touch(self, session_id: str, now: datetime) -> None:
         for digest, session in self._data.sessions.items():
-            if session.id == session_id:
+            if session.id == session_id and session.last_seen_at < now:
                 self._data.sessions[digest] = replace(session, last_seen_at=now)
 
     async def delete(self, token_digest: bytes) -> bool:

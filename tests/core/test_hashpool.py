@@ -84,6 +84,23 @@ async def test_a_slot_taken_ahead_counts_until_its_hash_ends_or_it_is_given_back
     pool.close()
 
 
+async def test_a_caller_cancelled_while_its_hash_waits_gives_the_slot_back() -> None:
+    pool = HashPool(workers=1, queue=1)
+    release = threading.Event()
+    running = asyncio.ensure_future(pool.run(release.wait, 5))
+    waiting = asyncio.ensure_future(pool.run(sum, [1]))  # queued behind the running one
+    await asyncio.sleep(0.05)
+    assert pool.pending == 2
+    waiting.cancel()  # its job never runs, so only the cancellation can give its slot back
+    await asyncio.sleep(0.05)
+    assert pool.pending == 1
+    release.set()
+    assert await running is True
+    await asyncio.sleep(0.01)
+    assert pool.pending == 0
+    pool.close()
+
+
 def test_rejects_nonsense_sizes() -> None:
     with pytest.raises(ValueError, match="workers"):
         HashPool(workers=0, queue=0)

@@ -110,6 +110,18 @@ async def test_a_lost_postgresql_connection_is_replaced(postgres_database: str) 
         await engine.dispose()
 
 
+async def test_a_late_touch_never_moves_last_seen_back(stores: tuple[SqlStore, SqlStore]) -> None:
+    fast, _ = stores
+    digest, _ = await add_session(fast, verified=True, client=None)
+    found = await fast.find_session(digest)
+    assert found is not None
+    for moment in (NOW + timedelta(minutes=5), NOW + timedelta(minutes=2)):  # the later one commits first
+        async with fast.write() as tx:
+            await tx.sessions.touch(found[0].id, moment)
+    after = await fast.find_session(digest)
+    assert after is not None and after[0].last_seen_at == NOW + timedelta(minutes=5)
+
+
 class BusyLookup:
     """A lookup SQLite would have made wait, every time."""
 

@@ -91,6 +91,9 @@ class HashPool:
         except BaseException:
             self._release()
             raise
+        # A caller cancelled while its hash still waits in the queue cancels the job (wrap_future
+        # does): it never runs, so its finally never releases. Release it here instead.
+        future.add_done_callback(lambda done: self._release() if done.cancelled() else None)
         return await asyncio.wrap_future(future)
 
     def close(self) -> None:

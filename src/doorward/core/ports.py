@@ -52,7 +52,7 @@ class Sessions(Protocol):
         """The session with this token digest and its user, in one lookup."""
 
     async def touch(self, session_id: str, now: datetime) -> None:
-        """Record that the session was used at ``now``."""
+        """Record that the session was used at ``now``, unless a later use is recorded already."""
 
     async def delete(self, token_digest: bytes) -> bool:
         """End the session with this token digest; False if there was none."""

@@ -29,6 +29,10 @@ from doorward.core.tokens import (
 __all__ = ["AccountPolicy", "Authenticator", "SessionPolicy"]
 
 
+MAX_TOUCHES_IN_FLIGHT = 32
+"""Background last-seen writes per process at once; a check due beyond that leaves it to the next."""
+
+
 class Authenticator:
     """Every use case that opens, checks or ends a session. Framework-free; storage comes in via ports."""
 
@@ -152,8 +156,8 @@ class Authenticator:
         A check must not wait for a write: on SQLite every write queues for the one write lock,
         and a burst of sessions due for a touch at once put hundreds of milliseconds on p99.
         """
-        if session_id in self._touching:
-            return
+        if session_id in self._touching or len(self._touching) >= MAX_TOUCHES_IN_FLIGHT:
+            return  # a later check records the use; the writes must not crowd out logins
         self._touching.add(session_id)
 
         async def touch() -> None:

@@ -158,6 +158,9 @@ class PostgresLookup:
                     "application_name": LOOKUP_APPLICATION_NAME,  # so pg_stat_activity says
                 },
             )
+        except BaseException:
+            self._idle.put_nowait(None)  # the room is free again: wake a check waiting for it
+            raise
         finally:
             self._opening -= 1
         self._open.add(conn)

@@ -168,7 +168,12 @@ class SqlSessions:
         return result.rowcount > 0
 
     async def touch(self, session_id: str, now: datetime) -> None:
-        await self._conn.execute(update(sessions).where(sessions.c.id == session_id).values(last_seen_at=now))
+        # Only forward: with several instances, a touch that commits late must not move it back.
+        await self._conn.execute(
+            update(sessions)
+            .where(sessions.c.id == session_id, sessions.c.last_seen_at < now)
+            .values(last_seen_at=now)
+        )
 
     async def delete(self, token_digest: bytes) -> bool:
         result = await self._conn.execute(delete(sessions).where(sessions.c.token_digest == token_digest))
