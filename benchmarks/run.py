@@ -329,14 +329,7 @@ class Suite:
             with ExitStack() as stack:
                 server = stack.enter_context(self.doorward(db, "one"))
                 out["server_one"] = self.server_settings("one") | {"workers": str(self.cores)}
-                if "login" in args.parts:
-                    log(f"[{db.name}] 1. login throughput, {args.login_connections} connections")
-                    out["login_throughput"] = self.login_vs_reference(
-                        server, args.login_connections, users, latency=False
-                    )
-                if "latency" in args.parts:
-                    log(f"[{db.name}] 2. login latency, {self.cores} connections")
-                    out["login_latency"] = self.login_vs_reference(server, self.cores, users, latency=True)
+                self.login_figures(server, db.name, users, out, "")
                 if "session" in args.parts:
                     bare = stack.enter_context(self.bare())
                     out["session"] = {}
@@ -357,16 +350,7 @@ class Suite:
                 }
                 if "flood" in args.parts:
                     out["flood"] = self.flood(server, tokens, users, db.name)
-                if "login" in args.parts:
-                    log(f"[{db.name}] 1b. login throughput at default hash settings")
-                    out["login_throughput_defaults"] = self.login_vs_reference(
-                        server, args.login_connections, users, latency=False
-                    )
-                if "latency" in args.parts:
-                    log(f"[{db.name}] 2b. login latency at default hash settings")
-                    out["login_latency_defaults"] = self.login_vs_reference(
-                        server, self.cores, users, latency=True
-                    )
+                self.login_figures(server, db.name, users, out, "_defaults")
 
         if "growth" in args.parts:
             out["growth"] = {}
@@ -398,6 +382,18 @@ class Suite:
                             good=(200, 401),
                         ),
                     }
+
+    def login_figures(self, server: Server, db: str, users: int, out: dict[str, Any], suffix: str) -> None:
+        """Figures 1 and 2 (suffix "") or 1b and 2b ("_defaults") on this server, as --only asks."""
+        letter = "b" if suffix else ""
+        if "login" in self.args.parts:
+            log(f"[{db}] 1{letter}. login throughput, {self.args.login_connections} connections")
+            out[f"login_throughput{suffix}"] = self.login_vs_reference(
+                server, self.args.login_connections, users, latency=False
+            )
+        if "latency" in self.args.parts:
+            log(f"[{db}] 2{letter}. login latency, {self.cores} connections")
+            out[f"login_latency{suffix}"] = self.login_vs_reference(server, self.cores, users, latency=True)
 
     def login_vs_reference(
         self, server: Server, connections: int, users: int, *, latency: bool

@@ -71,5 +71,13 @@ class Deps:
         try:
             return self.pool.slot()
         except Overloaded:
-            self.audit("overload.rejected", pending=self.pool.pending)
-            raise
+            raise self._refused() from None
+
+    def refuse_if_full(self) -> None:
+        """The audited 503 of ``hash_slot``, now, if it would give one; nothing is taken otherwise."""
+        if self.pool.full:
+            raise self._refused()
+
+    def _refused(self) -> Overloaded:
+        self.audit("overload.rejected", pending=self.pool.pending)
+        return Overloaded()

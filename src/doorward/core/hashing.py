@@ -83,14 +83,7 @@ class PasswordHasher:
     def __init__(self, profile: Profile, key: bytes) -> None:
         self.profile = profile
         self._key = key
-        self._argon2 = argon2.PasswordHasher(
-            time_cost=profile.time_cost,
-            memory_cost=profile.memory_cost,
-            parallelism=profile.parallelism,
-            hash_len=profile.hash_len,
-            salt_len=profile.salt_len,
-            type=argon2.Type.ID,
-        )
+        self._argon2 = profile.argon2id()
         # Verified instead of a real hash when the account does not exist, so that an unknown email
         # costs exactly what a wrong password costs.
         self._dummy = self._argon2.hash(secrets.token_urlsafe(32))

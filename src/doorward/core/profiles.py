@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import argon2
+
 
 @dataclass(frozen=True)
 class Profile:
@@ -15,6 +17,17 @@ class Profile:
     parallelism: int
     hash_len: int = 32
     salt_len: int = 16
+
+    def argon2id(self) -> argon2.PasswordHasher:
+        """argon2-cffi's hasher with exactly these parameters (doorward's, and the benchmark's reference)."""
+        return argon2.PasswordHasher(
+            time_cost=self.time_cost,
+            memory_cost=self.memory_cost,
+            parallelism=self.parallelism,
+            hash_len=self.hash_len,
+            salt_len=self.salt_len,
+            type=argon2.Type.ID,
+        )
 
 
 OWASP_2023 = Profile("owasp-2023", time_cost=2, memory_cost=19_456, parallelism=1)

@@ -117,10 +117,7 @@ class Authenticator:
         flood, most requests then cost no more than their headers. A login that passes may still
         find the pool full by the time it asks (``login`` takes its slot itself).
         """
-        pool = self._deps.pool
-        if pool.full:
-            self._deps.audit("overload.rejected", pending=pool.pending)
-            raise Overloaded()
+        self._deps.refuse_if_full()
 
     async def _rehash(self, secret: Password) -> str | None:
         try:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, select
 
 from doorward.core.models import Session, User
-from doorward.storage.tables import sessions, users
+from doorward.storage.tables import sessions, users, utc
 
 # PostgreSQL's ways of saying "not now": statement timeout or cancel (57014), shutting down (57P0x),
 # connection failures (08xxx), too many connections (53300), lock wait timeout (55P03).
@@ -22,15 +22,6 @@ FIND_SESSION = (
     .join_from(sessions, users, sessions.c.user_id == users.c.id)
     .where(sessions.c.token_digest == bindparam("digest"))
 )
-
-
-def utc(value: datetime | str | None) -> datetime | None:
-    """An aware UTC datetime from what a driver returns: aware (asyncpg), naive or text (SQLite)."""
-    if isinstance(value, str):  # SQLite: naive UTC text; appending the offset parses 5x faster
-        return datetime.fromisoformat(value + "+00:00")
-    if value is None or value.tzinfo is UTC:
-        return value
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _utc(value: datetime | str) -> datetime:
