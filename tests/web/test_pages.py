@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hmac
 import re
 from collections.abc import AsyncIterator, Callable
 from email import message_from_bytes, policy
@@ -11,6 +13,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from doorward.core.tokens import token_digest
 from doorward.web.pages import describe_device
 from doorward.web.security import origin_of
 from tests.conftest import EMAIL, PASSWORD, bearer, login, make_settings, register, running
@@ -359,6 +362,19 @@ async def test_without_origin_sec_fetch_site_decides(
     response = await browser.post("/logout/form", data={"csrf_token": csrf}, headers=headers)
     assert response.status_code == 303
     assert await session_of(token, client) == 401
+
+
+async def test_the_database_alone_does_not_give_a_sessions_csrf_token(
+    client: httpx.AsyncClient, app: FastAPI, new_browser: Browser
+) -> None:
+    # The key sits in the database beside each session's token digest: an HMAC of the digest
+    # could be computed from a dump. The token is an HMAC of the raw token, stored nowhere.
+    await register(client)
+    browser = new_browser()
+    token = await form_login(browser)
+    key = app.state.services.csrf_key
+    from_the_dump = base64.urlsafe_b64encode(hmac.new(key, token_digest(token), "sha256").digest())
+    assert await csrf_of(browser) != from_the_dump.rstrip(b"=").decode()
 
 
 async def test_a_missing_or_wrong_csrf_token_is_refused(

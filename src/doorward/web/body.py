@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl
 
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
@@ -23,8 +24,8 @@ def json_body(model: type[M], invalid: type[DoorwardError]) -> Callable[[Request
 
     async def parse(request: Request) -> M:
         _check_declared_size(request)  # a too-large body is 413 whatever else is wrong with it
-        media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-        if media_type != "application/json" and not media_type.endswith("+json"):
+        kind = media_type(request)
+        if kind != "application/json" and not kind.endswith("+json"):
             raise invalid()
         body = await read_limited(request)
         try:
@@ -33,6 +34,20 @@ def json_body(model: type[M], invalid: type[DoorwardError]) -> Callable[[Request
             raise invalid() from exc
 
     return parse
+
+
+def media_type(request: Request) -> str:
+    """The request's Content-Type without its parameters, lower-case ("" without one)."""
+    return request.headers.get("content-type", "").partition(";")[0].strip().lower()
+
+
+def parse_form(body: bytes) -> dict[str, str]:
+    """The fields of an urlencoded body (the first value of each wins); ValueError past 64 fields."""
+    pairs = parse_qsl(body.decode("latin-1"), keep_blank_values=True, max_num_fields=64, errors="replace")
+    fields: dict[str, str] = {}
+    for key, value in pairs:
+        fields.setdefault(key, value)
+    return fields
 
 
 def _check_declared_size(request: Request) -> None:

@@ -14,7 +14,6 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, ParamSpec
-from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
@@ -25,6 +24,7 @@ from doorward.core.errors import (
     EmailInvalid,
     EmailTaken,
     EmailUnverified,
+    InvalidCredentials,
     InvalidCurrentPassword,
     InvalidRequest,
     InvalidSession,
@@ -36,30 +36,21 @@ from doorward.core.errors import (
 from doorward.core.models import Client, Session, User
 from doorward.core.passwords import MAX_PASSWORD_LENGTH
 from doorward.core.tokens import looks_like_token
-from doorward.web.body import read_limited
+from doorward.web.body import media_type, parse_form, read_limited
 from doorward.web.cookies import cleared_cookie, session_cookie
 from doorward.web.errors import status_of
-from doorward.web.security import CrossSiteRequest, csrf_token
+from doorward.web.security import SESSIONLESS_API, CrossSiteRequest, csrf_token
 from doorward.web.transport import client_of, cookie_token, session_token
 from doorward.wiring import Services
 
 router = APIRouter(include_in_schema=False)
 
-ORIGIN_ONLY_FORMS = frozenset(
-    {
-        "/login/form",
-        "/register/form",
-        "/password/reset/request/form",
-        "/password/reset/confirm/form",
-        "/email/verify/form",
-        "/email/verify/resend/form",
-    }
-)
+ORIGIN_ONLY_FORMS = frozenset(f"{path}/form" for path in SESSIONLESS_API)
 """Form posts that need no session: the CSRF middleware checks their Origin only."""
 
 P = ParamSpec("P")
 
-INVALID_CREDENTIALS = "Invalid credentials"
+INVALID_CREDENTIALS = InvalidCredentials.message
 
 NOTICES = {
     "registered": "Your account is ready. Log in to continue.",
@@ -190,18 +181,12 @@ def _failure_headers(error: DoorwardError) -> dict[str, str]:
 
 async def _form(request: Request) -> dict[str, str]:
     """The fields of an urlencoded form body, read within the body limit; the first value of each wins."""
-    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    if media_type != "application/x-www-form-urlencoded":
+    if media_type(request) != "application/x-www-form-urlencoded":
         raise InvalidRequest()
-    body = await read_limited(request)
     try:
-        pairs = parse_qsl(body.decode("latin-1"), keep_blank_values=True, max_num_fields=64, errors="replace")
+        return parse_form(await read_limited(request))
     except ValueError as exc:
         raise InvalidRequest() from exc
-    fields: dict[str, str] = {}
-    for key, value in pairs:
-        fields.setdefault(key, value)
-    return fields
 
 
 async def _signed_in(request: Request) -> tuple[User, Session] | None:

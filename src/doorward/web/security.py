@@ -7,7 +7,7 @@ cookie and no bearer header) must pass two checks, in one middleware, before any
 1. Origin: ``Origin`` equals the request's own origin or ``DOORWARD_PUBLIC_URL``'s; without an
    ``Origin`` (or with ``null``), ``Sec-Fetch-Site`` must say ``same-origin`` or ``none``; with
    neither, refused.
-2. A per-session token: HMAC-SHA256(server key, SHA-256 of the session token), sent as the
+2. A per-session token: HMAC-SHA256(server key, the session token), sent as the
    ``csrf_token`` form field or the ``X-CSRF-Token`` header. Stateless, so every instance agrees,
    and it changes with every login. Pages carry it in their forms and in
    ``<meta name="csrf-token">`` for scripts.
@@ -24,7 +24,7 @@ import hashlib
 import hmac
 import logging
 from collections.abc import Callable, Iterable
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 from starlette.datastructures import MutableHeaders
@@ -35,8 +35,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from doorward.config import Settings
 from doorward.core.errors import DoorwardError
-from doorward.core.tokens import looks_like_token, token_digest
-from doorward.web.errors import PayloadTooLarge, error_response, status_of
+from doorward.core.tokens import looks_like_token
+from doorward.web.body import media_type, parse_form, read_limited
+from doorward.web.errors import error_response, status_of
 from doorward.web.responses import Envelope
 from doorward.web.transport import bearer_token, cookie_token
 
@@ -95,12 +96,16 @@ class CrossSiteRequest(DoorwardError):
 
 
 def csrf_token_of(key: bytes, session_token: str) -> str:
-    """The CSRF token of the session behind ``session_token`` (which must look like a token)."""
-    mac = hmac.new(key, token_digest(session_token), hashlib.sha256).digest()
+    """The CSRF token of the session behind ``session_token`` (which must look like a token).
+
+    An HMAC of the raw token, which is stored nowhere: of its digest, which the database holds,
+    anyone with a dump and the key (stored beside it) could compute every session's CSRF token.
+    """
+    mac = hmac.new(key, session_token.encode("ascii"), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(mac).rstrip(b"=").decode("ascii")
 
 
-async def csrf_key(app: FastAPI) -> bytes:
+def csrf_key(app: FastAPI) -> bytes:
     """The server's CSRF key, loaded at start-up (``Services.csrf_key``).
 
     It lives in the database, not in the process, so a token a page got from one instance is
@@ -115,7 +120,7 @@ async def csrf_token(request: Request) -> str:
     token = cookie_token(request)
     if token is None or not looks_like_token(token):
         return ""
-    return csrf_token_of(await csrf_key(request.app), token)
+    return csrf_token_of(csrf_key(request.app), token)
 
 
 def origin_of(url: str) -> str | None:
@@ -202,11 +207,11 @@ class CsrfGuard:
                 raise CrossSiteRequest()
             if cookie is not None and not origin_only:
                 supplied = request.headers.get(CSRF_HEADER)
-                if supplied is None and _media_type(request) == "application/x-www-form-urlencoded":
-                    body = await self._read_body(request, receive)
+                if supplied is None and media_type(request) == "application/x-www-form-urlencoded":
+                    body = await read_limited(request)
                     receive = _replay(body, receive)
-                    supplied = _form_field(body, CSRF_FIELD)
-                expected = csrf_token_of(await csrf_key(request.app), cookie)
+                    supplied = _form_field(body)
+                expected = csrf_token_of(csrf_key(request.app), cookie)
                 if supplied is None or not hmac.compare_digest(supplied.encode(), expected.encode()):
                     raise CrossSiteRequest()
         except DoorwardError as exc:
@@ -229,22 +234,6 @@ class CsrfGuard:
         allowed = {origin_of(str(request.base_url)), self.public_origin} - {None}
         return origin_of(origin) in allowed
 
-    async def _read_body(self, request: Request, receive: Receive) -> bytes:
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_body_bytes:
-            raise PayloadTooLarge()
-        body = bytearray()
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                break  # the client went away; what arrived is all there is
-            body += message.get("body", b"")
-            if len(body) > self.max_body_bytes:
-                raise PayloadTooLarge()
-            if not message.get("more_body", False):
-                break
-        return bytes(body)
-
     def _refusal(self, request: Request, error: DoorwardError) -> Response:
         status = 403 if isinstance(error, CrossSiteRequest) else status_of(error)
         if _wants_page(request):
@@ -254,21 +243,16 @@ class CsrfGuard:
         return error_response(error)
 
 
-def _media_type(request: Request) -> str:
-    return request.headers.get("content-type", "").partition(";")[0].strip().lower()
-
-
 def _wants_page(request: Request) -> bool:
     """A browser navigation (a form post) gets a page; a script or an API client gets JSON."""
-    return "text/html" in request.headers.get("accept", "") or _media_type(request) in FORM_TYPES
+    return "text/html" in request.headers.get("accept", "") or media_type(request) in FORM_TYPES
 
 
-def _form_field(body: bytes, name: str) -> str | None:
+def _form_field(body: bytes) -> str | None:
     try:
-        pairs = parse_qsl(body.decode("latin-1"), keep_blank_values=True, max_num_fields=64)
+        return parse_form(body).get(CSRF_FIELD)
     except ValueError:
         return None
-    return next((value for key, value in pairs if key == name), None)
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:
