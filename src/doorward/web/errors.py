@@ -92,13 +92,16 @@ def error_response(error: DoorwardError) -> Envelope:
         body["code"] = error.code
     if isinstance(error, TooManyAttempts):
         body["retryAfter"] = error.retry_after
-    headers: dict[str, str] = {}
+    headers = retry_headers(error)
     if isinstance(error, InvalidSession):
         headers["WWW-Authenticate"] = "Bearer"
-    retry_after = getattr(error, "retry_after", 0)
-    if retry_after:
-        headers["Retry-After"] = str(retry_after)
     return Envelope(body, status_of(error), headers)
+
+
+def retry_headers(error: DoorwardError) -> dict[str, str]:
+    """``Retry-After`` for an error that says when to come back (throttled, overloaded, unavailable)."""
+    retry_after = getattr(error, "retry_after", 0)
+    return {"Retry-After": str(retry_after)} if retry_after else {}
 
 
 def answer_error(error: DoorwardError) -> Envelope:

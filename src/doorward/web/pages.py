@@ -38,7 +38,7 @@ from doorward.core.passwords import MAX_PASSWORD_LENGTH
 from doorward.core.tokens import looks_like_token
 from doorward.web.body import media_type, parse_form, read_limited
 from doorward.web.cookies import cleared_cookie, session_cookie
-from doorward.web.errors import status_of
+from doorward.web.errors import retry_headers, status_of
 from doorward.web.security import SESSIONLESS_API, CrossSiteRequest, csrf_token
 from doorward.web.transport import client_of, cookie_token, session_token
 from doorward.wiring import Services
@@ -147,7 +147,7 @@ def _as_page(endpoint: Callable[P, Awaitable[Response]]) -> Callable[P, Awaitabl
         try:
             return await endpoint(*args, **kwargs)
         except DoorwardError as exc:
-            return error_page(status_of(exc), exc.text, _failure_headers(exc))
+            return error_page(status_of(exc), exc.text, retry_headers(exc))
 
     return guarded
 
@@ -172,11 +172,6 @@ def _redirect(location: str, *cookies: str) -> Response:
 def _wait_text(error: TooManyAttempts) -> str:
     unit = "second" if error.retry_after == 1 else "seconds"
     return f"Too many attempts, try again in {error.retry_after} {unit}"
-
-
-def _failure_headers(error: DoorwardError) -> dict[str, str]:
-    retry_after = getattr(error, "retry_after", 0)
-    return {"Retry-After": str(retry_after)} if retry_after else {}
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -273,7 +268,7 @@ async def login_form(request: Request) -> Response:
             request,
             "login.html",
             status=status,
-            headers=_failure_headers(exc),
+            headers=retry_headers(exc),
             title="Log in",
             email=email,
             form_error=text,
@@ -316,7 +311,7 @@ async def register_form(request: Request) -> Response:
             request,
             "register.html",
             status=status_of(exc),
-            headers=_failure_headers(exc),
+            headers=retry_headers(exc),
             title="Create an account",
             email=email,
             errors=errors,
@@ -414,7 +409,7 @@ async def change_password(request: Request) -> Response:
             form_error = _wait_text(exc) if isinstance(exc, TooManyAttempts) else exc.text
         response = await _account(request, user, current, errors=errors, form_error=form_error)
         response.status_code = status_of(exc)
-        response.headers.update(_failure_headers(exc))
+        response.headers.update(retry_headers(exc))
         return response
     return _redirect("/account?done=password_changed")
 
@@ -480,7 +475,7 @@ async def reset_confirm_form(request: Request) -> Response:
             request,
             "reset.html",
             status=status_of(exc),
-            headers=_failure_headers(exc),
+            headers=retry_headers(exc),
             title="Set a new password",
             token=token,
             errors=errors,
@@ -520,7 +515,7 @@ async def verify_form(request: Request) -> Response:
             request,
             "verify.html",
             status=status_of(exc),
-            headers=_failure_headers(exc),
+            headers=retry_headers(exc),
             title="Confirm your email address",
             token="",
             form_error=exc.text,
@@ -560,7 +555,7 @@ async def _ask_for_mail(
             request,
             "email_request.html",
             status=status_of(exc),
-            headers=_failure_headers(exc),
+            headers=retry_headers(exc),
             email=email,
             errors=errors,
             form_error=form_error,
