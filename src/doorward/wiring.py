@@ -31,7 +31,7 @@ from doorward.core import (
 )
 from doorward.core.profiles import TESTING
 from doorward.mail import FileTransport, MailOutbox, SmtpTransport, Transport
-from doorward.storage import SqlStore, create_engine, load_or_create_secret
+from doorward.storage import SqlStore, create_engine, load_or_create_secret, open_checkpointer
 from doorward.storage.audit import SqlAuditSink
 from doorward.storage.lookup import open_lookup
 from doorward.storage.redis_throttle import RedisThrottleStore
@@ -75,7 +75,7 @@ async def open_services(settings: Settings, *, clock: Clock = utc_now) -> AsyncI
         statement_timeout=settings.db_statement_timeout,
         pool_size=settings.db_pool_size,
     )
-    store = SqlStore(engine, lookup=lookup)
+    store = SqlStore(engine, lookup=lookup, checkpointer=open_checkpointer(engine.url))
     audit_sink = SqlAuditSink(store)
     flusher = asyncio.create_task(audit_sink.run(), name="doorward-audit-flush")
     redis_store = (

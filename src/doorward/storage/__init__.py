@@ -1,8 +1,16 @@
 """Storage: SQLAlchemy Core tables, the Store the core asks for, and Alembic migrations."""
 
-from doorward.storage.database import create_engine, ping
+from doorward.storage.database import create_engine, open_checkpointer, ping
 from doorward.storage.keys import load_or_create_secret
 from doorward.storage.migrate import downgrade, upgrade
 from doorward.storage.store import SqlStore
 
-__all__ = ["SqlStore", "create_engine", "downgrade", "load_or_create_secret", "ping", "upgrade"]
+__all__ = [
+    "SqlStore",
+    "create_engine",
+    "downgrade",
+    "load_or_create_secret",
+    "open_checkpointer",
+    "ping",
+    "upgrade",
+]

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import event, make_url, text
+from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from doorward.storage.loopsqlite import Checkpointer, LoopConnection, Writers
 
 WRITE_OPTION = "doorward_write"
 READ_OPTION = "doorward_read"
@@ -18,7 +23,7 @@ def read_options(engine: AsyncEngine) -> dict[str, object]:
 
     PostgreSQL: autocommit. SQLite: doorward emits BEGIN itself, so a read simply skips it;
     autocommit there would make SQLAlchemy switch the isolation level on every checkout and back
-    on every return, two more hops to aiosqlite's connection thread per request.
+    on every return, two more statements per request.
     """
     if engine.dialect.name == "sqlite":
         return {READ_OPTION: True}
@@ -45,16 +50,22 @@ def create_engine(
     """An engine whose waits end: ``timeout`` to connect or get the lock, ``statement_timeout`` to run."""
     url = async_url(database_url)
     if url.get_backend_name() == "sqlite":
+        connect = sqlite_connector(url)
+        writers = Writers()
+
+        async def open_connection() -> LoopConnection:
+            return await LoopConnection.open(connect, writers, timeout)
+
         # hide_parameters: a failed statement's log line must not carry a password hash or a digest.
         engine = create_async_engine(
             url,
-            connect_args={"timeout": timeout},
+            async_creator=open_connection,
             pool_size=pool_size,
             max_overflow=pool_size,
             pool_timeout=timeout,
             hide_parameters=True,
         )
-        _tune_sqlite(engine, timeout)
+        _begin_immediate_for_writes(engine)
         return engine
     connect_args: dict[str, Any] = {
         "timeout": timeout,
@@ -73,24 +84,37 @@ def create_engine(
     )
 
 
-def _tune_sqlite(engine: AsyncEngine, timeout: float) -> None:
-    """WAL, a busy timeout, and BEGIN IMMEDIATE for writes: no "database is locked" under load.
+def sqlite_connector(url: URL) -> Callable[[], sqlite3.Connection]:
+    """A function that opens a new sqlite3 connection to the database of ``url``."""
+    args, kwargs = SQLiteDialect_pysqlite().create_connect_args(url)
+    kwargs["check_same_thread"] = False  # a pool may close a connection from another thread
+    connect: Callable[..., sqlite3.Connection] = sqlite3.connect
+    return lambda: connect(*args, **kwargs)
+
+
+def open_checkpointer(url: URL, interval: float = 1.0) -> Checkpointer | None:
+    """A started Checkpointer for a SQLite database file (see loopsqlite.py), else None."""
+    if url.get_backend_name() != "sqlite" or in_memory(url):
+        return None
+    checkpointer = Checkpointer(sqlite_connector(url), interval)
+    checkpointer.start()
+    return checkpointer
+
+
+def in_memory(url: URL) -> bool:
+    """A SQLite URL of a database that lives in memory (nothing to look up or checkpoint on disk)."""
+    return not url.database or url.database == ":memory:" or "mode=memory" in str(url)
+
+
+def _begin_immediate_for_writes(engine: AsyncEngine) -> None:
+    """BEGIN IMMEDIATE for writes: a writer queues for the lock at BEGIN, not halfway through.
 
     In WAL mode a deferred transaction that reads and then writes cannot wait for the lock once
-    another writer has committed: SQLite fails it at once with SQLITE_BUSY, whatever the busy
-    timeout. Taking the write lock at BEGIN makes writers queue on the busy timeout instead.
-    Python's sqlite3 module would emit its own BEGIN, so it is switched off and doorward begins.
+    another writer has committed: SQLite fails it at once with SQLITE_BUSY. Taking the write lock
+    at BEGIN makes writers queue instead (loopsqlite.py: on an asyncio lock in the process, by
+    retrying across processes). Python's sqlite3 module would emit its own BEGIN, so it is
+    switched off (loopsqlite.LoopConnection.open) and doorward begins.
     """
-
-    @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:

@@ -1,15 +1,17 @@
 """The session check's one read, straight on the driver: the request every backend sends most.
 
 Through SQLAlchemy's async layer this read cost ~0.8 ms of CPU on PostgreSQL and more on SQLite
-(a hop to aiosqlite's thread and back, and the GIL hand-offs with it), where the database itself
-answers a lookup by a unique index in tens of microseconds. So the one statement is compiled once
-from the same SQLAlchemy query the repositories use (``FIND_SESSION``) and run on the driver:
+(then a hop to aiosqlite's thread and back; see loopsqlite.py for what replaced it), where the
+database itself answers a lookup by a unique index in tens of microseconds. So the one statement
+is compiled once from the same SQLAlchemy query the repositories use (``FIND_SESSION``) and run on
+the driver:
 
-- SQLite: a connection owned by the event loop's thread, queried in place. No thread hop; the
-  lookup blocks the loop for about as long as a hop would have cost, while its pages are in the
-  OS's cache (a page read from disk blocks the loop for that read). It never waits: with
-  ``busy_timeout=0`` the rare read SQLite would make wait (another connection recovering the WAL)
-  raises ``LookupBusy`` at once, and the caller takes the pooled path, which may wait.
+- SQLite: a connection owned by the event loop's thread, queried in place, as loopsqlite.py runs
+  every statement, but without SQLAlchemy's execution machinery. The lookup blocks the loop for
+  tens of microseconds while its pages are in the OS's cache (a page read from disk blocks the
+  loop for that read). It never waits: with ``busy_timeout=0`` the rare read SQLite would make
+  wait (another connection recovering the WAL) raises ``LookupBusy`` at once, and the caller
+  takes the pooled path, which waits without blocking the loop.
 - PostgreSQL: a few asyncpg connections of its own, with the statement prepared once on each.
   Having its own connections also means session checks never queue behind logins for pooled ones.
 
@@ -28,6 +30,7 @@ from sqlalchemy.engine import URL, Dialect
 
 from doorward.core.errors import StorageUnavailable
 from doorward.core.models import Session, User
+from doorward.storage.database import in_memory
 from doorward.storage.rows import FIND_SESSION, UNAVAILABLE_SQLSTATES, session_and_user
 
 LOOKUP_APPLICATION_NAME = "doorward-session-lookup"
@@ -56,10 +59,9 @@ def open_lookup(
 ) -> SessionLookup | None:
     """The fast lookup for this database, or None where there is none (an in-memory SQLite)."""
     if url.get_backend_name() == "sqlite":
-        path = url.database
-        if not path or path == ":memory:" or "mode=memory" in str(url):
+        if in_memory(url):
             return None
-        return SqliteLookup(path, _compiled(dialect))
+        return SqliteLookup(str(url.database), _compiled(dialect))
     if url.get_backend_name() == "postgresql":
         return PostgresLookup(
             url,

@@ -16,6 +16,7 @@ from doorward.core.errors import EmailTaken, StorageUnavailable
 from doorward.core.models import AccountToken, NewUser, Session, TokenPurpose, User
 from doorward.storage.database import WRITE_OPTION, read_options
 from doorward.storage.lookup import LookupBusy, SessionLookup
+from doorward.storage.loopsqlite import Checkpointer
 from doorward.storage.rows import FIND_SESSION, UNAVAILABLE_SQLSTATES, session_and_user, user_of
 from doorward.storage.tables import account_tokens, sessions, users
 
@@ -266,9 +267,16 @@ class SqlTransaction:
 class SqlStore:
     """Opens transactions on an engine; a database that is down becomes StorageUnavailable."""
 
-    def __init__(self, engine: AsyncEngine, *, lookup: SessionLookup | None = None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        lookup: SessionLookup | None = None,
+        checkpointer: Checkpointer | None = None,
+    ) -> None:
         self.engine = engine
         self._lookup = lookup
+        self._checkpointer = checkpointer
         # Reads on the request path are single statements: autocommit spares BEGIN and COMMIT,
         # two of the three round trips a session check would otherwise cost.
         self._reader = engine.execution_options(**read_options(engine))
@@ -299,7 +307,9 @@ class SqlStore:
             return await tx.sessions.find(token_digest)
 
     async def close(self) -> None:
-        """Close the lookup's own connections (the engine's are the caller's to dispose)."""
+        """Stop the checkpointer, close the lookup's own connections (the engine is the caller's)."""
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         if self._lookup is not None:
             await self._lookup.close()
 
