@@ -198,12 +198,19 @@ class MemoryThrottleStore:
         self.states: dict[str, AttemptState] = {}
         self.windows: dict[tuple[str, datetime], int] = {}
 
-    async def load(self, key: str) -> AttemptState:
-        return self.states.get(key, AttemptState())
+    async def login_state(
+        self, key: str, counter: str | None, window_start: datetime
+    ) -> tuple[AttemptState, int]:
+        count = self.windows.get((counter, window_start), 0) if counter is not None else 0
+        return self.states.get(key, AttemptState()), count
 
-    async def record_failure(self, key: str) -> int:
+    async def record_login_failure(
+        self, key: str, counter: str | None, window_start: datetime, window: timedelta
+    ) -> int:
         state = self.states.get(key, AttemptState())
         self.states[key] = replace(state, failures=state.failures + 1)
+        if counter is not None:
+            await self.hit(counter, window_start, window)
         return state.failures + 1
 
     async def defer(self, key: str, until: datetime) -> None:
@@ -217,9 +224,6 @@ class MemoryThrottleStore:
     async def hit(self, key: str, window_start: datetime, window: timedelta) -> int:
         self.windows[key, window_start] = self.windows.get((key, window_start), 0) + 1
         return self.windows[key, window_start]
-
-    async def count(self, key: str, window_start: datetime) -> int:
-        return self.windows.get((key, window_start), 0)
 
     async def prune(self, windows_before: datetime, idle_before: datetime) -> int:
         old = [k for k in self.windows if k[1] < windows_before]

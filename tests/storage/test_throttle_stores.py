@@ -40,35 +40,55 @@ async def throttle_store(target: tuple[str, str]) -> AsyncIterator[ThrottleStore
     await engine.dispose()
 
 
+WINDOW = timedelta(minutes=15)
+
+
+async def state(store: ThrottleStore, key: str, counter: str | None = None) -> tuple[AttemptState, int]:
+    return await store.login_state(key, counter, T0)
+
+
 async def test_failures_count_and_clear(throttle_store: ThrottleStore) -> None:
-    assert await throttle_store.load("account:a") == AttemptState()
-    assert [await throttle_store.record_failure("account:a") for _ in range(3)] == [1, 2, 3]
-    assert (await throttle_store.load("account:a")).failures == 3
-    assert (await throttle_store.load("account:b")).failures == 0
+    assert await state(throttle_store, "account:a") == (AttemptState(), 0)
+    failures = [await throttle_store.record_login_failure("account:a", None, T0, WINDOW) for _ in range(3)]
+    assert failures == [1, 2, 3]
+    assert await state(throttle_store, "account:a") == (AttemptState(3), 0)
+    assert await state(throttle_store, "account:b") == (AttemptState(), 0)
     await throttle_store.clear("account:a")
-    assert await throttle_store.load("account:a") == AttemptState()
+    assert await state(throttle_store, "account:a") == (AttemptState(), 0)
+
+
+async def test_a_failure_counts_against_the_account_and_the_client_window(
+    throttle_store: ThrottleStore,
+) -> None:
+    for _ in range(2):
+        await throttle_store.record_login_failure("account:e", "client:y", T0, WINDOW)
+    await throttle_store.record_login_failure("account:f", "client:y", T0, WINDOW)
+    assert await state(throttle_store, "account:e", "client:y") == (AttemptState(2), 3)
+    assert await state(throttle_store, "account:f", "client:y") == (AttemptState(1), 3)
+    assert await state(throttle_store, "account:e", "client:z") == (AttemptState(2), 0)
+    assert await throttle_store.login_state("account:e", "client:y", T0 + WINDOW) == (AttemptState(2), 0)
 
 
 async def test_concurrent_failures_are_all_counted(throttle_store: ThrottleStore) -> None:
-    counts = await asyncio.gather(*(throttle_store.record_failure("account:c") for _ in range(40)))
+    counts = await asyncio.gather(
+        *(throttle_store.record_login_failure("account:c", "client:c", T0, WINDOW) for _ in range(40))
+    )
     assert sorted(counts) == list(range(1, 41))
+    assert (await state(throttle_store, "account:c", "client:c"))[1] == 40
 
 
 async def test_the_wait_only_moves_later(throttle_store: ThrottleStore) -> None:
-    await throttle_store.record_failure("account:d")
+    await throttle_store.record_login_failure("account:d", None, T0, WINDOW)
     await throttle_store.defer("account:d", T0 + timedelta(seconds=8))
     await throttle_store.defer("account:d", T0 + timedelta(seconds=2))
-    state = await throttle_store.load("account:d")
-    assert state.next_allowed_at == T0 + timedelta(seconds=8)
+    assert await state(throttle_store, "account:d") == (AttemptState(1, T0 + timedelta(seconds=8)), 0)
 
 
 async def test_windows_count_and_roll_over(throttle_store: ThrottleStore) -> None:
-    window = timedelta(minutes=15)
-    assert await throttle_store.count("client:x", T0) == 0
-    assert [await throttle_store.hit("client:x", T0, window) for _ in range(3)] == [1, 2, 3]
-    assert await throttle_store.count("client:x", T0) == 3
-    assert await throttle_store.hit("client:x", T0 + window, window) == 1  # a new window starts at 1
-    assert await throttle_store.count("client:x", T0 + window) == 1
+    assert [await throttle_store.hit("client:x", T0, WINDOW) for _ in range(3)] == [1, 2, 3]
+    assert (await state(throttle_store, "account:x", "client:x"))[1] == 3
+    assert await throttle_store.hit("client:x", T0 + WINDOW, WINDOW) == 1  # a new window starts at 1
+    assert (await throttle_store.login_state("account:x", "client:x", T0 + WINDOW))[1] == 1
 
 
 async def test_audit_events_reach_the_table_in_batches(database_url: str) -> None:

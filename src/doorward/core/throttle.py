@@ -29,11 +29,17 @@ class AttemptState:
 class ThrottleStore(Protocol):
     """Where counters live: the database by default, Redis when configured. Shared by all instances."""
 
-    async def load(self, key: str) -> AttemptState:
-        """The state of ``key`` (the zero state when there is none)."""
+    async def login_state(
+        self, key: str, counter: str | None, window_start: datetime
+    ) -> tuple[AttemptState, int]:
+        """The state of ``key`` (the zero state when there is none) and the events ``counter``
+        counted in the window starting at ``window_start`` (0 without a counter), read at once."""
 
-    async def record_failure(self, key: str) -> int:
-        """Add one failure to ``key`` atomically; return the new count."""
+    async def record_login_failure(
+        self, key: str, counter: str | None, window_start: datetime, window: timedelta
+    ) -> int:
+        """Add one failure to ``key`` and, with a ``counter``, count one event in its window (as
+        ``hit``), each atomically and both at once; return ``key``'s new failure count."""
 
     async def defer(self, key: str, until: datetime) -> None:
         """Make ``key`` wait until ``until``, unless it already waits longer."""
@@ -43,9 +49,6 @@ class ThrottleStore(Protocol):
 
     async def hit(self, key: str, window_start: datetime, window: timedelta) -> int:
         """Count one event in the fixed window starting at ``window_start``; return the window's count."""
-
-    async def count(self, key: str, window_start: datetime) -> int:
-        """Events counted so far in the window starting at ``window_start``."""
 
     async def prune(self, windows_before: datetime, idle_before: datetime) -> int:
         """Forget windows that started before ``windows_before`` and accounts untouched since
@@ -78,6 +81,11 @@ class ThrottlePolicy:
         return min(delay, self.max_delay)
 
 
+def _client_key(client: str | None) -> str | None:
+    """The counter of a client's failed logins (none when the client is unknown)."""
+    return f"login-failures:{client}" if client is not None else None
+
+
 def _seconds_until(moment: datetime, now: datetime) -> int:
     return max(1, math.ceil((moment - now).total_seconds()))
 
@@ -99,12 +107,13 @@ class Throttle:
     async def admit_login(self, account: str, client: str | None) -> AttemptState:
         """Raise TooManyAttempts if the client or the account must wait; else the account's state."""
         now = self._clock()
-        if client is not None:
-            start, end = self._window(self.policy.client_window, now)
-            if await self._store.count(f"login-failures:{client}", start) >= self.policy.client_failures:
-                self._audit("throttle.rejected", scope="client", client=client)
-                raise TooManyAttempts(_seconds_until(end, now))
-        state = await self._store.load(f"account:{account}")
+        start, end = self._window(self.policy.client_window, now)
+        state, client_failures = await self._store.login_state(
+            f"account:{account}", _client_key(client), start
+        )
+        if client_failures >= self.policy.client_failures:
+            self._audit("throttle.rejected", scope="client", client=client)
+            raise TooManyAttempts(_seconds_until(end, now))
         if state.failures >= self.policy.lockout_failures:
             self._audit("throttle.rejected", scope="account", reason="locked", client=client)
             raise TooManyAttempts(int(self.policy.max_delay.total_seconds()))
@@ -117,15 +126,15 @@ class Throttle:
         """Count a failure against the account (and its wait) and against the client."""
         now = self._clock()
         key = f"account:{account}"
-        failures = await self._store.record_failure(key)
+        start, _ = self._window(self.policy.client_window, now)
+        failures = await self._store.record_login_failure(
+            key, _client_key(client), start, self.policy.client_window
+        )
         delay = self.policy.delay_after(failures)
         if delay:
             await self._store.defer(key, now + delay)
         if failures == self.policy.lockout_failures:
             self._audit("throttle.locked", client=client)
-        if client is not None:
-            start, _ = self._window(self.policy.client_window, now)
-            await self._store.hit(f"login-failures:{client}", start, self.policy.client_window)
 
     async def login_succeeded(self, account: str, state: AttemptState) -> None:
         """A success resets the account's consecutive failures (a write only if there were any)."""

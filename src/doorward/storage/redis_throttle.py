@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 from redis import asyncio as aioredis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -47,22 +48,30 @@ class RedisThrottleStore:
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             raise StorageUnavailable() from exc
 
-    async def load(self, key: str) -> AttemptState:
-        async with self._available():
-            state = await self._redis.hgetall(self._prefix + key)
-        if not state:
-            return AttemptState()
+    async def login_state(
+        self, key: str, counter: str | None, window_start: datetime
+    ) -> tuple[AttemptState, int]:
+        async with self._available(), self._redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(self._prefix + key)
+            if counter is not None:
+                pipe.get(self._window_key(counter, window_start))
+            state, *count = await pipe.execute()
         moment = state.get(b"n", b"")
-        return AttemptState(
+        attempt = AttemptState(
             int(state.get(b"f", 0)), datetime.fromtimestamp(float(moment), UTC) if moment else None
         )
+        return attempt, int(count[0] or 0) if count else 0
 
-    async def record_failure(self, key: str) -> int:
+    async def record_login_failure(
+        self, key: str, counter: str | None, window_start: datetime, window: timedelta
+    ) -> int:
         name = self._prefix + key
         async with self._available(), self._redis.pipeline(transaction=True) as pipe:
             pipe.hincrby(name, "f", 1)
             pipe.expire(name, int(STATE_TTL.total_seconds()))
-            failures, _ = await pipe.execute()
+            if counter is not None:
+                self._count_in(pipe, self._window_key(counter, window_start), window)
+            failures, *_ = await pipe.execute()
         return int(failures)
 
     async def defer(self, key: str, until: datetime) -> None:
@@ -77,17 +86,15 @@ class RedisThrottleStore:
         return f"{self._prefix}{key}:{int(window_start.timestamp())}"
 
     async def hit(self, key: str, window_start: datetime, window: timedelta) -> int:
-        name = self._window_key(key, window_start)
         async with self._available(), self._redis.pipeline(transaction=True) as pipe:
-            pipe.incr(name)
-            pipe.expire(name, int(window.total_seconds()) + 60)
+            self._count_in(pipe, self._window_key(key, window_start), window)
             count, _ = await pipe.execute()
         return int(count)
 
-    async def count(self, key: str, window_start: datetime) -> int:
-        async with self._available():
-            value = await self._redis.get(self._window_key(key, window_start))
-        return int(value or 0)
+    @staticmethod
+    def _count_in(pipe: Pipeline, name: str, window: timedelta) -> None:
+        pipe.incr(name)
+        pipe.expire(name, int(window.total_seconds()) + 60)
 
     async def prune(self, windows_before: datetime, idle_before: datetime) -> int:
         return 0  # every Redis key carries its own expiry

@@ -12,9 +12,15 @@ from doorward.core.throttle import AttemptState
 from doorward.storage.store import SqlStore
 from doorward.storage.tables import attempts, rate_windows
 
-_LOAD = select(attempts.c.failures, attempts.c.next_allowed_at).where(attempts.c.key == bindparam("key"))
-_COUNT = select(rate_windows.c.count).where(
-    rate_windows.c.key == bindparam("key"), rate_windows.c.window_start == bindparam("start")
+_KEY = attempts.c.key == bindparam("key")
+# One statement for both of a login's reads: an account's state and its client's failures.
+_LOGIN_STATE = select(
+    select(attempts.c.failures).where(_KEY).scalar_subquery().label("failures"),
+    select(attempts.c.next_allowed_at).where(_KEY).scalar_subquery().label("next_allowed_at"),
+    select(rate_windows.c.count)
+    .where(rate_windows.c.key == bindparam("counter"), rate_windows.c.window_start == bindparam("start"))
+    .scalar_subquery()
+    .label("counted"),
 )
 
 
@@ -45,15 +51,23 @@ class SqlThrottleStore:
             },
         ).returning(rate_windows.c.count)
 
-    async def load(self, key: str) -> AttemptState:
+    async def login_state(
+        self, key: str, counter: str | None, window_start: datetime
+    ) -> tuple[AttemptState, int]:
         async with self._store.connection() as conn:
-            row = (await conn.execute(_LOAD, {"key": key})).first()
-        return AttemptState(row.failures, row.next_allowed_at) if row else AttemptState()
+            parameters = {"key": key, "counter": counter, "start": window_start}
+            row = (await conn.execute(_LOGIN_STATE, parameters)).one()
+        return AttemptState(row.failures or 0, row.next_allowed_at), int(row.counted or 0)
 
-    async def record_failure(self, key: str) -> int:
+    async def record_login_failure(
+        self, key: str, counter: str | None, window_start: datetime, window: timedelta
+    ) -> int:
         async with self._store.transaction() as conn:
             result = await conn.execute(self._record_failure, {"key": key, "now": datetime.now(UTC)})
-            return int(result.scalar_one())
+            failures = int(result.scalar_one())
+            if counter is not None:
+                await conn.execute(self._hit, {"key": counter, "start": window_start})
+        return failures
 
     async def defer(self, key: str, until: datetime) -> None:
         async with self._store.transaction() as conn:
@@ -77,11 +91,6 @@ class SqlThrottleStore:
     async def hit(self, key: str, window_start: datetime, window: timedelta) -> int:
         async with self._store.transaction() as conn:
             return int((await conn.execute(self._hit, {"key": key, "start": window_start})).scalar_one())
-
-    async def count(self, key: str, window_start: datetime) -> int:
-        async with self._store.connection() as conn:
-            value = (await conn.execute(_COUNT, {"key": key, "start": window_start})).scalar()
-        return int(value or 0)
 
     async def prune(self, windows_before: datetime, idle_before: datetime) -> int:
         async with self._store.transaction() as conn:
