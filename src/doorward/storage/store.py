@@ -45,8 +45,21 @@ def _is_unavailable(exc: BaseException) -> bool:
     return False
 
 
-# Built once, as FIND_SESSION: a statement built per call costs more CPU than answering it.
+# Built once, as FIND_SESSION: a statement built per call costs more CPU than answering it. These
+# are the statements of every login.
 _USER_BY_EMAIL = select(users).where(users.c.email_canonical == bindparam("email"))
+# A no-op update: its WHERE re-checks the row and its lock orders this transaction against a
+# concurrent reset or change of the same user (on SQLite, BEGIN IMMEDIATE already does).
+_CONFIRM_CREDENTIALS = (
+    update(users)
+    .where(
+        users.c.id == bindparam("user_id"),
+        users.c.password_hash == bindparam("seen_hash"),
+        users.c.disabled.is_(False),
+    )
+    .values(updated_at=users.c.updated_at)
+)
+_ADD_SESSION = insert(sessions)
 
 
 def _user(row: Any) -> User:
@@ -93,14 +106,8 @@ class SqlUsers:
         return result.rowcount == 1
 
     async def confirm_credentials(self, user_id: int, seen_hash: str) -> bool:
-        # A no-op update: its WHERE re-checks the row and its lock orders this transaction against
-        # a concurrent reset or change of the same user (on SQLite, BEGIN IMMEDIATE already does).
-        result = await self._conn.execute(
-            update(users)
-            .where(users.c.id == user_id, users.c.password_hash == seen_hash, users.c.disabled.is_(False))
-            .values(updated_at=users.c.updated_at)
-        )
-        return result.rowcount == 1
+        parameters = {"user_id": user_id, "seen_hash": seen_hash}
+        return (await self._conn.execute(_CONFIRM_CREDENTIALS, parameters)).rowcount == 1
 
     async def set_password_hash(self, user_id: int, new: str, now: datetime) -> None:
         await self._conn.execute(
@@ -138,16 +145,17 @@ class SqlSessions:
 
     async def add(self, session: Session, token_digest: bytes) -> None:
         await self._conn.execute(
-            insert(sessions).values(
-                id=session.id,
-                user_id=session.user_id,
-                token_digest=token_digest,
-                created_at=session.created_at,
-                last_seen_at=session.last_seen_at,
-                expires_at=session.expires_at,
-                client_address=session.client_address,
-                user_agent=session.user_agent,
-            )
+            _ADD_SESSION,
+            {
+                "id": session.id,
+                "user_id": session.user_id,
+                "token_digest": token_digest,
+                "created_at": session.created_at,
+                "last_seen_at": session.last_seen_at,
+                "expires_at": session.expires_at,
+                "client_address": session.client_address,
+                "user_agent": session.user_agent,
+            },
         )
 
     async def find(self, token_digest: bytes) -> tuple[Session, User] | None:
