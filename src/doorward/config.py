@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 from datetime import timedelta
@@ -196,9 +197,8 @@ class Settings(BaseSettings):
 
     @property
     def trusted_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-        """``trusted_proxies`` parsed."""
-        parts = (part.strip() for part in self.trusted_proxies.split(","))
-        return tuple(ipaddress.ip_network(part, strict=False) for part in parts if part)
+        """``trusted_proxies`` parsed (once per value: every request asks)."""
+        return _networks(self.trusted_proxies)
 
     @field_validator("pepper")
     @classmethod
@@ -211,3 +211,9 @@ class Settings(BaseSettings):
     def profile(self) -> Profile:
         """The argon2id profile named by ``hash_profile``."""
         return PROFILES[self.hash_profile]
+
+
+@functools.lru_cache(maxsize=8)
+def _networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    parts = (part.strip() for part in text.split(","))
+    return tuple(ipaddress.ip_network(part, strict=False) for part in parts if part)

@@ -146,6 +146,11 @@ class LoopConnection:
     # --- locks ------------------------------------------------------------------------------------
 
     async def _run(self, fn: Callable[[], T]) -> T:
+        try:
+            return fn()  # nearly always: ``retrying`` only once a lock got in the way
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc):
+                raise
         return await retrying(fn, self._timeout)
 
     async def _begin_write(self, fn: Callable[[], T]) -> T:
