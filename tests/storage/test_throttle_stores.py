@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import make_url
 
 from doorward.core import AttemptState, AuditEvent, ThrottleStore
 from doorward.storage import SqlStore, create_engine
-from doorward.storage.audit import SqlAuditSink
+from doorward.storage.audit import BATCH, SqlAuditSink
 from doorward.storage.redis_throttle import RedisThrottleStore
 from doorward.storage.throttle import SqlThrottleStore
 from tests.db import fetch
@@ -106,3 +108,30 @@ async def test_audit_events_reach_the_table_in_batches(database_url: str) -> Non
         database_url, "SELECT event, user_id, client_address, detail FROM audit_events ORDER BY id"
     )
     assert rows == [("login.failed", n, "192.0.2.1", '{"reason": "x"}') for n in range(5)]
+
+
+async def test_a_large_flush_lets_other_requests_in_between_its_batches(sqlite_url: str) -> None:
+    """On SQLite the inserts run on the event loop's thread: a flood's backlog must not hold it at once."""
+    engine = create_engine(sqlite_url)
+    sink = SqlAuditSink(SqlStore(engine))
+    events = 5 * BATCH
+    for n in range(events):
+        sink.record(AuditEvent(T0, "overload.rejected", user_id=None, client="192.0.2.1", detail={"n": n}))
+    reader = sqlite3.connect(str(make_url(sqlite_url).database))
+    seen: set[int] = set()
+
+    async def other_request() -> None:
+        while True:  # what another request running between the batches would find committed
+            seen.add(reader.execute("SELECT count(*) FROM audit_events").fetchone()[0])
+            await asyncio.sleep(0)
+
+    other = asyncio.create_task(other_request())
+    try:
+        assert await sink.flush() == events
+    finally:
+        other.cancel()
+        reader.close()
+        await engine.dispose()
+    assert {BATCH, 2 * BATCH, 3 * BATCH, 4 * BATCH} <= seen
+    rows = await fetch(sqlite_url, "SELECT count(*) FROM audit_events WHERE event = 'overload.rejected'")
+    assert rows == [(events,)]

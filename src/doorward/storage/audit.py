@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 from collections import deque
@@ -15,6 +16,10 @@ from doorward.storage.store import SqlStore
 from doorward.storage.tables import audit_events
 
 _log = logging.getLogger("doorward.audit")
+_INSERT = insert(audit_events)
+
+BATCH = 200
+"""Rows per insert transaction (see ``SqlAuditSink.flush``)."""
 
 
 class SqlAuditSink:
@@ -38,32 +43,39 @@ class SqlAuditSink:
         self._buffer.append(event)
 
     async def flush(self) -> int:
-        """Write what is buffered; on a database fault keep it for the next try. Return rows written."""
-        batch = list(self._buffer)
-        if not batch:
-            return 0
-        rows = [
-            {
-                "at": e.at,
-                "event": e.event,
-                "user_id": e.user_id,
-                "client_address": e.client,
-                "detail": json.dumps(e.detail, default=str, sort_keys=True),
-            }
-            for e in batch
-        ]
-        try:
-            async with self._store.transaction() as conn:
-                await conn.execute(insert(audit_events), rows)
-        except StorageUnavailable:
-            _log.warning("audit events kept for the next flush", extra={"pending": len(batch)})
-            return 0
-        for _ in batch:
-            self._buffer.popleft()
+        """Write what is buffered; on a database fault keep it for the next try. Return rows written.
+
+        In transactions of at most ``BATCH`` rows, yielding to the event loop between them: on
+        SQLite the inserts run on the loop's thread (loopsqlite.py), and a flood's half second of
+        events in one go would hold every request behind it for milliseconds.
+        """
+        written = 0
+        while self._buffer:
+            batch = list(itertools.islice(self._buffer, BATCH))
+            rows = [
+                {
+                    "at": e.at,
+                    "event": e.event,
+                    "user_id": e.user_id,
+                    "client_address": e.client,
+                    "detail": json.dumps(e.detail, default=str, sort_keys=True),
+                }
+                for e in batch
+            ]
+            try:
+                async with self._store.transaction() as conn:
+                    await conn.execute(_INSERT, rows)
+            except StorageUnavailable:
+                _log.warning("audit events kept for the next flush", extra={"pending": len(self._buffer)})
+                break
+            for _ in batch:
+                self._buffer.popleft()
+            written += len(batch)
+            await asyncio.sleep(0)
         if self.dropped:
             _log.warning("audit events dropped: buffer full", extra={"dropped": self.dropped})
             self.dropped = 0
-        return len(batch)
+        return written
 
     async def run(self, interval: float = 0.5) -> None:
         """Flush every ``interval`` seconds until cancelled."""
