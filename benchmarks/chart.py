@@ -103,8 +103,8 @@ def _login(ax: Any, results: dict[str, Any], dbs: list[str]) -> None:
     for db in dbs:
         out = results["databases"][db]
         for key, label in (
-            ("login_throughput", "1 hash thread\n/process"),
-            ("login_throughput_defaults", "default hash\nthreads"),
+            ("login_throughput", "default hash\nthreads"),
+            ("login_throughput_one", "1 hash thread\n/process"),
         ):
             if key in out:
                 labels.append(f"{db}\n{label}")

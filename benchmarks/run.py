@@ -329,7 +329,7 @@ class Suite:
             with ExitStack() as stack:
                 server = stack.enter_context(self.doorward(db, "one"))
                 out["server_one"] = self.server_settings("one") | {"workers": str(self.cores)}
-                self.login_figures(server, db.name, users, out, "")
+                self.login_figures(server, db.name, users, out, "_one")
                 if "session" in args.parts:
                     bare = stack.enter_context(self.bare())
                     out["session"] = {}
@@ -350,7 +350,7 @@ class Suite:
                 }
                 if "flood" in args.parts:
                     out["flood"] = self.flood(server, tokens, users, db.name)
-                self.login_figures(server, db.name, users, out, "_defaults")
+                self.login_figures(server, db.name, users, out, "")
 
         if "growth" in args.parts:
             out["growth"] = {}
@@ -384,7 +384,8 @@ class Suite:
                     }
 
     def login_figures(self, server: Server, db: str, users: int, out: dict[str, Any], suffix: str) -> None:
-        """Figures 1 and 2 (suffix "") or 1b and 2b ("_defaults") on this server, as --only asks."""
+        """Figures 1 and 2 (suffix "", the default settings) or, for context, 1b and 2b ("_one", one
+        hash thread per process) on this server, as --only asks."""
         letter = "b" if suffix else ""
         if "login" in self.args.parts:
             log(f"[{db}] 1{letter}. login throughput, {self.args.login_connections} connections")
@@ -690,8 +691,8 @@ def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
 
     for db, out in results["databases"].items():
         for key, label in (
-            ("login_throughput", "1. login throughput (1 hash thread/process)"),
-            ("login_throughput_defaults", "1b. login throughput (default hash threads)"),
+            ("login_throughput", "1. login throughput (default hash threads)"),
+            ("login_throughput_one", "1b. login throughput (1 hash thread/process)"),
         ):
             if key in out and rate:
                 m = out[key]
@@ -713,14 +714,14 @@ def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
                     [m, ref_disturbance],
                 )
         for key, label in (
-            ("login_latency", "2. login latency (1 hash thread/process)"),
-            ("login_latency_defaults", "2b. login latency (default hash threads)"),
+            ("login_latency", "2. login latency (default hash threads)"),
+            ("login_latency_one", "2b. login latency (1 hash thread/process)"),
         ):
             if key in out and one:
                 m = out[key]
                 own_one = m.get("reference", {}).get("value", {}).get("median", one)
                 p50, p99 = m["p50_ms"]["median"] / own_one, m["p99_ms"]["median"] / own_one
-                context = key.endswith("defaults")
+                context = key.endswith("_one")
                 reference_ = (
                     f"{own_one:.1f} ms (one verify, interleaved; for context {cores * 1000 / rate:.1f} ms "
                     f"each with {cores} verifying at once)"
