@@ -8,13 +8,14 @@ from dataclasses import replace
 
 import pytest
 
-from doorward.core import Accounts, Admin, Authenticator, HashPool
+from doorward.core import Accounts, Admin, Auditor, Authenticator, Deps, HashPool
+from doorward.core import deps as deps_module
 from doorward.core.errors import InvalidCredentials, InvalidSession, LoginRequestInvalid, Overloaded
 from doorward.core.models import NewUser
 from doorward.core.tokens import token_digest
 from tests.conftest import EMAIL, PASSWORD, FakeClock
 from tests.core.conftest import CLIENT, RecordingHasher
-from tests.fakes import MemoryStore
+from tests.fakes import MemoryAuditSink, MemoryStore
 
 
 async def test_register_then_login_then_check_then_logout(auth: Authenticator, accounts: Accounts) -> None:
@@ -171,3 +172,26 @@ async def test_a_login_in_flight_does_not_outlive_a_password_reset(
     with pytest.raises(InvalidCredentials):
         await auth.login(EMAIL, PASSWORD, CLIENT)
     assert store.data.sessions == {}
+
+
+async def test_a_flood_of_refusals_is_audited_as_the_first_and_then_a_count(
+    deps: Deps, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(deps_module, "REFUSAL_SUMMARY_SECONDS", 0.05)
+    sink = MemoryAuditSink()
+    full = replace(deps, pool=HashPool(workers=1, queue=0), audit=Auditor([sink], clock))
+    with full.hash_slot():  # the one slot is taken: every other login is refused
+        for _ in range(500):
+            with pytest.raises(Overloaded):
+                full.refuse_if_full()
+        assert [(e.event, e.detail["refused"]) for e in sink.events] == [("overload.rejected", 1)]
+        await full.background.drain()
+        assert [(e.event, e.detail["refused"]) for e in sink.events] == [
+            ("overload.rejected", 1),
+            ("overload.rejected", 499),
+        ]
+        with pytest.raises(Overloaded):
+            full.hash_slot()  # a refusal after the summary is audited at once again
+    assert [e.detail["refused"] for e in sink.events] == [1, 499, 1]
+    await full.background.drain()
+    assert len(sink.events) == 3  # nothing more to sum up

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -19,6 +20,17 @@ from doorward.core.ports import Store
 from doorward.core.throttle import Throttle
 
 T = TypeVar("T")
+
+REFUSAL_SUMMARY_SECONDS = 1.0
+"""Under a flood, refusals after the first are audited as one event per this many seconds."""
+
+
+@dataclass
+class Refusals:
+    """Hash-pool refusals not audited yet, and whether an event summing them up is on its way."""
+
+    unreported: int = 0
+    summary_due: bool = False
 
 
 @dataclass(frozen=True)
@@ -60,6 +72,7 @@ class Deps:
     account_policy: AccountPolicy = field(default_factory=AccountPolicy)
     background: Background = field(default_factory=Background)
     clock: Clock = utc_now
+    refusals: Refusals = field(default_factory=Refusals)
 
     async def hash(self, fn: Callable[..., T], *args: object) -> T:
         """Run a hash on the bounded pool; a full pool is an audited 503."""
@@ -79,5 +92,25 @@ class Deps:
             raise self._refused()
 
     def _refused(self) -> Overloaded:
-        self.audit("overload.rejected", pending=self.pool.pending)
+        """Audit a refusal: the first at once, those right after it summed up a second later.
+
+        A flood is refused thousands of times a second; one log line and one row each made the
+        audit trail the flood's largest cost on the event loop, and told an operator nothing
+        more than a count does.
+        """
+        if self.refusals.summary_due:
+            self.refusals.unreported += 1
+        else:
+            self.audit("overload.rejected", pending=self.pool.pending, refused=1)
+            self.refusals.summary_due = True
+            self.background.spawn(self._summarise_refusals(), "overload-summary")
         return Overloaded()
+
+    async def _summarise_refusals(self) -> None:
+        try:
+            await asyncio.sleep(REFUSAL_SUMMARY_SECONDS)
+        finally:  # also when cancelled at shutdown: the count is not lost
+            refused, self.refusals.unreported = self.refusals.unreported, 0
+            self.refusals.summary_due = False
+            if refused:
+                self.audit("overload.rejected", pending=self.pool.pending, refused=refused)
