@@ -116,9 +116,9 @@ def render(
     return HTMLResponse(html, status, headers={"Cache-Control": "no-store", **(headers or {})})
 
 
-def error_page(status: int, text: str, headers: dict[str, str] | None = None) -> Response:
+def error_page(error: DoorwardError) -> Response:
     """The page for a refused or failed browser request (the CSRF middleware's 403 among them)."""
-    refused = text == CrossSiteRequest.message
+    refused = isinstance(error, CrossSiteRequest)
     heading = "Request refused" if refused else "Something went wrong"
     hint = (
         "The form came from another site, or the page was out of date. Go back, reload the page "
@@ -128,11 +128,11 @@ def error_page(status: int, text: str, headers: dict[str, str] | None = None) ->
     )
     return render(
         "message.html",
-        status=status,
-        headers=headers,
+        status=403 if refused else status_of(error),
+        headers=retry_headers(error),
         title=heading,
         heading=heading,
-        text=text,
+        text=error.text,
         hint=hint,
         link_href="/account",
         link_text="Back to your account",
@@ -147,7 +147,7 @@ def _as_page(endpoint: Callable[P, Awaitable[Response]]) -> Callable[P, Awaitabl
         try:
             return await endpoint(*args, **kwargs)
         except DoorwardError as exc:
-            return error_page(status_of(exc), exc.text, retry_headers(exc))
+            return error_page(exc)
 
     return guarded
 

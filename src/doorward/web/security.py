@@ -37,7 +37,7 @@ from doorward.config import Settings
 from doorward.core.errors import DoorwardError
 from doorward.core.tokens import looks_like_token
 from doorward.web.body import media_type, parse_form, read_limited
-from doorward.web.errors import error_response, status_of
+from doorward.web.errors import error_response
 from doorward.web.responses import Envelope
 from doorward.web.transport import bearer_token, cookie_token
 
@@ -84,8 +84,8 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data", "text/plain"})
 REFUSED = "Cross-site request refused"
 
-PageRenderer = Callable[[int, str], Response]
-"""Renders an HTML error page: (status, message) -> response."""
+PageRenderer = Callable[[DoorwardError], Response]
+"""Renders the HTML error page of an error (a CrossSiteRequest is a 403)."""
 
 
 class CrossSiteRequest(DoorwardError):
@@ -235,11 +235,10 @@ class CsrfGuard:
         return origin_of(origin) in allowed
 
     def _refusal(self, request: Request, error: DoorwardError) -> Response:
-        status = 403 if isinstance(error, CrossSiteRequest) else status_of(error)
         if _wants_page(request):
-            return self.page(status, error.text)
+            return self.page(error)
         if isinstance(error, CrossSiteRequest):
-            return Envelope({"success": False, "error": error.text, "code": error.code}, status)
+            return Envelope({"success": False, "error": error.text, "code": error.code}, 403)
         return error_response(error)
 
 
