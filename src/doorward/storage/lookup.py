@@ -36,6 +36,12 @@ from doorward.storage.rows import FIND_SESSION, UNAVAILABLE_SQLSTATES, session_a
 LOOKUP_APPLICATION_NAME = "doorward-session-lookup"
 
 
+MMAP_BYTES = 1 << 30
+"""The SQLite lookup reads the database file through a memory map of up to this size: a page the
+connection's own cache does not hold is then a memory read, not a read() system call each. With a
+million sessions the file outgrows that cache, and a check paid several such calls."""
+
+
 class LookupBusy(Exception):
     """SQLite would have made the lookup wait: take the pooled path instead."""
 
@@ -87,6 +93,7 @@ class SqliteLookup:
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA busy_timeout=0")
             conn.execute("PRAGMA query_only=1")
+            conn.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
             self._conn = conn
         return self._conn
 
