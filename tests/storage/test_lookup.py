@@ -168,3 +168,18 @@ async def test_an_unreachable_postgresql_is_storage_unavailable_in_time(postgres
     finally:
         await lookup.close()
         await engine.dispose()
+
+
+async def test_the_postgresql_lookup_connects_as_the_engine_does(postgres_database: str) -> None:
+    """A URL option the engine's driver takes (here SQLAlchemy's own statement cache size) must not
+    reach the server as a setting it does not know, which failed every check."""
+    url = make_url(postgres_database).update_query_dict({"prepared_statement_cache_size": "50"})
+    engine = create_engine(url.render_as_string(hide_password=False), timeout=5)
+    lookup = open_lookup(engine.url, engine.dialect, timeout=5, statement_timeout=5, pool_size=1)
+    store = SqlStore(engine, lookup=lookup)
+    try:
+        digest, _ = await add_session(store, verified=True, client=None)
+        assert await store.find_session(digest) is not None
+    finally:
+        await store.close()
+        await engine.dispose()

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from typing import Protocol
+from typing import Any, Protocol
 
 import asyncpg
 from sqlalchemy.engine import URL, Dialect
@@ -60,6 +60,16 @@ def _compiled(dialect: Dialect) -> str:
     return str(compiled)
 
 
+def _asyncpg_options(url: URL, dialect: Dialect) -> dict[str, Any]:
+    """What the engine's own connections pass to ``asyncpg.connect`` for ``url``, so the lookup's
+    connect as they do (host, port, user, password, database, ssl and the URL's other options),
+    without SQLAlchemy's own options (its statement cache), which asyncpg would send the server."""
+    _, options = dialect.create_connect_args(url)
+    for sqlalchemy_only in ("prepared_statement_cache_size", "prepared_statement_name_func"):
+        options.pop(sqlalchemy_only, None)
+    return dict(options)
+
+
 def open_lookup(
     url: URL, dialect: Dialect, *, timeout: float, statement_timeout: float, pool_size: int
 ) -> SessionLookup | None:
@@ -70,7 +80,7 @@ def open_lookup(
         return SqliteLookup(str(url.database), _compiled(dialect))
     if url.get_backend_name() == "postgresql":
         return PostgresLookup(
-            url,
+            _asyncpg_options(url, dialect),
             _compiled(dialect),
             timeout=timeout,
             statement_timeout=statement_timeout,
@@ -124,9 +134,15 @@ class PostgresLookup:
     """
 
     def __init__(
-        self, url: URL, sql: str, *, timeout: float, statement_timeout: float, pool_size: int
+        self,
+        options: dict[str, Any],
+        sql: str,
+        *,
+        timeout: float,
+        statement_timeout: float,
+        pool_size: int,
     ) -> None:
-        self._dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._options = options  # asyncpg.connect's keywords, the password among them
         self._sql = sql
         self._timeout = timeout
         self._statement_timeout = statement_timeout
@@ -158,7 +174,7 @@ class PostgresLookup:
         self._opening += 1
         try:
             conn = await asyncpg.connect(
-                self._dsn,
+                **self._options,
                 timeout=self._timeout,
                 # As the engine's: the server's statement timeout, and a client-side backstop.
                 command_timeout=self._statement_timeout + 1,
