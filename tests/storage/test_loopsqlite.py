@@ -154,3 +154,27 @@ async def test_the_checkpointer_moves_the_log_into_the_database(store: SqlStore,
 def test_no_checkpointer_for_a_database_in_memory() -> None:
     assert open_checkpointer(make_url("sqlite://")) is None
     assert open_checkpointer(make_url("postgresql://u@h/db")) is None
+
+
+async def test_a_writer_of_the_same_process_gives_up_after_the_timeout(sqlite_url: str) -> None:
+    engine = create_engine(sqlite_url, timeout=0.3)
+    store = SqlStore(engine)
+    holding = asyncio.Event()
+
+    async def slow_writer() -> None:
+        async with store.write() as tx:
+            await tx.users.add(NewUser("h@example.com", "h@example.com", "$argon2id$x"), NOW)
+            holding.set()
+            await asyncio.sleep(1)
+
+    slow = asyncio.create_task(slow_writer())
+    try:
+        await holding.wait()
+        started = time.monotonic()
+        with pytest.raises(StorageUnavailable):
+            await add_user(store, 2)
+        assert 0.3 <= time.monotonic() - started < 0.9
+        await slow  # the first writer was not disturbed
+        assert await add_user(store, 3) > 0  # and the lock is free again
+    finally:
+        await engine.dispose()

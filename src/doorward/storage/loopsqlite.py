@@ -154,8 +154,11 @@ class LoopConnection:
         return await retrying(fn, self._timeout)
 
     async def _begin_write(self, fn: Callable[[], T]) -> T:
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can be cancelled just after its
+        # inner acquire succeeded and drop the lock it took. Lock.acquire itself cancels cleanly.
         try:
-            await asyncio.wait_for(self._writers.lock.acquire(), self._timeout)
+            async with asyncio.timeout(self._timeout):
+                await self._writers.lock.acquire()
         except TimeoutError:
             raise sqlite3.OperationalError("database is locked") from None
         self._writing = True
