@@ -45,6 +45,21 @@ async def add_user(store: SqlStore, n: int) -> int:
     return user.id
 
 
+async def holding_a_write(store: SqlStore, seconds: float) -> asyncio.Task[None]:
+    """A task inside a write transaction (one row added), holding the lock for ``seconds``."""
+    holding = asyncio.Event()
+
+    async def writer() -> None:
+        async with store.write() as tx:
+            await tx.users.add(NewUser("h@example.com", "h@example.com", "$argon2id$x"), NOW)
+            holding.set()
+            await asyncio.sleep(seconds)
+
+    task = asyncio.create_task(writer())
+    await holding.wait()
+    return task
+
+
 async def ticks_while(work: asyncio.Task[object]) -> int:
     """How many 5 ms ticks the event loop ran while ``work`` waited: 0 if something blocked it."""
     ticks = 0
@@ -113,23 +128,14 @@ async def test_writers_of_one_process_take_turns_in_order(store: SqlStore) -> No
 
 
 async def test_a_cancelled_write_gives_the_lock_back(store: SqlStore) -> None:
-    holding = asyncio.Event()
-
-    async def stuck() -> None:
-        async with store.write() as tx:
-            await tx.users.add(NewUser("s@example.com", "s@example.com", "$argon2id$x"), NOW)
-            holding.set()
-            await asyncio.sleep(60)
-
-    task = asyncio.create_task(stuck())
-    await holding.wait()
+    task = await holding_a_write(store, 60)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     async with asyncio.timeout(1):  # well inside the 3 s timeout: the lock was released, not timed out
         await add_user(store, 2)
     async with store.read() as tx:
-        assert await tx.users.by_canonical_email("s@example.com") is None  # rolled back
+        assert await tx.users.by_canonical_email("h@example.com") is None  # rolled back
 
 
 async def test_the_checkpointer_moves_the_log_into_the_database(store: SqlStore, sqlite_url: str) -> None:
@@ -159,17 +165,8 @@ def test_no_checkpointer_for_a_database_in_memory() -> None:
 async def test_a_writer_of_the_same_process_gives_up_after_the_timeout(sqlite_url: str) -> None:
     engine = create_engine(sqlite_url, timeout=0.3)
     store = SqlStore(engine)
-    holding = asyncio.Event()
-
-    async def slow_writer() -> None:
-        async with store.write() as tx:
-            await tx.users.add(NewUser("h@example.com", "h@example.com", "$argon2id$x"), NOW)
-            holding.set()
-            await asyncio.sleep(1)
-
-    slow = asyncio.create_task(slow_writer())
     try:
-        await holding.wait()
+        slow = await holding_a_write(store, 1)
         started = time.monotonic()
         with pytest.raises(StorageUnavailable):
             await add_user(store, 2)

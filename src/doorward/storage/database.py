@@ -12,7 +12,7 @@ from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from doorward.storage.loopsqlite import Checkpointer, LoopConnection, Writers
+from doorward.storage.loopsqlite import Checkpointer, LoopConnection
 
 WRITE_OPTION = "doorward_write"
 READ_OPTION = "doorward_read"
@@ -51,7 +51,7 @@ def create_engine(
     url = async_url(database_url)
     if url.get_backend_name() == "sqlite":
         connect = sqlite_connector(url)
-        writers = Writers()
+        writers = asyncio.Lock()  # one write transaction per process: see loopsqlite.py
 
         async def open_connection() -> LoopConnection:
             return await LoopConnection.open(connect, writers, timeout)

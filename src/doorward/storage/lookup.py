@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import asyncpg
@@ -30,7 +31,8 @@ from sqlalchemy.engine import URL, Dialect
 
 from doorward.core.errors import StorageUnavailable
 from doorward.core.models import Session, User
-from doorward.storage.database import in_memory
+from doorward.storage.database import in_memory, sqlite_connector
+from doorward.storage.loopsqlite import is_busy
 from doorward.storage.rows import FIND_SESSION, UNAVAILABLE_SQLSTATES, session_and_user
 
 LOOKUP_APPLICATION_NAME = "doorward-session-lookup"
@@ -77,7 +79,7 @@ def open_lookup(
     if url.get_backend_name() == "sqlite":
         if in_memory(url):
             return None
-        return SqliteLookup(str(url.database), _compiled(dialect))
+        return SqliteLookup(sqlite_connector(url), _compiled(dialect))
     if url.get_backend_name() == "postgresql":
         return PostgresLookup(
             _asyncpg_options(url, dialect),
@@ -92,14 +94,15 @@ def open_lookup(
 class SqliteLookup:
     """One connection of the event loop's own thread; see the module docstring."""
 
-    def __init__(self, path: str, sql: str) -> None:
-        self._path = path
+    def __init__(self, connect: Callable[[], sqlite3.Connection], sql: str) -> None:
+        self._connect = connect  # database.sqlite_connector: the URL's file and options
         self._sql = sql
         self._conn: sqlite3.Connection | None = None
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
-            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=True)
+            conn = self._connect()
+            conn.isolation_level = None
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA busy_timeout=0")
             conn.execute("PRAGMA query_only=1")
@@ -112,7 +115,7 @@ class SqliteLookup:
             # fetchall, not fetchone: stepping to the end ends the read, so no snapshot lingers.
             rows = self._connection().execute(self._sql, (token_digest,)).fetchall()
         except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            if is_busy(exc):
                 raise LookupBusy() from exc
             raise StorageUnavailable() from exc
         return session_and_user(rows[0]) if rows else None

@@ -50,7 +50,8 @@ _RETRY_PAUSES = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02)
 """Seconds between tries of a statement that met another process's lock; the last one repeats."""
 
 
-def _is_busy(exc: sqlite3.OperationalError) -> bool:
+def is_busy(exc: sqlite3.OperationalError) -> bool:
+    """SQLite refused for a lock another connection holds (a retry may succeed)."""
     return exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
@@ -66,7 +67,7 @@ async def retrying(fn: Callable[[], T], lock_wait: float) -> T:
         try:
             return fn()
         except sqlite3.OperationalError as exc:
-            if not _is_busy(exc):
+            if not is_busy(exc):
                 raise
             now = time.monotonic()
             deadline = deadline if deadline is not None else now + lock_wait
@@ -76,26 +77,19 @@ async def retrying(fn: Callable[[], T], lock_wait: float) -> T:
             await asyncio.sleep(min(pause, deadline - now))
 
 
-class Writers:
-    """The one write transaction a process may have open on a database at a time."""
-
-    def __init__(self) -> None:
-        self.lock = asyncio.Lock()
-
-
 class LoopConnection:
     """An aiosqlite-like connection whose statements run on the calling (event loop) thread."""
 
-    def __init__(self, conn: sqlite3.Connection, writers: Writers, timeout: float) -> None:
+    def __init__(self, conn: sqlite3.Connection, writers: asyncio.Lock, lock_wait: float) -> None:
         self._conn = conn
-        self._writers = writers
-        self._timeout = timeout
+        self._writers = writers  # the engine's: one write transaction per process at a time
+        self._lock_wait = lock_wait
         self._writing = False
         self._tx = _Inline()  # SQLAlchemy's isolation_level setter queues its change here
 
     @classmethod
     async def open(
-        cls, connect: Callable[[], sqlite3.Connection], writers: Writers, lock_wait: float
+        cls, connect: Callable[[], sqlite3.Connection], writers: asyncio.Lock, lock_wait: float
     ) -> LoopConnection:
         conn = connect()
         try:
@@ -146,19 +140,14 @@ class LoopConnection:
     # --- locks ------------------------------------------------------------------------------------
 
     async def _run(self, fn: Callable[[], T]) -> T:
-        try:
-            return fn()  # nearly always: ``retrying`` only once a lock got in the way
-        except sqlite3.OperationalError as exc:
-            if not _is_busy(exc):
-                raise
-        return await retrying(fn, self._timeout)
+        return await retrying(fn, self._lock_wait)
 
     async def _begin_write(self, fn: Callable[[], T]) -> T:
         # asyncio.timeout, not wait_for: on Python 3.11 wait_for can be cancelled just after its
         # inner acquire succeeded and drop the lock it took. Lock.acquire itself cancels cleanly.
         try:
-            async with asyncio.timeout(self._timeout):
-                await self._writers.lock.acquire()
+            async with asyncio.timeout(self._lock_wait):
+                await self._writers.acquire()
         except TimeoutError:
             raise sqlite3.OperationalError("database is locked") from None
         self._writing = True
@@ -175,7 +164,7 @@ class LoopConnection:
     def _release(self) -> None:
         if self._writing:
             self._writing = False
-            self._writers.lock.release()
+            self._writers.release()
 
 
 class LoopCursor:
