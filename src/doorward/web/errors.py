@@ -55,11 +55,19 @@ class InternalError(DoorwardError):
     message = "Internal error"
 
 
+class CrossSiteRequest(DoorwardError):
+    """A cookie-authenticated state change came from another site, or without a valid CSRF token."""
+
+    code = "csrf"
+    message = "Cross-site request refused"
+
+
 STATUS: dict[type[DoorwardError], int] = {
     InvalidRequest: 400,
     InvalidCredentials: 401,
     InvalidSession: 401,
     EmailUnverified: 403,
+    CrossSiteRequest: 403,
     NotFound: 404,
     UserNotFound: 404,
     SessionNotFound: 404,

@@ -38,8 +38,8 @@ from doorward.core.passwords import MAX_PASSWORD_LENGTH
 from doorward.core.tokens import looks_like_token
 from doorward.web.body import media_type, parse_form, read_limited
 from doorward.web.cookies import cleared_cookie, session_cookie
-from doorward.web.errors import retry_headers, status_of
-from doorward.web.security import SESSIONLESS_API, CrossSiteRequest, csrf_token
+from doorward.web.errors import CrossSiteRequest, retry_headers, status_of
+from doorward.web.security import SESSIONLESS_API, csrf_token
 from doorward.web.transport import client_of, cookie_token, session_token
 from doorward.wiring import Services
 
@@ -128,7 +128,7 @@ def error_page(error: DoorwardError) -> Response:
     )
     return render(
         "message.html",
-        status=403 if refused else status_of(error),
+        status=status_of(error),
         headers=retry_headers(error),
         title=heading,
         heading=heading,

@@ -37,8 +37,7 @@ from doorward.config import Settings
 from doorward.core.errors import DoorwardError
 from doorward.core.tokens import looks_like_token
 from doorward.web.body import media_type, parse_form, read_limited
-from doorward.web.errors import error_response
-from doorward.web.responses import Envelope
+from doorward.web.errors import CrossSiteRequest, error_response
 from doorward.web.transport import bearer_token, cookie_token
 
 _log = logging.getLogger("doorward.web")
@@ -82,17 +81,8 @@ without a token (safe), never let through.
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data", "text/plain"})
-REFUSED = "Cross-site request refused"
-
 PageRenderer = Callable[[DoorwardError], Response]
-"""Renders the HTML error page of an error (a CrossSiteRequest is a 403)."""
-
-
-class CrossSiteRequest(DoorwardError):
-    """A cookie-authenticated state change came from another site, or without a valid CSRF token."""
-
-    code = "csrf"
-    message = REFUSED
+"""Renders the HTML error page of an error."""
 
 
 def csrf_token_of(key: bytes, session_token: str) -> str:
@@ -178,14 +168,12 @@ class CsrfGuard:
         app: ASGIApp,
         *,
         public_url: str,
-        max_body_bytes: int,
         page: PageRenderer,
         origin_only: Iterable[str] = (),
         sessionless: Iterable[str] = SESSIONLESS_API,
     ) -> None:
         self.app = app
         self.public_origin = origin_of(public_url)
-        self.max_body_bytes = max_body_bytes
         self.page = page
         self.origin_only = frozenset(origin_only)
         self.sessionless = frozenset(sessionless)
@@ -235,11 +223,7 @@ class CsrfGuard:
         return origin_of(origin) in allowed
 
     def _refusal(self, request: Request, error: DoorwardError) -> Response:
-        if _wants_page(request):
-            return self.page(error)
-        if isinstance(error, CrossSiteRequest):
-            return Envelope({"success": False, "error": error.text, "code": error.code}, 403)
-        return error_response(error)
+        return self.page(error) if _wants_page(request) else error_response(error)
 
 
 def _wants_page(request: Request) -> bool:
@@ -275,7 +259,6 @@ def install_security(
     app.add_middleware(
         CsrfGuard,
         public_url=settings.public_url,
-        max_body_bytes=settings.max_body_bytes,
         page=page,
         origin_only=origin_only,
     )
