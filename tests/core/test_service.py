@@ -10,6 +10,7 @@ import pytest
 
 from doorward.core import Accounts, Admin, Auditor, Authenticator, Deps, HashPool
 from doorward.core import deps as deps_module
+from doorward.core import service as service_module
 from doorward.core.errors import InvalidCredentials, InvalidSession, LoginRequestInvalid, Overloaded
 from doorward.core.models import NewUser
 from doorward.core.tokens import token_digest
@@ -195,3 +196,21 @@ async def test_a_flood_of_refusals_is_audited_as_the_first_and_then_a_count(
     assert [e.detail["refused"] for e in sink.events] == [1, 499, 1]
     await full.background.drain()
     assert len(sink.events) == 3  # nothing more to sum up
+
+
+async def test_a_use_not_recorded_is_not_reported_as_recorded(
+    auth: Authenticator, accounts: Accounts, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Beyond MAX_TOUCHES_IN_FLIGHT no write starts: the answer then gives the stored last use."""
+    monkeypatch.setattr(service_module, "MAX_TOUCHES_IN_FLIGHT", 1)
+    await accounts.register(EMAIL, PASSWORD)
+    first, second = [(await auth.login(EMAIL, PASSWORD, CLIENT)).token for _ in range(2)]
+    logged_in = clock()
+    clock.advance(minutes=2)
+    _, recorded = await auth.check(first)  # its write is now in flight, behind the answer
+    _, skipped = await auth.check(second)  # none may start beside it
+    assert recorded.last_seen_at == clock()
+    assert skipped.last_seen_at == logged_in
+    await auth.background.drain()
+    _, later = await auth.check(second)  # the next check records it
+    assert later.last_seen_at == clock()

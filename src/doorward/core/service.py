@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
-from doorward.core.deps import AccountPolicy, Deps, SessionPolicy
+from doorward.core.deps import Deps
 from doorward.core.emails import MAX_EMAIL_LENGTH, canonical_email
 from doorward.core.errors import (
     EmailUnverified,
@@ -24,10 +24,6 @@ from doorward.core.tokens import (
     new_token,
     token_digest,
 )
-
-# The policies were defined here before the use cases were split; kept importable from here.
-__all__ = ["AccountPolicy", "Authenticator", "SessionPolicy"]
-
 
 MAX_TOUCHES_IN_FLIGHT = 32
 """Background last-seen writes per process at once; a check due beyond that leaves it to the next."""
@@ -142,19 +138,21 @@ class Authenticator:
             or (idle is not None and now - session.last_seen_at >= idle)
         ):
             raise InvalidSession()
-        if now - session.last_seen_at >= policy.touch_interval:
-            self._touch_behind(session.id, now)
+        if now - session.last_seen_at >= policy.touch_interval and self._touch_behind(session.id, now):
             session = replace(session, last_seen_at=now)
         return user, session
 
-    def _touch_behind(self, session_id: str, now: datetime) -> None:
+    def _touch_behind(self, session_id: str, now: datetime) -> bool:
         """Record a session's use behind the answer, at most one write in flight per session.
+
+        False when no write was started (one is in flight, or too many are): the session keeps
+        the ``last_seen_at`` that is stored, and a later check records the use.
 
         A check must not wait for a write: on SQLite every write queues for the one write lock,
         and a burst of sessions due for a touch at once put hundreds of milliseconds on p99.
         """
         if session_id in self._touching or len(self._touching) >= MAX_TOUCHES_IN_FLIGHT:
-            return  # a later check records the use; the writes must not crowd out logins
+            return False  # the writes must not crowd out logins
         self._touching.add(session_id)
 
         async def touch() -> None:
@@ -165,6 +163,7 @@ class Authenticator:
                 self._touching.discard(session_id)
 
         self.background.spawn(touch(), "session-touch")
+        return True
 
     async def logout(self, token: str) -> None:
         """End the session behind ``token``; a missing or unknown token is not an error (idempotent)."""
