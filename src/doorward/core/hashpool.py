@@ -68,7 +68,7 @@ class HashPool:
         given back when the block ends; one whose hash ran, when the hash finishes.
         """
         with self._lock:
-            if self._pending >= self.capacity:
+            if self.full:
                 raise Overloaded()
             self._pending += 1
         return Slot(self)
