@@ -8,7 +8,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.conftest import EMAIL, PASSWORD, SEED_400, bearer, login, register
+from tests.conftest import EMAIL, PASSWORD, SEED_400, bearer, login, make_settings, register, running
 
 JSON = "application/json; charset=utf-8"
 SEED_401 = b'{"success":false,"error":"Invalid credentials"}'
@@ -222,3 +222,17 @@ async def test_openapi_documents_every_endpoint_and_error(client: httpx.AsyncCli
 async def test_healthz(client: httpx.AsyncClient) -> None:
     response = await client.get("/healthz")
     assert (response.status_code, response.json()) == (200, {"status": "ok"})
+
+
+async def test_with_cors_on_session_checks_still_carry_every_answers_headers(database_url: str) -> None:
+    """With an allow-list the check is answered inside the middlewares (HotPaths), not before them."""
+    origin = {"Origin": "https://app.example.com"}
+    settings = make_settings(database_url, cors_origins="https://app.example.com")
+    async with running(settings) as (_, client):
+        routed = answer_headers(await client.get("/sessions", headers=origin))
+        assert routed["access-control-allow-origin"] == "https://app.example.com"
+        await register(client)
+        valid = await client.get("/session", headers={**bearer(await login(client)), **origin})
+        invalid = await client.get("/session", headers=origin)
+        assert (valid.status_code, invalid.status_code) == (200, 401)
+        assert answer_headers(valid) == answer_headers(invalid) == routed
