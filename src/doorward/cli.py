@@ -68,13 +68,18 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="Server processes.")] = 1,
     migrate: Annotated[bool, typer.Option(help="Bring the schema up to date first.")] = True,
 ) -> None:
-    """Serve the HTTP API (migrating the database first unless --no-migrate)."""
+    """Serve the HTTP API (migrating the database first unless --no-migrate).
+
+    With several workers on Linux, each worker accepts on a socket of its own (doorward/serving.py).
+    """
     import uvicorn
+
+    from doorward.serving import PortInUse, Workers, listening_sockets, reuse_port_supported
 
     settings = load_settings()
     if migrate:
         _migrate(settings)
-    uvicorn.run(
+    config = uvicorn.Config(
         "doorward.web.app:create_served_app",
         factory=True,
         host=host,
@@ -84,6 +89,18 @@ def serve(
         proxy_headers=False,  # the client address comes from the socket (ASVS 4.1.3)
         server_header=False,
     )
+    if workers == 1:
+        uvicorn.Server(config).run()
+        return
+    if reuse_port_supported():
+        try:
+            sockets = listening_sockets(host, port, workers, config.backlog)
+        except PortInUse as exc:
+            raise fail(str(exc)) from None
+    else:  # no kernel balancing: the workers share one socket, as under uvicorn's own supervisor
+        sockets = [config.bind_socket()] * workers
+    if not Workers(config, sockets).run():
+        raise fail("a worker failed to start (its log is above)")
 
 
 @app.command("migrate")
