@@ -236,3 +236,19 @@ async def test_with_cors_on_session_checks_still_carry_every_answers_headers(dat
         invalid = await client.get("/session", headers=origin)
         assert (valid.status_code, invalid.status_code) == (200, 401)
         assert answer_headers(valid) == answer_headers(invalid) == routed
+
+
+@pytest.mark.parametrize("cors", ["", "https://app.example.com"], ids=["first", "inside-cors"])
+async def test_a_refused_login_carries_the_headers_of_other_answers(database_url: str, cors: str) -> None:
+    """A login refused while hashing is full is answered before FastAPI (or inside CORS), yet alike."""
+    origin = {"Origin": "https://app.example.com"}
+    settings = make_settings(database_url, cors_origins=cors, hash_workers=1, hash_queue=0)
+    async with running(settings) as (app, client):
+        routed = answer_headers(await client.get("/sessions", headers=origin))
+        with app.state.services.pool.slot():  # the one hash slot, taken
+            refused = await client.post("/login", json={"email": EMAIL, "password": PASSWORD}, headers=origin)
+    assert (refused.status_code, refused.json()["code"]) == (503, "overloaded")
+    headers = answer_headers(refused)
+    assert headers.pop("retry-after") == "1"
+    assert headers == routed
+    assert ("access-control-allow-origin" in headers) == bool(cors)

@@ -52,9 +52,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         default_response_class=Envelope,
     )
     install_error_handlers(app)
-    app.add_middleware(HotPaths)  # first added, so innermost: every other middleware applies
-    # Session checks go first, unless CORSMiddleware must see them (web/hotpaths.py).
-    app.sessions_first = not settings.cors_origin_list
+    # Session checks and refused logins go first, unless CORSMiddleware must see them: then
+    # HotPaths answers them, first added, so innermost (web/hotpaths.py).
+    if settings.cors_origin_list:
+        app.add_middleware(HotPaths)
+    else:
+        app.hot_first = True
     install_security(app, settings, page=pages.error_page, origin_only=pages.ORIGIN_ONLY_FORMS)
     app.include_router(router)
     app.include_router(pages.router)

@@ -3,14 +3,16 @@
 - ``GET /session``, which every backend sends for every request it serves. A profile of a server
   under wrk (benchmarks/README.md) found that, once the database read was cheap, FastAPI's routing
   and per-request machinery cost more than the check itself, and its outer middlewares (error
-  handling, telemetry, body limit) about a tenth more. So ``DoorwardApp`` answers the check before
-  all of them, adding the same security headers (``ANSWER_HEADERS``) and turning a bug into the
-  same 500 envelope. With a CORS allow-list, the check must pass CORSMiddleware, and ``HotPaths``
-  answers it instead, innermost among doorward's middlewares. Both call the ``check_session`` the
-  documented route in routes.py calls.
+  handling, telemetry, body limit) about a tenth more.
 - ``POST /login`` while every hash slot is taken: refused with 503 before its body is read or
-  parsed, so a login flood costs little more than its headers and session checks keep their
-  latency. Otherwise the login goes on to its route.
+  parsed, and before FastAPI's machinery, so a login flood costs little more than its headers and
+  session checks keep their latency. Otherwise the login goes on to its route.
+
+Without a CORS allow-list ``DoorwardApp`` answers both before any middleware (``hot_first``),
+adding the same security headers (``ANSWER_HEADERS``) and turning a bug into the same 500
+envelope. With one, CORSMiddleware must see them, and ``HotPaths`` answers them instead, innermost
+among doorward's middlewares. The check calls the ``check_session`` that the documented route in
+routes.py calls.
 """
 
 from __future__ import annotations
@@ -31,50 +33,55 @@ _ANSWER_HEADERS = [
 
 
 def _is_session_check(scope: Scope) -> bool:
-    return bool(scope["type"] == "http" and scope["path"] == "/session" and scope["method"] == "GET")
+    return bool(scope["path"] == "/session" and scope["method"] == "GET")
 
 
-async def _check(scope: Scope, receive: Receive) -> Envelope:
+def _is_login(scope: Scope) -> bool:
+    return bool(scope["path"] == "/login" and scope["method"] == "POST")
+
+
+async def _answer(scope: Scope, receive: Receive) -> Envelope | None:
+    """The answer to a hot request (an HTTP one), or None when the request goes on to its route."""
     try:
-        return await check_session(Request(scope, receive))
+        if _is_session_check(scope):
+            return await check_session(Request(scope, receive))
+        if _is_login(scope):
+            scope["app"].state.services.auth.refuse_if_overloaded()
     except DoorwardError as exc:
         return answer_error(exc)
+    return None
 
 
 class DoorwardApp(FastAPI):
-    """FastAPI, but ``GET /session`` is answered before any middleware when ``sessions_first``."""
+    """FastAPI, but with ``hot_first`` the hot requests are answered before any middleware."""
 
-    sessions_first = False
+    hot_first = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not (self.sessions_first and _is_session_check(scope)):
+        if not (self.hot_first and scope["type"] == "http"):
             await super().__call__(scope, receive, send)
             return
         scope["app"] = self
         try:
-            response = await _check(scope, receive)
-        except Exception as exc:  # what ServerErrorMiddleware and the handlers do, for this path
+            response = await _answer(scope, receive)
+        except Exception as exc:  # what ServerErrorMiddleware and the handlers do, for these paths
             response = answer_unexpected(exc)
-        response.raw_headers.extend(_ANSWER_HEADERS)  # what SecurityHeaders does, for this path
+        if response is None:
+            await super().__call__(scope, receive, send)
+            return
+        response.raw_headers.extend(_ANSWER_HEADERS)  # what SecurityHeaders does, for these paths
         await response(scope, receive, send)
 
 
 class HotPaths:
-    """Answers ``GET /session`` (when CORS sees it first), and ``POST /login`` when hashing is full."""
+    """Answers the hot requests inside the middlewares, for an app whose CORSMiddleware must see them."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if _is_session_check(scope):
-            response = await _check(scope, receive)
-            await response(scope, receive, send)
-        elif scope["type"] == "http" and scope["path"] == "/login" and scope["method"] == "POST":
-            try:
-                scope["app"].state.services.auth.refuse_if_overloaded()
-            except DoorwardError as exc:
-                await answer_error(exc)(scope, receive, send)
-                return
+        response = await _answer(scope, receive) if scope["type"] == "http" else None
+        if response is None:
             await self.app(scope, receive, send)
         else:
-            await self.app(scope, receive, send)
+            await response(scope, receive, send)
