@@ -11,12 +11,16 @@ end
 
 statuses = {}
 
--- BENCH_DELAY_MS > 0: each connection waits that long between requests (a paced load, not a
--- closed loop at full speed). Defined at the top level, where wrk looks for it.
+-- BENCH_DELAY_MS > 0: each connection pauses between requests (a paced load, not a closed loop at
+-- full speed), for a random time of that mean, drawn from an exponential distribution: clients that
+-- act independently, so that requests arrive spread out (a Poisson stream) rather than in step.
+-- A fixed pause kept the connections in step: all of them connect at once, a refusal comes back at
+-- once, so a flood of 1,000 logins a second arrived as one burst of 1,000 each second.
+-- Defined at the top level, where wrk looks for it.
 local delay_ms = tonumber(os.getenv("BENCH_DELAY_MS") or "0")
 if delay_ms > 0 then
   function delay()
-    return delay_ms
+    return -delay_ms * math.log(1 - math.random())
   end
 end
 
