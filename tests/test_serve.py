@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
@@ -112,6 +113,37 @@ def test_a_worker_that_dies_is_replaced_and_every_connection_is_answered(
     now = worker_pids(server)
     assert first[1] in now and first[0] not in now
     assert f"worker {first[0]} ended" in server.stderr()
+
+
+def test_sighup_replaces_every_worker_while_every_request_is_answered(
+    start_server: Callable[..., Server],
+) -> None:
+    server = start_server("--workers", "2")
+    first = set(worker_pids(server))
+    statuses: list[int | str] = []
+    done = threading.Event()
+
+    def keep_asking() -> None:
+        with httpx.Client(base_url=server.base_url, timeout=20) as client:
+            while not done.is_set():
+                try:  # a new connection each time, so that both sockets are asked
+                    statuses.append(client.get("/healthz", headers={"Connection": "close"}).status_code)
+                except httpx.HTTPError as exc:
+                    statuses.append(repr(exc))
+
+    asker = threading.Thread(target=keep_asking)
+    asker.start()
+    try:
+        server.process.send_signal(signal.SIGHUP)
+        replaced = wait_for(lambda: server.stderr().count("replaces worker") == 2, 30)
+    finally:
+        done.set()
+        asker.join()
+    assert replaced, server.explain(worker_pids(server))
+    assert server.process.poll() is None
+    assert len(statuses) > 10 and set(statuses) == {200}, server.explain(statuses)
+    now = worker_pids(server)
+    assert len(now) == 2 and not first & set(now)
 
 
 def test_sigterm_stops_the_server_and_every_worker(start_server: Callable[..., Server]) -> None:

@@ -78,11 +78,13 @@ def listening_sockets(host: str, port: int, count: int, backlog: int) -> list[so
 
 
 class Workers:
-    """Runs one uvicorn worker process per socket; replaces a worker that dies; stops on a signal.
+    """Runs one uvicorn worker process per socket and replaces a worker that dies.
 
-    A worker that exits with uvicorn's startup-failure code (its application could not start: the
-    database is unreachable, the settings are wrong) would fail the same way again, so the whole
-    server stops instead, and ``run`` returns False.
+    SIGINT and SIGTERM stop the server; SIGHUP replaces the workers one at a time (to load new
+    code), each new one serving before the old one is told to finish, as uvicorn's own supervisor
+    does. A worker that exits with uvicorn's startup-failure code (its application could not start:
+    the database is unreachable, the settings are wrong) would fail the same way again, so the
+    whole server stops instead, and ``run`` returns False.
     """
 
     def __init__(self, config: Config, sockets: list[socket.socket]) -> None:
@@ -91,9 +93,10 @@ class Workers:
         self.processes: list[Process] = []
         self.should_exit = threading.Event()
         self.failed = False
+        self._restart_asked = False
 
     def run(self) -> bool:
-        """Serve until SIGINT, SIGTERM or SIGHUP; True unless a worker failed to start."""
+        """Serve until SIGINT or SIGTERM; True unless a worker failed to start."""
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, self._on_signal)
         try:
@@ -106,6 +109,9 @@ class Workers:
                 len(self.processes),
             )
             while not self.should_exit.wait(CHECK_SECONDS):
+                if self._restart_asked:
+                    self._restart_asked = False
+                    self._restart_all()
                 self._replace_dead()
         finally:
             for process in self.processes:
@@ -117,8 +123,28 @@ class Workers:
         return not self.failed
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
-        logger.info("received %s: stopping the workers", signal.Signals(signum).name)
-        self.should_exit.set()
+        # Only note it: the loop in run() acts, between its other steps.
+        if signum == signal.SIGHUP:
+            self._restart_asked = True
+        else:
+            logger.info("received %s: stopping the workers", signal.Signals(signum).name)
+            self.should_exit.set()
+
+    def _restart_all(self) -> None:
+        logger.info("received SIGHUP: replacing the workers one at a time")
+        for index, old in enumerate(self.processes):
+            new = self._start(self.sockets[index])
+            # Both accept on the socket until the old one is told to finish its requests and go.
+            if not new.wait_until_ready(self.config.timeout_worker_healthcheck, self.should_exit):
+                new.kill()
+                new.join()
+                if not self.should_exit.is_set():
+                    logger.error("worker %s was not ready in time: keeping the others", new.pid)
+                return
+            old.terminate()
+            old.join()
+            self.processes[index] = new
+            logger.info("worker %s replaces worker %s", new.pid, old.pid)
 
     def _start(self, sock: socket.socket) -> Process:
         process = Process(self.config, [sock])
