@@ -87,15 +87,17 @@ def wait_for(condition: Callable[[], bool], seconds: float = 20) -> bool:
 
 def test_a_burst_of_connections_spreads_over_both_workers(start_server: Callable[..., Server]) -> None:
     # With one socket shared by the workers, the first to wake accepted most of a burst, often all
-    # of it (measured: in 20 bursts of 64, one worker held fewer than 16 ten times). With a socket
-    # per worker, the kernel picks one per connection: fewer than 16 of 64 has odds near 1 in 25,000.
+    # of it (measured: in 20 bursts of 64, one worker held fewer than 12 in 8, 64:0 among them), so
+    # this fails then with odds of 98%. With a socket per worker, the kernel picks one for each
+    # connection: fewer than 12 of 64 in any of 8 bursts has odds of about 1 in 400,000.
     server = start_server("--workers", "2")
     port = port_of(server)
     for _ in range(8):
         with burst(port, 64):
-            assert wait_for(lambda: sum(connections_per_worker(server, port)) == 64, 10)
+            settled = wait_for(lambda: sum(connections_per_worker(server, port)) == 64, 10)
             counts = connections_per_worker(server, port)
-            assert len(counts) == 2 and min(counts) >= 16, server.explain(counts)
+            assert settled, server.explain(counts)
+            assert len(counts) == 2 and min(counts) >= 12, server.explain(counts)
 
 
 def test_a_worker_that_dies_is_replaced_and_every_connection_is_answered(
@@ -178,6 +180,15 @@ def test_a_port_already_listened_on_is_refused_at_once(tmp_path: Path, reuse_por
         result = serve(f"sqlite:///{tmp_path / 'd.db'}", "--port", str(port))
     assert result.returncode == 1
     assert result.stderr.splitlines()[-1] == f"error: 127.0.0.1:{port} is already in use", result.stderr
+
+
+def test_an_address_that_cannot_be_listened_on_is_one_line(tmp_path: Path) -> None:
+    port = free_port()
+    result = serve(f"sqlite:///{tmp_path / 'd.db'}", "--host", "192.0.2.1", "--port", str(port))  # TEST-NET-1
+    assert result.returncode == 1
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith(f"error: cannot listen on 192.0.2.1:{port}: "), result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_a_worker_that_cannot_start_stops_the_server(tmp_path: Path) -> None:

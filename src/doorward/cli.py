@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import os
 import sys
@@ -73,8 +74,9 @@ def serve(
     With several workers on Linux, each worker accepts on a socket of its own (doorward/serving.py).
     """
     import uvicorn
+    from uvicorn.config import STARTUP_FAILURE
 
-    from doorward.serving import PortInUse, Workers, listening_sockets, reuse_port_supported
+    from doorward.serving import GRACEFUL_SECONDS, PortInUse, Workers, listening_sockets, reuse_port_supported
 
     settings = load_settings()
     if migrate:
@@ -88,15 +90,22 @@ def serve(
         log_config=None,  # keep doorward's JSON logging
         proxy_headers=False,  # the client address comes from the socket (ASVS 4.1.3)
         server_header=False,
+        timeout_graceful_shutdown=GRACEFUL_SECONDS,
     )
     if workers == 1:
-        uvicorn.Server(config).run()
+        server = uvicorn.Server(config)
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl+C: uvicorn has shut down already
+            server.run()
+        if not server.started:
+            raise typer.Exit(code=STARTUP_FAILURE)  # uvicorn logged why
         return
     if reuse_port_supported():
         try:
             sockets = listening_sockets(host, port, workers, config.backlog)
         except PortInUse as exc:
             raise fail(str(exc)) from None
+        except OSError as exc:  # not allowed, no such address, a name that does not resolve
+            raise fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     else:  # no kernel balancing: the workers share one socket, as under uvicorn's own supervisor
         sockets = [config.bind_socket()] * workers
     if not Workers(config, sockets).run():

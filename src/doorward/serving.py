@@ -21,6 +21,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from types import FrameType
 
 from uvicorn import Config
@@ -30,7 +31,19 @@ from uvicorn.supervisors.multiprocess import Process
 logger = logging.getLogger("doorward.serve")
 
 CHECK_SECONDS = 0.5
-"""How often the supervisor looks for workers that died."""
+"""How often the supervisor looks for workers that died and for signals."""
+
+GRACEFUL_SECONDS = 30
+"""How long a stopping worker may take to finish its requests (uvicorn's timeout_graceful_shutdown)."""
+
+RESTART_WAITS = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
+"""Seconds before a dead worker's successor starts, by how many died in a row on its socket."""
+
+STARTUP_SECONDS = 30.0
+"""How long a replacement started by SIGHUP may take to start serving before the others are kept."""
+
+STABLE_SECONDS = 60.0
+"""A worker that lived this long clears its socket's count of deaths in a row."""
 
 
 class PortInUse(Exception):
@@ -80,94 +93,136 @@ def listening_sockets(host: str, port: int, count: int, backlog: int) -> list[so
 class Workers:
     """Runs one uvicorn worker process per socket and replaces a worker that dies.
 
-    SIGINT and SIGTERM stop the server; SIGHUP replaces the workers one at a time (to load new
-    code), each new one serving before the old one is told to finish, as uvicorn's own supervisor
-    does. A worker that exits with uvicorn's startup-failure code (its application could not start:
-    the database is unreachable, the settings are wrong) would fail the same way again, so the
-    whole server stops instead, and ``run`` returns False.
+    SIGINT and SIGTERM stop the server: each worker finishes its requests (at most
+    ``GRACEFUL_SECONDS``, then it is killed). SIGHUP replaces the workers one at a time (to load
+    new code), each new one serving before the old one is told to finish, as uvicorn's own
+    supervisor does. A worker that dies is replaced at once, and again after waits that double up
+    to half a minute while its replacements keep dying. If a worker exits with uvicorn's
+    startup-failure code before any worker has served (the database is unreachable, the settings
+    are wrong), the server stops instead, and ``run`` returns False.
     """
 
     def __init__(self, config: Config, sockets: list[socket.socket]) -> None:
         self.config = config
         self.sockets = sockets
         self.processes: list[Process] = []
-        self.should_exit = threading.Event()
+        self.should_exit = threading.Event()  # set by run()'s loop, never by a signal handler
         self.failed = False
-        self._restart_asked = False
+        self.served = False  # a worker has finished starting: a startup failure is no longer fatal
+        self._signals: list[int] = []
+        self._started_at: list[float] = []
+        self._deaths = [0] * len(sockets)  # in a row, per socket: how long the next start waits
+        self._due: dict[int, float] = {}  # socket index -> when its dead worker's successor starts
 
     def run(self) -> bool:
         """Serve until SIGINT or SIGTERM; True unless a worker failed to start."""
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, self._on_signal)
         try:
-            self.processes = [self._start(sock) for sock in self.sockets]
+            for index in range(len(self.sockets)):
+                self.processes.append(self._start(index))
             host, port = self.sockets[0].getsockname()[:2]
             logger.info(
-                "serving on %s:%d with %d workers, one listening socket each",
-                host,
-                port,
-                len(self.processes),
+                "starting %d workers on %s port %d, one listening socket each", len(self.sockets), host, port
             )
-            while not self.should_exit.wait(CHECK_SECONDS):
-                if self._restart_asked:
-                    self._restart_asked = False
-                    self._restart_all()
-                self._replace_dead()
+            while not self.should_exit.is_set():
+                time.sleep(CHECK_SECONDS)
+                self._handle_signals()
+                if not self.should_exit.is_set():
+                    self._replace_dead()
         finally:
-            for process in self.processes:
-                process.terminate()
-            for process in self.processes:
-                process.join()
-            for sock in self.sockets:
-                sock.close()
+            self._stop_all()
         return not self.failed
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
-        # Only note it: the loop in run() acts, between its other steps.
-        if signum == signal.SIGHUP:
-            self._restart_asked = True
+        # Only this: the code it interrupts may hold a lock (logging's, an Event's) it would need.
+        self._signals.append(signum)
+
+    def _handle_signals(self) -> None:
+        while self._signals:
+            signum = self._signals.pop(0)
+            if signum == signal.SIGHUP:
+                self._restart_all()
+            else:
+                logger.info("received %s: stopping the workers", signal.Signals(signum).name)
+                self.should_exit.set()
+                return
+
+    def _start(self, index: int) -> Process:
+        process = Process(self.config, [self.sockets[index]])
+        process.start()
+        if index < len(self._started_at):
+            self._started_at[index] = time.monotonic()
         else:
-            logger.info("received %s: stopping the workers", signal.Signals(signum).name)
-            self.should_exit.set()
+            self._started_at.append(time.monotonic())
+        return process
 
     def _restart_all(self) -> None:
         logger.info("received SIGHUP: replacing the workers one at a time")
         for index, old in enumerate(self.processes):
-            new = self._start(self.sockets[index])
+            if index in self._due:
+                continue  # dead and waiting: its successor starts on the new code anyway
+            new = self._start(index)
             # Both accept on the socket until the old one is told to finish its requests and go.
-            if not new.wait_until_ready(self.config.timeout_worker_healthcheck, self.should_exit):
-                new.kill()
+            if not new.wait_until_ready(STARTUP_SECONDS, self.should_exit):
+                new.terminate()
                 new.join()
-                if not self.should_exit.is_set():
-                    logger.error("worker %s was not ready in time: keeping the others", new.pid)
+                logger.error("worker %s did not start in time: keeping the others as they are", new.pid)
                 return
             old.terminate()
             old.join()
             self.processes[index] = new
             logger.info("worker %s replaces worker %s", new.pid, old.pid)
 
-    def _start(self, sock: socket.socket) -> Process:
-        process = Process(self.config, [sock])
-        process.start()
-        return process
-
     def _replace_dead(self) -> None:
+        check = self.config.timeout_worker_healthcheck
         for index, process in enumerate(self.processes):
-            if process.is_alive(timeout=self.config.timeout_worker_healthcheck):
+            now = time.monotonic()
+            if index in self._due:
+                if now >= self._due[index]:
+                    del self._due[index]
+                    self._replace(index, process)
                 continue
-            process.kill()  # it may be hung rather than gone
+            if process.is_alive(timeout=check):  # answers its ping: a thread of its own does
+                if not self.served:
+                    self.served = process.is_ready(timeout=check)
+                elif now - self._started_at[index] > STABLE_SECONDS:
+                    self._deaths[index] = 0
+                continue
+            if process.exitcode is None:
+                process.kill()  # alive but not answering: hung
             process.join()
-            if self.should_exit.is_set():
-                return
-            if process.exitcode == STARTUP_FAILURE:
+            if process.exitcode == STARTUP_FAILURE and not self.served:
                 logger.error("worker %s failed to start: stopping the server", process.pid)
                 self.failed = True
                 self.should_exit.set()
                 return
-            self.processes[index] = self._start(self.sockets[index])
+            wait = RESTART_WAITS[min(self._deaths[index], len(RESTART_WAITS) - 1)]
+            self._deaths[index] += 1
             logger.warning(
-                "worker %s ended (exit code %s); worker %s replaces it",
+                "worker %s ended (exit code %s); a new one starts in %g s",
                 process.pid,
                 process.exitcode,
-                self.processes[index].pid,
+                wait,
             )
+            if wait:
+                self._due[index] = now + wait
+            else:
+                self._replace(index, process)
+
+    def _replace(self, index: int, dead: Process) -> None:
+        self.processes[index] = self._start(index)
+        logger.info("worker %s replaces worker %s", self.processes[index].pid, dead.pid)
+
+    def _stop_all(self) -> None:
+        for process in self.processes:
+            process.terminate()
+        deadline = time.monotonic() + GRACEFUL_SECONDS + 5  # uvicorn's own bound, then a margin
+        for process in self.processes:
+            process.process.join(max(0.0, deadline - time.monotonic()))
+            if process.process.is_alive():
+                logger.error("worker %s did not stop in time: killing it", process.pid)
+                process.kill()
+            process.join()
+        for sock in self.sockets:
+            sock.close()

@@ -246,7 +246,9 @@ async def test_a_refused_login_carries_the_headers_of_other_answers(database_url
     async with running(settings) as (app, client):
         routed = answer_headers(await client.get("/sessions", headers=origin))
         with app.state.services.pool.slot():  # the one hash slot, taken
-            refused = await client.post("/login", json={"email": EMAIL, "password": PASSWORD}, headers=origin)
+            # A body the route would refuse with 400: a 503 shows it was refused before it was read.
+            malformed = {"Content-Type": "application/json", **origin}
+            refused = await client.post("/login", content=b"{not json", headers=malformed)
     assert (refused.status_code, refused.json()["code"]) == (503, "overloaded")
     headers = answer_headers(refused)
     assert headers.pop("retry-after") == "1"
