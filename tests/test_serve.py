@@ -158,14 +158,22 @@ def test_sigterm_stops_the_server_and_every_worker(start_server: Callable[..., S
 
 
 def serve(database_url: str, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    """``doorward serve --workers 2 *args`` expected to exit by itself; its workers die with it."""
+    with subprocess.Popen(
         [sys.executable, "-m", "doorward", "serve", "--workers", "2", *args],
         env=doorward_env(database_url),
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=timeout,
-        check=False,
-    )
+        start_new_session=True,
+    ) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)  # the supervisor and any worker it started
+            process.communicate()
+            raise
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
 @pytest.mark.parametrize("reuse_port", [False, True], ids=["plain", "reuse-port"])
