@@ -122,9 +122,7 @@ class Workers:
             for index in range(len(self.sockets)):
                 self.processes.append(self._start(index))
             host, port = self.sockets[0].getsockname()[:2]
-            logger.info(
-                "starting %d workers on %s port %d, one listening socket each", len(self.sockets), host, port
-            )
+            logger.info("starting %d workers on %s port %d", len(self.sockets), host, port)
             while not self.should_exit.is_set():
                 time.sleep(CHECK_SECONDS)
                 self._handle_signals()
