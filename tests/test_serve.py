@@ -86,10 +86,11 @@ def wait_for(condition: Callable[[], bool], seconds: float = 20) -> bool:
 
 
 def test_a_burst_of_connections_spreads_over_both_workers(start_server: Callable[..., Server]) -> None:
-    # With one socket shared by the workers, the first to wake accepted most of a burst, often all
-    # of it (measured: in 20 bursts of 64, one worker held fewer than 12 in 8, 64:0 among them), so
-    # this fails then with odds of 98%. With a socket per worker, the kernel picks one for each
-    # connection: fewer than 12 of 64 in any of 8 bursts has odds of about 1 in 400,000.
+    # With one socket shared by the workers, the first to wake accepted most of a burst (measured:
+    # in 20 bursts of 64, one worker held fewer than 12 in 8, 3 at worst; this test, run against
+    # that code, saw 64:0), so it fails then with odds of about 98%. With a socket per worker, the
+    # kernel picks one for each connection: fewer than 12 of 64 in any of 8 bursts has odds of
+    # about 1 in 400,000.
     server = start_server("--workers", "2")
     port = port_of(server)
     for _ in range(8):
