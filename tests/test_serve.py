@@ -188,7 +188,8 @@ def test_a_port_already_listened_on_is_refused_at_once(tmp_path: Path, reuse_por
         port = holder.getsockname()[1]
         result = serve(f"sqlite:///{tmp_path / 'd.db'}", "--port", str(port))
     assert result.returncode == 1
-    assert result.stderr.splitlines()[-1] == f"error: 127.0.0.1:{port} is already in use", result.stderr
+    last = result.stderr.splitlines()[-1]
+    assert last == f"error: cannot listen on 127.0.0.1:{port}: Address already in use", result.stderr
 
 
 def test_an_address_that_cannot_be_listened_on_is_one_line(tmp_path: Path) -> None:

@@ -76,7 +76,7 @@ def serve(
     import uvicorn
     from uvicorn.config import STARTUP_FAILURE
 
-    from doorward.serving import GRACEFUL_SECONDS, PortInUse, Workers, listening_sockets, reuse_port_supported
+    from doorward.serving import GRACEFUL_SECONDS, Workers, listening_sockets, reuse_port_supported
 
     settings = load_settings()
     if migrate:
@@ -102,9 +102,7 @@ def serve(
     if reuse_port_supported():
         try:
             sockets = listening_sockets(host, port, workers, config.backlog)
-        except PortInUse as exc:
-            raise fail(str(exc)) from None
-        except OSError as exc:  # not allowed, no such address, a name that does not resolve
+        except OSError as exc:  # in use, not allowed, no such address, a name that does not resolve
             raise fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     else:  # no kernel balancing: the workers share one socket, as under uvicorn's own supervisor
         sockets = [config.bind_socket()] * workers

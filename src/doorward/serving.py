@@ -15,7 +15,6 @@ being refused.
 
 from __future__ import annotations
 
-import errno
 import logging
 import signal
 import socket
@@ -46,34 +45,25 @@ STABLE_SECONDS = 60.0
 """A worker that lived this long clears its socket's count of deaths in a row."""
 
 
-class PortInUse(Exception):
-    """Another process listens on the address ``doorward serve`` was asked to use."""
-
-
 def reuse_port_supported() -> bool:
     """Whether the kernel spreads connections over SO_REUSEPORT sockets (Linux does)."""
     return sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
 
 
 def listening_sockets(host: str, port: int, count: int, backlog: int) -> list[socket.socket]:
-    """``count`` sockets listening on ``host:port`` in one SO_REUSEPORT group.
+    """``count`` sockets listening on ``host:port`` in one SO_REUSEPORT group, or an OSError.
 
     Any process of the same user may join such a group, so the port is first bound once without
-    SO_REUSEPORT: if anything listens there already (a doorward left running, say), that fails and
-    the port is refused, rather than silently sharing its connections.
+    SO_REUSEPORT: if anything listens there already (a doorward left running, say), that fails
+    with EADDRINUSE, rather than the group silently sharing its connections.
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise PortInUse(f"{host}:{port} is already in use") from None
-            raise
-        port = probe.getsockname()[1]  # port 0: the group takes the port the probe was given
     sockets: list[socket.socket] = []
     try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+            port = probe.getsockname()[1]  # port 0: the group takes the port the probe was given
         for _ in range(count):
             sock = socket.socket(family, socket.SOCK_STREAM)
             sockets.append(sock)
@@ -81,11 +71,9 @@ def listening_sockets(host: str, port: int, count: int, backlog: int) -> list[so
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             sock.bind((host, port))
             sock.listen(backlog)
-    except OSError as exc:
+    except OSError:
         for sock in sockets:
             sock.close()
-        if exc.errno == errno.EADDRINUSE:  # taken between the probe and the group
-            raise PortInUse(f"{host}:{port} is already in use") from None
         raise
     return sockets
 
@@ -110,7 +98,7 @@ class Workers:
         self.failed = False
         self.served = False  # a worker has finished starting: a startup failure is no longer fatal
         self._signals: list[int] = []
-        self._started_at: list[float] = []
+        self._started_at = [0.0] * len(sockets)
         self._deaths = [0] * len(sockets)  # in a row, per socket: how long the next start waits
         self._due: dict[int, float] = {}  # socket index -> when its dead worker's successor starts
 
@@ -149,10 +137,7 @@ class Workers:
     def _start(self, index: int) -> Process:
         process = Process(self.config, [self.sockets[index]])
         process.start()
-        if index < len(self._started_at):
-            self._started_at[index] = time.monotonic()
-        else:
-            self._started_at.append(time.monotonic())
+        self._started_at[index] = time.monotonic()
         return process
 
     def _restart_all(self) -> None:
