@@ -149,13 +149,18 @@ def answer_headers(response: httpx.Response) -> dict[str, str]:
     }
 
 
-async def test_session_checks_carry_the_headers_of_every_other_answer(client: httpx.AsyncClient) -> None:
-    # GET /session is answered before FastAPI's middlewares (web/hotpaths.py) and adds their headers.
-    routed = answer_headers(await client.get("/sessions"))  # 401, through every middleware
-    assert routed["x-frame-options"] == "DENY" and "content-security-policy" in routed
-    await register(client)
-    valid = await client.get("/session", headers=bearer(await login(client)))
-    invalid = await client.get("/session")
+@pytest.mark.parametrize("cors", ["", "https://app.example.com"], ids=["first", "inside-cors"])
+async def test_session_checks_carry_the_headers_of_every_other_answer(database_url: str, cors: str) -> None:
+    """GET /session is answered before FastAPI's middlewares, or with an allow-list inside them
+    (web/hotpaths.py), and adds their headers either way."""
+    origin = {"Origin": "https://app.example.com"}
+    async with running(make_settings(database_url, cors_origins=cors)) as (_, client):
+        routed = answer_headers(await client.get("/sessions", headers=origin))  # 401, every middleware
+        assert routed["x-frame-options"] == "DENY" and "content-security-policy" in routed
+        assert ("access-control-allow-origin" in routed) == bool(cors)
+        await register(client)
+        valid = await client.get("/session", headers={**bearer(await login(client)), **origin})
+        invalid = await client.get("/session", headers=origin)
     assert (valid.status_code, invalid.status_code) == (200, 401)
     assert answer_headers(valid) == answer_headers(invalid) == routed
 
@@ -222,20 +227,6 @@ async def test_openapi_documents_every_endpoint_and_error(client: httpx.AsyncCli
 async def test_healthz(client: httpx.AsyncClient) -> None:
     response = await client.get("/healthz")
     assert (response.status_code, response.json()) == (200, {"status": "ok"})
-
-
-async def test_with_cors_on_session_checks_still_carry_every_answers_headers(database_url: str) -> None:
-    """With an allow-list the check is answered inside the middlewares (HotPaths), not before them."""
-    origin = {"Origin": "https://app.example.com"}
-    settings = make_settings(database_url, cors_origins="https://app.example.com")
-    async with running(settings) as (_, client):
-        routed = answer_headers(await client.get("/sessions", headers=origin))
-        assert routed["access-control-allow-origin"] == "https://app.example.com"
-        await register(client)
-        valid = await client.get("/session", headers={**bearer(await login(client)), **origin})
-        invalid = await client.get("/session", headers=origin)
-        assert (valid.status_code, invalid.status_code) == (200, 401)
-        assert answer_headers(valid) == answer_headers(invalid) == routed
 
 
 @pytest.mark.parametrize("cors", ["", "https://app.example.com"], ids=["first", "inside-cors"])
