@@ -171,9 +171,11 @@ async def test_an_unreachable_postgresql_is_storage_unavailable_in_time(postgres
 
 
 async def test_the_postgresql_lookup_connects_as_the_engine_does(postgres_database: str) -> None:
-    """A URL option the engine's driver takes (here SQLAlchemy's own statement cache size) must not
-    reach the server as a setting it does not know, which failed every check."""
-    url = make_url(postgres_database).update_query_dict({"prepared_statement_cache_size": "50"})
+    """URL options the engine takes must not break the lookup: SQLAlchemy's own statement cache
+    size reached the server as a setting it does not know, and an asyncpg option the lookup also
+    sets (command_timeout) was passed twice; either failed every check."""
+    options = {"prepared_statement_cache_size": "50", "command_timeout": "10"}
+    url = make_url(postgres_database).update_query_dict(options)
     engine = create_engine(url.render_as_string(hide_password=False), timeout=5)
     lookup = open_lookup(engine.url, engine.dialect, timeout=5, statement_timeout=5, pool_size=1)
     store = SqlStore(engine, lookup=lookup)

@@ -176,15 +176,18 @@ class PostgresLookup:
     async def _connect(self) -> asyncpg.Connection:
         self._opening += 1
         try:
+            # Ours win over the URL's options of the same name, as the engine's connect_args do.
             conn = await asyncpg.connect(
-                **self._options,
-                timeout=self._timeout,
-                # As the engine's: the server's statement timeout, and a client-side backstop.
-                command_timeout=self._statement_timeout + 1,
-                server_settings={
-                    "statement_timeout": str(int(self._statement_timeout * 1000)),
-                    "application_name": LOOKUP_APPLICATION_NAME,  # so pg_stat_activity says
-                },
+                **{
+                    **self._options,
+                    "timeout": self._timeout,
+                    # As the engine's: the server's statement timeout, and a client-side backstop.
+                    "command_timeout": self._statement_timeout + 1,
+                    "server_settings": {
+                        "statement_timeout": str(int(self._statement_timeout * 1000)),
+                        "application_name": LOOKUP_APPLICATION_NAME,  # so pg_stat_activity says
+                    },
+                }
             )
         except BaseException:
             self._idle.put_nowait(None)  # the room is free again: wake a check waiting for it
