@@ -12,7 +12,7 @@ from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from doorward.storage.loopsqlite import Checkpointer, LoopConnection
+from doorward.storage.loopsqlite import BEGIN_WRITE, Checkpointer, LoopConnection
 
 WRITE_OPTION = "doorward_write"
 READ_OPTION = "doorward_read"
@@ -121,7 +121,7 @@ def _begin_immediate_for_writes(engine: AsyncEngine) -> None:
         options = connection.get_execution_options()
         if options.get(READ_OPTION) or options.get("isolation_level") == "AUTOCOMMIT":
             return  # single-statement reads need no transaction
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if options.get(WRITE_OPTION) else "BEGIN")
+        connection.exec_driver_sql(BEGIN_WRITE if options.get(WRITE_OPTION) else "BEGIN")
 
 
 async def ping(engine: AsyncEngine, limit: float) -> bool:

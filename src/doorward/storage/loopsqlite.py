@@ -46,6 +46,9 @@ PRAGMAS = (
     "PRAGMA foreign_keys=ON",
 )
 
+BEGIN_WRITE = "BEGIN IMMEDIATE"
+"""The statement that starts a write transaction (database.py emits it): writers queue before it."""
+
 _RETRY_PAUSES = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02)
 """Seconds between tries of a statement that met another process's lock; the last one repeats."""
 
@@ -207,12 +210,10 @@ class LoopCursor:
             else:
                 self._cursor.execute(sql, parameters)
 
-        if sql.startswith("BEGIN IMMEDIATE"):
+        if sql == BEGIN_WRITE:
             await self._owner._begin_write(run)
         else:
             await self._owner._run(run)
-            if sql in ("COMMIT", "ROLLBACK"):
-                self._owner._release_if_done()
         return self
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> LoopCursor:
