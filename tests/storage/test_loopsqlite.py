@@ -97,6 +97,28 @@ async def test_a_write_gives_up_after_the_timeout_as_storage_unavailable(
         await engine.dispose()
 
 
+async def test_the_timeout_bounds_the_whole_wait_for_the_write_lock(
+    sqlite_url: str, other_process: sqlite3.Connection
+) -> None:
+    """Queueing behind a writer of this process and then for another process's lock share one
+    timeout; each had one of its own, so a write could wait twice as long as configured."""
+    engine = create_engine(sqlite_url, timeout=0.6)
+    store = SqlStore(engine)
+    other_process.execute("BEGIN IMMEDIATE")
+    try:
+        first = asyncio.create_task(add_user(store, 1))  # holds this process's turn, gives up at 0.6 s
+        await asyncio.sleep(0.3)
+        started = time.monotonic()
+        with pytest.raises(StorageUnavailable):
+            await add_user(store, 2)  # its turn comes at 0.6 s, with 0.3 s of its timeout left
+        assert time.monotonic() - started < 0.75
+        with pytest.raises(StorageUnavailable):
+            await first
+    finally:
+        other_process.execute("ROLLBACK")
+        await engine.dispose()
+
+
 async def test_reads_go_on_while_another_process_writes(
     store: SqlStore, other_process: sqlite3.Connection
 ) -> None:

@@ -146,6 +146,8 @@ class LoopConnection:
         return await retrying(fn, self._lock_wait)
 
     async def _begin_write(self, fn: Callable[[], T]) -> T:
+        # One timeout for the whole wait: this process's turn, then other processes' lock.
+        deadline = time.monotonic() + self._lock_wait
         # asyncio.timeout, not wait_for: on Python 3.11 wait_for can be cancelled just after its
         # inner acquire succeeded and drop the lock it took. Lock.acquire itself cancels cleanly.
         try:
@@ -155,7 +157,7 @@ class LoopConnection:
             raise sqlite3.OperationalError("database is locked") from None
         self._writing = True
         try:
-            return await self._run(fn)
+            return await retrying(fn, max(0.0, deadline - time.monotonic()))
         except BaseException:
             self._release_if_done()
             raise
