@@ -72,7 +72,7 @@ class Deps:
     account_policy: AccountPolicy = field(default_factory=AccountPolicy)
     background: Background = field(default_factory=Background)
     clock: Clock = utc_now
-    refusals: Refusals = field(default_factory=Refusals)
+    refusals: Refusals = field(init=False, default_factory=Refusals)  # state, not a dependency
 
     async def hash(self, fn: Callable[..., T], *args: object) -> T:
         """Run a hash on the bounded pool; a full pool is an audited 503."""
@@ -109,7 +109,7 @@ class Deps:
     async def _summarise_refusals(self) -> None:
         try:
             await asyncio.sleep(REFUSAL_SUMMARY_SECONDS)
-        finally:  # also when cancelled at shutdown: the count is not lost
+        finally:  # also if cancelled (drain waits, a loop torn down does not): the count is not lost
             refused, self.refusals.unreported = self.refusals.unreported, 0
             self.refusals.summary_due = False
             if refused:
