@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from doorward.core.audit import AuditEvent
 from doorward.core.errors import EmailTaken
 from doorward.core.models import AccountToken, NewUser, Session, TokenPurpose, User
-from doorward.core.throttle import AttemptState
+from doorward.core.throttle import AttemptState, WaitUntil
 
 
 @dataclass
@@ -205,18 +205,22 @@ class MemoryThrottleStore:
         return self.states.get(key, AttemptState()), count
 
     async def record_login_failure(
-        self, key: str, counter: str | None, window_start: datetime, window: timedelta
+        self,
+        key: str,
+        counter: str | None,
+        window_start: datetime,
+        window: timedelta,
+        wait_until: WaitUntil | None = None,
     ) -> int:
         state = self.states.get(key, AttemptState())
-        self.states[key] = replace(state, failures=state.failures + 1)
+        state = replace(state, failures=state.failures + 1)
+        until = wait_until(state.failures) if wait_until is not None else None
+        if until is not None and (state.next_allowed_at is None or state.next_allowed_at < until):
+            state = replace(state, next_allowed_at=until)
+        self.states[key] = state
         if counter is not None:
             await self.hit(counter, window_start, window)
-        return state.failures + 1
-
-    async def defer(self, key: str, until: datetime) -> None:
-        state = self.states[key]
-        if state.next_allowed_at is None or state.next_allowed_at < until:
-            self.states[key] = replace(state, next_allowed_at=until)
+        return state.failures
 
     async def clear(self, key: str) -> None:
         self.states.pop(key, None)

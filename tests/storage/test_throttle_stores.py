@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import make_url
 
 from doorward.core import AttemptState, AuditEvent, ThrottleStore
+from doorward.core.throttle import WaitUntil
 from doorward.storage import SqlStore, create_engine
 from doorward.storage.audit import BATCH, SqlAuditSink
 from doorward.storage.redis_throttle import RedisThrottleStore
@@ -79,11 +80,19 @@ async def test_concurrent_failures_are_all_counted(throttle_store: ThrottleStore
     assert (await state(throttle_store, "account:c", "client:c"))[1] == 40
 
 
-async def test_the_wait_only_moves_later(throttle_store: ThrottleStore) -> None:
-    await throttle_store.record_login_failure("account:d", None, T0, WINDOW)
-    await throttle_store.defer("account:d", T0 + timedelta(seconds=8))
-    await throttle_store.defer("account:d", T0 + timedelta(seconds=2))
-    assert await state(throttle_store, "account:d") == (AttemptState(1, T0 + timedelta(seconds=8)), 0)
+async def test_a_failure_sets_the_wait_it_is_given_and_the_wait_only_moves_later(
+    throttle_store: ThrottleStore,
+) -> None:
+    def wait(seconds: dict[int, int]) -> WaitUntil:
+        return lambda failures: T0 + timedelta(seconds=seconds[failures]) if failures in seconds else None
+
+    await throttle_store.record_login_failure("account:d", None, T0, WINDOW, wait({}))
+    assert await state(throttle_store, "account:d") == (AttemptState(1), 0)
+    await throttle_store.record_login_failure("account:d", "client:d", T0, WINDOW, wait({2: 8}))
+    eight = T0 + timedelta(seconds=8)
+    assert await state(throttle_store, "account:d", "client:d") == (AttemptState(2, eight), 1)
+    await throttle_store.record_login_failure("account:d", None, T0, WINDOW, wait({3: 2}))
+    assert await state(throttle_store, "account:d") == (AttemptState(3, eight), 0)  # not moved earlier
 
 
 async def test_windows_count_and_roll_over(throttle_store: ThrottleStore) -> None:

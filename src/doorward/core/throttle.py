@@ -9,6 +9,7 @@ admits (workers + queue per instance), and the lockout still caps the total.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -26,6 +27,10 @@ class AttemptState:
     next_allowed_at: datetime | None = None
 
 
+WaitUntil = Callable[[int], datetime | None]
+"""From an account's new count of failures, when it may try next (None: no wait)."""
+
+
 class ThrottleStore(Protocol):
     """Where counters live: the database by default, Redis when configured. Shared by all instances."""
 
@@ -36,13 +41,16 @@ class ThrottleStore(Protocol):
         counted in the window starting at ``window_start`` (0 without a counter), read at once."""
 
     async def record_login_failure(
-        self, key: str, counter: str | None, window_start: datetime, window: timedelta
+        self,
+        key: str,
+        counter: str | None,
+        window_start: datetime,
+        window: timedelta,
+        wait_until: WaitUntil | None = None,
     ) -> int:
         """Add one failure to ``key`` and, with a ``counter``, count one event in its window (as
-        ``hit``), each atomically and both at once; return ``key``'s new failure count."""
-
-    async def defer(self, key: str, until: datetime) -> None:
-        """Make ``key`` wait until ``until``, unless it already waits longer."""
+        ``hit``); when ``wait_until(new count)`` gives a time, make ``key`` wait until then unless
+        it already waits longer. Each atomically, all in one write; return the new count."""
 
     async def clear(self, key: str) -> None:
         """Forget ``key`` (a success, an unlock, a password reset)."""
@@ -127,12 +135,14 @@ class Throttle:
         now = self._clock()
         key = f"account:{account}"
         start, _ = self._window(self.policy.client_window, now)
+
+        def wait_until(failures: int) -> datetime | None:
+            delay = self.policy.delay_after(failures)
+            return now + delay if delay else None
+
         failures = await self._store.record_login_failure(
-            key, _client_key(client), start, self.policy.client_window
+            key, _client_key(client), start, self.policy.client_window, wait_until
         )
-        delay = self.policy.delay_after(failures)
-        if delay:
-            await self._store.defer(key, now + delay)
         if failures == self.policy.lockout_failures:
             self._audit("throttle.locked", client=client)
 

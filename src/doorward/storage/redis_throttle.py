@@ -12,7 +12,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from doorward.core.errors import StorageUnavailable
-from doorward.core.throttle import AttemptState
+from doorward.core.throttle import AttemptState, WaitUntil
 
 # An account's state outlives any wait: a lockout holds until a success, an unlock or a reset, and
 # is forgotten only after this long without a single attempt.
@@ -63,20 +63,26 @@ class RedisThrottleStore:
         return attempt, int(count[0] or 0) if count else 0
 
     async def record_login_failure(
-        self, key: str, counter: str | None, window_start: datetime, window: timedelta
+        self,
+        key: str,
+        counter: str | None,
+        window_start: datetime,
+        window: timedelta,
+        wait_until: WaitUntil | None = None,
     ) -> int:
         name = self._prefix + key
-        async with self._available(), self._redis.pipeline(transaction=True) as pipe:
-            pipe.hincrby(name, "f", 1)
-            pipe.expire(name, int(STATE_TTL.total_seconds()))
-            if counter is not None:
-                self._count_in(pipe, self._window_key(counter, window_start), window)
-            failures, *_ = await pipe.execute()
-        return int(failures)
-
-    async def defer(self, key: str, until: datetime) -> None:
         async with self._available():
-            await self._defer(keys=[self._prefix + key], args=[until.timestamp()])
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hincrby(name, "f", 1)
+                pipe.expire(name, int(STATE_TTL.total_seconds()))
+                if counter is not None:
+                    self._count_in(pipe, self._window_key(counter, window_start), window)
+                failures, *_ = await pipe.execute()
+            # The wait depends on the new count: a second round trip (no lock is held meanwhile).
+            until = wait_until(int(failures)) if wait_until is not None else None
+            if until is not None:
+                await self._defer(keys=[name], args=[until.timestamp()])
+        return int(failures)
 
     async def clear(self, key: str) -> None:
         async with self._available():

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Table, bindparam, case, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from doorward.core.throttle import AttemptState
+from doorward.core.throttle import AttemptState, WaitUntil
 from doorward.storage.store import SqlStore
 from doorward.storage.tables import attempts, rate_windows
 
@@ -60,25 +60,29 @@ class SqlThrottleStore:
         return AttemptState(row.failures or 0, row.next_allowed_at), int(row.counted or 0)
 
     async def record_login_failure(
-        self, key: str, counter: str | None, window_start: datetime, window: timedelta
+        self,
+        key: str,
+        counter: str | None,
+        window_start: datetime,
+        window: timedelta,
+        wait_until: WaitUntil | None = None,
     ) -> int:
         async with self._store.transaction() as conn:
             result = await conn.execute(self._record_failure, {"key": key, "now": datetime.now(UTC)})
             failures = int(result.scalar_one())
             if counter is not None:
                 await conn.execute(self._hit, {"key": counter, "start": window_start})
-        return failures
-
-    async def defer(self, key: str, until: datetime) -> None:
-        async with self._store.transaction() as conn:
-            await conn.execute(
-                update(attempts)
-                .where(
-                    attempts.c.key == key,
-                    or_(attempts.c.next_allowed_at.is_(None), attempts.c.next_allowed_at < until),
+            until = wait_until(failures) if wait_until is not None else None
+            if until is not None:
+                await conn.execute(
+                    update(attempts)
+                    .where(
+                        attempts.c.key == key,
+                        or_(attempts.c.next_allowed_at.is_(None), attempts.c.next_allowed_at < until),
+                    )
+                    .values(next_allowed_at=until)
                 )
-                .values(next_allowed_at=until)
-            )
+        return failures
 
     def _insert(self, table: Table) -> Any:
         module: Any = postgresql if self._dialect == "postgresql" else sqlite
