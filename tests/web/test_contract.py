@@ -150,30 +150,47 @@ def answer_headers(response: httpx.Response) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("cors", ["", "https://app.example.com"], ids=["first", "inside-cors"])
-async def test_session_checks_carry_the_headers_of_every_other_answer(database_url: str, cors: str) -> None:
-    """GET /session is answered before FastAPI's middlewares, or with an allow-list inside them
-    (web/hotpaths.py), and adds their headers either way."""
+async def test_hot_answers_carry_the_headers_of_every_other_answer(database_url: str, cors: str) -> None:
+    """GET /session and POST /login are answered before FastAPI's middlewares, or with an
+    allow-list inside them (web/hotpaths.py), and add their headers either way."""
     origin = {"Origin": "https://app.example.com"}
     async with running(make_settings(database_url, cors_origins=cors)) as (_, client):
         routed = answer_headers(await client.get("/sessions", headers=origin))  # 401, every middleware
         assert routed["x-frame-options"] == "DENY" and "content-security-policy" in routed
         assert ("access-control-allow-origin" in routed) == bool(cors)
         await register(client)
-        valid = await client.get("/session", headers={**bearer(await login(client)), **origin})
+        signed_in = await client.post("/login", json={"email": EMAIL, "password": PASSWORD}, headers=origin)
+        wrong = await client.post("/login", json={"email": EMAIL, "password": "x" + PASSWORD}, headers=origin)
+        malformed = await client.post(
+            "/login", content=b"{not json", headers={"Content-Type": "application/json", **origin}
+        )
+        token = signed_in.json()["sessionToken"]
+        valid = await client.get("/session", headers={**bearer(token), **origin})
         invalid = await client.get("/session", headers=origin)
-    assert (valid.status_code, invalid.status_code) == (200, 401)
-    assert answer_headers(valid) == answer_headers(invalid) == routed
+    answers = [signed_in, wrong, malformed, valid, invalid]
+    assert [answer.status_code for answer in answers] == [200, 401, 400, 200, 401]
+    assert all(answer_headers(answer) == routed for answer in answers)
 
 
-async def test_a_bug_in_a_session_check_is_the_500_envelope(
-    client: httpx.AsyncClient, app: FastAPI, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize(
+    ("method", "path", "broken_call"), [("GET", "/session", "check"), ("POST", "/login", "login")]
+)
+async def test_a_bug_in_a_hot_answer_is_the_500_envelope(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    method: str,
+    path: str,
+    broken_call: str,
 ) -> None:
-    async def broken(token: str) -> None:
+    async def broken(*_args: object) -> None:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(app.state.services.auth, "check", broken)
-    token = "A" * 43
-    response = await client.get("/session", headers=bearer(token))
+    monkeypatch.setattr(app.state.services.auth, broken_call, broken)
+    response = await client.request(
+        method, path, headers=bearer("A" * 43), json={"email": EMAIL, "password": PASSWORD}
+    )
     assert response.status_code == 500
     assert response.json() == {"success": False, "error": "Internal error", "code": "internal"}
     assert answer_headers(response) == answer_headers(await client.get("/sessions"))

@@ -1,18 +1,20 @@
-"""The two requests sent most, answered ahead of FastAPI's routing where that is all they need.
+"""The two requests sent most, answered ahead of FastAPI's routing, which they do not need.
 
 - ``GET /session``, which every backend sends for every request it serves. A profile of a server
   under wrk (benchmarks/README.md) found that, once the database read was cheap, FastAPI's routing
   and per-request machinery cost more than the check itself, and its outer middlewares (error
   handling, telemetry, body limit) about a tenth more.
-- ``POST /login`` while every hash slot is taken: refused with 503 before its body is read or
-  parsed, and before FastAPI's machinery, so a login flood costs little more than its headers and
-  session checks keep their latency. Otherwise the login goes on to its route.
+- ``POST /login``. While every hash slot is taken it is refused with 503 before its body is read
+  or parsed, so a login flood costs little more than its headers and session checks keep their
+  latency. Otherwise it is answered here too: FastAPI's middlewares, routing and dependency
+  solving took a fifth of a login's event-loop time, time the hashing threads could have had.
 
 Without a CORS allow-list ``DoorwardApp`` answers both before any middleware (``hot_first``),
 adding the same security headers (``ANSWER_HEADERS``) and turning a bug into the same 500
 envelope. With one, CORSMiddleware must see them, and ``HotPaths`` answers them instead, innermost
-among doorward's middlewares. The check calls the ``check_session`` that the documented route in
-routes.py calls.
+among doorward's middlewares. Each calls the function that its documented route in routes.py
+calls (``check_session``, ``answer_login``). The CSRF guard, which they skip, lets both through
+untouched: neither reads the session cookie (security.SESSIONLESS_API, SAFE_METHODS).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from doorward.core.errors import DoorwardError
 from doorward.web.errors import answer_error, answer_unexpected
 from doorward.web.responses import Envelope
-from doorward.web.routes import check_session
+from doorward.web.routes import answer_login, check_session
 from doorward.web.security import ANSWER_HEADERS
 
 _ANSWER_HEADERS = [
@@ -47,6 +49,7 @@ async def _answer(scope: Scope, receive: Receive) -> Envelope | None:
             return await check_session(Request(scope, receive))
         if _is_login(scope):
             scope["app"].state.services.auth.refuse_if_overloaded()
+            return await answer_login(Request(scope, receive))
     except DoorwardError as exc:
         return answer_error(exc)
     return None
