@@ -149,6 +149,23 @@ def test_sighup_replaces_every_worker_while_every_request_is_answered(
     assert len(now) == 2 and not first & set(now)
 
 
+@pytest.mark.parametrize("configured", [None, "3"], ids=["default", "configured"])
+def test_the_workers_share_the_cores_for_hashing(
+    start_server: Callable[..., Server], configured: str | None
+) -> None:
+    # By default each worker hashes on its share of the cores, rounded up, not on every core.
+    settings = {"hash_workers": configured} if configured else {}
+    server = start_server("--workers", "2", **settings)
+    expected = int(configured) if configured else -(-len(os.sched_getaffinity(0)) // 2)
+    deadline = time.monotonic() + 10
+    while (
+        said := server.stderr().count(f'"hashing on {expected} thread(s)')
+    ) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)  # healthy means one worker has started; the other may still be starting
+    assert said == 2, server.explain(f"each of 2 workers should hash on {expected} thread(s)")
+    assert f"each worker hashes on {expected} thread(s)" in server.stderr()
+
+
 def test_sigterm_stops_the_server_and_every_worker(start_server: Callable[..., Server]) -> None:
     server = start_server("--workers", "2")
     workers = worker_pids(server)

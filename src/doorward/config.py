@@ -40,6 +40,18 @@ def _cpu_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def hash_workers_per_process(processes: int) -> int:
+    """The default ``hash_workers`` of each of ``processes`` serving processes on this machine.
+
+    The cores shared out among them, rounded up: as many hashing threads in all as there are cores
+    (one each with one process per core). Each process taking every core instead, two processes on
+    two cores ran four hashes at once: each verify took 26 ms of CPU against 23.5 ms with two, and
+    logins/s fell from 0.85 to 0.80 of the argon2id limit (benchmarks/README.md), while the memory
+    that hashes may hold grew with the processes.
+    """
+    return -(-_cpu_count() // max(1, processes))
+
+
 class Settings(BaseSettings):
     """Every setting doorward reads. Secrets are SecretStr, so they print as '**********'."""
 
@@ -69,7 +81,9 @@ class Settings(BaseSettings):
     )
     hash_profile: str = Field("owasp-2023", description="argon2id profile: " + ", ".join(PROFILES))
     hash_workers: Annotated[int, Field(ge=1)] = Field(
-        default_factory=_cpu_count, description="Password hashes computed at once (per process)"
+        default_factory=_cpu_count,
+        description="Password hashes computed at once, per process (default: the cores; with "
+        "serve --workers N, the cores shared out among the N)",
     )
     hash_queue: Annotated[int, Field(ge=0)] = Field(
         default_factory=lambda: 8 * _cpu_count(),
