@@ -104,7 +104,7 @@ def _login(ax: Any, results: dict[str, Any], dbs: list[str]) -> None:
         out = results["databases"][db]
         for key, label in (
             ("login_throughput", "default hash\nthreads"),
-            ("login_throughput_one", "1 hash thread\n/process"),
+            ("login_throughput_per_core", "a hash thread\nper core/process"),
         ):
             if key in out:
                 labels.append(f"{db}\n{label}")

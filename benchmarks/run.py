@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,7 @@ import harness
 import reference
 from harness import Server, log, spread
 
-from doorward.config import Settings
+from doorward.config import Settings, hash_workers_per_process
 from doorward.core.profiles import PROFILES
 
 RESULTS = harness.HERE / "results"
@@ -141,7 +141,7 @@ class Suite:
     # -- servers ---------------------------------------------------------------------------------
 
     def server_settings(self, config: str) -> dict[str, str]:
-        """The doorward settings of server configuration "one" or "defaults"."""
+        """The doorward settings of server configuration "defaults" or, for context, "per-core"."""
         settings = {"hash_profile": self.profile.name, "log_level": "INFO"}
         if "access_log" in self.settings:
             # As the bare reference, which uvicorn serves with --no-access-log: a proxy in front logs.
@@ -149,10 +149,10 @@ class Suite:
         if self.many_clients:
             # wrk plays a reverse proxy in front of many clients (login.lua's X-Forwarded-For).
             settings["trusted_proxies"] = "127.0.0.1"
-        if config == "one":
-            # One hashing thread per process: cores threads in all, as many as there are cores.
-            settings["hash_workers"] = "1"
-            settings["hash_queue"] = str(max(self.args.login_connections, 16))
+        if config == "per-core":
+            # The default before the workers shared the cores: cores hashing threads in each of
+            # cores processes, cores x cores in all.
+            settings["hash_workers"] = str(self.cores)
         return settings
 
     def doorward(self, db: dataset.Database, config: str) -> Server:
@@ -324,33 +324,31 @@ class Suite:
         users = sizes[0]
         tokens = stages[0].tokens
 
-        main_parts = args.parts & {"login", "latency", "session"}
-        if main_parts:
-            with ExitStack() as stack:
-                server = stack.enter_context(self.doorward(db, "one"))
-                out["server_one"] = self.server_settings("one") | {"workers": str(self.cores)}
-                self.login_figures(server, db.name, users, out, "_one")
-                if "session" in args.parts:
-                    bare = stack.enter_context(self.bare())
-                    out["session"] = {}
-                    for connections in args.session_conns:
-                        ours, theirs = self.session_vs_bare(server, bare, tokens, db.name, connections)
-                        out["session"][str(connections)] = {"doorward": ours, "bare": theirs}
-                        if args.profile:
-                            out["session"][str(connections)]["profile"] = self.profile_session(
-                                server, tokens, db.name, connections
-                            )
+        if "session" in args.parts:
+            with self.doorward(db, "defaults") as server, self.bare() as bare:
+                out["session"] = {}
+                for connections in args.session_conns:
+                    ours, theirs = self.session_vs_bare(server, bare, tokens, db.name, connections)
+                    out["session"][str(connections)] = {"doorward": ours, "bare": theirs}
+                    if args.profile:
+                        out["session"][str(connections)]["profile"] = self.profile_session(
+                            server, tokens, db.name, connections
+                        )
 
         if args.parts & {"flood", "login", "latency"}:
             with self.doorward(db, "defaults") as server:
                 out["server_defaults"] = self.server_settings("defaults") | {
                     "workers": str(self.cores),
-                    "hash_workers (default)": str(self.cores),
+                    "hash_workers (default)": str(hash_workers_per_process(self.cores)),
                     "hash_queue (default)": str(8 * self.cores),
                 }
                 if "flood" in args.parts:
                     out["flood"] = self.flood(server, tokens, users, db.name)
                 self.login_figures(server, db.name, users, out, "")
+            if args.parts & {"login", "latency"}:
+                with self.doorward(db, "per-core") as server:
+                    out["server_per_core"] = self.server_settings("per-core") | {"workers": str(self.cores)}
+                    self.login_figures(server, db.name, users, out, "_per_core")
 
         if "growth" in args.parts:
             out["growth"] = {}
@@ -363,7 +361,7 @@ class Suite:
                     out["load_s"][str(size)] = round(time.monotonic() - started, 1)
                     users, tokens = size, stage.tokens
                 log(f"[{db.name}] 6. growth at {size:,}: session check and login")
-                with self.doorward(db, "one") as server:
+                with self.doorward(db, "defaults") as server:
                     out["growth"][str(size)] = {
                         "session": self.measure(
                             server,
@@ -384,8 +382,8 @@ class Suite:
                     }
 
     def login_figures(self, server: Server, db: str, users: int, out: dict[str, Any], suffix: str) -> None:
-        """Figures 1 and 2 (suffix "", the default settings) or, for context, 1b and 2b ("_one", one
-        hash thread per process) on this server, as --only asks."""
+        """Figures 1 and 2 (suffix "", the default settings) or, for context, 1b and 2b ("_per_core",
+        a hashing thread per core in every process) on this server, as --only asks."""
         letter = "b" if suffix else ""
         if "login" in self.args.parts:
             log(f"[{db}] 1{letter}. login throughput, {self.args.login_connections} connections")
@@ -516,7 +514,8 @@ class Suite:
             if args.profile
             else None
         )
-        concurrent = self.cores * self.cores  # defaults: hash_workers = cores in each of cores processes
+        # The defaults: each of cores processes hashes on its share of the cores.
+        concurrent = self.cores * hash_workers_per_process(self.cores)
         argon2_bytes = concurrent * self.profile.memory_cost * 1024
         return {
             "probe": {"connections": probe_connections, "pause_ms": probe_delay},
@@ -692,7 +691,7 @@ def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
     for db, out in results["databases"].items():
         for key, label in (
             ("login_throughput", "1. login throughput (default hash threads)"),
-            ("login_throughput_one", "1b. login throughput (1 hash thread/process)"),
+            ("login_throughput_per_core", "1b. login throughput (a hash thread per core in each process)"),
         ):
             if key in out and rate:
                 m = out[key]
@@ -715,13 +714,13 @@ def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
                 )
         for key, label in (
             ("login_latency", "2. login latency (default hash threads)"),
-            ("login_latency_one", "2b. login latency (1 hash thread/process)"),
+            ("login_latency_per_core", "2b. login latency (a hash thread per core in each process)"),
         ):
             if key in out and one:
                 m = out[key]
                 own_one = m.get("reference", {}).get("value", {}).get("median", one)
                 p50, p99 = m["p50_ms"]["median"] / own_one, m["p99_ms"]["median"] / own_one
-                context = key.endswith("_one")
+                context = key.endswith("_per_core")
                 reference_ = (
                     f"{own_one:.1f} ms (one verify, interleaved; for context {cores * 1000 / rate:.1f} ms "
                     f"each with {cores} verifying at once)"
