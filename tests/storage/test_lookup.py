@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -146,6 +147,20 @@ async def test_a_lookup_that_would_wait_falls_back_to_the_pooled_read(sqlite_url
         assert busy.calls == 1
         assert found is not None and found[1] == user
     finally:
+        await engine.dispose()
+
+
+async def test_the_sqlite_lookup_refuses_another_thread(sqlite_url: str) -> None:
+    # Its connection is queried in place on the event loop's thread, outside any pool's care.
+    engine = create_engine(sqlite_url, timeout=5)
+    lookup = open_lookup(engine.url, engine.dialect, timeout=5, statement_timeout=5, pool_size=1)
+    assert lookup is not None
+    try:
+        assert await lookup.find(bytes(32)) is None  # opens the connection on this thread
+        with pytest.raises(sqlite3.ProgrammingError, match="thread"):
+            await asyncio.to_thread(asyncio.run, lookup.find(bytes(32)))
+    finally:
+        await lookup.close()
         await engine.dispose()
 
 

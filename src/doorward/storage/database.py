@@ -84,10 +84,15 @@ def create_engine(
     )
 
 
-def sqlite_connector(url: URL) -> Callable[[], sqlite3.Connection]:
-    """A function that opens a new sqlite3 connection to the database of ``url``."""
+def sqlite_connector(url: URL, *, one_thread: bool = False) -> Callable[[], sqlite3.Connection]:
+    """A function that opens a new sqlite3 connection to the database of ``url``.
+
+    ``one_thread``: the connection refuses use from any thread but the one that opened it
+    (sqlite3's own ``check_same_thread``). Off by default: a pool may close a connection from
+    another thread.
+    """
     args, kwargs = SQLiteDialect_pysqlite().create_connect_args(url)
-    kwargs["check_same_thread"] = False  # a pool may close a connection from another thread
+    kwargs["check_same_thread"] = one_thread
     connect: Callable[..., sqlite3.Connection] = sqlite3.connect
     return lambda: connect(*args, **kwargs)
 

@@ -79,7 +79,8 @@ def open_lookup(
     if url.get_backend_name() == "sqlite":
         if in_memory(url):
             return None
-        return SqliteLookup(sqlite_connector(url), _compiled(dialect))
+        # Only ever used on the event loop's thread: sqlite3 says so if that changes.
+        return SqliteLookup(sqlite_connector(url, one_thread=True), _compiled(dialect))
     if url.get_backend_name() == "postgresql":
         return PostgresLookup(
             _asyncpg_options(url, dialect),
