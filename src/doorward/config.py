@@ -45,9 +45,9 @@ def hash_workers_per_process(processes: int) -> int:
 
     The cores shared out among them, rounded up: as many hashing threads in all as there are cores
     (one each with one process per core). Each process taking every core instead, two processes on
-    two cores ran four hashes at once: each verify took 26 ms of CPU against 23.5 ms with two, and
-    logins/s fell from 0.85 to 0.80 of the argon2id limit (benchmarks/README.md), while the memory
-    that hashes may hold grew with the processes.
+    two cores ran four hashes at once: each verify took 26 ms of CPU against 23.5 ms with two, the
+    session checks beside a login flood waited longer, and the memory that hashes may hold grew
+    with the processes (figures 1b and 4, benchmarks/README.md).
     """
     return -(-_cpu_count() // max(1, processes))
 
