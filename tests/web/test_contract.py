@@ -197,6 +197,43 @@ async def test_a_bug_in_a_hot_answer_is_the_500_envelope(
     assert "unhandled error" in caplog.text and "a bug" not in response.text
 
 
+@pytest.mark.parametrize("cors", ["", "https://app.example.com"], ids=["first", "inside-cors"])
+async def test_a_login_whose_client_left_is_not_a_bug(
+    database_url: str, cors: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client gone while its login's body is read gets no answer, and no error is logged."""
+    messages = iter(
+        [{"type": "http.request", "body": b'{"email":', "more_body": True}, {"type": "http.disconnect"}]
+    )
+
+    async def receive() -> dict[str, object]:
+        return next(messages)
+
+    sent: list[dict[str, object]] = []
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/login",
+        "raw_path": b"/login",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"testserver"), (b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+    async with running(make_settings(database_url, cors_origins=cors)) as (app, _):
+        await app(scope, receive, send)
+    assert sent == []
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
+
+
 @pytest.mark.parametrize("method", ["POST", "DELETE", "HEAD"])
 async def test_only_get_checks_a_session(client: httpx.AsyncClient, method: str) -> None:
     # GET /session is answered ahead of routing (web/hotpaths.py); other methods are routed.

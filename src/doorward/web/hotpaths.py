@@ -9,18 +9,19 @@
   latency. Otherwise it is answered here too: FastAPI's middlewares, routing and dependency
   solving took a fifth of a login's event-loop time, time the hashing threads could have had.
 
-Without a CORS allow-list ``DoorwardApp`` answers both before any middleware (``hot_first``),
-adding the same security headers (``ANSWER_HEADERS``) and turning a bug into the same 500
-envelope. With one, CORSMiddleware must see them, and ``HotPaths`` answers them instead, innermost
-among doorward's middlewares. Each calls the function that its documented route in routes.py
-calls (``check_session``, ``answer_login``). The CSRF guard, which they skip, lets both through
-untouched: neither reads the session cookie (security.SESSIONLESS_API, SAFE_METHODS).
+Without a CORS allow-list ``DoorwardApp`` answers both before any middleware (``hot_first``), adding
+the same security headers (``ANSWER_HEADERS``) and turning a bug into the same 500 envelope. With
+one, CORSMiddleware must see them, and ``HotPaths`` answers them instead, innermost among doorward's
+middlewares (inside CORSMiddleware and the CSRF guard). Each calls the function that its documented
+route in routes.py calls (``check_session``, ``answer_login``). The CSRF guard, which
+``DoorwardApp``'s answers skip, lets both through untouched anyway: neither reads the session cookie
+(security.SESSIONLESS_API, SAFE_METHODS).
 """
 
 from __future__ import annotations
 
 from fastapi import FastAPI
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from doorward.core.errors import DoorwardError
@@ -67,6 +68,8 @@ class DoorwardApp(FastAPI):
         scope["app"] = self
         try:
             response = await _answer(scope, receive)
+        except ClientDisconnect:
+            return  # gone while its login's body was read: no one to answer, and no bug to log
         except Exception as exc:  # what ServerErrorMiddleware and the handlers do, for these paths
             response = answer_unexpected(exc)
         if response is None:
@@ -83,7 +86,10 @@ class HotPaths:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = await _answer(scope, receive) if scope["type"] == "http" else None
+        try:
+            response = await _answer(scope, receive) if scope["type"] == "http" else None
+        except ClientDisconnect:
+            return  # as DoorwardApp
         if response is None:
             await self.app(scope, receive, send)
         else:
