@@ -44,10 +44,11 @@ def hash_workers_per_process(processes: int) -> int:
     """The default ``hash_workers`` of each of ``processes`` serving processes on this machine.
 
     The cores shared out among them, rounded up: as many hashing threads in all as there are cores
-    (one each with one process per core). Each process taking every core instead, two processes on
-    two cores ran four hashes at once: each verify took 26 ms of CPU against 23.5 ms with two, the
-    session checks beside a login flood waited longer, and the memory that hashes may hold grew
-    with the processes (figures 1b and 4, benchmarks/README.md).
+    when the processes divide them (one each with one process per core), a few more otherwise (3
+    processes on 4 cores: 6), and one each with more processes than cores. Each process taking every
+    core instead, two processes on two cores ran four hashes at once: each verify took 26 ms of CPU
+    against 23.5 ms with two, the session checks beside a login flood waited longer, and the memory
+    that hashes may hold grew with the processes (figures 1b and 4, benchmarks/README.md).
     """
     return -(-_cpu_count() // max(1, processes))
 

@@ -68,7 +68,6 @@ async def open_services(settings: Settings, *, clock: Clock = utc_now) -> AsyncI
         pool_size=settings.db_pool_size,
     )
     pool = HashPool(settings.hash_workers, settings.hash_queue)
-    _log.info("hashing on %d thread(s), %d more may wait", settings.hash_workers, settings.hash_queue)
     lookup = open_lookup(
         engine.url,
         engine.dialect,

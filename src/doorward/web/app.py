@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -27,6 +28,9 @@ endpoints other than `/login` also carry a stable `code`.
 """
 
 
+_log = logging.getLogger("doorward")
+
+
 def create_served_app() -> FastAPI:
     """The factory ``doorward serve`` hands to uvicorn: each worker process sets up logging itself."""
     settings = Settings()
@@ -42,6 +46,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_services(settings, clock=clock) as services:
             app.state.services = services
+            _log.info("hashing on %d thread(s), %d more may wait", settings.hash_workers, settings.hash_queue)
             yield
 
     app = DoorwardApp(
@@ -52,8 +57,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         default_response_class=Envelope,
     )
     install_error_handlers(app)
-    # Session checks and refused logins go first, unless CORSMiddleware must see them: then
-    # HotPaths answers them, first added, so innermost (web/hotpaths.py).
+    # Session checks and logins go first, unless CORSMiddleware must see them: then HotPaths
+    # answers them, first added, so innermost (web/hotpaths.py).
     if settings.cors_origin_list:
         app.add_middleware(HotPaths)
     else:
