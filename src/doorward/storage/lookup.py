@@ -22,6 +22,7 @@ core's ``StorageUnavailable``, as the rest of storage does.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import sqlite3
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -62,14 +63,19 @@ def _compiled(dialect: Dialect) -> str:
     return str(compiled)
 
 
+_ASYNCPG_CONNECT_OPTIONS = frozenset(inspect.signature(asyncpg.connect).parameters)
+
+
 def _asyncpg_options(url: URL, dialect: Dialect) -> dict[str, Any]:
     """What the engine's own connections pass to ``asyncpg.connect`` for ``url``, so the lookup's
-    connect as they do (host, port, user, password, database, ssl and the URL's other options),
-    without SQLAlchemy's own options (its statement cache), which asyncpg would send the server."""
+    connect as they do (host, port, user, password, database, ssl and the URL's other options).
+
+    Only the options ``asyncpg.connect`` takes: the rest are SQLAlchemy's own (its statement cache),
+    which its adapter consumes before connecting, and which ``connect`` would refuse. Read from the
+    signature, not listed here, so an option SQLAlchemy adds one day cannot break every check.
+    """
     _, options = dialect.create_connect_args(url)
-    for sqlalchemy_only in ("prepared_statement_cache_size", "prepared_statement_name_func"):
-        options.pop(sqlalchemy_only, None)
-    return dict(options)
+    return {name: value for name, value in options.items() if name in _ASYNCPG_CONNECT_OPTIONS}
 
 
 def open_lookup(
