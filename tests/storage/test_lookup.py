@@ -7,6 +7,7 @@ import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import pytest
 from sqlalchemy import make_url, text
 from sqlalchemy.dialects import sqlite
@@ -108,6 +109,46 @@ async def test_a_lost_postgresql_connection_is_replaced(postgres_database: str) 
         assert outcomes[-1] is True  # the next one has a new connection
     finally:
         await store.close()
+        await engine.dispose()
+
+
+async def test_a_connection_opened_while_the_lookup_closes_is_not_left_open(
+    postgres_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At shutdown a check may still be connecting: its connection must not outlive close()."""
+    engine = create_engine(postgres_database, timeout=5)
+    lookup = open_lookup(engine.url, engine.dialect, timeout=5, statement_timeout=5, pool_size=1)
+    assert lookup is not None
+    connecting, go_on = asyncio.Event(), asyncio.Event()
+    real_connect = asyncpg.connect
+
+    async def slow_connect(**options: object) -> asyncpg.Connection:
+        connecting.set()
+        await go_on.wait()  # the real connection is made after close() has run
+        return await real_connect(**options)
+
+    monkeypatch.setattr(asyncpg, "connect", slow_connect)
+    try:
+        check = asyncio.create_task(lookup.find(bytes(32)))
+        await connecting.wait()
+        await lookup.close()
+        go_on.set()
+        with pytest.raises(StorageUnavailable):
+            await check
+        with pytest.raises(StorageUnavailable):
+            await lookup.find(bytes(32))  # and none opens after
+        count = text(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE application_name = :name AND datname = current_database()"
+        )
+        for _ in range(40):  # a terminated connection's server process exits a moment later
+            async with engine.connect() as conn:
+                left = (await conn.execute(count, {"name": LOOKUP_APPLICATION_NAME})).scalar_one()
+            if left == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert left == 0
+    finally:
         await engine.dispose()
 
 

@@ -160,9 +160,12 @@ class PostgresLookup:
         self._idle: asyncio.Queue[asyncpg.Connection | None] = asyncio.Queue()
         self._open: set[asyncpg.Connection] = set()
         self._opening = 0
+        self._closed = False  # by close(): a connect still in flight then must not outlive it
 
     async def _acquire(self) -> asyncpg.Connection:
         while True:
+            if self._closed:
+                raise StorageUnavailable()
             if not self._idle.empty():
                 conn = self._idle.get_nowait()
             elif self._has_room():
@@ -201,6 +204,9 @@ class PostgresLookup:
             raise
         finally:
             self._opening -= 1
+        if self._closed:  # closed while this one connected: nothing would ever close it
+            conn.terminate()
+            raise StorageUnavailable()
         self._open.add(conn)
         return conn
 
@@ -231,6 +237,7 @@ class PostgresLookup:
         return session_and_user(row) if row is not None else None
 
     async def close(self) -> None:
+        self._closed = True
         for conn in list(self._open):
             try:
                 await asyncio.wait_for(conn.close(), self._timeout)
