@@ -83,9 +83,20 @@ def _user(user: User) -> dict[str, Any]:
 
 
 def _timestamp(moment: datetime) -> str:
+    """ISO 8601 in UTC to the second, as ``2026-11-24T09:22:35Z``.
+
+    Formatted with %: 0.6 us against 1.16 for ``isoformat`` and a replace, three times a check.
+    """
     if moment.tzinfo is not UTC:
         moment = moment.astimezone(UTC)
-    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+    return "%04d-%02d-%02dT%02d:%02d:%02dZ" % (  # noqa: UP031 - format specs: 1.18 us
+        moment.year,
+        moment.month,
+        moment.day,
+        moment.hour,
+        moment.minute,
+        moment.second,
+    )
 
 
 def _session(session: Session) -> dict[str, Any]:
