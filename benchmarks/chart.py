@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.patches import Patch
+from matplotlib.ticker import FixedLocator, NullFormatter, StrMethodFormatter
 
 COLORS = {"sqlite": "#3b75af", "postgresql": "#e1812c"}
 GOALS = {  # key -> (goal, higher is better, label)
@@ -82,10 +83,14 @@ def _ratios(ax: Any, results: dict[str, Any], dbs: list[str]) -> None:
             )
             ax.text(row["ratio"], y, f" {row['ratio']:.2f}", va="center", fontsize=8)
         ax.plot([goal, goal], [i - 0.45, i + 0.45], color="black", linewidth=2)
-        ax.text(goal, i - 0.45, ("≥" if higher else "≤") + f"{goal:g} ", fontsize=7, ha="right", va="top")
+        # Above the tick, in the gap between figures (the y axis is inverted): clear of the values.
+        ax.text(goal, i - 0.45, ("≥" if higher else "≤") + f"{goal:g}", fontsize=7, ha="center", va="bottom")
     ax.set_yticks(range(len(keys)), [_label(k) for k in keys], fontsize=8)
     ax.invert_yaxis()
     ax.set_xscale("log")
+    ax.xaxis.set_major_locator(FixedLocator([0.25, 0.5, 1, 2, 4, 8, 16]))
+    ax.xaxis.set_major_formatter(StrMethodFormatter("{x:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("ratio (log scale); black tick = goal; green edge = met, red = missed")
     ax.set_title("Each figure ÷ its reference, same run")
     handles = [Patch(color=COLORS.get(db, "grey"), label=db) for db in dbs]
