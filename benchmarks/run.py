@@ -635,6 +635,17 @@ def summarise(
 # --- the table ------------------------------------------------------------------------------------
 
 
+def crowded_note(runs: list[dict[str, Any]]) -> str:
+    """How many runs had every connection on one worker: with few connections that, not the
+    server, can decide a latency median (see "Where connections land" in benchmarks/README.md)."""
+    placements = [r.get("connections_per_worker") or [] for r in runs]
+    known = [p for p in placements if len(p) > 1 and sum(p) > 1]
+    if not known:
+        return ""
+    crowded = sum(1 for p in known if max(p) == sum(p))
+    return f"; all connections on one worker in {crowded} of {len(known)} runs"
+
+
 def fmt_spread(s: dict[str, Any], unit: str = "", digits: int = 0) -> str:
     f = f"{{:,.{digits}f}}"
     return f"{f.format(s['median'])}{unit} ({f.format(s['min'])}-{f.format(s['max'])})"
@@ -729,7 +740,7 @@ def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
                     db,
                     key + ".p50",
                     label + f" p50, {m['connections']} conns",
-                    fmt_spread(m["p50_ms"], " ms", 1),
+                    fmt_spread(m["p50_ms"], " ms", 1) + crowded_note(m.get("runs", [])),
                     reference_,
                     p50,
                     "(context)" if context else "≤ 1.2",
