@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -16,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from doorward.serving import listening_sockets
 from tests.servers import Server, doorward_env, free_port
 
 pytestmark = [
@@ -209,6 +211,55 @@ def test_a_port_already_listened_on_is_refused_at_once(tmp_path: Path, reuse_por
     assert result.returncode == 1
     last = result.stderr.splitlines()[-1]
     assert last == f"error: cannot listen on 127.0.0.1:{port}: Address already in use", result.stderr
+
+
+def _ipv6() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+def _answers(host: str, port: int) -> bool:
+    """Whether a TCP connection to host:port is taken (the kernel completes it; nobody accepts)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as client:
+        client.settimeout(2)
+        try:
+            client.connect((host, port))
+        except OSError:
+            return False
+    return True
+
+
+@pytest.mark.skipif(not _ipv6(), reason="IPv6 is not available on this machine")
+def test_host_any_ipv6_takes_the_same_connections_with_one_worker_and_with_several() -> None:
+    """One worker listens as asyncio does (IPv6 only on "::"); several on sockets of their own,
+    which took IPv4 connections on "::" too until they were made to listen the same way."""
+
+    async def one_worker() -> tuple[bool, bool]:
+        def hang_up(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.close()
+
+        server = await asyncio.start_server(hang_up, host="::", port=0)  # as uvicorn binds
+        port = server.sockets[0].getsockname()[1]
+        try:
+            return await asyncio.to_thread(lambda: (_answers("::1", port), _answers("127.0.0.1", port)))
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    sockets = listening_sockets("::", 0, 2, 16)
+    try:
+        port = sockets[0].getsockname()[1]
+        several = (_answers("::1", port), _answers("127.0.0.1", port))
+    finally:
+        for sock in sockets:
+            sock.close()
+
+    assert several == asyncio.run(one_worker()) == (True, False)
 
 
 def test_an_address_that_cannot_be_listened_on_is_one_line(tmp_path: Path) -> None:

@@ -99,15 +99,23 @@ def listening_sockets(host: str, port: int, count: int, backlog: int) -> list[so
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sockets: list[socket.socket] = []
+
+    def new_socket() -> socket.socket:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            # IPv6 only, as one worker listens (asyncio's create_server sets it): "--host ::" must
+            # not also take IPv4 connections with N workers and refuse them with one.
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        return sock
+
     try:
-        with socket.socket(family, socket.SOCK_STREAM) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        with new_socket() as probe:
             probe.bind((host, port))
             port = probe.getsockname()[1]  # port 0: the group takes the port the probe was given
         for _ in range(count):
-            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock = new_socket()
             sockets.append(sock)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             sock.bind((host, port))
             sock.listen(backlog)
