@@ -161,13 +161,9 @@ def test_the_workers_share_the_cores_for_hashing(
     expected = cores + 1 if configured else -(-cores // 2)  # neither is the other's value
     settings = {"hash_workers": str(expected)} if configured else {}
     server = start_server("--workers", "2", **settings)
-    deadline = time.monotonic() + 10
-    while (
-        said := server.stderr().count(f'"hashing on {expected} thread(s)')
-    ) < 2 and time.monotonic() < deadline:
-        time.sleep(0.05)  # healthy means one worker has started; the other may still be starting
-    assert said == 2, server.explain(f"each of 2 workers should hash on {expected} thread(s)")
-    assert f"each worker hashes on {expected} thread(s)" in server.stderr()
+    # Healthy means one worker has started; the other may still be starting.
+    said = wait_for(lambda: server.stderr().count(f'"hashing on {expected} thread(s)') == 2, 10)
+    assert said, server.explain(f"each of 2 workers should hash on {expected} thread(s)")
 
 
 def test_sigterm_stops_the_server_and_every_worker(start_server: Callable[..., Server]) -> None:

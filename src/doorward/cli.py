@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
-import logging
 import os
 import sys
 import time
@@ -100,13 +99,9 @@ def serve(
         if not server.started:
             raise typer.Exit(code=STARTUP_FAILURE)  # uvicorn logged why
         return
-    hash_workers = settings.hash_workers
     if "hash_workers" not in settings.model_fields_set:
-        hash_workers = hash_workers_per_process(workers)
-        os.environ["DOORWARD_HASH_WORKERS"] = str(hash_workers)  # the workers read it when they start
-    logging.getLogger("doorward.serve").info(
-        "each worker hashes on %d thread(s) (DOORWARD_HASH_WORKERS)", hash_workers
-    )
+        # The workers read it when they start, and each logs what it hashes on (web/app.py).
+        os.environ["DOORWARD_HASH_WORKERS"] = str(hash_workers_per_process(workers))
     if reuse_port_supported():
         try:
             sockets = listening_sockets(host, port, workers, config.backlog)

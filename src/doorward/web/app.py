@@ -46,7 +46,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_services(settings, clock=clock) as services:
             app.state.services = services
-            _log.info("hashing on %d thread(s), %d more may wait", settings.hash_workers, settings.hash_queue)
+            _log.info(
+                "hashing on %d thread(s), %d more may wait (DOORWARD_HASH_WORKERS, DOORWARD_HASH_QUEUE)",
+                settings.hash_workers,
+                settings.hash_queue,
+            )
             yield
 
     app = DoorwardApp(
