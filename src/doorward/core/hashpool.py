@@ -6,9 +6,9 @@ import asyncio
 import contextlib
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from doorward.core.errors import Overloaded
 
@@ -21,26 +21,72 @@ Hashing is meant to use every idle cycle, but never at the expense of the event 
 hashes niced, a session check or a 503 is answered at once even while every core hashes."""
 
 
-def _lower_priority() -> None:
+def lower_priority() -> None:
+    """Lower this thread's priority (this process's, in a single-threaded one) by HASH_NICENESS."""
     with contextlib.suppress(AttributeError, OSError):  # not Linux, or not allowed: run as is
         os.setpriority(os.PRIO_PROCESS, 0, os.getpriority(os.PRIO_PROCESS, 0) + HASH_NICENESS)
 
 
+class Runner(Protocol):
+    """Where a HashPool's hashes run: threads of this process, or processes of their own."""
+
+    def start(self, fn: Callable[..., T], args: tuple[object, ...], done: Callable[[], None]) -> Awaitable[T]:
+        """Begin ``fn(*args)`` and return its result to await; call ``done`` once it has finished or
+        will never run, whether or not anyone still awaits it."""
+        ...
+
+    def close(self) -> None:
+        """Finish running hashes and stop."""
+        ...
+
+
+class ThreadRunner:
+    """Hashes on ``workers`` threads of this process, niced below the event loop."""
+
+    def __init__(self, workers: int) -> None:
+        self._executor = ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="doorward-hash", initializer=lower_priority
+        )
+
+    def start(self, fn: Callable[..., T], args: tuple[object, ...], done: Callable[[], None]) -> Awaitable[T]:
+        def job() -> T:
+            # Done when the hash finishes, not when the caller stops waiting: a cancelled request
+            # must not let more hashes run than the bound allows.
+            try:
+                return fn(*args)
+            finally:
+                done()
+
+        try:
+            future = self._executor.submit(job)
+        except BaseException:
+            done()
+            raise
+        # A caller cancelled while its hash still waits in the queue cancels the job (wrap_future
+        # does): it never runs, so its finally never calls done. Call it here instead.
+        future.add_done_callback(lambda finished: done() if finished.cancelled() else None)
+        return asyncio.wrap_future(future)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+
 class HashPool:
-    """Runs blocking hash calls on ``workers`` threads with at most ``queue`` more waiting.
+    """Runs blocking hash calls, at most ``capacity`` at once running or waiting.
 
     Beyond that, ``run`` raises Overloaded at once: answering 503 now is better than answering 200
-    after the client has given up (ASVS 15.2.2). argon2-cffi releases the GIL while hashing, so the
-    threads run in parallel. Memory stays bounded by ``workers`` x the profile's memory cost.
+    after the client has given up (ASVS 15.2.2). By default the hashes run on ``workers`` threads,
+    with at most ``queue`` more waiting; argon2-cffi releases the GIL while hashing, so the threads
+    run in parallel, and memory stays bounded by ``workers`` x the profile's memory cost. Another
+    ``runner`` may run them elsewhere (``doorward serve --workers N`` shares processes of its own
+    among its workers: doorward/hashers.py); ``workers + queue`` is then this pool's share.
     """
 
-    def __init__(self, workers: int, queue: int) -> None:
+    def __init__(self, workers: int, queue: int, runner: Runner | None = None) -> None:
         if workers < 1 or queue < 0:
             raise ValueError("workers must be >= 1 and queue >= 0")
         self.capacity = workers + queue
-        self._executor = ThreadPoolExecutor(
-            max_workers=workers, thread_name_prefix="doorward-hash", initializer=_lower_priority
-        )
+        self._runner: Runner = runner or ThreadRunner(workers)
         self._lock = threading.Lock()
         self._pending = 0
 
@@ -55,7 +101,7 @@ class HashPool:
         return self._pending >= self.capacity
 
     async def run(self, fn: Callable[..., T], *args: object) -> T:
-        """Run ``fn(*args)`` on a hashing thread, or raise Overloaded when every slot is taken."""
+        """Run ``fn(*args)`` off the event loop, or raise Overloaded when every slot is taken."""
         with self.slot() as slot:
             return await slot.run(fn, *args)
 
@@ -78,27 +124,11 @@ class HashPool:
             self._pending -= 1
 
     async def _submit(self, fn: Callable[..., T], args: tuple[object, ...]) -> T:
-        def job() -> T:
-            # The slot is released when the hash finishes, not when the caller stops waiting:
-            # a cancelled request must not let more hashes run than the bound allows.
-            try:
-                return fn(*args)
-            finally:
-                self._release()
-
-        try:
-            future = self._executor.submit(job)
-        except BaseException:
-            self._release()
-            raise
-        # A caller cancelled while its hash still waits in the queue cancels the job (wrap_future
-        # does): it never runs, so its finally never releases. Release it here instead.
-        future.add_done_callback(lambda done: self._release() if done.cancelled() else None)
-        return await asyncio.wrap_future(future)
+        return await self._runner.start(fn, args, self._release)
 
     def close(self) -> None:
-        """Finish running hashes and stop the threads."""
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        """Finish running hashes and stop the runner."""
+        self._runner.close()
 
 
 class Slot:
@@ -117,7 +147,7 @@ class Slot:
             self._pool._release()
 
     async def run(self, fn: Callable[..., T], *args: object) -> T:
-        """Run ``fn(*args)`` on a hashing thread in this slot."""
+        """Run ``fn(*args)`` off the event loop in this slot."""
         if self.used:
             raise RuntimeError("a slot runs one hash")
         self.used = True
