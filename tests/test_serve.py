@@ -124,7 +124,7 @@ def test_sighup_replaces_every_worker_while_every_request_is_answered(
     start_server: Callable[..., Server],
 ) -> None:
     server = start_server("--workers", "2")
-    first = set(worker_pids(server))
+    first = set(worker_pids(server)) | set(hashing_pids(server))
     statuses: list[int | str] = []
     done = threading.Event()
 
@@ -149,26 +149,53 @@ def test_sighup_replaces_every_worker_while_every_request_is_answered(
     assert len(statuses) > 10 and set(statuses) == {200}, server.explain(statuses)
     now = worker_pids(server)
     assert len(now) == 2 and not first & set(now)
+    assert hashing_pids(server) and not first & set(hashing_pids(server))  # new code for them too
 
 
-@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="one core: its share is the old default")
+def hashing_pids(server: Server) -> list[int]:
+    """The server's hashing processes (doorward/hashers.py)."""
+    pid = server.process.pid
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    found = []
+    for child in children:
+        with suppress(OSError):
+            if b"doorward.hashers" in Path(f"/proc/{child}/cmdline").read_bytes():
+                found.append(int(child))
+    return sorted(found)
+
+
 @pytest.mark.parametrize("configured", [False, True], ids=["default", "configured"])
-def test_the_workers_share_the_cores_for_hashing(
+def test_the_workers_share_one_set_of_hashing_processes(
     start_server: Callable[..., Server], configured: bool
 ) -> None:
-    # By default each worker hashes on its share of the cores, rounded up, not on every core.
-    cores = len(os.sched_getaffinity(0))
-    expected = cores + 1 if configured else -(-cores // 2)  # neither is the other's value
+    # As many as the cores by default, whatever the workers; the workers hash in them, not in threads.
+    expected = len(os.sched_getaffinity(0)) + (1 if configured else 0)
     settings = {"hash_workers": str(expected)} if configured else {}
     server = start_server("--workers", "2", **settings)
     # Healthy means one worker has started; the other may still be starting.
-    said = wait_for(lambda: server.stderr().count(f'"hashing on {expected} thread(s)') == 2, 10)
-    assert said, server.explain(f"each of 2 workers should hash on {expected} thread(s)")
+    said = wait_for(
+        lambda: server.stderr().count(f"hashing in the server's {expected} hashing processes") == 2, 10
+    )
+    assert said, server.explain(f"each of 2 workers should hash in {expected} shared processes")
+    assert len(hashing_pids(server)) == expected, server.explain()
+    with httpx.Client(base_url=server.base_url, timeout=20) as client:
+        body = {"email": "shared@example.com", "password": "correct horse battery staple"}
+        assert client.post("/register", json=body).status_code == 201
+        dead = hashing_pids(server)[0]
+        os.kill(dead, signal.SIGKILL)
+        assert wait_for(lambda: f"hashing process {dead} ended" in server.stderr(), 10), server.explain()
+        assert len(hashing_pids(server)) == expected
+        # A new connection each time, so that both workers are asked.
+        statuses = {
+            client.post("/login", json=body, headers={"Connection": "close"}).status_code for _ in range(6)
+        }
+        assert statuses == {200}, server.explain(statuses)
 
 
 def test_sigterm_stops_the_server_and_every_worker(start_server: Callable[..., Server]) -> None:
     server = start_server("--workers", "2")
-    workers = worker_pids(server)
+    workers = worker_pids(server) + hashing_pids(server)
+    assert len(workers) > 2
     server.stop()
     assert server.process.returncode == 0, server.explain()
     for pid in workers:

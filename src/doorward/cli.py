@@ -15,7 +15,7 @@ from typing import Annotated, TypeVar
 import typer
 from pydantic import ValidationError
 
-from doorward.config import Settings, hash_workers_per_process
+from doorward.config import Settings
 from doorward.core import ImportRow
 from doorward.core.errors import DoorwardError
 from doorward.logs import configure_logging
@@ -76,6 +76,7 @@ def serve(
     import uvicorn
     from uvicorn.config import STARTUP_FAILURE
 
+    from doorward.hashers import Hashers
     from doorward.serving import GRACEFUL_SECONDS, Workers, listening_sockets, reuse_port_supported
 
     settings = load_settings()
@@ -99,9 +100,6 @@ def serve(
         if not server.started:
             raise typer.Exit(code=STARTUP_FAILURE)  # uvicorn logged why
         return
-    if "hash_workers" not in settings.model_fields_set:
-        # The workers read it when they start, and each logs what it hashes on (web/app.py).
-        os.environ["DOORWARD_HASH_WORKERS"] = str(hash_workers_per_process(workers))
     if reuse_port_supported():
         try:
             sockets = listening_sockets(host, port, workers, config.backlog)
@@ -109,7 +107,18 @@ def serve(
             raise fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     else:  # no kernel balancing: the workers share one socket, as under uvicorn's own supervisor
         sockets = [config.bind_socket()] * workers
-    if not Workers(config, sockets).run():
+    hashers = Hashers(settings.hash_workers)
+    # The workers read these when they start, and each logs what it hashes on (web/app.py).
+    os.environ["DOORWARD_HASH_SOCKET"] = hashers.path
+    os.environ["DOORWARD_HASH_SHARE"] = str(
+        max(settings.hash_workers, -(-(settings.hash_workers + settings.hash_queue) // workers))
+    )
+    hashers.start()
+    try:
+        served = Workers(config, sockets, on_check=hashers.replace_dead, on_reload=hashers.restart).run()
+    finally:
+        hashers.stop()
+    if not served:
         raise fail("a worker failed to start (its log is above)")
 
 

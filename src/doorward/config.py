@@ -40,19 +40,6 @@ def _cpu_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def hash_workers_per_process(processes: int) -> int:
-    """The default ``hash_workers`` of each of ``processes`` serving processes on this machine.
-
-    The cores shared out among them, rounded up: as many hashing threads in all as there are cores
-    when the processes divide them (one each with one process per core), a few more otherwise (3
-    processes on 4 cores: 6), and one each with more processes than cores. Each process taking every
-    core instead, two processes on two cores ran four hashes at once: each verify took 26 ms of CPU
-    against 23.5 ms with two, the session checks beside a login flood waited longer, and the memory
-    that hashes may hold grew with the processes (figures 1b and 4, benchmarks/README.md).
-    """
-    return -(-_cpu_count() // max(1, processes))
-
-
 class Settings(BaseSettings):
     """Every setting doorward reads. Secrets are SecretStr, so they print as '**********'."""
 
@@ -83,12 +70,21 @@ class Settings(BaseSettings):
     hash_profile: str = Field("owasp-2023", description="argon2id profile: " + ", ".join(PROFILES))
     hash_workers: Annotated[int, Field(ge=1)] = Field(
         default_factory=_cpu_count,
-        description="Password hashes computed at once, per process (default: the cores; with "
-        "serve --workers N, the cores shared out among the N)",
+        description="Password hashes computed at once (default: the cores): threads of the one "
+        "process, or with serve --workers N, hashing processes the N share",
     )
     hash_queue: Annotated[int, Field(ge=0)] = Field(
         default_factory=lambda: 8 * _cpu_count(),
-        description="Hashes allowed to wait (adds latency, not memory); beyond this, 503 at once",
+        description="Hashes allowed to wait (adds latency, not memory); beyond this, 503 at once. "
+        "With serve --workers N, each worker takes its share, and at least DOORWARD_HASH_WORKERS",
+    )
+    hash_socket: str | None = Field(
+        None,
+        description="Set by serve --workers N for its workers (the hashing processes' socket); leave unset",
+    )
+    hash_share: Annotated[int | None, Field(ge=1)] = Field(
+        None,
+        description="Set by serve --workers N for its workers (hashes each admits at once); leave unset",
     )
     password_min_length: Annotated[int, Field(ge=8, le=64)] = Field(
         15, description="Minimum password length in code points (NIST SP 800-63B rev 4: 15)"

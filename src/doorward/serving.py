@@ -22,6 +22,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from types import FrameType
 
 from uvicorn import Config, Server
@@ -140,8 +141,16 @@ class Workers:
     are wrong), the server stops instead, and ``run`` returns False.
     """
 
-    def __init__(self, config: Config, sockets: list[socket.socket]) -> None:
+    def __init__(
+        self,
+        config: Config,
+        sockets: list[socket.socket],
+        on_check: Callable[[], None] = lambda: None,
+        on_reload: Callable[[], None] = lambda: None,
+    ) -> None:
         self.config = config
+        self.on_check = on_check  # every CHECK_SECONDS while serving (the hashing processes' check)
+        self.on_reload = on_reload  # on SIGHUP, before the workers are replaced
         self.sockets = sockets
         self.processes: list[Process] = []
         self.should_exit = threading.Event()  # set by run()'s loop, never by a signal handler
@@ -166,6 +175,7 @@ class Workers:
                 self._handle_signals()
                 if not self.should_exit.is_set():
                     self._replace_dead()
+                    self.on_check()
         finally:
             self._stop_all()
         return not self.failed
@@ -178,6 +188,7 @@ class Workers:
         while self._signals:
             signum = self._signals.pop(0)
             if signum == signal.SIGHUP:
+                self.on_reload()
                 self._restart_all()
             else:
                 logger.info("received %s: stopping the workers", signal.Signals(signum).name)

@@ -67,7 +67,6 @@ async def open_services(settings: Settings, *, clock: Clock = utc_now) -> AsyncI
         statement_timeout=settings.db_statement_timeout,
         pool_size=settings.db_pool_size,
     )
-    pool = HashPool(settings.hash_workers, settings.hash_queue)
     lookup = open_lookup(
         engine.url,
         engine.dialect,
@@ -94,6 +93,7 @@ async def open_services(settings: Settings, *, clock: Clock = utc_now) -> AsyncI
     )
     postman = asyncio.create_task(outbox.run(), name="doorward-mail")
     deps: Deps | None = None
+    pool: HashPool | None = None
     try:
         key = (
             settings.pepper.get_secret_value().encode()
@@ -101,9 +101,11 @@ async def open_services(settings: Settings, *, clock: Clock = utc_now) -> AsyncI
             else await load_or_create_secret(engine, "import_hmac_key")
         )
         audit = Auditor([audit_sink], clock)
+        hasher = PasswordHasher(settings.profile, key)
+        pool = hash_pool(settings, hasher)
         deps = Deps(
             store=store,
-            hasher=PasswordHasher(settings.profile, key),
+            hasher=hasher,
             pool=pool,
             password_policy=PasswordPolicy(min_length=settings.password_min_length),
             session_policy=SessionPolicy(
@@ -146,9 +148,19 @@ async def open_services(settings: Settings, *, clock: Clock = utc_now) -> AsyncI
         await audit_sink.flush()
         if redis_store is not None:
             await redis_store.close()
-        pool.close()
+        if pool is not None:
+            pool.close()
         await store.close()
         await engine.dispose()
+
+
+def hash_pool(settings: Settings, hasher: PasswordHasher) -> HashPool:
+    """Threads of this process, or this worker's share of ``doorward serve``'s hashing processes."""
+    if settings.hash_socket is None or settings.hash_share is None:
+        return HashPool(settings.hash_workers, settings.hash_queue)
+    from doorward.hashers import ProcessRunner
+
+    return HashPool(settings.hash_share, 0, ProcessRunner(settings.hash_socket, hasher))
 
 
 def mail_transport(settings: Settings) -> Transport:

@@ -82,7 +82,7 @@ class PasswordHasher:
 
     def __init__(self, profile: Profile, key: bytes) -> None:
         self.profile = profile
-        self._key = key
+        self.key = key
         self._argon2 = profile.argon2id()
         # Verified instead of a real hash when the account does not exist, so that an unknown email
         # costs exactly what a wrong password costs.
@@ -139,7 +139,7 @@ class PasswordHasher:
         return stored
 
     def _wrap(self, sha256_digest: bytes) -> bytes:
-        return hmac.new(self._key, sha256_digest, hashlib.sha256).digest()
+        return hmac.new(self.key, sha256_digest, hashlib.sha256).digest()
 
     def _verify_argon2(self, stored: str, secret: bytes) -> bool:
         try:

@@ -46,11 +46,19 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_services(settings, clock=clock) as services:
             app.state.services = services
-            _log.info(
-                "hashing on %d thread(s), %d more may wait (DOORWARD_HASH_WORKERS, DOORWARD_HASH_QUEUE)",
-                settings.hash_workers,
-                settings.hash_queue,
-            )
+            if settings.hash_socket is None:
+                _log.info(
+                    "hashing on %d thread(s), %d more may wait (DOORWARD_HASH_WORKERS, DOORWARD_HASH_QUEUE)",
+                    settings.hash_workers,
+                    settings.hash_queue,
+                )
+            else:
+                _log.info(
+                    "hashing in the server's %d hashing processes, at most %d of this worker's at once "
+                    "running or waiting (DOORWARD_HASH_WORKERS, DOORWARD_HASH_QUEUE)",
+                    settings.hash_workers,
+                    services.pool.capacity,
+                )
             yield
 
     app = DoorwardApp(

@@ -1,0 +1,221 @@
+"""The hashing processes ``doorward serve --workers N`` shares among its workers (doorward/hashers.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from doorward.core.errors import Overloaded, UnrecognisedHash
+from doorward.core.hashing import WRAPPED_SHA256_PREFIX, PasswordHasher
+from doorward.core.hashpool import HashPool
+from doorward.core.passwords import Password
+from doorward.core.profiles import OWASP_2023, TESTING
+from doorward.hashers import Hashers, HashingFailed, ProcessRunner
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+
+RIGHT = Password("correct horse battery staple")
+WRONG = Password("correct horse battery stapler")
+
+
+@pytest.fixture
+def hashers() -> Iterator[Hashers]:
+    started = Hashers(2)
+    started.start()
+    assert settled(started)
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+def pool_on(hashers: Hashers, hasher: PasswordHasher, capacity: int = 8) -> HashPool:
+    return HashPool(capacity, 0, ProcessRunner(hashers.path, hasher))
+
+
+def cpu_ticks(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def settled(hashers: Hashers) -> bool:
+    """Every process has started and waits for work."""
+    return wait_for(lambda: all(state(p.pid) == "S" for p in hashers.processes))
+
+
+def wait_for(condition: Callable[[], bool], seconds: float = 10) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.001)
+    return False
+
+
+async def test_the_processes_answer_as_the_hasher_in_this_process(hashers: Hashers) -> None:
+    hasher = PasswordHasher(TESTING, key=os.urandom(32))
+    pool = pool_on(hashers, hasher)
+    stored = await pool.run(hasher.hash, RIGHT)
+    assert hasher.verify(stored, RIGHT).ok  # made over there, checked here
+    assert (await pool.run(hasher.verify, stored, RIGHT)).ok
+    assert not (await pool.run(hasher.verify, stored, WRONG)).ok
+    assert not (await pool.run(hasher.verify, None, RIGHT)).ok  # no such account
+    older = PasswordHasher(OWASP_2023, key=hasher.key).hash(RIGHT)
+    assert (await pool.run(hasher.verify, older, RIGHT)).needs_rehash
+    # An imported SHA-256 is wrapped with the key, which the processes got from this hasher.
+    legacy = hashlib.sha256(RIGHT.raw.encode()).hexdigest()
+    wrapped = await pool.run(hasher.for_import, legacy)
+    assert wrapped.startswith(WRAPPED_SHA256_PREFIX)
+    assert hasher.verify(wrapped, RIGHT).ok
+    verdict = await pool.run(hasher.verify, wrapped, RIGHT)
+    assert verdict.ok and verdict.needs_rehash
+    other = PasswordHasher(TESTING, key=b"another key")
+    assert not (await pool_on(hashers, other).run(other.verify, wrapped, RIGHT)).ok
+    with pytest.raises(UnrecognisedHash, match="Unrecognised"):
+        await pool.run(hasher.for_import, "not a hash")
+    assert pool.pending == 0
+
+
+async def test_the_hashes_of_one_worker_run_in_every_process(hashers: Hashers) -> None:
+    hasher = PasswordHasher(OWASP_2023, key=b"k")
+    stored = hasher.hash(RIGHT)
+    pool = pool_on(hashers, hasher)
+    pids = [process.pid for process in hashers.processes]
+    before = [cpu_ticks(pid) for pid in pids]
+    verdicts = await asyncio.gather(*(pool.run(hasher.verify, stored, RIGHT) for _ in range(8)))
+    assert all(verdict.ok for verdict in verdicts)
+    gained = [cpu_ticks(pid) - was for pid, was in zip(pids, before, strict=True)]
+    # Each verify costs a dozen milliseconds or more: both processes took some of the eight.
+    assert all(ticks >= 1 for ticks in gained), gained
+
+
+async def test_a_process_that_dies_mid_hash_is_a_503_and_is_replaced(hashers: Hashers) -> None:
+    hasher = PasswordHasher(OWASP_2023, key=b"k")
+    stored = hasher.hash(RIGHT)
+    pool = pool_on(hashers, hasher)
+    asked = asyncio.ensure_future(pool.run(hasher.verify, stored, RIGHT))
+
+    def hashing() -> list[int]:
+        return [p.pid for p in hashers.processes if state(p.pid) == "R"]
+
+    busy = await asyncio.to_thread(wait_for, lambda: bool(hashing()))
+    assert busy, "no hashing process took the hash"
+    os.kill(hashing()[0], signal.SIGKILL)
+    with pytest.raises(HashingFailed):
+        await asyncio.wait_for(asked, 10)
+    assert isinstance(HashingFailed(), Overloaded)  # answered as 503, as when the pool is full
+    dead = [p.pid for p in hashers.processes]
+    await asyncio.to_thread(wait_for, lambda: any(p.poll() is not None for p in hashers.processes))
+    hashers.replace_dead()
+    assert len({p.pid for p in hashers.processes} - set(dead)) == 1
+    assert (await pool.run(hasher.verify, stored, RIGHT)).ok
+    assert pool.pending == 0
+
+
+async def test_a_hash_no_one_waits_for_keeps_its_place_until_it_ends(hashers: Hashers) -> None:
+    hasher = PasswordHasher(OWASP_2023, key=b"k")
+    stored = hasher.hash(RIGHT)
+    pool = pool_on(hashers, hasher, capacity=1)
+    asked = asyncio.ensure_future(pool.run(hasher.verify, stored, RIGHT))
+    await asyncio.sleep(0)
+    asked.cancel()  # the client went away: its hash is on its way to a process anyway
+    with pytest.raises(asyncio.CancelledError):
+        await asked
+    assert pool.pending == 1
+    with pytest.raises(Overloaded):
+        pool.slot()
+    for _ in range(500):
+        if pool.pending == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert pool.pending == 0
+    assert (await pool.run(hasher.verify, stored, RIGHT)).ok
+
+
+async def test_no_processes_to_ask_is_a_503_at_once(tmp_path: Path) -> None:
+    hasher = PasswordHasher(TESTING, key=b"k")
+    pool = HashPool(1, 0, ProcessRunner(str(tmp_path / "nothing"), hasher))
+    with pytest.raises(HashingFailed):
+        await asyncio.wait_for(pool.run(hasher.verify, None, RIGHT), 5)
+    assert pool.pending == 0
+
+
+async def test_only_the_hasher_the_runner_was_made_for_runs_there(hashers: Hashers) -> None:
+    hasher = PasswordHasher(TESTING, key=b"k")
+    pool = pool_on(hashers, hasher)
+    with pytest.raises(TypeError):
+        await pool.run(print, "anything")
+    with pytest.raises(TypeError):
+        await pool.run(PasswordHasher(TESTING, key=b"k").hash, RIGHT)
+    assert pool.pending == 0
+
+
+def test_the_socket_is_private_and_gone_after_stop() -> None:
+    hashers = Hashers(1)
+    hashers.start()
+    try:
+        directory = Path(hashers.path).parent
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+        assert stat.S_ISSOCK(Path(hashers.path).stat().st_mode)
+        process = hashers.processes[0]
+    finally:
+        hashers.stop()
+    assert process.returncode == 0  # finished, not killed
+    assert not directory.exists()
+
+
+async def test_sigterm_leaves_them_hashing_for_the_workers_still_finishing(hashers: Hashers) -> None:
+    hasher = PasswordHasher(TESTING, key=b"k")
+    pool = pool_on(hashers, hasher)
+    stored = await pool.run(hasher.hash, RIGHT)  # both have started and installed their handlers
+    await asyncio.gather(*(pool.run(hasher.verify, stored, RIGHT) for _ in range(4)))
+    for process in hashers.processes:
+        process.send_signal(signal.SIGTERM)
+        process.send_signal(signal.SIGINT)
+    await asyncio.sleep(0.2)
+    assert all(process.poll() is None for process in hashers.processes)
+    assert (await pool.run(hasher.verify, stored, RIGHT)).ok
+
+
+async def test_restart_puts_new_processes_in_place(hashers: Hashers) -> None:
+    hasher = PasswordHasher(TESTING, key=b"k")
+    pool = pool_on(hashers, hasher)
+    stored = await pool.run(hasher.hash, RIGHT)
+    old = list(hashers.processes)
+    await asyncio.to_thread(hashers.restart)
+    assert all(process.returncode == 0 for process in old)
+    assert not {p.pid for p in old} & {p.pid for p in hashers.processes}
+    assert (await pool.run(hasher.verify, stored, RIGHT)).ok
+
+
+def test_they_end_when_the_server_that_started_them_is_gone() -> None:
+    script = (
+        "import os; from doorward.hashers import Hashers; h = Hashers(1); h.start(); "
+        "print(h.processes[0].pid, flush=True); os._exit(0)"
+    )
+    started = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=True
+    )
+    pid = int(started.stdout.split()[0])
+
+    def ended() -> bool:
+        try:
+            return state(pid) == "Z"
+        except FileNotFoundError:
+            return True
+
+    assert wait_for(ended, 10), f"hashing process {pid} outlived its server"
