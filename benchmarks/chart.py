@@ -107,15 +107,12 @@ def _login(ax: Any, results: dict[str, Any], dbs: list[str]) -> None:
         colors.append("grey")
     for db in dbs:
         out = results["databases"][db]
-        for key, label in (
-            ("login_throughput", "default hash\nthreads"),
-            ("login_throughput_per_core", "a hash thread\nper core/process"),
-        ):
-            if key in out:
-                labels.append(f"{db}\n{label}")
-                values.append(out[key]["served_per_s"]["median"])
-                errors.append(_err(out[key]["served_per_s"]))
-                colors.append(COLORS.get(db, "grey"))
+        key = "login_throughput"
+        if key in out:
+            labels.append(f"{db}\ndefaults")
+            values.append(out[key]["served_per_s"]["median"])
+            errors.append(_err(out[key]["served_per_s"]))
+            colors.append(COLORS.get(db, "grey"))
     if not values:
         ax.set_axis_off()
         return

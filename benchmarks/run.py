@@ -34,7 +34,7 @@ import harness
 import reference
 from harness import Server, log, spread
 
-from doorward.config import Settings, hash_workers_per_process
+from doorward.config import Settings
 from doorward.core.profiles import PROFILES
 
 RESULTS = harness.HERE / "results"
@@ -140,8 +140,8 @@ class Suite:
 
     # -- servers ---------------------------------------------------------------------------------
 
-    def server_settings(self, config: str) -> dict[str, str]:
-        """The doorward settings of server configuration "defaults" or, for context, "per-core"."""
+    def server_settings(self) -> dict[str, str]:
+        """The doorward settings every server runs with: the defaults, but for these."""
         settings = {"hash_profile": self.profile.name, "log_level": "INFO"}
         if "access_log" in self.settings:
             # As the bare reference, which uvicorn serves with --no-access-log: a proxy in front logs.
@@ -149,18 +149,14 @@ class Suite:
         if self.many_clients:
             # wrk plays a reverse proxy in front of many clients (login.lua's X-Forwarded-For).
             settings["trusted_proxies"] = "127.0.0.1"
-        if config == "per-core":
-            # The default before the workers shared the cores: cores hashing threads in each of
-            # cores processes, cores x cores in all.
-            settings["hash_workers"] = str(self.cores)
         return settings
 
-    def doorward(self, db: dataset.Database, config: str) -> Server:
+    def doorward(self, db: dataset.Database) -> Server:
         self._logs += 1
-        env = harness.doorward_env(db.url, **self.server_settings(config))
+        env = harness.doorward_env(db.url, **self.server_settings())
         argv = [*harness.doorward_command(), "serve", "--host", "127.0.0.1", "--port", "{port}"]
         argv += ["--workers", str(self.cores), "--no-migrate"]
-        return Server(f"doorward ({db.name}, {config})", argv, env, self.scratch / f"server-{self._logs}.log")
+        return Server(f"doorward ({db.name})", argv, env, self.scratch / f"server-{self._logs}.log")
 
     def bare(self) -> Server:
         self._logs += 1
@@ -325,7 +321,7 @@ class Suite:
         tokens = stages[0].tokens
 
         if "session" in args.parts:
-            with self.doorward(db, "defaults") as server, self.bare() as bare:
+            with self.doorward(db) as server, self.bare() as bare:
                 out["session"] = {}
                 for connections in args.session_conns:
                     ours, theirs = self.session_vs_bare(server, bare, tokens, db.name, connections)
@@ -336,19 +332,15 @@ class Suite:
                         )
 
         if args.parts & {"flood", "login", "latency"}:
-            with self.doorward(db, "defaults") as server:
-                out["server_defaults"] = self.server_settings("defaults") | {
+            with self.doorward(db) as server:
+                out["server_defaults"] = self.server_settings() | {
                     "workers": str(self.cores),
-                    "hash_workers (default)": str(hash_workers_per_process(self.cores)),
+                    "hash_workers (default)": str(self.cores),
                     "hash_queue (default)": str(8 * self.cores),
                 }
                 if "flood" in args.parts:
                     out["flood"] = self.flood(server, tokens, users, db.name)
-                self.login_figures(server, db.name, users, out, "")
-            if args.parts & {"login", "latency"}:
-                with self.doorward(db, "per-core") as server:
-                    out["server_per_core"] = self.server_settings("per-core") | {"workers": str(self.cores)}
-                    self.login_figures(server, db.name, users, out, "_per_core")
+                self.login_figures(server, db.name, users, out)
 
         if "growth" in args.parts:
             out["growth"] = {}
@@ -361,7 +353,7 @@ class Suite:
                     out["load_s"][str(size)] = round(time.monotonic() - started, 1)
                     users, tokens = size, stage.tokens
                 log(f"[{db.name}] 6. growth at {size:,}: session check and login")
-                with self.doorward(db, "defaults") as server:
+                with self.doorward(db) as server:
                     out["growth"][str(size)] = {
                         "session": self.measure(
                             server,
@@ -381,18 +373,16 @@ class Suite:
                         ),
                     }
 
-    def login_figures(self, server: Server, db: str, users: int, out: dict[str, Any], suffix: str) -> None:
-        """Figures 1 and 2 (suffix "", the default settings) or, for context, 1b and 2b ("_per_core",
-        a hashing thread per core in every process) on this server, as --only asks."""
-        letter = "b" if suffix else ""
+    def login_figures(self, server: Server, db: str, users: int, out: dict[str, Any]) -> None:
+        """Figures 1 and 2 on this server, as --only asks."""
         if "login" in self.args.parts:
-            log(f"[{db}] 1{letter}. login throughput, {self.args.login_connections} connections")
-            out[f"login_throughput{suffix}"] = self.login_vs_reference(
+            log(f"[{db}] 1. login throughput, {self.args.login_connections} connections")
+            out["login_throughput"] = self.login_vs_reference(
                 server, self.args.login_connections, users, latency=False
             )
         if "latency" in self.args.parts:
-            log(f"[{db}] 2{letter}. login latency, {self.cores} connections")
-            out[f"login_latency{suffix}"] = self.login_vs_reference(server, self.cores, users, latency=True)
+            log(f"[{db}] 2. login latency, {self.cores} connections")
+            out["login_latency"] = self.login_vs_reference(server, self.cores, users, latency=True)
 
     def login_vs_reference(
         self, server: Server, connections: int, users: int, *, latency: bool
@@ -514,8 +504,8 @@ class Suite:
             if args.profile
             else None
         )
-        # The defaults: each of cores processes hashes on its share of the cores.
-        concurrent = self.cores * hash_workers_per_process(self.cores)
+        # The defaults: as many hashing processes as cores, shared by the workers.
+        concurrent = self.cores
         argon2_bytes = concurrent * self.profile.memory_cost * 1024
         return {
             "probe": {"connections": probe_connections, "pause_ms": probe_delay},
@@ -700,64 +690,55 @@ def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
         )
 
     for db, out in results["databases"].items():
-        for key, label in (
-            ("login_throughput", "1. login throughput (default hash threads)"),
-            ("login_throughput_per_core", "1b. login throughput (a hash thread per core in each process)"),
-        ):
-            if key in out and rate:
-                m = out[key]
-                own_rate = m.get("reference", {}).get("value", {}).get("median", rate)
-                r = m["served_per_s"]["median"] / own_rate
-                extra = [f"{code}: {n}" for code, n in m["statuses"].items() if code not in {"200", "401"}]
-                value = fmt_spread(m["served_per_s"], "/s", 1) + (f"; {', '.join(extra)}" if extra else "")
-                goal = "≥ 0.95 (bar 0.90)" if key == "login_throughput" else "(context)"
-                status = verdict(r, 0.95, True, 0.90) if key == "login_throughput" else ""
-                add(
-                    db,
-                    key,
-                    label,
-                    value,
-                    f"{own_rate:.1f} verifies/s (argon2id, all cores; runs interleaved)",
-                    r,
-                    goal,
-                    status,
-                    [m, ref_disturbance],
-                )
-        for key, label in (
-            ("login_latency", "2. login latency (default hash threads)"),
-            ("login_latency_per_core", "2b. login latency (a hash thread per core in each process)"),
-        ):
-            if key in out and one:
-                m = out[key]
-                own_one = m.get("reference", {}).get("value", {}).get("median", one)
-                p50, p99 = m["p50_ms"]["median"] / own_one, m["p99_ms"]["median"] / own_one
-                context = key.endswith("_per_core")
-                reference_ = (
-                    f"{own_one:.1f} ms (one verify, interleaved; for context {cores * 1000 / rate:.1f} ms "
-                    f"each with {cores} verifying at once)"
-                )
-                add(
-                    db,
-                    key + ".p50",
-                    label + f" p50, {m['connections']} conns",
-                    fmt_spread(m["p50_ms"], " ms", 1) + crowded_note(m.get("runs", [])),
-                    reference_,
-                    p50,
-                    "(context)" if context else "≤ 1.2",
-                    "" if context else verdict(p50, 1.2, False),
-                    [m, ref_disturbance],
-                )
-                add(
-                    db,
-                    key + ".p99",
-                    label + " p99",
-                    fmt_spread(m["p99_ms"], " ms", 1),
-                    reference_,
-                    p99,
-                    "(context)" if context else "≤ 2",
-                    "" if context else verdict(p99, 2.0, False),
-                    [m, ref_disturbance],
-                )
+        key, label = "login_throughput", "1. login throughput"
+        if key in out and rate:
+            m = out[key]
+            own_rate = m.get("reference", {}).get("value", {}).get("median", rate)
+            r = m["served_per_s"]["median"] / own_rate
+            extra = [f"{code}: {n}" for code, n in m["statuses"].items() if code not in {"200", "401"}]
+            value = fmt_spread(m["served_per_s"], "/s", 1) + (f"; {', '.join(extra)}" if extra else "")
+            add(
+                db,
+                key,
+                label,
+                value,
+                f"{own_rate:.1f} verifies/s (argon2id, all cores; runs interleaved)",
+                r,
+                "≥ 0.95 (bar 0.90)",
+                verdict(r, 0.95, True, 0.90),
+                [m, ref_disturbance],
+            )
+        key, label = "login_latency", "2. login latency"
+        if key in out and one:
+            m = out[key]
+            own_one = m.get("reference", {}).get("value", {}).get("median", one)
+            p50, p99 = m["p50_ms"]["median"] / own_one, m["p99_ms"]["median"] / own_one
+            reference_ = (
+                f"{own_one:.1f} ms (one verify, interleaved; for context {cores * 1000 / rate:.1f} ms "
+                f"each with {cores} verifying at once)"
+            )
+            add(
+                db,
+                key + ".p50",
+                label + f" p50, {m['connections']} conns",
+                fmt_spread(m["p50_ms"], " ms", 1) + crowded_note(m.get("runs", [])),
+                reference_,
+                p50,
+                "≤ 1.2",
+                verdict(p50, 1.2, False),
+                [m, ref_disturbance],
+            )
+            add(
+                db,
+                key + ".p99",
+                label + " p99",
+                fmt_spread(m["p99_ms"], " ms", 1),
+                reference_,
+                p99,
+                "≤ 2",
+                verdict(p99, 2.0, False),
+                [m, ref_disturbance],
+            )
         for conns, pair in sorted(out.get("session", {}).items(), key=lambda kv: int(kv[0])):
             m, b = pair["doorward"], pair["bare"]
             r = m["served_per_s"]["median"] / b["served_per_s"]["median"]
