@@ -202,11 +202,13 @@ def test_sigterm_stops_the_server_and_every_worker(start_server: Callable[..., S
         assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
 
 
-def serve(database_url: str, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+def serve(
+    database_url: str, *args: str, timeout: float = 30, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """``doorward serve --workers 2 *args`` expected to exit by itself; its workers die with it."""
     with subprocess.Popen(
         [sys.executable, "-m", "doorward", "serve", "--workers", "2", *args],
-        env=doorward_env(database_url),
+        env=doorward_env(database_url) | (env or {}),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -289,6 +291,16 @@ def test_an_address_that_cannot_be_listened_on_is_one_line(tmp_path: Path) -> No
     last = result.stderr.splitlines()[-1]
     assert last.startswith(f"error: cannot listen on 192.0.2.1:{port}: "), result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_no_place_for_the_hashing_socket_is_one_line(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 60) / ("e" * 60)  # a socket's path may not be this long
+    deep.mkdir(parents=True)
+    result = serve(f"sqlite:///{tmp_path / 'd.db'}", "--port", str(free_port()), env={"TMPDIR": str(deep)})
+    assert result.returncode == 1
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith("error: cannot create the hashing processes' socket: "), result.stderr
+    assert list(deep.iterdir()) == []  # nothing left behind
 
 
 def test_a_worker_that_cannot_start_stops_the_server(tmp_path: Path) -> None:

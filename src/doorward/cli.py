@@ -107,12 +107,12 @@ def serve(
             raise fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     else:  # no kernel balancing: the workers share one socket, as under uvicorn's own supervisor
         sockets = [config.bind_socket()] * workers
-    hashers = Hashers(settings.hash_workers)
-    # The workers read these when they start, and each logs what it hashes on (web/app.py).
+    try:
+        hashers = Hashers(settings.hash_workers)
+    except OSError as exc:  # a TMPDIR too long for a socket's path, or not writable
+        raise fail(f"cannot create the hashing processes' socket: {exc.strerror or exc}") from None
+    # The workers read it when they start, and each logs what it hashes on (web/app.py).
     os.environ["DOORWARD_HASH_SOCKET"] = hashers.path
-    os.environ["DOORWARD_HASH_SHARE"] = str(
-        max(settings.hash_workers, -(-(settings.hash_workers + settings.hash_queue) // workers))
-    )
     hashers.start()
     try:
         served = Workers(config, sockets, on_check=hashers.replace_dead, on_reload=hashers.restart).run()

@@ -75,16 +75,11 @@ class Settings(BaseSettings):
     )
     hash_queue: Annotated[int, Field(ge=0)] = Field(
         default_factory=lambda: 8 * _cpu_count(),
-        description="Hashes allowed to wait (adds latency, not memory); beyond this, 503 at once. "
-        "With serve --workers N, each worker takes its share, and at least DOORWARD_HASH_WORKERS",
+        description="Hashes allowed to wait per process (adds latency, not memory); beyond, 503 at once",
     )
     hash_socket: str | None = Field(
         None,
         description="Set by serve --workers N for its workers (the hashing processes' socket); leave unset",
-    )
-    hash_share: Annotated[int | None, Field(ge=1)] = Field(
-        None,
-        description="Set by serve --workers N for its workers (hashes each admits at once); leave unset",
     )
     password_min_length: Annotated[int, Field(ge=8, le=64)] = Field(
         15, description="Minimum password length in code points (NIST SP 800-63B rev 4: 15)"

@@ -114,8 +114,8 @@ class ProcessRunner:
             await loop.sock_connect(sock, self.path)
             await loop.sock_sendall(sock, request)
             answer = await _read_message_async(loop, sock)
-        except OSError as exc:
-            logger.error("the hashing processes did not answer: %s", exc.strerror or exc)
+        except (OSError, ValueError) as exc:  # unreachable, gone mid-hash, or an answer cut short
+            logger.error("the hashing processes did not answer: %s", getattr(exc, "strerror", None) or exc)
             raise HashingFailed() from None
         finally:
             sock.close()
@@ -255,8 +255,13 @@ class Hashers:
         self._directory = Path(tempfile.mkdtemp(prefix="doorward-hash-"))  # mode 0700
         self.path = str(self._directory / "socket")
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._listener.bind(self.path)
-        self._listener.listen(socket.SOMAXCONN)
+        try:
+            self._listener.bind(self.path)
+            self._listener.listen(socket.SOMAXCONN)
+        except OSError:
+            self._listener.close()
+            shutil.rmtree(self._directory, ignore_errors=True)
+            raise
         self.processes: list[subprocess.Popen[bytes]] = []
 
     def start(self) -> None:

@@ -156,11 +156,11 @@ async def open_services(settings: Settings, *, clock: Clock = utc_now) -> AsyncI
 
 def hash_pool(settings: Settings, hasher: PasswordHasher) -> HashPool:
     """Threads of this process, or this worker's share of ``doorward serve``'s hashing processes."""
-    if settings.hash_socket is None or settings.hash_share is None:
+    if settings.hash_socket is None:
         return HashPool(settings.hash_workers, settings.hash_queue)
     from doorward.hashers import ProcessRunner
 
-    return HashPool(settings.hash_share, 0, ProcessRunner(settings.hash_socket, hasher))
+    return HashPool(settings.hash_workers, settings.hash_queue, ProcessRunner(settings.hash_socket, hasher))
 
 
 def mail_transport(settings: Settings) -> Transport:

@@ -79,7 +79,7 @@ class HashPool:
     with at most ``queue`` more waiting; argon2-cffi releases the GIL while hashing, so the threads
     run in parallel, and memory stays bounded by ``workers`` x the profile's memory cost. Another
     ``runner`` may run them elsewhere (``doorward serve --workers N`` shares processes of its own
-    among its workers: doorward/hashers.py); ``workers + queue`` is then this pool's share.
+    among its workers: doorward/hashers.py); each worker's pool still admits ``workers + queue``.
     """
 
     def __init__(self, workers: int, queue: int, runner: Runner | None = None) -> None:

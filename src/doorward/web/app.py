@@ -54,10 +54,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
                 )
             else:
                 _log.info(
-                    "hashing in the server's %d hashing processes, at most %d of this worker's at once "
-                    "running or waiting (DOORWARD_HASH_WORKERS, DOORWARD_HASH_QUEUE)",
+                    "hashing in the server's %d hashing processes, %d more of this worker's may wait "
+                    "(DOORWARD_HASH_WORKERS, DOORWARD_HASH_QUEUE)",
                     settings.hash_workers,
-                    services.pool.capacity,
+                    settings.hash_queue,
                 )
             yield
 
