@@ -24,6 +24,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def wait_for(condition: Callable[[], bool], seconds: float = 20, every: float = 0.05) -> bool:
+    """Whether ``condition()`` became true within ``seconds``, asked every ``every`` seconds."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(every)
+    return False
+
+
 def doorward_env(database_url: str, **settings: str) -> dict[str, str]:
     """This process's environment without any DOORWARD_* of the developer's, plus these settings."""
     env = {name: value for name, value in os.environ.items() if not name.startswith("DOORWARD_")}

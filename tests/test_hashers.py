@@ -9,8 +9,7 @@ import signal
 import stat
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from doorward.core.hashpool import HashPool
 from doorward.core.passwords import Password
 from doorward.core.profiles import OWASP_2023, TESTING
 from doorward.hashers import Hashers, HashingFailed, ProcessRunner
+from tests.servers import wait_for
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
@@ -54,16 +54,7 @@ def state(pid: int) -> str:
 
 def settled(hashers: Hashers) -> bool:
     """Every process has started and waits for work."""
-    return wait_for(lambda: all(state(p.pid) == "S" for p in hashers.processes))
-
-
-def wait_for(condition: Callable[[], bool], seconds: float = 10) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.001)
-    return False
+    return wait_for(lambda: all(state(p.pid) == "S" for p in hashers.processes), 10, every=0.001)
 
 
 async def test_the_processes_answer_as_the_hasher_in_this_process(hashers: Hashers) -> None:
@@ -112,14 +103,14 @@ async def test_a_process_that_dies_mid_hash_is_a_503_and_is_replaced(hashers: Ha
     def hashing() -> list[int]:
         return [p.pid for p in hashers.processes if state(p.pid) == "R"]
 
-    busy = await asyncio.to_thread(wait_for, lambda: bool(hashing()))
+    busy = await asyncio.to_thread(wait_for, lambda: bool(hashing()), 10, 0.001)
     assert busy, "no hashing process took the hash"
     os.kill(hashing()[0], signal.SIGKILL)
     with pytest.raises(HashingFailed):
         await asyncio.wait_for(asked, 10)
     assert isinstance(HashingFailed(), Overloaded)  # answered as 503, as when the pool is full
     dead = [p.pid for p in hashers.processes]
-    await asyncio.to_thread(wait_for, lambda: any(p.poll() is not None for p in hashers.processes))
+    await asyncio.to_thread(wait_for, lambda: any(p.poll() is not None for p in hashers.processes), 10, 0.001)
     hashers.replace_dead()
     assert len({p.pid for p in hashers.processes} - set(dead)) == 1
     assert (await pool.run(hasher.verify, stored, RIGHT)).ok
@@ -218,4 +209,4 @@ def test_they_end_when_the_server_that_started_them_is_gone() -> None:
         except FileNotFoundError:
             return True
 
-    assert wait_for(ended, 10), f"hashing process {pid} outlived its server"
+    assert wait_for(ended, 10, every=0.01), f"hashing process {pid} outlived its server"

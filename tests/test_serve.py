@@ -9,7 +9,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
@@ -18,7 +17,7 @@ import httpx
 import pytest
 
 from doorward.serving import listening_sockets
-from tests.servers import Server, doorward_env, free_port
+from tests.servers import Server, doorward_env, free_port, wait_for
 
 pytestmark = [
     pytest.mark.e2e,
@@ -76,15 +75,6 @@ def burst(port: int, count: int) -> Iterator[list[socket.socket]]:
 
 def port_of(server: Server) -> int:
     return int(server.base_url.rsplit(":", 1)[1])
-
-
-def wait_for(condition: Callable[[], bool], seconds: float = 20) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_a_burst_of_connections_spreads_over_both_workers(start_server: Callable[..., Server]) -> None:
