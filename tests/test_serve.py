@@ -117,12 +117,16 @@ def test_sighup_replaces_every_worker_while_every_request_is_answered(
     first = set(worker_pids(server)) | set(hashing_pids(server))
     statuses: list[int | str] = []
     done = threading.Event()
+    body = {"email": "sighup@example.com", "password": "correct horse battery staple"}
+    assert httpx.post(server.base_url + "/register", json=body, timeout=20).status_code == 201
 
     def keep_asking() -> None:
         with httpx.Client(base_url=server.base_url, timeout=20) as client:
             while not done.is_set():
-                try:  # a new connection each time, so that both sockets are asked
-                    statuses.append(client.get("/healthz", headers={"Connection": "close"}).status_code)
+                try:  # logins, which need the hashing processes, each on a connection of its own
+                    statuses.append(
+                        client.post("/login", json=body, headers={"Connection": "close"}).status_code
+                    )
                 except httpx.HTTPError as exc:
                     statuses.append(repr(exc))
 

@@ -113,8 +113,8 @@ def serve(
         raise fail(f"cannot create the hashing processes' socket: {exc.strerror or exc}") from None
     # The workers read it when they start, and each logs what it hashes on (web/app.py).
     os.environ["DOORWARD_HASH_SOCKET"] = hashers.path
-    hashers.start()
     try:
+        hashers.start()
         served = Workers(config, sockets, on_check=hashers.replace_dead, on_reload=hashers.restart).run()
     finally:
         hashers.stop()

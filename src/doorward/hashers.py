@@ -57,8 +57,13 @@ READ_SECONDS = 5.0
 PARENT_CHECK_SECONDS = 1.0
 """How often a hashing process waiting for work checks that the server that started it still runs."""
 
+ANSWER_SECONDS = 30.0
+"""The longest a worker waits for a hash's answer (queued and computed) before answering 503."""
+
 FINISH_SECONDS = 10.0
 """How long a hashing process told to finish may take (its hash, then the check of its flag)."""
+
+_BORN_BLOCKED = {signal.SIGUSR1, signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 
 _ERRORS: dict[str, type[DoorwardError]] = {"UnrecognisedHash": UnrecognisedHash}
 """The errors a hash may raise that reach the caller as they are; any other is a failure."""
@@ -108,17 +113,23 @@ class ProcessRunner:
     async def _ask(self, op: str, args: tuple[object, ...]) -> Any:
         request = encode({**self._header, "op": op, "args": [_plain(arg) for arg in args]})
         loop = asyncio.get_running_loop()
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.setblocking(False)
+        sock: socket.socket | None = None
         try:
-            await loop.sock_connect(sock, self.path)
-            await loop.sock_sendall(sock, request)
-            answer = await _read_message_async(loop, sock)
-        except (OSError, ValueError) as exc:  # unreachable, gone mid-hash, or an answer cut short
-            logger.error("the hashing processes did not answer: %s", getattr(exc, "strerror", None) or exc)
+            async with asyncio.timeout(ANSWER_SECONDS):
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock.setblocking(False)
+                await loop.sock_connect(sock, self.path)
+                await loop.sock_sendall(sock, request)
+                answer = await _read_message_async(loop, sock)
+        # Unreachable, gone mid-hash, an answer cut short, or none in time (no process accepts:
+        # all dead and not yet replaced): the slot must not stay taken by a login long given up.
+        except (OSError, ValueError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+            logger.error("the hashing processes did not answer: %s", reason)
             raise HashingFailed() from None
         finally:
-            sock.close()
+            if sock is not None:
+                sock.close()
         if "error" in answer:
             error = _ERRORS.get(answer["error"])
             if error is None:
@@ -180,9 +191,9 @@ def serve(listener: socket.socket, parent: int) -> None:
         finishing = True
 
     signal.signal(signal.SIGUSR1, finish)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})  # blocked by Hashers._spawn
     for ignored in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(ignored, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _BORN_BLOCKED)
     lower_priority()
     listener.settimeout(PARENT_CHECK_SECONDS)
     hashers: dict[tuple[str, str], PasswordHasher] = {}
@@ -265,14 +276,16 @@ class Hashers:
         self.processes: list[subprocess.Popen[bytes]] = []
 
     def start(self) -> None:
-        self.processes = [self._spawn() for _ in range(self.count)]
+        for _ in range(self.count):
+            self.processes.append(self._spawn())  # one at a time: stop() ends those started
         logger.info("%d hashing processes serve every worker's hashes", self.count)
 
     def _spawn(self) -> subprocess.Popen[bytes]:
         fd = self._listener.fileno()
-        # Born with SIGUSR1 blocked (the mask is inherited), so that one told to finish before it
-        # has set its handler finishes as well, when it sets it, instead of dying of the signal.
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+        # Born with these blocked (the mask is inherited) until serve() has set what they do: one
+        # told to finish that early finishes all the same, and Ctrl+C or a service manager's
+        # SIGTERM to the whole group does not kill one that has just started.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _BORN_BLOCKED)
         try:
             return subprocess.Popen(  # noqa: S603 (this interpreter, our own module, no shell)
                 [sys.executable, "-m", "doorward.hashers", str(fd), str(os.getpid())],
@@ -286,7 +299,11 @@ class Hashers:
         """Start a new process in the place of each one that has ended."""
         for index, process in enumerate(self.processes):
             if process.poll() is not None:
-                self.processes[index] = self._spawn()
+                try:
+                    self.processes[index] = self._spawn()
+                except OSError as exc:  # no memory, no processes left: try again at the next check
+                    logger.error("cannot start a hashing process: %s", exc.strerror or exc)
+                    return
                 logger.warning(
                     "hashing process %s ended (exit code %s); %s replaces it",
                     process.pid,
@@ -296,7 +313,15 @@ class Hashers:
 
     def restart(self) -> None:
         """New processes (new code, after SIGHUP) take over; the old ones finish their hash and go."""
-        old, self.processes = self.processes, [self._spawn() for _ in range(self.count)]
+        new: list[subprocess.Popen[bytes]] = []
+        try:
+            for _ in range(self.count):
+                new.append(self._spawn())
+        except OSError as exc:
+            self._finish(new)
+            logger.error("cannot start new hashing processes, keeping the old ones: %s", exc.strerror or exc)
+            return
+        old, self.processes = self.processes, new
         self._finish(old)
         logger.info("%d new hashing processes replace the old ones", self.count)
 
