@@ -22,7 +22,7 @@ from doorward.core.hashing import WRAPPED_SHA256_PREFIX, PasswordHasher
 from doorward.core.hashpool import HashPool
 from doorward.core.passwords import Password
 from doorward.core.profiles import OWASP_2023, RFC_9106_LOW_MEMORY, TESTING
-from doorward.hashers import Hashers, HashingFailed, ProcessRunner
+from doorward.hashers import Hashers, HashersNotReady, HashingFailed, ProcessRunner
 from tests.servers import wait_for
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
@@ -234,3 +234,35 @@ def test_they_end_when_the_server_that_started_them_is_gone() -> None:
             return True
 
     assert wait_for(ended, 10, every=0.01), f"hashing process {pid} outlived its server"
+
+
+@pytest.fixture
+def bad_deploy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """New processes import a doorward that fails, as after a deploy missing a compiled module."""
+    package = tmp_path / "broken" / "doorward"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text('raise ImportError("a bad deploy")\n')
+    monkeypatch.setenv("PYTHONPATH", str(package.parent))
+
+
+async def test_sighup_keeps_the_old_processes_when_the_new_ones_cannot_start(
+    hashers: Hashers, bad_deploy: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    hasher = PasswordHasher(TESTING, key=b"k")
+    pool = pool_on(hashers, hasher)
+    stored = await pool.run(hasher.hash, RIGHT)
+    old = list(hashers.processes)
+    await asyncio.to_thread(hashers.restart)
+    assert hashers.processes == old and all(process.poll() is None for process in old)
+    assert "did not get ready: keeping the old ones" in caplog.text
+    assert (await pool.run(hasher.verify, stored, RIGHT)).ok
+
+
+def test_processes_that_cannot_start_stop_the_server_from_starting(bad_deploy: None) -> None:
+    hashers = Hashers(2)
+    try:
+        with pytest.raises(HashersNotReady):
+            hashers.start()
+    finally:
+        hashers.stop()
+    assert all(process.poll() is not None for process in hashers.processes)

@@ -76,7 +76,7 @@ def serve(
     import uvicorn
     from uvicorn.config import STARTUP_FAILURE
 
-    from doorward.hashers import Hashers
+    from doorward.hashers import Hashers, HashersNotReady
     from doorward.serving import GRACEFUL_SECONDS, Workers, listening_sockets, reuse_port_supported
 
     settings = load_settings()
@@ -116,6 +116,8 @@ def serve(
     try:
         hashers.start()
         served = Workers(config, sockets, on_check=hashers.replace_dead, on_reload=hashers.restart).run()
+    except HashersNotReady:
+        raise fail("the hashing processes did not start (their errors are above)") from None
     finally:
         hashers.stop()
     if not served:

@@ -25,6 +25,7 @@ import contextlib
 import json
 import logging
 import os
+import select
 import shutil
 import signal
 import socket
@@ -60,6 +61,13 @@ PARENT_CHECK_SECONDS = 1.0
 ANSWER_SECONDS = 30.0
 """The longest a worker waits for a hash's answer (queued and computed) before answering 503."""
 
+STARTUP_SECONDS = 30.0
+"""How long new hashing processes may take to be ready (at start, and on SIGHUP) before the server
+gives up on them: it stops at start, and keeps the old ones on SIGHUP."""
+
+READY = b"ready\n"
+"""What a hashing process writes to its stdout, a pipe to the server, once it is about to accept."""
+
 FINISH_SECONDS = 10.0
 """How long a hashing process told to finish may take (its hash, then the check of its flag)."""
 
@@ -67,6 +75,10 @@ _BORN_BLOCKED = {signal.SIGUSR1, signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 
 _ERRORS: dict[str, type[DoorwardError]] = {"UnrecognisedHash": UnrecognisedHash}
 """The errors a hash may raise that reach the caller as they are; any other is a failure."""
+
+
+class HashersNotReady(RuntimeError):
+    """The hashing processes did not say they were ready in time (their errors are in the log)."""
 
 
 class HashingFailed(Overloaded):
@@ -194,6 +206,11 @@ def serve(listener: socket.socket, parent: int) -> None:
     for ignored in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(ignored, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _BORN_BLOCKED)
+    with contextlib.suppress(OSError):  # the server stopped listening for it: no matter
+        os.write(sys.stdout.fileno(), READY)
+    nowhere = os.open(os.devnull, os.O_WRONLY)  # the pipe is closed; stdout stays a valid descriptor
+    os.dup2(nowhere, sys.stdout.fileno())
+    os.close(nowhere)
     lower_priority()
     listener.settimeout(PARENT_CHECK_SECONDS)
     hashers: dict[tuple[str, str], PasswordHasher] = {}
@@ -276,11 +293,15 @@ class Hashers:
         self.processes: list[subprocess.Popen[bytes]] = []
 
     def start(self) -> None:
+        """Start the processes and wait until they are ready, or raise HashersNotReady."""
         for _ in range(self.count):
             self.processes.append(self._spawn())  # one at a time: stop() ends those started
+        if not self._ready(self.processes):
+            raise HashersNotReady()
         logger.info("%d hashing processes serve every worker's hashes", self.count)
 
     def _spawn(self) -> subprocess.Popen[bytes]:
+        """A new process, with its stdout a pipe on which it says when it is ready (see _ready)."""
         fd = self._listener.fileno()
         # Born with these blocked (the mask is inherited) until serve() has set what they do: one
         # told to finish that early finishes all the same, and Ctrl+C or a service manager's
@@ -291,6 +312,7 @@ class Hashers:
                 [sys.executable, "-m", "doorward.hashers", str(fd), str(os.getpid())],
                 pass_fds=(fd,),
                 stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
             )
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
@@ -304,6 +326,7 @@ class Hashers:
                 except OSError as exc:  # no memory, no processes left: try again at the next check
                     logger.error("cannot start a hashing process: %s", exc.strerror or exc)
                     return
+                self._close_pipe(self.processes[index])  # not waited for: the next check looks again
                 logger.warning(
                     "hashing process %s ended (exit code %s); %s replaces it",
                     process.pid,
@@ -321,6 +344,10 @@ class Hashers:
             self._finish(new)
             logger.error("cannot start new hashing processes, keeping the old ones: %s", exc.strerror or exc)
             return
+        if not self._ready(new):
+            self._finish(new)
+            logger.error("the new hashing processes did not get ready: keeping the old ones")
+            return
         old, self.processes = self.processes, new
         self._finish(old)
         logger.info("%d new hashing processes replace the old ones", self.count)
@@ -331,9 +358,32 @@ class Hashers:
         self._listener.close()
         shutil.rmtree(self._directory, ignore_errors=True)
 
+    def _ready(self, processes: list[subprocess.Popen[bytes]]) -> bool:
+        """Whether each process said it is ready within STARTUP_SECONDS (a new one that cannot
+        import doorward, say, exits instead); their pipes are closed either way."""
+        deadline = time.monotonic() + STARTUP_SECONDS
+        try:
+            for process in processes:
+                assert process.stdout is not None
+                readable, _, _ = select.select(
+                    [process.stdout], [], [], max(0.0, deadline - time.monotonic())
+                )
+                if not readable or process.stdout.readline() != READY:
+                    return False
+            return True
+        finally:
+            for process in processes:
+                self._close_pipe(process)
+
     @staticmethod
-    def _finish(processes: list[subprocess.Popen[bytes]]) -> None:
+    def _close_pipe(process: subprocess.Popen[bytes]) -> None:
+        if process.stdout is not None:
+            process.stdout.close()
+
+    @classmethod
+    def _finish(cls, processes: list[subprocess.Popen[bytes]]) -> None:
         for process in processes:
+            cls._close_pipe(process)
             if process.poll() is None:
                 process.send_signal(signal.SIGUSR1)
         deadline = time.monotonic() + FINISH_SECONDS
