@@ -266,3 +266,21 @@ def test_processes_that_cannot_start_stop_the_server_from_starting(bad_deploy: N
     finally:
         hashers.stop()
     assert all(process.poll() is not None for process in hashers.processes)
+
+
+def test_a_process_that_keeps_dying_is_replaced_after_longer_waits(hashers: Hashers) -> None:
+    def kill_first() -> int:
+        process = hashers.processes[0]
+        process.kill()
+        process.wait()
+        return process.pid
+
+    first = kill_first()
+    hashers.replace_dead()  # the first death: replaced at once
+    second = hashers.processes[0].pid
+    assert second != first
+    kill_first()
+    hashers.replace_dead()  # died again at once: its successor waits a second
+    assert hashers.processes[0].pid == second
+    assert wait_for(lambda: (hashers.replace_dead(), hashers.processes[0].pid != second)[1], 5, every=0.1)
+    assert hashers.processes[1].poll() is None  # the other place was left alone

@@ -291,6 +291,9 @@ class Hashers:
             shutil.rmtree(self._directory, ignore_errors=True)
             raise
         self.processes: list[subprocess.Popen[bytes]] = []
+        self._started = [time.monotonic()] * count
+        self._deaths = [0] * count  # in a row, per place: how long the next start waits
+        self._due: dict[int, float] = {}  # place -> when its dead process's successor starts
 
     def start(self) -> None:
         """Start the processes and wait until they are ready, or raise HashersNotReady."""
@@ -318,21 +321,37 @@ class Hashers:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
     def replace_dead(self) -> None:
-        """Start a new process in the place of each one that has ended."""
+        """Start a new process in the place of each one that has ended: at once, and after waits
+        that double up to half a minute while its successors keep dying (as serve's workers)."""
+        from doorward.serving import RESTART_WAITS, STABLE_SECONDS  # the server's side only
+
+        now = time.monotonic()
         for index, process in enumerate(self.processes):
-            if process.poll() is not None:
-                try:
-                    self.processes[index] = self._spawn()
-                except OSError as exc:  # no memory, no processes left: try again at the next check
-                    logger.error("cannot start a hashing process: %s", exc.strerror or exc)
-                    return
-                self._close_pipe(self.processes[index])  # not waited for: the next check looks again
+            if process.poll() is None:
+                if now - self._started[index] > STABLE_SECONDS:
+                    self._deaths[index] = 0
+                continue
+            if index not in self._due:
+                wait = RESTART_WAITS[min(self._deaths[index], len(RESTART_WAITS) - 1)]
+                self._deaths[index] += 1
+                self._due[index] = now + wait
                 logger.warning(
-                    "hashing process %s ended (exit code %s); %s replaces it",
+                    "hashing process %s ended (exit code %s); a new one starts in %g s",
                     process.pid,
                     process.returncode,
-                    self.processes[index].pid,
+                    wait,
                 )
+            if now < self._due[index]:
+                continue
+            try:
+                self.processes[index] = self._spawn()
+            except OSError as exc:  # no memory, no processes left: try again at the next check
+                logger.error("cannot start a hashing process: %s", exc.strerror or exc)
+                return
+            del self._due[index]
+            self._started[index] = now
+            self._close_pipe(self.processes[index])  # not waited for: the next check looks again
+            logger.info("hashing process %s replaces %s", self.processes[index].pid, process.pid)
 
     def restart(self) -> None:
         """New processes (new code, after SIGHUP) take over; the old ones finish their hash and go."""
@@ -349,6 +368,7 @@ class Hashers:
             logger.error("the new hashing processes did not get ready: keeping the old ones")
             return
         old, self.processes = self.processes, new
+        self._started, self._due = [time.monotonic()] * self.count, {}
         self._finish(old)
         logger.info("%d new hashing processes replace the old ones", self.count)
 
