@@ -43,6 +43,7 @@ from doorward.core.hashing import PasswordHasher, Verdict
 from doorward.core.hashpool import lower_priority
 from doorward.core.passwords import Password
 from doorward.core.profiles import PROFILES
+from doorward.restarts import Restarts
 
 T = TypeVar("T")
 
@@ -291,14 +292,13 @@ class Hashers:
             shutil.rmtree(self._directory, ignore_errors=True)
             raise
         self.processes: list[subprocess.Popen[bytes]] = []
-        self._started = [time.monotonic()] * count
-        self._deaths = [0] * count  # in a row, per place: how long the next start waits
-        self._due: dict[int, float] = {}  # place -> when its dead process's successor starts
+        self._restarts = Restarts(count)
 
     def start(self) -> None:
         """Start the processes and wait until they are ready, or raise HashersNotReady."""
-        for _ in range(self.count):
+        for index in range(self.count):
             self.processes.append(self._spawn())  # one at a time: stop() ends those started
+            self._restarts.started(index, time.monotonic())
         if not self._ready(self.processes):
             raise HashersNotReady()
         logger.info("%d hashing processes serve every worker's hashes", self.count)
@@ -323,33 +323,27 @@ class Hashers:
     def replace_dead(self) -> None:
         """Start a new process in the place of each one that has ended: at once, and after waits
         that double up to half a minute while its successors keep dying (as serve's workers)."""
-        from doorward.serving import RESTART_WAITS, STABLE_SECONDS  # the server's side only
-
         now = time.monotonic()
         for index, process in enumerate(self.processes):
             if process.poll() is None:
-                if now - self._started[index] > STABLE_SECONDS:
-                    self._deaths[index] = 0
+                self._restarts.alive(index, now)
                 continue
-            if index not in self._due:
-                wait = RESTART_WAITS[min(self._deaths[index], len(RESTART_WAITS) - 1)]
-                self._deaths[index] += 1
-                self._due[index] = now + wait
+            if not self._restarts.waiting(index):
+                wait = self._restarts.died(index, now)
                 logger.warning(
                     "hashing process %s ended (exit code %s); a new one starts in %g s",
                     process.pid,
                     process.returncode,
                     wait,
                 )
-            if now < self._due[index]:
+            if not self._restarts.due(index, now):
                 continue
             try:
                 self.processes[index] = self._spawn()
             except OSError as exc:  # no memory, no processes left: try again at the next check
                 logger.error("cannot start a hashing process: %s", exc.strerror or exc)
                 return
-            del self._due[index]
-            self._started[index] = now
+            self._restarts.started(index, now)
             self._close_pipe(self.processes[index])  # not waited for: the next check looks again
             logger.info("hashing process %s replaces %s", self.processes[index].pid, process.pid)
 
@@ -368,7 +362,8 @@ class Hashers:
             logger.error("the new hashing processes did not get ready: keeping the old ones")
             return
         old, self.processes = self.processes, new
-        self._started, self._due = [time.monotonic()] * self.count, {}
+        for index in range(self.count):
+            self._restarts.started(index, time.monotonic())
         self._finish(old)
         logger.info("%d new hashing processes replace the old ones", self.count)
 

@@ -29,6 +29,8 @@ from uvicorn import Config, Server
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors.multiprocess import Process
 
+from doorward.restarts import Restarts
+
 logger = logging.getLogger("doorward.serve")
 
 CHECK_SECONDS = 0.5
@@ -40,14 +42,8 @@ GRACEFUL_SECONDS = 30
 FIRST_REQUEST_SECONDS = 0.5
 """How long a stopping worker waits for the request of a connection it has accepted but not yet read."""
 
-RESTART_WAITS = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
-"""Seconds before a dead worker's successor starts, by how many died in a row on its socket."""
-
 STARTUP_SECONDS = 30.0
 """How long a replacement started by SIGHUP may take to start serving before the others are kept."""
-
-STABLE_SECONDS = 60.0
-"""A worker that lived this long clears its socket's count of deaths in a row."""
 
 
 class _Server(Server):
@@ -157,9 +153,7 @@ class Workers:
         self.failed = False
         self.served = False  # a worker has finished starting: a startup failure is no longer fatal
         self._signals: list[int] = []
-        self._started_at = [0.0] * len(sockets)
-        self._deaths = [0] * len(sockets)  # in a row, per socket: how long the next start waits
-        self._due: dict[int, float] = {}  # socket index -> when its dead worker's successor starts
+        self._restarts = Restarts(len(sockets))  # one place per socket
 
     def run(self) -> bool:
         """Serve until SIGINT or SIGTERM; True unless a worker failed to start."""
@@ -198,13 +192,13 @@ class Workers:
     def _start(self, index: int) -> Process:
         process = _Worker(self.config, [self.sockets[index]])
         process.start()
-        self._started_at[index] = time.monotonic()
+        self._restarts.started(index, time.monotonic())
         return process
 
     def _restart_all(self) -> None:
         logger.info("received SIGHUP: replacing the workers one at a time")
         for index, old in enumerate(self.processes):
-            if index in self._due:
+            if self._restarts.waiting(index):
                 continue  # dead and waiting: its successor starts on the new code anyway
             new = self._start(index)
             # Both accept on the socket until the old one is told to finish its requests and go.
@@ -222,16 +216,15 @@ class Workers:
         check = self.config.timeout_worker_healthcheck
         for index, process in enumerate(self.processes):
             now = time.monotonic()
-            if index in self._due:
-                if now >= self._due[index]:
-                    del self._due[index]
+            if self._restarts.waiting(index):
+                if self._restarts.due(index, now):
                     self._replace(index, process)
                 continue
             if process.is_alive(timeout=check):  # answers its ping: a thread of its own does
                 if not self.served:
                     self.served = process.is_ready(timeout=check)
-                elif now - self._started_at[index] > STABLE_SECONDS:
-                    self._deaths[index] = 0
+                else:
+                    self._restarts.alive(index, now)
                 continue
             if process.exitcode is None:
                 process.kill()  # alive but not answering: hung
@@ -241,17 +234,14 @@ class Workers:
                 self.failed = True
                 self.should_exit.set()
                 return
-            wait = RESTART_WAITS[min(self._deaths[index], len(RESTART_WAITS) - 1)]
-            self._deaths[index] += 1
+            wait = self._restarts.died(index, now)
             logger.warning(
                 "worker %s ended (exit code %s); a new one starts in %g s",
                 process.pid,
                 process.exitcode,
                 wait,
             )
-            if wait:
-                self._due[index] = now + wait
-            else:
+            if not wait:
                 self._replace(index, process)
 
     def _replace(self, index: int, dead: Process) -> None:
