@@ -333,10 +333,11 @@ class Suite:
 
         if args.parts & {"flood", "login", "latency"}:
             with self.doorward(db) as server:
+                defaults = Settings.model_construct()  # the defaults alone, not this environment's
                 out["server_defaults"] = self.server_settings() | {
                     "workers": str(self.cores),
-                    "hash_workers (default)": str(self.cores),
-                    "hash_queue (default)": str(8 * self.cores),
+                    "hash_workers (default)": str(defaults.hash_workers),
+                    "hash_queue (default)": str(defaults.hash_queue),
                 }
                 if "flood" in args.parts:
                     out["flood"] = self.flood(server, tokens, users, db.name)
@@ -504,8 +505,8 @@ class Suite:
             if args.profile
             else None
         )
-        # The defaults: as many hashing processes as cores, shared by the workers.
-        concurrent = self.cores
+        # The defaults: hash_workers hashing processes (the cores), shared by the workers.
+        concurrent = Settings.model_construct().hash_workers
         argon2_bytes = concurrent * self.profile.memory_cost * 1024
         return {
             "probe": {"connections": probe_connections, "pause_ms": probe_delay},

@@ -155,12 +155,14 @@ async def open_services(settings: Settings, *, clock: Clock = utc_now) -> AsyncI
 
 
 def hash_pool(settings: Settings, hasher: PasswordHasher) -> HashPool:
-    """Threads of this process, or this worker's share of ``doorward serve``'s hashing processes."""
-    if settings.hash_socket is None:
-        return HashPool(settings.hash_workers, settings.hash_queue)
-    from doorward.hashers import ProcessRunner
+    """Hashes on threads of this process, or in the processes ``doorward serve`` shares among its
+    workers (doorward/hashers.py); either way this process admits hash_workers + hash_queue."""
+    runner = None
+    if settings.hash_socket is not None:
+        from doorward.hashers import ProcessRunner
 
-    return HashPool(settings.hash_workers, settings.hash_queue, ProcessRunner(settings.hash_socket, hasher))
+        runner = ProcessRunner(settings.hash_socket, hasher)
+    return HashPool(settings.hash_workers, settings.hash_queue, runner)
 
 
 def mail_transport(settings: Settings) -> Transport:

@@ -46,19 +46,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_services(settings, clock=clock) as services:
             app.state.services = services
-            if settings.hash_socket is None:
-                _log.info(
-                    "hashing on %d thread(s), %d more may wait (DOORWARD_HASH_WORKERS, DOORWARD_HASH_QUEUE)",
-                    settings.hash_workers,
-                    settings.hash_queue,
-                )
-            else:
-                _log.info(
-                    "hashing in the server's %d hashing processes, %d more of this worker's may wait "
-                    "(DOORWARD_HASH_WORKERS, DOORWARD_HASH_QUEUE)",
-                    settings.hash_workers,
-                    settings.hash_queue,
-                )
+            where = "thread(s)" if settings.hash_socket is None else "hashing processes the workers share"
+            _log.info(
+                "hashing on %d %s, %d more may wait (DOORWARD_HASH_WORKERS, DOORWARD_HASH_QUEUE)",
+                settings.hash_workers,
+                where,
+                settings.hash_queue,
+            )
             yield
 
     app = DoorwardApp(
