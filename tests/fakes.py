@@ -61,10 +61,6 @@ class MemoryUsers:
     async def by_id(self, user_id: int) -> User | None:
         return self._data.users.get(user_id)
 
-    async def confirm_credentials(self, user_id: int, seen_hash: str) -> bool:
-        user = self._data.users.get(user_id)
-        return user is not None and user.password_hash == seen_hash and not user.disabled
-
     async def set_password_hash(self, user_id: int, new: str, now: datetime) -> None:
         self._data.users[user_id] = replace(self._data.users[user_id], password_hash=new, updated_at=now)
 
@@ -174,6 +170,18 @@ class MemoryStore:
     async def find_session(self, token_digest: bytes) -> tuple[Session, User] | None:
         self.reads += 1
         return await MemorySessions(self.data).find(token_digest)
+
+    async def open_session(
+        self, session: Session, token_digest: bytes, seen_hash: str, new_hash: str | None = None
+    ) -> bool:
+        async with self.write() as tx:
+            user = self.data.users.get(session.user_id)
+            if user is None or user.password_hash != seen_hash or user.disabled:
+                return False
+            if new_hash is not None:
+                await tx.users.replace_password_hash(user.id, seen_hash, new_hash, session.created_at)
+            await tx.sessions.add(session, token_digest)
+        return True
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[MemoryTransaction]:

@@ -181,15 +181,45 @@ async def test_the_server_secret_is_made_once(database_url: str) -> None:
         await engine.dispose()
 
 
-async def test_confirm_credentials_sees_a_change_or_a_disable(store: SqlStore) -> None:
+async def session_ids(store: SqlStore, user_id: int) -> set[str]:
+    async with store.read() as tx:
+        return {s.id for s in await tx.sessions.list_for_user(user_id)}
+
+
+async def test_a_session_opens_only_on_the_hash_as_read_and_an_enabled_account(store: SqlStore) -> None:
+    async with store.write() as tx:
+        user = await tx.users.add(new_user(), NOW)
+    assert await store.open_session(new_session(user.id, "s1"), b"1" * 32, user.password_hash)
+    assert not await store.open_session(new_session(user.id, "s2"), b"2" * 32, "$argon2id$other")
+    upgraded = "$argon2id$upgraded"
+    assert await store.open_session(new_session(user.id, "s3"), b"3" * 32, user.password_hash, upgraded)
+    async with store.read() as tx:
+        stored = await tx.users.by_id(user.id)
+    assert stored is not None and stored.password_hash == upgraded and stored.updated_at == NOW
+    # The hash it replaced is gone: a login that read it before the upgrade opens nothing.
+    assert not await store.open_session(new_session(user.id, "s4"), b"4" * 32, user.password_hash)
+    async with store.write() as tx:
+        await tx.users.set_disabled(user.id, True, NOW)
+    assert not await store.open_session(new_session(user.id, "s5"), b"5" * 32, upgraded)
+    assert await session_ids(store, user.id) == {"s1", "s3"}
+
+
+async def test_a_session_waits_for_a_reset_in_progress_and_then_is_refused(store: SqlStore) -> None:
+    """The reset commits while the login waits for it: the login must not overtake it, nor outlive it."""
     async with store.write() as tx:
         user = await tx.users.add(new_user(), NOW)
     async with store.write() as tx:
-        assert await tx.users.confirm_credentials(user.id, user.password_hash)
-        assert not await tx.users.confirm_credentials(user.id, "$argon2id$other")
-    async with store.write() as tx:
-        await tx.users.set_disabled(user.id, True, NOW)
-        assert not await tx.users.confirm_credentials(user.id, user.password_hash)
+        await tx.users.set_password_hash(user.id, "$argon2id$reset", NOW)
+        opening = asyncio.create_task(
+            store.open_session(new_session(user.id), b"6" * 32, user.password_hash, "$argon2id$upgraded")
+        )
+        await asyncio.sleep(0.3)
+        assert not opening.done()  # behind the reset's lock
+    assert await opening is False
+    assert await session_ids(store, user.id) == set()
+    async with store.read() as tx:
+        stored = await tx.users.by_id(user.id)
+    assert stored is not None and stored.password_hash == "$argon2id$reset"
 
 
 async def test_a_statement_timeout_is_storage_unavailable(postgres_database: str) -> None:

@@ -28,10 +28,6 @@ class Users(Protocol):
     async def replace_password_hash(self, user_id: int, old: str, new: str, now: datetime) -> bool:
         """Compare-and-set: replace the hash only if it is still ``old`` (no lost concurrent change)."""
 
-    async def confirm_credentials(self, user_id: int, seen_hash: str) -> bool:
-        """Within a write: the account still has ``seen_hash`` and is enabled (and is locked until
-        commit against a concurrent change). False means the login must not go on."""
-
     async def set_password_hash(self, user_id: int, new: str, now: datetime) -> None:
         """Replace the hash unconditionally (a change or a reset)."""
 
@@ -116,6 +112,16 @@ class Store(Protocol):
 
         A store may answer it by a faster way than ``read()`` (storage/lookup.py) but must see
         every committed write at once: a revoked session is invalid everywhere, immediately.
+        """
+
+    async def open_session(
+        self, session: Session, token_digest: bytes, seen_hash: str, new_hash: str | None = None
+    ) -> bool:
+        """A login's write: add ``session`` if its user's hash is still ``seen_hash`` and the
+        account is enabled, and replace the hash by ``new_hash`` when one is given; all or nothing.
+
+        False (nothing written) when a reset, change or disable committed since the hash was read:
+        a login in flight must not outlive it. One in progress is waited for, not overtaken.
         """
 
     def read(self) -> AbstractAsyncContextManager[Transaction]:

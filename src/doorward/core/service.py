@@ -92,15 +92,11 @@ class Authenticator:
             client_address=client.address,
             user_agent=client.user_agent,
         )
-        async with d.store.write() as tx:
-            # The password was checked against the hash read before hashing; a reset, change or
-            # disable that committed since then must win, or a login in flight would outlive it.
-            if not await tx.users.confirm_credentials(user.id, user.password_hash):
-                d.audit("login.failed", reason="changed_meanwhile", user_id=user.id, client=client.address)
-                raise InvalidCredentials()
-            if new_hash is not None:
-                await tx.users.replace_password_hash(user.id, user.password_hash, new_hash, now)
-            await tx.sessions.add(session, token_digest(token))
+        # The password was checked against the hash read before hashing; a reset, change or
+        # disable that committed since then must win, or a login in flight would outlive it.
+        if not await d.store.open_session(session, token_digest(token), user.password_hash, new_hash):
+            d.audit("login.failed", reason="changed_meanwhile", user_id=user.id, client=client.address)
+            raise InvalidCredentials()
         if new_hash is not None:
             d.audit("password.rehashed", user_id=user.id, profile=d.hasher.profile.name)
         d.audit("login.succeeded", user_id=user.id, session_id=session.id, client=client.address)

@@ -60,6 +60,41 @@ _CONFIRM_CREDENTIALS = (
     .values(updated_at=users.c.updated_at)
 )
 _ADD_SESSION = insert(sessions)
+_SESSION_COLUMNS = (
+    "id",
+    "user_id",
+    "token_digest",
+    "created_at",
+    "last_seen_at",
+    "expires_at",
+    "client_address",
+    "user_agent",
+)
+
+
+def _open_session_statement(*, rehash: bool) -> Any:
+    """A login's one write on PostgreSQL, as one statement: the credentials' check, the hash's
+    upgrade (``rehash``) and the new session, which ``SqlStore.open_session`` runs as three
+    statements in a transaction on SQLite.
+
+    The UPDATE's row lock orders it against a reset, change or disable of the same user, and its
+    WHERE is re-checked against the row they committed: then nothing is updated, so nothing inserted.
+    """
+    confirmed = _CONFIRM_CREDENTIALS
+    if rehash:
+        confirmed = confirmed.values(password_hash=bindparam("new_hash"), updated_at=bindparam("now"))
+    cte = confirmed.returning(users.c.id).cte("confirmed")
+    # Parameters named after no column: SQLAlchemy would take one named after a column of
+    # ``users`` for a value to SET in the CTE's UPDATE.
+    values: list[Any] = [
+        cte.c.id if name == "user_id" else bindparam(f"session_{name}", type_=sessions.c[name].type)
+        for name in _SESSION_COLUMNS
+    ]  # the user's id comes from the UPDATE: there is none to insert unless it confirmed
+    return insert(sessions).from_select(list(_SESSION_COLUMNS), select(*values))
+
+
+_OPEN_SESSION = _open_session_statement(rehash=False)
+_OPEN_SESSION_REHASHED = _open_session_statement(rehash=True)
 
 
 def _user(row: Any) -> User:
@@ -144,19 +179,7 @@ class SqlSessions:
         self._conn = conn
 
     async def add(self, session: Session, token_digest: bytes) -> None:
-        await self._conn.execute(
-            _ADD_SESSION,
-            {
-                "id": session.id,
-                "user_id": session.user_id,
-                "token_digest": token_digest,
-                "created_at": session.created_at,
-                "last_seen_at": session.last_seen_at,
-                "expires_at": session.expires_at,
-                "client_address": session.client_address,
-                "user_agent": session.user_agent,
-            },
-        )
+        await self._conn.execute(_ADD_SESSION, _session_values(session, token_digest))
 
     async def find(self, token_digest: bytes) -> tuple[Session, User] | None:
         row = (await self._conn.execute(FIND_SESSION, {"digest": token_digest})).first()
@@ -205,6 +228,19 @@ class SqlSessions:
             statement = statement.where(sessions.c.id != keep)
         result = await self._conn.execute(statement)
         return int(result.rowcount)
+
+
+def _session_values(session: Session, token_digest: bytes) -> dict[str, Any]:
+    return {
+        "id": session.id,
+        "user_id": session.user_id,
+        "token_digest": token_digest,
+        "created_at": session.created_at,
+        "last_seen_at": session.last_seen_at,
+        "expires_at": session.expires_at,
+        "client_address": session.client_address,
+        "user_agent": session.user_agent,
+    }
 
 
 def _token(row: Any) -> AccountToken:
@@ -292,7 +328,7 @@ class SqlStore:
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[AsyncConnection]:
-        """An autocommit connection for single-statement reads."""
+        """An autocommit connection: for single-statement reads (and, on PostgreSQL, writes)."""
         with _translated():
             async with self._reader.connect() as conn:
                 yield conn
@@ -313,6 +349,32 @@ class SqlStore:
                 pass  # SQLite would have blocked the event loop: wait on the pooled path instead
         async with self.read() as tx:
             return await tx.sessions.find(token_digest)
+
+    async def open_session(
+        self, session: Session, token_digest: bytes, seen_hash: str, new_hash: str | None = None
+    ) -> bool:
+        """Add ``session`` if its user's hash is still ``seen_hash`` and the account is not
+        disabled, replacing the hash by ``new_hash`` when one is given; all of it or nothing.
+
+        PostgreSQL: one statement (``_OPEN_SESSION``), one round trip where a transaction took
+        four (BEGIN, the check, the insert, COMMIT). SQLite: the same three steps in a write
+        transaction, which costs no round trips (BEGIN IMMEDIATE orders it against other writers).
+        """
+        if self.engine.dialect.name == "postgresql":
+            values = {f"session_{k}": v for k, v in _session_values(session, token_digest).items()}
+            values.update(user_id=values.pop("session_user_id"), seen_hash=seen_hash)
+            if new_hash is not None:
+                values.update(new_hash=new_hash, now=session.created_at)
+            statement = _OPEN_SESSION if new_hash is None else _OPEN_SESSION_REHASHED
+            async with self.connection() as conn:  # autocommit: the statement is its transaction
+                return bool((await conn.execute(statement, values)).rowcount == 1)
+        async with self.write() as tx:
+            if not await tx.users.confirm_credentials(session.user_id, seen_hash):
+                return False
+            if new_hash is not None:
+                await tx.users.replace_password_hash(session.user_id, seen_hash, new_hash, session.created_at)
+            await tx.sessions.add(session, token_digest)
+        return True
 
     async def close(self) -> None:
         """Stop the checkpointer, close the lookup's own connections (the engine is the caller's)."""
