@@ -50,7 +50,8 @@ class ThrottleStore(Protocol):
     ) -> int:
         """Add one failure to ``key`` and, with a ``counter``, count one event in its window (as
         ``hit``); when ``wait_until(new count)`` gives a time, make ``key`` wait until then unless
-        it already waits longer. Each atomically, all in one write; return the new count."""
+        it already waits longer. Each atomically; the two counts in one write, the wait in it or
+        right after it (it depends on the count); return the new count."""
 
     async def clear(self, key: str) -> None:
         """Forget ``key`` (a success, an unlock, a password reset)."""
