@@ -60,16 +60,6 @@ _CONFIRM_CREDENTIALS = (
     .values(updated_at=users.c.updated_at)
 )
 _ADD_SESSION = insert(sessions)
-_SESSION_COLUMNS = (
-    "id",
-    "user_id",
-    "token_digest",
-    "created_at",
-    "last_seen_at",
-    "expires_at",
-    "client_address",
-    "user_agent",
-)
 
 
 def _open_session_statement(*, rehash: bool) -> Any:
@@ -87,10 +77,10 @@ def _open_session_statement(*, rehash: bool) -> Any:
     # Parameters named after no column: SQLAlchemy would take one named after a column of
     # ``users`` for a value to SET in the CTE's UPDATE.
     values: list[Any] = [
-        cte.c.id if name == "user_id" else bindparam(f"session_{name}", type_=sessions.c[name].type)
-        for name in _SESSION_COLUMNS
+        cte.c.id if column.name == "user_id" else bindparam(f"session_{column.name}", type_=column.type)
+        for column in sessions.c
     ]  # the user's id comes from the UPDATE: there is none to insert unless it confirmed
-    return insert(sessions).from_select(list(_SESSION_COLUMNS), select(*values))
+    return insert(sessions).from_select(list(sessions.c), select(*values))
 
 
 _OPEN_SESSION = _open_session_statement(rehash=False)
