@@ -499,6 +499,7 @@ def test_admin_commands_refuse_an_unknown_email(database_url: str, command: tupl
         ("session_lifetime", "-PT5M"),
         ("log_level", "LOUD"),
         ("public_url", "id.example.com"),
+        ("hash_socket", "/tmp/no-such-doorward-socket"),  # noqa: S108 (a path that must not exist)
     ],
 )
 @pytest.mark.parametrize("command", [("migrate",), ("users", "disable", EMAIL)])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import os
+import stat
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -34,6 +35,13 @@ def _duration(value: Any) -> Any:
 
 Duration = Annotated[timedelta, BeforeValidator(_duration), AfterValidator(_positive)]
 OptionalDuration = Annotated[timedelta | None, BeforeValidator(_duration), AfterValidator(_positive)]
+
+
+def _mode(path: str) -> int:
+    try:
+        return os.stat(path).st_mode
+    except OSError:
+        return 0
 
 
 def _cpu_count() -> int:
@@ -162,6 +170,16 @@ class Settings(BaseSettings):
     def _known_profile(cls, value: str) -> str:
         if value not in PROFILES:
             raise ValueError(f"unknown profile {value!r}; choose one of {', '.join(PROFILES)}")
+        return value
+
+    @field_validator("hash_socket")
+    @classmethod
+    def _a_socket(cls, value: str | None) -> str | None:
+        # Set by hand, or left over from a serve that has stopped, it would answer every login 503.
+        if value is not None and not stat.S_ISSOCK(_mode(value)):
+            raise ValueError(
+                f"{value!r} is not a listening socket: serve --workers N sets this for its workers; unset it"
+            )
         return value
 
     @field_validator("database_url")
