@@ -204,14 +204,17 @@ async def test_a_session_opens_only_on_the_hash_as_read_and_an_enabled_account(s
     assert await session_ids(store, user.id) == {"s1", "s3"}
 
 
-async def test_a_session_waits_for_a_reset_in_progress_and_then_is_refused(store: SqlStore) -> None:
+@pytest.mark.parametrize("new_hash", [None, "$argon2id$upgraded"], ids=["plain", "rehash"])
+async def test_a_session_waits_for_a_reset_in_progress_and_then_is_refused(
+    store: SqlStore, new_hash: str | None
+) -> None:
     """The reset commits while the login waits for it: the login must not overtake it, nor outlive it."""
     async with store.write() as tx:
         user = await tx.users.add(new_user(), NOW)
     async with store.write() as tx:
         await tx.users.set_password_hash(user.id, "$argon2id$reset", NOW)
         opening = asyncio.create_task(
-            store.open_session(new_session(user.id), b"6" * 32, user.password_hash, "$argon2id$upgraded")
+            store.open_session(new_session(user.id), b"6" * 32, user.password_hash, new_hash)
         )
         await asyncio.sleep(0.3)
         assert not opening.done()  # behind the reset's lock

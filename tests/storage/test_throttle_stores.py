@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,7 +17,7 @@ from doorward.storage import SqlStore, create_engine
 from doorward.storage.audit import BATCH, SqlAuditSink
 from doorward.storage.redis_throttle import RedisThrottleStore
 from doorward.storage.throttle import SqlThrottleStore
-from tests.db import fetch
+from tests.db import fetch, fetch_sync
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -93,6 +94,32 @@ async def test_a_failure_sets_the_wait_it_is_given_and_the_wait_only_moves_later
     assert await state(throttle_store, "account:d", "client:d") == (AttemptState(2, eight), 1)
     await throttle_store.record_login_failure("account:d", None, T0, WINDOW, wait({3: 2}))
     assert await state(throttle_store, "account:d") == (AttemptState(3, eight), 0)  # not moved earlier
+
+
+async def test_a_wait_is_not_set_on_a_count_that_a_success_restarted_meanwhile(
+    postgres_database: str,
+) -> None:
+    """On PostgreSQL a failure's wait is a statement after its count: a success (the count cleared)
+    and a new failure landing in between must not inherit the wait of the count they replaced."""
+    engine = create_engine(postgres_database)
+    store = SqlThrottleStore(SqlStore(engine))
+    try:
+        for _ in range(6):
+            await store.record_login_failure("account:r", None, T0, WINDOW)
+
+        def cleared_and_failed_once_meanwhile(failures: int) -> datetime:
+            restart = "UPDATE attempts SET failures = 1 WHERE key = 'account:r'"
+            with ThreadPoolExecutor(1) as other_instance:  # this loop is blocked in the callback
+                other_instance.submit(fetch_sync, postgres_database, restart).result()
+            return T0 + timedelta(minutes=15)
+
+        failures = await store.record_login_failure(
+            "account:r", None, T0, WINDOW, cleared_and_failed_once_meanwhile
+        )
+        assert failures == 7
+        assert await state(store, "account:r") == (AttemptState(1), 0)
+    finally:
+        await engine.dispose()
 
 
 async def test_windows_count_and_roll_over(throttle_store: ThrottleStore) -> None:

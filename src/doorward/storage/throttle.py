@@ -100,7 +100,9 @@ class SqlThrottleStore:
 
         On PostgreSQL this is a statement after the count's (the wait depends on the count, and the
         policy is the core's): a login that reads the account in between finds the new count but
-        not yet its wait, as it would have found neither before the count's commit.
+        not yet its wait, as it would have found neither before the count's commit. A success that
+        cleared the count in between must not be followed by this wait: it applies only while the
+        account still counts at least ``failures``.
         """
         until = wait_until(failures) if wait_until is not None else None
         if until is None:
@@ -109,6 +111,7 @@ class SqlThrottleStore:
             update(attempts)
             .where(
                 attempts.c.key == key,
+                attempts.c.failures >= failures,
                 or_(attempts.c.next_allowed_at.is_(None), attempts.c.next_allowed_at < until),
             )
             .values(next_allowed_at=until)
