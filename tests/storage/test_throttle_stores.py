@@ -6,6 +6,7 @@ import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -17,7 +18,7 @@ from doorward.storage import SqlStore, create_engine
 from doorward.storage.audit import BATCH, SqlAuditSink
 from doorward.storage.redis_throttle import RedisThrottleStore
 from doorward.storage.throttle import SqlThrottleStore
-from tests.db import fetch, fetch_sync
+from tests.db import fetch
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -31,8 +32,9 @@ def target(request: pytest.FixtureRequest) -> tuple[str, str]:
     return request.getfixturevalue(fixture), ""
 
 
-@pytest.fixture
-async def throttle_store(target: tuple[str, str]) -> AsyncIterator[ThrottleStore]:
+@asynccontextmanager
+async def opened(target: tuple[str, str]) -> AsyncIterator[ThrottleStore]:
+    """A store on ``target``, as one instance of doorward opens it."""
     url, prefix = target
     if url.startswith("redis"):
         store = RedisThrottleStore.from_url(url, timeout=2, prefix=prefix)
@@ -42,6 +44,12 @@ async def throttle_store(target: tuple[str, str]) -> AsyncIterator[ThrottleStore
     engine = create_engine(url)
     yield SqlThrottleStore(SqlStore(engine))
     await engine.dispose()
+
+
+@pytest.fixture
+async def throttle_store(target: tuple[str, str]) -> AsyncIterator[ThrottleStore]:
+    async with opened(target) as store:
+        yield store
 
 
 WINDOW = timedelta(minutes=15)
@@ -96,30 +104,28 @@ async def test_a_failure_sets_the_wait_it_is_given_and_the_wait_only_moves_later
     assert await state(throttle_store, "account:d") == (AttemptState(3, eight), 0)  # not moved earlier
 
 
+@pytest.mark.parametrize("target", ["postgresql", "redis"], indirect=True)
 async def test_a_wait_is_not_set_on_a_count_that_a_success_restarted_meanwhile(
-    postgres_database: str,
+    throttle_store: ThrottleStore, target: tuple[str, str]
 ) -> None:
-    """On PostgreSQL a failure's wait is a statement after its count: a success (the count cleared)
-    and a new failure landing in between must not inherit the wait of the count they replaced."""
-    engine = create_engine(postgres_database)
-    store = SqlThrottleStore(SqlStore(engine))
-    try:
-        for _ in range(6):
-            await store.record_login_failure("account:r", None, T0, WINDOW)
+    """The wait depends on the new count, so PostgreSQL and Redis set it after the count: a success
+    (the count cleared) and a new failure on another instance in between must not inherit it. (SQLite
+    counts and waits in one transaction: nothing comes in between.)"""
 
-        def cleared_and_failed_once_meanwhile(failures: int) -> datetime:
-            restart = "UPDATE attempts SET failures = 1 WHERE key = 'account:r'"
-            with ThreadPoolExecutor(1) as other_instance:  # this loop is blocked in the callback
-                other_instance.submit(fetch_sync, postgres_database, restart).result()
-            return T0 + timedelta(minutes=15)
+    async def success_then_failure() -> None:
+        async with opened(target) as other_instance:
+            await other_instance.clear("account:r")
+            await other_instance.record_login_failure("account:r", None, T0, WINDOW)
 
-        failures = await store.record_login_failure(
-            "account:r", None, T0, WINDOW, cleared_and_failed_once_meanwhile
-        )
-        assert failures == 7
-        assert await state(store, "account:r") == (AttemptState(1), 0)
-    finally:
-        await engine.dispose()
+    def meanwhile(failures: int) -> datetime:
+        with ThreadPoolExecutor(1) as thread:  # this event loop is blocked in this callback
+            thread.submit(asyncio.run, success_then_failure()).result()
+        return T0 + timedelta(minutes=15)
+
+    for _ in range(6):
+        await throttle_store.record_login_failure("account:r", None, T0, WINDOW)
+    assert await throttle_store.record_login_failure("account:r", None, T0, WINDOW, meanwhile) == 7
+    assert await state(throttle_store, "account:r") == (AttemptState(1), 0)
 
 
 async def test_windows_count_and_roll_over(throttle_store: ThrottleStore) -> None:

@@ -18,7 +18,10 @@ from doorward.core.throttle import AttemptState, WaitUntil
 # is forgotten only after this long without a single attempt.
 STATE_TTL = timedelta(days=90)
 
+# The wait ARGV[1], computed from the count ARGV[2]: only while the account still counts that many
+# (a success may have cleared it since), and never earlier than a wait already set.
 _DEFER = """
+if tonumber(redis.call('HGET', KEYS[1], 'f') or '0') < tonumber(ARGV[2]) then return 0 end
 local current = tonumber(redis.call('HGET', KEYS[1], 'n') or '0')
 if tonumber(ARGV[1]) > current then redis.call('HSET', KEYS[1], 'n', ARGV[1]) end
 return 1
@@ -81,7 +84,7 @@ class RedisThrottleStore:
             # The wait depends on the new count: a second round trip (no lock is held meanwhile).
             until = wait_until(int(failures)) if wait_until is not None else None
             if until is not None:
-                await self._defer(keys=[name], args=[until.timestamp()])
+                await self._defer(keys=[name], args=[until.timestamp(), int(failures)])
         return int(failures)
 
     async def clear(self, key: str) -> None:
