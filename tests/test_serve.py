@@ -147,13 +147,13 @@ def test_sighup_replaces_every_worker_while_every_request_is_answered(
 
 
 def hashing_pids(server: Server) -> list[int]:
-    """The server's hashing processes (doorward/hashers.py)."""
+    """The server's hashing processes (doorward/hashing_process.py)."""
     pid = server.process.pid
     children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     found = []
     for child in children:
         with suppress(OSError):
-            if b"doorward.hashers" in Path(f"/proc/{child}/cmdline").read_bytes():
+            if b"doorward.hashing_process" in Path(f"/proc/{child}/cmdline").read_bytes():
                 found.append(int(child))
     return sorted(found)
 

@@ -10,18 +10,15 @@ memory is bounded by the processes, however many workers there are.
 
 The socket lives in a directory only this user may enter (``tempfile.mkdtemp``: mode 0700), and
 the processes started by ``serve`` are the only ones that know its path. One request per
-connection: a 4-byte length and a JSON object, answered the same way.
+connection; the format, and the processes' own code, are in doorward/hashing_process.py, which
+imports nothing of this module's (asyncio, logging, subprocess): each process is one per core.
 
-    {"op": "verify", "profile": "owasp-2023", "key": "<hex>", "args": [stored or null, password]}
-    {"op": "hash", ...,                                        "args": [password]}
-    {"op": "for_import", ...,                                  "args": [stored]}
-    -> {"result": ...} or {"error": "<DoorwardError subclass>", "message": "..."}
+This module is the workers' side (``ProcessRunner``) and the server's (``Hashers``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -29,7 +26,6 @@ import select
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -40,24 +36,13 @@ from typing import Any, TypeVar
 
 from doorward.core.errors import DoorwardError, Overloaded, UnrecognisedHash
 from doorward.core.hashing import PasswordHasher, Verdict
-from doorward.core.hashpool import lower_priority
 from doorward.core.passwords import Password
-from doorward.core.profiles import PROFILES
+from doorward.hashing_process import BORN_BLOCKED, LENGTH, OPS, READY, encode, length_of
 from doorward.restarts import Restarts
 
 T = TypeVar("T")
 
 logger = logging.getLogger("doorward.hashers")
-
-_LENGTH = struct.Struct(">I")
-MAX_MESSAGE = 1 << 20
-"""A request or an answer longer than this is refused (a password is at most a few KiB)."""
-
-READ_SECONDS = 5.0
-"""How long a hashing process waits for a request to arrive once its connection is accepted."""
-
-PARENT_CHECK_SECONDS = 1.0
-"""How often a hashing process waiting for work checks that the server that started it still runs."""
 
 ANSWER_SECONDS = 30.0
 """The longest a worker waits for a hash's answer (queued and computed) before answering 503."""
@@ -66,13 +51,8 @@ STARTUP_SECONDS = 30.0
 """How long new hashing processes may take to be ready (at start, and on SIGHUP) before the server
 gives up on them: it stops at start, and keeps the old ones on SIGHUP."""
 
-READY = b"ready\n"
-"""What a hashing process writes to its stdout, a pipe to the server, once it is about to accept."""
-
 FINISH_SECONDS = 10.0
 """How long a hashing process told to finish may take (its hash, then the check of its flag)."""
-
-_BORN_BLOCKED = {signal.SIGUSR1, signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 
 _ERRORS: dict[str, type[DoorwardError]] = {"UnrecognisedHash": UnrecognisedHash}
 """The errors a hash may raise that reach the caller as they are; any other is a failure."""
@@ -96,7 +76,7 @@ class ProcessRunner:
     its profile and key.
     """
 
-    OPS = ("verify", "hash", "for_import")
+    OPS = OPS
 
     def __init__(self, path: str, hasher: PasswordHasher) -> None:
         self.path = path
@@ -162,115 +142,15 @@ def _plain(arg: object) -> object:
 
 async def _read_message_async(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> Any:
     buffer = bytearray()
-    needed = _LENGTH.size
+    needed = LENGTH.size
     while len(buffer) < needed:
         chunk = await loop.sock_recv(sock, 65536)
         if not chunk:
             raise ConnectionResetError("the hashing process closed the connection")
         buffer += chunk
-        if needed == _LENGTH.size and len(buffer) >= needed:
-            needed += _length(bytes(buffer[: _LENGTH.size]))
-    return json.loads(buffer[_LENGTH.size : needed])
-
-
-def encode(message: dict[str, Any]) -> bytes:
-    """A message as sent: its length, then its JSON."""
-    body = json.dumps(message, separators=(",", ":")).encode()
-    return _LENGTH.pack(len(body)) + body
-
-
-def _length(prefix: bytes) -> int:
-    length: int = _LENGTH.unpack(prefix)[0]
-    if length > MAX_MESSAGE:
-        raise ConnectionResetError(f"a message of {length} bytes")
-    return length
-
-
-# --- the hashing processes -----------------------------------------------------------------------
-
-
-def serve(listener: socket.socket, parent: int) -> None:
-    """Answer hash requests, one at a time, until told to finish or the server is gone.
-
-    SIGUSR1 tells it to finish: the hash it is computing is answered, then it exits. SIGTERM, SIGINT
-    and SIGHUP are ignored: they reach the whole process group (Ctrl+C, a service manager stopping
-    the server), and the workers still finishing their logins need the hashes. The server stops
-    these processes after its workers; if it dies, they notice within PARENT_CHECK_SECONDS.
-    """
-    finishing = False
-
-    def finish(_signum: int, _frame: object) -> None:
-        nonlocal finishing
-        finishing = True
-
-    signal.signal(signal.SIGUSR1, finish)
-    for ignored in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(ignored, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, _BORN_BLOCKED)
-    with contextlib.suppress(OSError):  # the server stopped listening for it: no matter
-        os.write(sys.stdout.fileno(), READY)
-    nowhere = os.open(os.devnull, os.O_WRONLY)  # the pipe is closed; stdout stays a valid descriptor
-    os.dup2(nowhere, sys.stdout.fileno())
-    os.close(nowhere)
-    lower_priority()
-    listener.settimeout(PARENT_CHECK_SECONDS)
-    hashers: dict[tuple[str, str], PasswordHasher] = {}
-    while not finishing and os.getppid() == parent:
-        try:
-            conn, _ = listener.accept()
-        except TimeoutError:
-            continue
-        with conn:
-            conn.settimeout(READ_SECONDS)
-            try:
-                request = _read_message(conn)
-            except (OSError, ValueError):
-                continue  # the worker went away, or sent what no worker sends
-            answer = _answer(request, hashers)
-            with contextlib.suppress(OSError):  # the worker went away meanwhile
-                conn.sendall(encode(answer))
-
-
-def _read_message(conn: socket.socket) -> Any:
-    prefix = _read_exactly(conn, _LENGTH.size)
-    return json.loads(_read_exactly(conn, _length(prefix)))
-
-
-def _read_exactly(conn: socket.socket, size: int) -> bytes:
-    buffer = bytearray()
-    while len(buffer) < size:
-        chunk = conn.recv(size - len(buffer))
-        if not chunk:
-            raise ConnectionResetError("closed early")
-        buffer += chunk
-    return bytes(buffer)
-
-
-def _answer(request: dict[str, Any], hashers: dict[tuple[str, str], PasswordHasher]) -> dict[str, Any]:
-    try:
-        profile, key, op, args = request["profile"], request["key"], request["op"], request["args"]
-        if op not in ProcessRunner.OPS:
-            raise ValueError(f"unknown op {op!r}")
-        hasher = hashers.get((profile, key))
-        if hasher is None:
-            hasher = hashers[(profile, key)] = PasswordHasher(PROFILES[profile], bytes.fromhex(key))
-        if op == "verify":
-            verdict = hasher.verify(args[0], Password(args[1]))
-            return {"result": [verdict.ok, verdict.needs_rehash]}
-        if op == "hash":
-            return {"result": hasher.hash(Password(args[0]))}
-        return {"result": hasher.for_import(args[0])}
-    except DoorwardError as exc:
-        return {"error": type(exc).__name__, "message": str(exc)}
-    except Exception as exc:  # never the request's content: it holds a password
-        return {"error": type(exc).__name__}
-
-
-def main() -> None:
-    """``python -m doorward.hashers <fd> <parent pid>``: one hashing process, started by Hashers."""
-    fd, parent = int(sys.argv[1]), int(sys.argv[2])
-    with socket.socket(fileno=fd) as listener:
-        serve(listener, parent)
+        if needed == LENGTH.size and len(buffer) >= needed:
+            needed += length_of(bytes(buffer[: LENGTH.size]))
+    return json.loads(buffer[LENGTH.size : needed])
 
 
 # --- the server's side ---------------------------------------------------------------------------
@@ -309,10 +189,10 @@ class Hashers:
         # Born with these blocked (the mask is inherited) until serve() has set what they do: one
         # told to finish that early finishes all the same, and Ctrl+C or a service manager's
         # SIGTERM to the whole group does not kill one that has just started.
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _BORN_BLOCKED)
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, BORN_BLOCKED)
         try:
             return subprocess.Popen(  # noqa: S603 (this interpreter, our own module, no shell)
-                [sys.executable, "-m", "doorward.hashers", str(fd), str(os.getpid())],
+                [sys.executable, "-m", "doorward.hashing_process", str(fd), str(os.getpid())],
                 pass_fds=(fd,),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
@@ -408,7 +288,3 @@ class Hashers:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-
-
-if __name__ == "__main__":
-    main()

@@ -9,7 +9,8 @@ import threading
 import pytest
 
 from doorward.core.errors import Overloaded
-from doorward.core.hashpool import HASH_NICENESS, HashPool
+from doorward.core.hashpool import HashPool
+from doorward.core.priority import HASH_NICENESS
 
 
 async def test_runs_off_the_event_loop() -> None:

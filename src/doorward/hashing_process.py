@@ -1,0 +1,153 @@
+"""One hashing process of ``doorward serve --workers N``: ``python -m doorward.hashing_process``.
+
+Started by ``doorward.hashers.Hashers``, which also holds the workers' side. This module is what a
+hashing process imports, and all it imports: the wire format, the loop that answers, and the
+hasher (no asyncio, no logging, none of the web or storage layers), so that each process, one per
+core, costs as little memory as an interpreter with argon2 can.
+
+One request per connection: a 4-byte length and a JSON object, answered the same way.
+
+    {"op": "verify", "profile": "owasp-2023", "key": "<hex>", "args": [stored or null, password]}
+    {"op": "hash", ...,                                        "args": [password]}
+    {"op": "for_import", ...,                                  "args": [stored]}
+    -> {"result": ...} or {"error": "<DoorwardError subclass>", "message": "..."}
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import struct
+import sys
+from typing import Any
+
+from doorward.core.errors import DoorwardError
+from doorward.core.hashing import PasswordHasher
+from doorward.core.passwords import Password
+from doorward.core.priority import lower_priority
+from doorward.core.profiles import PROFILES
+
+OPS = ("verify", "hash", "for_import")
+"""What a hashing process runs: these methods of a PasswordHasher."""
+
+LENGTH = struct.Struct(">I")
+MAX_MESSAGE = 1 << 20
+"""A request or an answer longer than this is refused (a password is at most a few KiB)."""
+
+READ_SECONDS = 5.0
+"""How long a hashing process waits for a request to arrive once its connection is accepted."""
+
+PARENT_CHECK_SECONDS = 1.0
+"""How often a hashing process waiting for work checks that the server that started it still runs."""
+
+READY = b"ready\n"
+"""What a hashing process writes to its stdout, a pipe to the server, once it is about to accept."""
+
+BORN_BLOCKED = {signal.SIGUSR1, signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+"""Signals a new hashing process is born with blocked (Hashers._spawn), until ``serve`` has set them."""
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    """A message as sent: its length, then its JSON."""
+    body = json.dumps(message, separators=(",", ":")).encode()
+    return LENGTH.pack(len(body)) + body
+
+
+def length_of(prefix: bytes) -> int:
+    """The length a message's prefix gives, or ConnectionResetError beyond MAX_MESSAGE."""
+    length: int = LENGTH.unpack(prefix)[0]
+    if length > MAX_MESSAGE:
+        raise ConnectionResetError(f"a message of {length} bytes")
+    return length
+
+
+def serve(listener: socket.socket, parent: int) -> None:
+    """Answer hash requests, one at a time, until told to finish or the server is gone.
+
+    SIGUSR1 tells it to finish: the hash it is computing is answered, then it exits. SIGTERM, SIGINT
+    and SIGHUP are ignored: they reach the whole process group (Ctrl+C, a service manager stopping
+    the server), and the workers still finishing their logins need the hashes. The server stops
+    these processes after its workers; if it dies, they notice within PARENT_CHECK_SECONDS.
+    """
+    finishing = False
+
+    def finish(_signum: int, _frame: object) -> None:
+        nonlocal finishing
+        finishing = True
+
+    signal.signal(signal.SIGUSR1, finish)
+    for ignored in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(ignored, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, BORN_BLOCKED)
+    with contextlib.suppress(OSError):  # the server stopped listening for it: no matter
+        os.write(sys.stdout.fileno(), READY)
+    nowhere = os.open(os.devnull, os.O_WRONLY)  # the pipe is closed; stdout stays a valid descriptor
+    os.dup2(nowhere, sys.stdout.fileno())
+    os.close(nowhere)
+    lower_priority()
+    listener.settimeout(PARENT_CHECK_SECONDS)
+    hashers: dict[tuple[str, str], PasswordHasher] = {}
+    while not finishing and os.getppid() == parent:
+        try:
+            conn, _ = listener.accept()
+        except TimeoutError:
+            continue
+        with conn:
+            conn.settimeout(READ_SECONDS)
+            try:
+                request = read_message(conn)
+            except (OSError, ValueError):
+                continue  # the worker went away, or sent what no worker sends
+            answer = _answer(request, hashers)
+            with contextlib.suppress(OSError):  # the worker went away meanwhile
+                conn.sendall(encode(answer))
+
+
+def read_message(conn: socket.socket) -> Any:
+    """One message from a blocking socket."""
+    prefix = _read_exactly(conn, LENGTH.size)
+    return json.loads(_read_exactly(conn, length_of(prefix)))
+
+
+def _read_exactly(conn: socket.socket, size: int) -> bytes:
+    buffer = bytearray()
+    while len(buffer) < size:
+        chunk = conn.recv(size - len(buffer))
+        if not chunk:
+            raise ConnectionResetError("closed early")
+        buffer += chunk
+    return bytes(buffer)
+
+
+def _answer(request: dict[str, Any], hashers: dict[tuple[str, str], PasswordHasher]) -> dict[str, Any]:
+    try:
+        profile, key, op, args = request["profile"], request["key"], request["op"], request["args"]
+        if op not in OPS:
+            raise ValueError(f"unknown op {op!r}")
+        hasher = hashers.get((profile, key))
+        if hasher is None:
+            hasher = hashers[(profile, key)] = PasswordHasher(PROFILES[profile], bytes.fromhex(key))
+        if op == "verify":
+            verdict = hasher.verify(args[0], Password(args[1]))
+            return {"result": [verdict.ok, verdict.needs_rehash]}
+        if op == "hash":
+            return {"result": hasher.hash(Password(args[0]))}
+        return {"result": hasher.for_import(args[0])}
+    except DoorwardError as exc:
+        return {"error": type(exc).__name__, "message": str(exc)}
+    except Exception as exc:  # never the request's content: it holds a password
+        return {"error": type(exc).__name__}
+
+
+def main() -> None:
+    """``python -m doorward.hashing_process <fd> <parent pid>``: one, started by doorward.hashers.Hashers."""
+    fd, parent = int(sys.argv[1]), int(sys.argv[2])
+    with socket.socket(fileno=fd) as listener:
+        serve(listener, parent)
+
+
+if __name__ == "__main__":
+    main()
