@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import ipaddress
 import os
-import stat
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -35,13 +34,6 @@ def _duration(value: Any) -> Any:
 
 Duration = Annotated[timedelta, BeforeValidator(_duration), AfterValidator(_positive)]
 OptionalDuration = Annotated[timedelta | None, BeforeValidator(_duration), AfterValidator(_positive)]
-
-
-def _mode(path: str) -> int:
-    try:
-        return os.stat(path).st_mode
-    except OSError:
-        return 0
 
 
 def _cpu_count() -> int:
@@ -176,7 +168,7 @@ class Settings(BaseSettings):
     @classmethod
     def _a_socket(cls, value: str | None) -> str | None:
         # Set by hand, or left over from a serve that has stopped, it would answer every login 503.
-        if value is not None and not stat.S_ISSOCK(_mode(value)):
+        if value is not None and not Path(value).is_socket():  # False when there is nothing
             raise ValueError(
                 f"{value!r} is not a listening socket: serve --workers N sets this for its workers; unset it"
             )
