@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -22,6 +23,20 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+HASHING_PROCESS = b"doorward.hashing_process"
+"""In the command line of each of serve's hashing processes."""
+
+
+def children_running(pid: int, marker: bytes) -> list[int]:
+    """The children of ``pid``'s main thread whose command line holds ``marker``."""
+    found = []
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        with contextlib.suppress(OSError):  # ended meanwhile
+            if marker in Path(f"/proc/{child}/cmdline").read_bytes():
+                found.append(int(child))
+    return sorted(found)
 
 
 def wait_for(condition: Callable[[], bool], seconds: float = 20, every: float = 0.05) -> bool:

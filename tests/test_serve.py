@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from doorward.serving import listening_sockets
-from tests.servers import Server, doorward_env, free_port, wait_for
+from tests.servers import HASHING_PROCESS, Server, children_running, doorward_env, free_port, wait_for
 
 pytestmark = [
     pytest.mark.e2e,
@@ -27,16 +27,7 @@ pytestmark = [
 
 def worker_pids(server: Server) -> list[int]:
     """The worker processes of the server (the spawned children, not multiprocessing's helpers)."""
-    pid = server.process.pid
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    workers = []
-    for child in children:
-        try:
-            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
-                workers.append(int(child))
-        except OSError:
-            continue
-    return sorted(workers)
+    return children_running(server.process.pid, b"spawn_main")
 
 
 def connections_per_worker(server: Server, port: int) -> list[int]:
@@ -148,14 +139,7 @@ def test_sighup_replaces_every_worker_while_every_request_is_answered(
 
 def hashing_pids(server: Server) -> list[int]:
     """The server's hashing processes (doorward/hashing_process.py)."""
-    pid = server.process.pid
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    found = []
-    for child in children:
-        with suppress(OSError):
-            if b"doorward.hashing_process" in Path(f"/proc/{child}/cmdline").read_bytes():
-                found.append(int(child))
-    return sorted(found)
+    return children_running(server.process.pid, HASHING_PROCESS)
 
 
 @pytest.mark.parametrize("configured", [False, True], ids=["default", "configured"])

@@ -176,12 +176,32 @@ class Hashers:
 
     def start(self) -> None:
         """Start the processes and wait until they are ready, or raise HashersNotReady."""
-        for index in range(self.count):
-            self.processes.append(self._spawn())  # one at a time: stop() ends those started
-            self._restarts.started(index, time.monotonic())
-        if not self._ready(self.processes):
+        processes = self._start_ready()
+        if processes is None:
             raise HashersNotReady()
+        self._take(processes)
         logger.info("%d hashing processes serve every worker's hashes", self.count)
+
+    def _start_ready(self) -> list[subprocess.Popen[bytes]] | None:
+        """``count`` new processes, all ready; None (and none left running) if that failed."""
+        new: list[subprocess.Popen[bytes]] = []
+        try:
+            for _ in range(self.count):
+                new.append(self._spawn())
+        except OSError as exc:  # no memory, no processes left
+            logger.error("cannot start a hashing process: %s", exc.strerror or exc)
+            self._finish(new)
+            return None
+        if not self._ready(new):
+            self._finish(new)
+            return None
+        return new
+
+    def _take(self, processes: list[subprocess.Popen[bytes]]) -> None:
+        self.processes = processes
+        now = time.monotonic()
+        for index in range(self.count):
+            self._restarts.started(index, now)
 
     def _spawn(self) -> subprocess.Popen[bytes]:
         """A new process, with its stdout a pipe on which it says when it is ready (see _ready)."""
@@ -229,21 +249,12 @@ class Hashers:
 
     def restart(self) -> None:
         """New processes (new code, after SIGHUP) take over; the old ones finish their hash and go."""
-        new: list[subprocess.Popen[bytes]] = []
-        try:
-            for _ in range(self.count):
-                new.append(self._spawn())
-        except OSError as exc:
-            self._finish(new)
-            logger.error("cannot start new hashing processes, keeping the old ones: %s", exc.strerror or exc)
-            return
-        if not self._ready(new):
-            self._finish(new)
+        new = self._start_ready()
+        if new is None:
             logger.error("the new hashing processes did not get ready: keeping the old ones")
             return
-        old, self.processes = self.processes, new
-        for index in range(self.count):
-            self._restarts.started(index, time.monotonic())
+        old = self.processes
+        self._take(new)
         self._finish(old)
         logger.info("%d new hashing processes replace the old ones", self.count)
 
