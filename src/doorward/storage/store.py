@@ -351,8 +351,9 @@ class SqlStore:
         transaction, which costs no round trips (BEGIN IMMEDIATE orders it against other writers).
         """
         if self.engine.dialect.name == "postgresql":
-            values = {f"session_{k}": v for k, v in _session_values(session, token_digest).items()}
-            values.update(user_id=values.pop("session_user_id"), seen_hash=seen_hash)
+            session_values = _session_values(session, token_digest).items()
+            values = {f"session_{k}": v for k, v in session_values if k != "user_id"}  # from the CTE
+            values.update(user_id=session.user_id, seen_hash=seen_hash)
             if new_hash is not None:
                 values.update(new_hash=new_hash, now=session.created_at)
             statement = _OPEN_SESSION if new_hash is None else _OPEN_SESSION_REHASHED

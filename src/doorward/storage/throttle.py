@@ -36,7 +36,7 @@ class SqlThrottleStore:
         self._record_failure = self._failure_upsert("key")
         self._hit = self._hit_upsert("key")
         # On PostgreSQL both in one statement: one round trip where a transaction took four.
-        failure = self._failure_upsert("key").cte("failure")
+        failure = self._record_failure.cte("failure")
         self._failure_alone = select(failure.c.failures)
         self._failure_and_hit = select(failure.c.failures).add_cte(self._hit_upsert("counter").cte("hit"))
 
