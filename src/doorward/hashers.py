@@ -76,8 +76,6 @@ class ProcessRunner:
     its profile and key.
     """
 
-    OPS = OPS
-
     def __init__(self, path: str, hasher: PasswordHasher) -> None:
         self.path = path
         self._hasher = hasher
@@ -86,9 +84,9 @@ class ProcessRunner:
 
     def start(self, fn: Callable[..., T], args: tuple[object, ...], done: Callable[[], None]) -> Awaitable[T]:
         name = getattr(fn, "__name__", "")
-        if getattr(fn, "__self__", None) is not self._hasher or name not in self.OPS:
+        if getattr(fn, "__self__", None) is not self._hasher or name not in OPS:
             done()
-            raise TypeError(f"the hashing processes run {self.OPS} of one PasswordHasher, not {fn!r}")
+            raise TypeError(f"the hashing processes run {OPS} of one PasswordHasher, not {fn!r}")
         task = asyncio.get_running_loop().create_task(self._ask(name, args))
         self._tasks.add(task)
 
