@@ -16,7 +16,7 @@ import typer
 from pydantic import ValidationError
 
 from doorward.config import Settings
-from doorward.core import ImportRow
+from doorward.core.admin import ImportRow
 from doorward.core.errors import DoorwardError
 from doorward.logs import configure_logging
 from doorward.wiring import Services, open_services

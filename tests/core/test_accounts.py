@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from doorward.core import Accounts, Authenticator
+from doorward.core.accounts import Accounts
 from doorward.core.errors import EmailInvalid, EmailTaken, InvalidSession, PasswordCommon
+from doorward.core.service import Authenticator
 from tests.conftest import EMAIL, PASSWORD
 from tests.core.conftest import CLIENT
 from tests.fakes import MemoryStore

@@ -6,8 +6,10 @@ import hashlib
 
 import pytest
 
-from doorward.core import Accounts, Admin, Authenticator, ImportRow
+from doorward.core.accounts import Accounts
+from doorward.core.admin import Admin, ImportRow
 from doorward.core.errors import InvalidSession, UserNotFound
+from doorward.core.service import Authenticator
 from tests.conftest import EMAIL, PASSWORD
 from tests.core.conftest import CLIENT
 from tests.fakes import MemoryStore

@@ -8,11 +8,16 @@ from dataclasses import replace
 
 import pytest
 
-from doorward.core import Accounts, Admin, Auditor, Authenticator, Deps, HashPool
 from doorward.core import deps as deps_module
 from doorward.core import service as service_module
+from doorward.core.accounts import Accounts
+from doorward.core.admin import Admin
+from doorward.core.audit import Auditor
+from doorward.core.deps import Deps
 from doorward.core.errors import InvalidCredentials, InvalidSession, LoginRequestInvalid, Overloaded
+from doorward.core.hashpool import HashPool
 from doorward.core.models import NewUser
+from doorward.core.service import Authenticator
 from doorward.core.tokens import token_digest
 from tests.conftest import EMAIL, PASSWORD, FakeClock
 from tests.core.conftest import CLIENT, RecordingHasher

@@ -6,8 +6,9 @@ from datetime import timedelta
 
 import pytest
 
-from doorward.core import Auditor, Throttle, ThrottlePolicy
+from doorward.core.audit import Auditor
 from doorward.core.errors import TooManyAttempts
+from doorward.core.throttle import Throttle, ThrottlePolicy
 from tests.conftest import FakeClock
 from tests.fakes import MemoryAuditSink, MemoryThrottleStore
 
