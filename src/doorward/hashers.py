@@ -32,15 +32,13 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from doorward.core.errors import DoorwardError, Overloaded, UnrecognisedHash
-from doorward.core.hashing import PasswordHasher, Verdict
+from doorward.core.hashing import HashOp, PasswordHasher, Verdict
 from doorward.core.passwords import Password
-from doorward.hashing_process import BORN_BLOCKED, LENGTH, OPS, READY, encode, length_of
+from doorward.hashing_process import BORN_BLOCKED, LENGTH, READY, encode, length_of
 from doorward.restarts import Restarts
-
-T = TypeVar("T")
 
 logger = logging.getLogger("doorward.hashers")
 
@@ -72,22 +70,17 @@ class HashingFailed(Overloaded):
 class ProcessRunner:
     """A HashPool runner (core/hashpool.py) that sends each hash to the hashing processes.
 
-    It runs the methods of one PasswordHasher, ``hasher``: the processes build the same hasher from
-    its profile and key.
+    A request names the hasher by its profile and key, from which the processes build the same one.
     """
 
-    def __init__(self, path: str, hasher: PasswordHasher) -> None:
+    def __init__(self, path: str) -> None:
         self.path = path
-        self._hasher = hasher
-        self._header = {"profile": hasher.profile.name, "key": hasher.key.hex()}
         self._tasks: set[asyncio.Task[Any]] = set()
 
-    def start(self, fn: Callable[..., T], args: tuple[object, ...], done: Callable[[], None]) -> Awaitable[T]:
-        name = getattr(fn, "__name__", "")
-        if getattr(fn, "__self__", None) is not self._hasher or name not in OPS:
-            done()
-            raise TypeError(f"the hashing processes run {OPS} of one PasswordHasher, not {fn!r}")
-        task = asyncio.get_running_loop().create_task(self._ask(name, args))
+    def start(
+        self, hasher: PasswordHasher, op: HashOp, args: tuple[object, ...], done: Callable[[], None]
+    ) -> Awaitable[object]:
+        task = asyncio.get_running_loop().create_task(self._ask(hasher, op, args))
         self._tasks.add(task)
 
         def finished(task: asyncio.Task[Any]) -> None:
@@ -101,8 +94,15 @@ class ProcessRunner:
         task.add_done_callback(finished)
         return asyncio.shield(task)
 
-    async def _ask(self, op: str, args: tuple[object, ...]) -> Any:
-        request = encode({**self._header, "op": op, "args": [_plain(arg) for arg in args]})
+    async def _ask(self, hasher: PasswordHasher, op: HashOp, args: tuple[object, ...]) -> object:
+        request = encode(
+            {
+                "profile": hasher.profile.name,
+                "key": hasher.key.hex(),
+                "op": op,
+                "args": [_plain(arg) for arg in args],
+            }
+        )
         loop = asyncio.get_running_loop()
         sock: socket.socket | None = None
         try:

@@ -22,15 +22,15 @@ import signal
 import socket
 import struct
 import sys
-from typing import Any
+from typing import Any, get_args
 
 from doorward.core.errors import DoorwardError
-from doorward.core.hashing import PasswordHasher
+from doorward.core.hashing import HashOp, PasswordHasher
 from doorward.core.passwords import Password
 from doorward.core.priority import lower_priority
 from doorward.core.profiles import PROFILES
 
-OPS = ("verify", "hash", "for_import")
+OPS: tuple[HashOp, ...] = get_args(HashOp)
 """What a hashing process runs: these methods of a PasswordHasher."""
 
 LENGTH = struct.Struct(">I")

@@ -154,8 +154,8 @@ def hash_pool(settings: Settings, hasher: PasswordHasher) -> HashPool:
     if settings.hash_socket is not None:
         from doorward.hashers import ProcessRunner
 
-        runner = ProcessRunner(settings.hash_socket, hasher)
-    return HashPool(settings.hash_workers, settings.hash_queue, runner)
+        runner = ProcessRunner(settings.hash_socket)
+    return HashPool(hasher, settings.hash_workers, settings.hash_queue, runner)
 
 
 def mail_transport(settings: Settings) -> Transport:

@@ -46,8 +46,8 @@ def hasher() -> RecordingHasher:
 
 
 @pytest.fixture
-def pool() -> HashPool:
-    return HashPool(workers=1, queue=8)
+def pool(hasher: RecordingHasher) -> HashPool:
+    return HashPool(hasher, workers=1, queue=8)
 
 
 @pytest.fixture

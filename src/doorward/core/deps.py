@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TypeVar
 
 from doorward.core.audit import Auditor
 from doorward.core.background import Background
@@ -18,8 +16,6 @@ from doorward.core.notifications import Notifications
 from doorward.core.passwords import PasswordPolicy
 from doorward.core.ports import Store
 from doorward.core.throttle import Throttle
-
-T = TypeVar("T")
 
 REFUSAL_SUMMARY_SECONDS = 1.0
 """Under a flood, refusals after the first are audited as one event per this many seconds."""
@@ -74,13 +70,8 @@ class Deps:
     clock: Clock = utc_now
     refusals: Refusals = field(init=False, default_factory=Refusals)  # state, not a dependency
 
-    async def hash(self, fn: Callable[..., T], *args: object) -> T:
-        """Run a hash on the bounded pool; a full pool is an audited 503."""
-        with self.hash_slot() as slot:
-            return await slot.run(fn, *args)
-
     def hash_slot(self) -> Slot:
-        """A slot on the bounded pool (``HashPool.slot``); a full pool is an audited 503."""
+        """A slot on the bounded pool (``HashPool.slot``) for one hash; a full pool is an audited 503."""
         try:
             return self.pool.slot()
         except Overloaded:

@@ -13,6 +13,7 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
+from typing import Literal
 
 import argon2
 import bcrypt
@@ -63,6 +64,11 @@ def identify(stored: str) -> Scheme | None:
     if _HEX64.fullmatch(stored):
         return Scheme.SHA256
     return None
+
+
+HashOp = Literal["verify", "hash", "for_import"]
+"""The PasswordHasher methods that run off the event loop (core/hashpool.py), by name: a hashing
+process (doorward/hashing_process.py) is asked for one by its name."""
 
 
 @dataclass(frozen=True)

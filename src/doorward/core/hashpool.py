@@ -6,20 +6,22 @@ import asyncio
 import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Protocol, TypeVar
+from typing import Protocol, cast
 
 from doorward.core.errors import Overloaded
+from doorward.core.hashing import HashOp, PasswordHasher, Verdict
+from doorward.core.passwords import Password
 from doorward.core.priority import lower_priority
-
-T = TypeVar("T")
 
 
 class Runner(Protocol):
     """Where a HashPool's hashes run: threads of this process, or processes of their own."""
 
-    def start(self, fn: Callable[..., T], args: tuple[object, ...], done: Callable[[], None]) -> Awaitable[T]:
-        """Begin ``fn(*args)`` and return its result to await; call ``done`` once it has finished or
-        will never run, whether or not anyone still awaits it."""
+    def start(
+        self, hasher: PasswordHasher, op: HashOp, args: tuple[object, ...], done: Callable[[], None]
+    ) -> Awaitable[object]:
+        """Begin ``hasher``'s method ``op`` on ``args`` and return its result to await; call ``done``
+        once it has finished or will never run, whether or not anyone still awaits it."""
         ...
 
     def close(self) -> None:
@@ -35,12 +37,16 @@ class ThreadRunner:
             max_workers=workers, thread_name_prefix="doorward-hash", initializer=lower_priority
         )
 
-    def start(self, fn: Callable[..., T], args: tuple[object, ...], done: Callable[[], None]) -> Awaitable[T]:
-        def job() -> T:
+    def start(
+        self, hasher: PasswordHasher, op: HashOp, args: tuple[object, ...], done: Callable[[], None]
+    ) -> Awaitable[object]:
+        method: Callable[..., object] = getattr(hasher, op)
+
+        def job() -> object:
             # Done when the hash finishes, not when the caller stops waiting: a cancelled request
             # must not let more hashes run than the bound allows.
             try:
-                return fn(*args)
+                return method(*args)
             finally:
                 done()
 
@@ -59,9 +65,9 @@ class ThreadRunner:
 
 
 class HashPool:
-    """Runs blocking hash calls, at most ``capacity`` at once running or waiting.
+    """Runs ``hasher``'s blocking methods, at most ``capacity`` calls at once running or waiting.
 
-    Beyond that, ``run`` raises Overloaded at once: answering 503 now is better than answering 200
+    Beyond that, a call raises Overloaded at once: answering 503 now is better than answering 200
     after the client has given up (ASVS 15.2.2). By default the hashes run on ``workers`` threads,
     with at most ``queue`` more waiting; argon2-cffi releases the GIL while hashing, so the threads
     run in parallel, and memory stays bounded by ``workers`` x the profile's memory cost. Another
@@ -69,10 +75,13 @@ class HashPool:
     among its workers: doorward/hashers.py); each worker's pool still admits ``workers + queue``.
     """
 
-    def __init__(self, workers: int, queue: int, runner: Runner | None = None) -> None:
+    def __init__(
+        self, hasher: PasswordHasher, workers: int, queue: int, runner: Runner | None = None
+    ) -> None:
         if workers < 1 or queue < 0:
             raise ValueError("workers must be >= 1 and queue >= 0")
         self.capacity = workers + queue
+        self._hasher = hasher
         self._runner: Runner = runner or ThreadRunner(workers)
         self._lock = threading.Lock()
         self._pending = 0
@@ -84,20 +93,30 @@ class HashPool:
 
     @property
     def full(self) -> bool:
-        """Every slot is taken: ``slot()`` and ``run()`` would raise Overloaded now."""
+        """Every slot is taken: ``slot()`` and the calls below would raise Overloaded now."""
         return self._pending >= self.capacity
 
-    async def run(self, fn: Callable[..., T], *args: object) -> T:
-        """Run ``fn(*args)`` off the event loop, or raise Overloaded when every slot is taken."""
+    async def verify(self, stored: str | None, password: Password) -> Verdict:
+        """``PasswordHasher.verify`` off the event loop, or Overloaded when every slot is taken."""
         with self.slot() as slot:
-            return await slot.run(fn, *args)
+            return await slot.verify(stored, password)
+
+    async def hash(self, password: Password) -> str:
+        """``PasswordHasher.hash`` off the event loop, or Overloaded when every slot is taken."""
+        with self.slot() as slot:
+            return await slot.hash(password)
+
+    async def for_import(self, stored: str) -> str:
+        """``PasswordHasher.for_import`` off the event loop, or Overloaded when every slot is taken."""
+        with self.slot() as slot:
+            return await slot.for_import(stored)
 
     def slot(self) -> Slot:
         """Take a slot now, or raise Overloaded at once, for one hash to run later.
 
-        Use it as ``with pool.slot() as slot: ... await slot.run(fn, *args)``, and take it before
-        the work the hash depends on (a login's throttle and account reads): a full pool then
-        refuses a request before it has cost a database query. A slot whose hash never ran is
+        Use it as ``with pool.slot() as slot: ... await slot.verify(stored, password)``, and take
+        it before the work the hash depends on (a login's throttle and account reads): a full pool
+        then refuses a request before it has cost a database query. A slot whose hash never ran is
         given back when the block ends; one whose hash ran, when the hash finishes.
         """
         with self._lock:
@@ -110,8 +129,8 @@ class HashPool:
         with self._lock:
             self._pending -= 1
 
-    async def _submit(self, fn: Callable[..., T], args: tuple[object, ...]) -> T:
-        return await self._runner.start(fn, args, self._release)
+    def _start(self, op: HashOp, args: tuple[object, ...]) -> Awaitable[object]:
+        return self._runner.start(self._hasher, op, args, self._release)
 
     def close(self) -> None:
         """Finish running hashes and stop the runner."""
@@ -133,9 +152,20 @@ class Slot:
             self.used = True
             self._pool._release()
 
-    async def run(self, fn: Callable[..., T], *args: object) -> T:
-        """Run ``fn(*args)`` off the event loop in this slot."""
+    async def verify(self, stored: str | None, password: Password) -> Verdict:
+        """``PasswordHasher.verify`` off the event loop, in this slot."""
+        return cast(Verdict, await self._run("verify", stored, password))
+
+    async def hash(self, password: Password) -> str:
+        """``PasswordHasher.hash`` off the event loop, in this slot."""
+        return cast(str, await self._run("hash", password))
+
+    async def for_import(self, stored: str) -> str:
+        """``PasswordHasher.for_import`` off the event loop, in this slot."""
+        return cast(str, await self._run("for_import", stored))
+
+    async def _run(self, op: HashOp, *args: object) -> object:
         if self.used:
             raise RuntimeError("a slot runs one hash")
         self.used = True
-        return await self._pool._submit(fn, args)
+        return await self._pool._start(op, args)

@@ -64,7 +64,7 @@ class Authenticator:
             async with d.store.read() as tx:
                 user = await tx.users.by_canonical_email(canonical)
             stored = user.password_hash if user is not None else None
-            verdict = await slot.run(d.hasher.verify, stored, secret)
+            verdict = await slot.verify(stored, secret)
         if user is None or not verdict.ok or user.disabled:
             reason = "unknown_email" if user is None else "disabled" if verdict.ok else "wrong_password"
             d.audit(
@@ -113,7 +113,7 @@ class Authenticator:
 
     async def _rehash(self, secret: Password) -> str | None:
         try:
-            return await self._deps.pool.run(self._deps.hasher.hash, secret)
+            return await self._deps.pool.hash(secret)
         except Overloaded:
             return None  # the upgrade waits for the next login; this one still succeeds
 
