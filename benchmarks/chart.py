@@ -60,13 +60,15 @@ def draw(results: dict[str, Any], path: Path) -> None:
 
 
 def _ratios(ax: Any, results: dict[str, Any], dbs: list[str]) -> None:
-    rows = [r for r in results.get("figures", []) if _goal_key(r["key"]) and r["ratio"] is not None]
-    keys = list(
-        dict.fromkeys(r["key"] for r in sorted(rows, key=lambda r: list(GOALS).index(_goal_key(r["key"]))))
-    )
+    goal_of: dict[str, str] = {}  # a figure's key -> its GOALS key, in the order figures come
+    for r in results.get("figures", []):
+        if r["ratio"] is not None and (base := _goal_key(r["key"])) is not None:
+            goal_of.setdefault(r["key"], base)
+    rows = [r for r in results.get("figures", []) if r["key"] in goal_of and r["ratio"] is not None]
+    keys = sorted(goal_of, key=lambda key: list(GOALS).index(goal_of[key]))
     height = 0.8 / max(1, len(dbs))
     for i, key in enumerate(keys):
-        goal, higher, _ = GOALS[_goal_key(key)]
+        goal, higher, _ = GOALS[goal_of[key]]
         for j, db in enumerate(dbs):
             row = next((r for r in rows if r["key"] == key and r["db"] == db), None)
             if row is None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Iterator
 from email import message_from_bytes, policy
@@ -11,6 +10,8 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 from aiosmtpd.controller import Controller
+
+from tests.servers import free_port
 
 
 class Inbox:
@@ -42,12 +43,6 @@ def link_token(message: EmailMessage) -> str:
     text = message.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
     link = next(word for word in text.split() if word.startswith("http"))
     return parse_qs(urlparse(link).query)["token"][0]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

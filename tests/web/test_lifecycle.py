@@ -336,7 +336,7 @@ async def test_the_file_mailer_writes_eml_files_and_logs_no_token(
 
 
 async def test_an_smtp_outage_does_not_change_the_answer(database_url: str) -> None:
-    from tests.mailbox import free_port
+    from tests.servers import free_port
 
     settings = make_settings(
         database_url, mailer="smtp", smtp_host="127.0.0.1", smtp_port=free_port(), smtp_tls="none"
