@@ -151,6 +151,30 @@ async def test_no_processes_to_ask_is_a_503_at_once(tmp_path: Path) -> None:
     assert pool.pending == 0
 
 
+async def test_a_run_of_failures_is_logged_as_one_line_and_then_a_count(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(hashers_module, "FAILURE_LOG_SECONDS", 0.2)
+    hasher = PasswordHasher(TESTING, key=b"k")
+    pool = HashPool(hasher, 1, 0, ProcessRunner(str(tmp_path / "nothing")))
+    for _ in range(50):
+        with pytest.raises(HashingFailed):
+            await pool.verify(None, RIGHT)
+    lines = [r.getMessage() for r in caplog.records if r.name == "doorward.hashers"]
+    assert len(lines) == 1 and "did not answer" in lines[0]
+    await asyncio.sleep(0.3)
+    lines = [r.getMessage() for r in caplog.records if r.name == "doorward.hashers"]
+    assert lines[1:] == ["49 more hashes failed since (not logged one by one)"]
+    await asyncio.sleep(0.3)  # a second window, without failures: nothing to sum up
+    for _ in range(2):  # after a quiet spell the first is logged at once again
+        with pytest.raises(HashingFailed):
+            await pool.verify(None, RIGHT)
+    pool.close()  # the count of the window still open is logged, not lost
+    lines = [r.getMessage() for r in caplog.records if r.name == "doorward.hashers"]
+    assert len(lines) == 4 and "did not answer" in lines[2]
+    assert lines[3] == "1 more hashes failed since (not logged one by one)"
+
+
 async def test_no_answer_in_time_is_a_503_that_frees_its_slot(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

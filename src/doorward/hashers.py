@@ -49,6 +49,9 @@ STARTUP_SECONDS = 30.0
 """How long new hashing processes may take to be ready (at start, and on SIGHUP) before the server
 gives up on them: it stops at start, and keeps the old ones on SIGHUP."""
 
+FAILURE_LOG_SECONDS = 1.0
+"""After a failed hash is logged, the failures of this many seconds more are logged as one count."""
+
 FINISH_SECONDS = 10.0
 """How long a hashing process told to finish may take (its hash, then the check of its flag)."""
 
@@ -76,6 +79,8 @@ class ProcessRunner:
     def __init__(self, path: str) -> None:
         self.path = path
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._unlogged = 0  # failures since the last line, while _summary is due
+        self._summary: asyncio.TimerHandle | None = None
 
     def start(
         self, hasher: PasswordHasher, op: HashOp, args: tuple[object, ...], done: Callable[[], None]
@@ -116,7 +121,7 @@ class ProcessRunner:
         # all dead and not yet replaced): the slot must not stay taken by a login long given up.
         except (OSError, ValueError) as exc:
             reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-            logger.error("the hashing processes did not answer: %s", reason)
+            self._log_failure("the hashing processes did not answer: %s", reason)
             raise HashingFailed() from None
         finally:
             if sock is not None:
@@ -124,14 +129,37 @@ class ProcessRunner:
         if "error" in answer:
             error = _ERRORS.get(answer["error"])
             if error is None:
-                logger.error("a hashing process failed: %s", answer["error"])
+                self._log_failure("a hashing process failed: %s", answer["error"])
                 raise HashingFailed()
             raise error(answer.get("message") or error.message)
         result = answer["result"]
         return Verdict(ok=result[0], needs_rehash=result[1]) if op == "verify" else result
 
+    def _log_failure(self, message: str, *args: object) -> None:
+        """Log a failed hash; those of the next FAILURE_LOG_SECONDS are summed up in one line.
+
+        With the processes unreachable, every login fails at once: a flood of them must not
+        become a flood of identical error lines.
+        """
+        if self._summary is not None:
+            self._unlogged += 1
+            return
+        logger.error(message, *args)
+        self._summary = asyncio.get_running_loop().call_later(FAILURE_LOG_SECONDS, self._summarise)
+
+    def _summarise(self, again: bool = True) -> None:
+        self._summary = None
+        if self._unlogged:
+            logger.error("%d more hashes failed since (not logged one by one)", self._unlogged)
+            self._unlogged = 0
+            if again:  # failures that go on keep to a line every FAILURE_LOG_SECONDS
+                self._summary = asyncio.get_running_loop().call_later(FAILURE_LOG_SECONDS, self._summarise)
+
     def close(self) -> None:
-        """Nothing to stop here: the server stops the processes after its workers."""
+        """Log the failures not logged yet; the server stops the processes after its workers."""
+        if self._summary is not None:
+            self._summary.cancel()
+            self._summarise(again=False)
 
 
 def _plain(arg: object) -> object:
