@@ -180,6 +180,26 @@ def test_sigterm_stops_the_server_and_every_worker(start_server: Callable[..., S
         assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
 
 
+def test_sigterm_during_a_reload_stops_without_replacing_the_rest(
+    start_server: Callable[..., Server],
+) -> None:
+    server = start_server("--workers", "2")
+    workers = worker_pids(server)
+    server.process.send_signal(signal.SIGHUP)
+    # The first new worker takes a second or more to start: the stop arrives while it does.
+    assert wait_for(lambda: "replacing the workers one at a time" in server.stderr(), 10), server.explain()
+    server.process.send_signal(signal.SIGTERM)
+    try:
+        server.process.wait(15)  # without waiting for the reload to replace either worker
+    finally:
+        server.stop()
+    log = server.stderr()
+    assert "not replacing the rest" in log and "replaces worker" not in log, server.explain()
+    assert server.process.returncode == 0, server.explain()
+    for pid in workers:
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+
+
 def serve(
     database_url: str, *args: str, timeout: float = 30, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:

@@ -131,8 +131,9 @@ class Workers:
     SIGINT and SIGTERM stop the server: each worker finishes its requests (at most
     ``GRACEFUL_SECONDS``, then it is killed). SIGHUP replaces the workers one at a time (to load
     new code), each new one serving before the old one is told to finish, as uvicorn's own
-    supervisor does. A worker that dies is replaced at once, and again after waits that double up
-    to half a minute while its replacements keep dying. If a worker exits with uvicorn's
+    supervisor does; a stop asked meanwhile ends the replacing, and the workers stop as they are.
+    A worker that dies is replaced at once, and again after waits that double up to half a
+    minute while its replacements keep dying. If a worker exits with uvicorn's
     startup-failure code before any worker has served (the database is unreachable, the settings
     are wrong), the server stops instead, and ``run`` returns False.
     """
@@ -195,22 +196,46 @@ class Workers:
         self._restarts.started(index, time.monotonic())
         return process
 
+    def _stop_asked(self) -> bool:
+        """SIGINT or SIGTERM has arrived and waits to be handled."""
+        return any(signum != signal.SIGHUP for signum in self._signals)
+
     def _restart_all(self) -> None:
         logger.info("received SIGHUP: replacing the workers one at a time")
         for index, old in enumerate(self.processes):
             if self._restarts.waiting(index):
                 continue  # dead and waiting: its successor starts on the new code anyway
+            if self._stop_asked():
+                break
             new = self._start(index)
             # Both accept on the socket until the old one is told to finish its requests and go.
-            if not new.wait_until_ready(STARTUP_SECONDS, self.should_exit):
+            if not self._wait_until_ready(new):
                 new.terminate()
                 new.join()
+                if self._stop_asked():
+                    break
                 logger.error("worker %s did not start in time: keeping the others as they are", new.pid)
                 return
             old.terminate()
             old.join()
             self.processes[index] = new
             logger.info("worker %s replaces worker %s", new.pid, old.pid)
+        else:
+            return
+        # A stop does not wait for the rest of a reload: each worker a new one would have replaced
+        # (a second or two to start, each) stops as it is, finishing its requests.
+        logger.info("a stop was asked while the workers were being replaced: not replacing the rest")
+
+    def _wait_until_ready(self, new: Process) -> bool:
+        """Whether ``new`` serves within STARTUP_SECONDS; False at once if it dies or a stop is asked."""
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while time.monotonic() < deadline and not self._stop_asked():
+            if not new.process.is_alive():
+                return False
+            if new.is_ready(timeout=CHECK_SECONDS):
+                return True
+            time.sleep(0.1)  # it answered that it has not started yet: ask again in a while
+        return False
 
     def _replace_dead(self) -> None:
         check = self.config.timeout_worker_healthcheck
