@@ -164,7 +164,7 @@ async def test_a_run_of_failures_is_logged_as_one_line_and_then_a_count(
     assert len(lines) == 1 and "did not answer" in lines[0]
     await asyncio.sleep(0.3)
     lines = [r.getMessage() for r in caplog.records if r.name == "doorward.hashers"]
-    assert lines[1:] == ["49 more hashes failed since (not logged one by one)"]
+    assert lines[1:] == ["49 more failed hashes since (not logged one by one)"]
     await asyncio.sleep(0.3)  # a second window, without failures: nothing to sum up
     for _ in range(2):  # after a quiet spell the first is logged at once again
         with pytest.raises(HashingFailed):
@@ -172,7 +172,7 @@ async def test_a_run_of_failures_is_logged_as_one_line_and_then_a_count(
     pool.close()  # the count of the window still open is logged, not lost
     lines = [r.getMessage() for r in caplog.records if r.name == "doorward.hashers"]
     assert len(lines) == 4 and "did not answer" in lines[2]
-    assert lines[3] == "1 more hashes failed since (not logged one by one)"
+    assert lines[3] == "1 more failed hashes since (not logged one by one)"
 
 
 async def test_no_answer_in_time_is_a_503_that_frees_its_slot(

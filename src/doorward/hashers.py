@@ -150,7 +150,7 @@ class ProcessRunner:
     def _summarise(self, again: bool = True) -> None:
         self._summary = None
         if self._unlogged:
-            logger.error("%d more hashes failed since (not logged one by one)", self._unlogged)
+            logger.error("%d more failed hashes since (not logged one by one)", self._unlogged)
             self._unlogged = 0
             if again:  # failures that go on keep to a line every FAILURE_LOG_SECONDS
                 self._summary = asyncio.get_running_loop().call_later(FAILURE_LOG_SECONDS, self._summarise)

@@ -98,7 +98,6 @@ async def open_services(settings: Settings, *, clock: Clock = utc_now) -> AsyncI
         pool = hash_pool(settings, hasher)
         deps = Deps(
             store=store,
-            hasher=hasher,
             pool=pool,
             password_policy=PasswordPolicy(min_length=settings.password_min_length),
             session_policy=SessionPolicy(

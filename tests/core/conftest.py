@@ -55,7 +55,6 @@ def deps(store: MemoryStore, hasher: RecordingHasher, pool: HashPool, clock: Fak
     audit = Auditor([MemoryAuditSink()], clock)
     return Deps(
         store=store,
-        hasher=hasher,
         pool=pool,
         password_policy=PasswordPolicy(),
         session_policy=SessionPolicy(lifetime=timedelta(hours=24), idle_timeout=timedelta(minutes=30)),

@@ -19,10 +19,12 @@ SECRET = Password("correct horse battery staple")
 
 
 class GatedHasher(PasswordHasher):
-    """A real hasher whose verifies wait for ``gate`` and note the thread and niceness they ran at."""
+    """A real hasher whose verifies say they ``started``, wait for ``gate``, and note the thread
+    and niceness they ran at."""
 
     def __init__(self) -> None:
         super().__init__(TESTING, b"k" * 32)
+        self.started = threading.Event()
         self.gate = threading.Event()
         self.gate.set()
         self.threads: list[str] = []
@@ -31,6 +33,7 @@ class GatedHasher(PasswordHasher):
     def verify(self, stored: str | None, password: Password) -> Verdict:
         self.threads.append(threading.current_thread().name)
         self.niceness.append(os.getpriority(os.PRIO_PROCESS, 0))
+        self.started.set()
         if not self.gate.wait(5):
             raise TimeoutError("the test never opened the gate")
         return super().verify(stored, password)
@@ -39,6 +42,11 @@ class GatedHasher(PasswordHasher):
 @pytest.fixture
 def hasher() -> GatedHasher:
     return GatedHasher()
+
+
+async def running(hasher: GatedHasher) -> None:
+    """Until a verify has begun on its thread (no longer waiting in the queue)."""
+    assert await asyncio.to_thread(hasher.started.wait, 5), "no verify began"
 
 
 async def settle(pool: HashPool, pending: int) -> None:
@@ -83,7 +91,7 @@ async def test_a_cancelled_caller_keeps_its_slot_until_the_hash_ends(hasher: Gat
     hasher.gate.clear()
     try:
         waiting = asyncio.ensure_future(pool.verify(None, SECRET))
-        await asyncio.sleep(0.05)
+        await running(hasher)
         waiting.cancel()
         await asyncio.sleep(0.01)
         with pytest.raises(Overloaded):  # the thread still hashes: the slot is not free yet
@@ -108,7 +116,7 @@ async def test_a_slot_taken_ahead_counts_until_its_hash_ends_or_it_is_given_back
     hasher.gate.clear()
     with pool.slot() as slot:
         hashing = asyncio.ensure_future(slot.verify(None, SECRET))
-        await asyncio.sleep(0.05)
+        await running(hasher)
     assert pool.pending == 1  # used: held until the hash itself ends
     with pytest.raises(Overloaded):
         pool.slot()

@@ -185,7 +185,7 @@ async def test_a_flood_of_refusals_is_audited_as_the_first_and_then_a_count(
 ) -> None:
     monkeypatch.setattr(deps_module, "REFUSAL_SUMMARY_SECONDS", 0.05)
     sink = MemoryAuditSink()
-    full = replace(deps, pool=HashPool(deps.hasher, workers=1, queue=0), audit=Auditor([sink], clock))
+    full = replace(deps, pool=HashPool(deps.pool.hasher, workers=1, queue=0), audit=Auditor([sink], clock))
     with full.hash_slot():  # the one slot is taken: every other login is refused
         for _ in range(500):
             with pytest.raises(Overloaded):

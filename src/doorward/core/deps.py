@@ -10,7 +10,6 @@ from doorward.core.audit import Auditor
 from doorward.core.background import Background
 from doorward.core.clock import Clock, utc_now
 from doorward.core.errors import Overloaded
-from doorward.core.hashing import PasswordHasher
 from doorward.core.hashpool import HashPool, Slot
 from doorward.core.notifications import Notifications
 from doorward.core.passwords import PasswordPolicy
@@ -58,8 +57,7 @@ class Deps:
     """
 
     store: Store
-    hasher: PasswordHasher
-    pool: HashPool
+    pool: HashPool  # and its hasher
     password_policy: PasswordPolicy
     session_policy: SessionPolicy
     throttle: Throttle

@@ -40,12 +40,11 @@ class ThreadRunner:
     def start(
         self, hasher: PasswordHasher, op: HashOp, args: tuple[object, ...], done: Callable[[], None]
     ) -> Awaitable[object]:
-        method: Callable[..., object] = getattr(hasher, op)
-
         def job() -> object:
             # Done when the hash finishes, not when the caller stops waiting: a cancelled request
             # must not let more hashes run than the bound allows.
             try:
+                method: Callable[..., object] = getattr(hasher, op)
                 return method(*args)
             finally:
                 done()
@@ -73,6 +72,8 @@ class HashPool:
     run in parallel, and memory stays bounded by ``workers`` x the profile's memory cost. Another
     ``runner`` may run them elsewhere (``doorward serve --workers N`` shares processes of its own
     among its workers: doorward/hashers.py); each worker's pool still admits ``workers + queue``.
+    Those processes build a PasswordHasher of their own from ``hasher``'s profile and key: what a
+    subclass of it changes happens only on threads.
     """
 
     def __init__(
@@ -81,7 +82,7 @@ class HashPool:
         if workers < 1 or queue < 0:
             raise ValueError("workers must be >= 1 and queue >= 0")
         self.capacity = workers + queue
-        self._hasher = hasher
+        self.hasher = hasher
         self._runner: Runner = runner or ThreadRunner(workers)
         self._lock = threading.Lock()
         self._pending = 0
@@ -130,7 +131,7 @@ class HashPool:
             self._pending -= 1
 
     def _start(self, op: HashOp, args: tuple[object, ...]) -> Awaitable[object]:
-        return self._runner.start(self._hasher, op, args, self._release)
+        return self._runner.start(self.hasher, op, args, self._release)
 
     def close(self) -> None:
         """Finish running hashes and stop the runner."""
