@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import os
 import shutil
 import signal
@@ -11,6 +12,7 @@ import socket
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -189,6 +191,27 @@ async def test_no_answer_in_time_is_a_503_that_frees_its_slot(
         with pytest.raises(HashingFailed):
             await asyncio.wait_for(pool.verify(None, RIGHT), 5)
         assert pool.pending == 0
+
+
+def test_a_restart_told_to_give_up_keeps_the_old_processes(
+    hashers: Hashers, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="doorward.hashers")
+    old = [process.pid for process in hashers.processes]
+    asked = 0
+
+    def stopping() -> bool:  # the server is asked to stop once the new processes are starting
+        nonlocal asked
+        asked += 1
+        return asked > 1
+
+    started = time.monotonic()
+    hashers.restart(stopping)
+    assert time.monotonic() - started < 5
+    assert [process.pid for process in hashers.processes] == old
+    assert "a stop was asked: the new hashing processes are not taking over" in caplog.text
+    # The new ones were started and have gone again: only the old ones are this process's children.
+    assert wait_for(lambda: sorted(children_running(os.getpid(), HASHING_PROCESS)) == sorted(old), 10)
 
 
 def test_the_socket_is_private_and_gone_after_stop() -> None:

@@ -200,6 +200,23 @@ def test_sigterm_during_a_reload_stops_without_replacing_the_rest(
         assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
 
 
+def test_sighup_and_sigterm_together_stop_without_a_reload(start_server: Callable[..., Server]) -> None:
+    server = start_server("--workers", "2")
+    hashing = hashing_pids(server)
+    server.process.send_signal(signal.SIGHUP)
+    server.process.send_signal(signal.SIGTERM)  # arrives before the reload, or while it begins
+    try:
+        server.process.wait(15)
+    finally:
+        server.stop()
+    log = server.stderr()
+    assert "received SIGTERM: stopping the workers" in log, server.explain()
+    assert "replace the old ones" not in log and "replaces worker" not in log, server.explain()
+    assert server.process.returncode == 0, server.explain()
+    for pid in hashing:
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+
+
 def serve(
     database_url: str, *args: str, timeout: float = 30, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:

@@ -208,8 +208,11 @@ class Hashers:
         self._take(processes)
         logger.info("%d hashing processes serve every worker's hashes", self.count)
 
-    def _start_ready(self) -> list[subprocess.Popen[bytes]] | None:
-        """``count`` new processes, all ready; None (and none left running) if that failed."""
+    def _start_ready(
+        self, give_up: Callable[[], bool] = lambda: False
+    ) -> list[subprocess.Popen[bytes]] | None:
+        """``count`` new processes, all ready; None (and none left running) if that failed or
+        ``give_up`` said so while they started."""
         new: list[subprocess.Popen[bytes]] = []
         try:
             for _ in range(self.count):
@@ -218,7 +221,7 @@ class Hashers:
             logger.error("cannot start a hashing process: %s", exc.strerror or exc)
             self._finish(new)
             return None
-        if not self._ready(new):
+        if not self._ready(new, give_up):
             self._finish(new)
             return None
         return new
@@ -273,11 +276,17 @@ class Hashers:
             self._close_pipe(self.processes[index])  # not waited for: the next check looks again
             logger.info("hashing process %s replaces %s", self.processes[index].pid, process.pid)
 
-    def restart(self) -> None:
-        """New processes (new code, after SIGHUP) take over; the old ones finish their hash and go."""
-        new = self._start_ready()
+    def restart(self, give_up: Callable[[], bool] = lambda: False) -> None:
+        """New processes (new code, after SIGHUP) take over; the old ones finish their hash and go.
+
+        ``give_up`` is asked while the new ones start: True (the server is stopping) keeps the old.
+        """
+        new = self._start_ready(give_up)
         if new is None:
-            logger.error("the new hashing processes did not get ready: keeping the old ones")
+            if give_up():
+                logger.info("a stop was asked: the new hashing processes are not taking over")
+            else:
+                logger.error("the new hashing processes did not get ready: keeping the old ones")
             return
         old = self.processes
         self._take(new)
@@ -290,16 +299,17 @@ class Hashers:
         self._listener.close()
         shutil.rmtree(self._directory, ignore_errors=True)
 
-    def _ready(self, processes: list[subprocess.Popen[bytes]]) -> bool:
+    def _ready(self, processes: list[subprocess.Popen[bytes]], give_up: Callable[[], bool]) -> bool:
         """Whether each process said it is ready within STARTUP_SECONDS (a new one that cannot
-        import doorward, say, exits instead); their pipes are closed either way."""
+        import doorward, say, exits instead) and before ``give_up`` said so; their pipes are
+        closed either way."""
         deadline = time.monotonic() + STARTUP_SECONDS
         try:
             for process in processes:
                 assert process.stdout is not None
-                readable, _, _ = select.select(
-                    [process.stdout], [], [], max(0.0, deadline - time.monotonic())
-                )
+                readable: list[Any] = []
+                while not readable and not give_up() and (left := deadline - time.monotonic()) > 0:
+                    readable, _, _ = select.select([process.stdout], [], [], min(left, 0.1))
                 if not readable or process.stdout.readline() != READY:
                     return False
             return True

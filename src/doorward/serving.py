@@ -45,6 +45,9 @@ FIRST_REQUEST_SECONDS = 0.5
 STARTUP_SECONDS = 30.0
 """How long a replacement started by SIGHUP may take to start serving before the others are kept."""
 
+ABANDON_SECONDS = 10.0
+"""How long a replacement given up on (not serving yet: no requests to finish) may take to stop."""
+
 
 class _Server(Server):
     """uvicorn's Server, but a connection accepted just before a stop gets its request answered.
@@ -143,11 +146,12 @@ class Workers:
         config: Config,
         sockets: list[socket.socket],
         on_check: Callable[[], None] = lambda: None,
-        on_reload: Callable[[], None] = lambda: None,
+        on_reload: Callable[[Callable[[], bool]], None] = lambda _stop_asked: None,
     ) -> None:
         self.config = config
         self.on_check = on_check  # every CHECK_SECONDS while serving (the hashing processes' check)
-        self.on_reload = on_reload  # on SIGHUP, before the workers are replaced
+        # On SIGHUP, before the workers are replaced; it is given _stop_asked, to give up early.
+        self.on_reload = on_reload
         self.sockets = sockets
         self.processes: list[Process] = []
         self.should_exit = threading.Event()  # set by run()'s loop, never by a signal handler
@@ -180,15 +184,18 @@ class Workers:
         self._signals.append(signum)
 
     def _handle_signals(self) -> None:
+        """A stop wins over a reload waiting beside it; SIGHUPs that came together make one reload."""
         while self._signals:
-            signum = self._signals.pop(0)
-            if signum == signal.SIGHUP:
-                self.on_reload()
-                self._restart_all()
-            else:
-                logger.info("received %s: stopping the workers", signal.Signals(signum).name)
+            count = len(self._signals)  # a signal that arrives meanwhile is appended after these
+            pending = self._signals[:count]
+            del self._signals[:count]
+            stop = next((signum for signum in pending if signum != signal.SIGHUP), None)
+            if stop is not None:
+                logger.info("received %s: stopping the workers", signal.Signals(stop).name)
                 self.should_exit.set()
                 return
+            self.on_reload(self._stop_asked)
+            self._restart_all()  # which gives up, and says so, if a stop came meanwhile
 
     def _start(self, index: int) -> Process:
         process = _Worker(self.config, [self.sockets[index]])
@@ -210,8 +217,7 @@ class Workers:
             new = self._start(index)
             # Both accept on the socket until the old one is told to finish its requests and go.
             if not self._wait_until_ready(new):
-                new.terminate()
-                new.join()
+                self._end(new)
                 if self._stop_asked():
                     break
                 logger.error("worker %s did not start in time: keeping the others as they are", new.pid)
@@ -225,6 +231,16 @@ class Workers:
         # A stop does not wait for the rest of a reload: each worker a new one would have replaced
         # (a second or two to start, each) stops as it is, finishing its requests.
         logger.info("a stop was asked while the workers were being replaced: not replacing the rest")
+
+    @staticmethod
+    def _end(process: Process) -> None:
+        """End a worker that is not serving yet; one stuck in its startup is killed."""
+        process.terminate()
+        process.process.join(ABANDON_SECONDS)
+        if process.process.is_alive():
+            logger.error("worker %s did not stop in time: killing it", process.pid)
+            process.kill()
+        process.join()
 
     def _wait_until_ready(self, new: Process) -> bool:
         """Whether ``new`` serves within STARTUP_SECONDS; False at once if it dies or a stop is asked."""
