@@ -44,8 +44,7 @@ class Accounts:
         secret = Password(password)
         d.password_policy.check(secret, email=canonical)
         if d.account_policy.require_email_verification and not verified:
-            with d.hash_slot() as slot:
-                password_hash = await slot.hash(secret)
+            password_hash = await d.hash(secret)
             self.background.spawn(
                 self._register_unverified(NewUser(stored_email, canonical, password_hash)), "registration"
             )
@@ -53,8 +52,7 @@ class Accounts:
         async with d.store.read() as tx:
             if await tx.users.by_canonical_email(canonical) is not None:
                 raise EmailTaken()
-        with d.hash_slot() as slot:
-            password_hash = await slot.hash(secret)
+        password_hash = await d.hash(secret)
         async with d.store.write() as tx:
             user = await tx.users.add(
                 NewUser(stored_email, canonical, password_hash, email_verified=verified), d.clock()
@@ -104,16 +102,14 @@ class Accounts:
             current = Password(current_password)
         except InvalidRequest as exc:
             raise InvalidCurrentPassword() from exc
-        with d.hash_slot() as slot:
-            verdict = await slot.verify(user.password_hash, current)
+        verdict = await d.verify(user.password_hash, current)
         if not verdict.ok:
             await d.throttle.login_failed(user.email_canonical, client.address)
             d.audit("password.change_failed", user_id=user.id, client=client.address)
             raise InvalidCurrentPassword()
         new = Password(new_password)
         d.password_policy.check(new, email=user.email_canonical)
-        with d.hash_slot() as slot:
-            new_hash = await slot.hash(new)
+        new_hash = await d.hash(new)
         async with d.store.write() as tx:
             # Compare-and-set, and only while this session lives: a reset, another change, or a
             # "log out everywhere" that committed meanwhile wins over this change.
@@ -182,8 +178,7 @@ class Accounts:
         if d.clock() >= found.expires_at:
             raise TokenExpired()
         d.password_policy.check(new, email=user.email_canonical)
-        with d.hash_slot() as slot:
-            new_hash = await slot.hash(new)
+        new_hash = await d.hash(new)
         now = d.clock()
         async with d.store.write() as tx:
             if await tx.tokens.take(digest, TokenPurpose.RESET_PASSWORD) is None:

@@ -103,8 +103,7 @@ class Admin:
         canonical = canonical_email(row.email)
         if canonical in seen:
             raise EmailTaken("Duplicate email in this file")
-        with self._deps.hash_slot() as slot:
-            password_hash = await slot.for_import(row.password_hash)
+        password_hash = await self._deps.for_import(row.password_hash)
         return NewUser(stored_email, canonical, password_hash, email_verified=True)
 
     # --- housekeeping ------------------------------------------------------------------------------

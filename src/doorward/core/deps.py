@@ -10,9 +10,10 @@ from doorward.core.audit import Auditor
 from doorward.core.background import Background
 from doorward.core.clock import Clock, utc_now
 from doorward.core.errors import Overloaded
+from doorward.core.hashing import Verdict
 from doorward.core.hashpool import HashPool, Slot
 from doorward.core.notifications import Notifications
-from doorward.core.passwords import PasswordPolicy
+from doorward.core.passwords import Password, PasswordPolicy
 from doorward.core.ports import Store
 from doorward.core.throttle import Throttle
 
@@ -67,6 +68,21 @@ class Deps:
     background: Background = field(default_factory=Background)
     clock: Clock = utc_now
     refusals: Refusals = field(init=False, default_factory=Refusals)  # state, not a dependency
+
+    async def hash(self, password: Password) -> str:
+        """``PasswordHasher.hash`` on the bounded pool; a full pool is an audited 503."""
+        with self.hash_slot() as slot:
+            return await slot.hash(password)
+
+    async def verify(self, stored: str | None, password: Password) -> Verdict:
+        """``PasswordHasher.verify`` on the bounded pool; a full pool is an audited 503."""
+        with self.hash_slot() as slot:
+            return await slot.verify(stored, password)
+
+    async def for_import(self, stored: str) -> str:
+        """``PasswordHasher.for_import`` on the bounded pool; a full pool is an audited 503."""
+        with self.hash_slot() as slot:
+            return await slot.for_import(stored)
 
     def hash_slot(self) -> Slot:
         """A slot on the bounded pool (``HashPool.slot``) for one hash; a full pool is an audited 503."""
