@@ -236,11 +236,7 @@ class Workers:
     def _end(process: Process) -> None:
         """End a worker that is not serving yet; one stuck in its startup is killed."""
         process.terminate()
-        process.process.join(ABANDON_SECONDS)
-        if process.process.is_alive():
-            logger.error("worker %s did not stop in time: killing it", process.pid)
-            process.kill()
-        process.join()
+        _join_or_kill(process, time.monotonic() + ABANDON_SECONDS)
 
     def _wait_until_ready(self, new: Process) -> bool:
         """Whether ``new`` serves within STARTUP_SECONDS; False at once if it dies or a stop is asked."""
@@ -294,10 +290,15 @@ class Workers:
             process.terminate()
         deadline = time.monotonic() + GRACEFUL_SECONDS + 5  # uvicorn's own bound, then a margin
         for process in self.processes:
-            process.process.join(max(0.0, deadline - time.monotonic()))
-            if process.process.is_alive():
-                logger.error("worker %s did not stop in time: killing it", process.pid)
-                process.kill()
-            process.join()
+            _join_or_kill(process, deadline)
         for sock in self.sockets:
             sock.close()
+
+
+def _join_or_kill(process: Process, deadline: float) -> None:
+    """Wait for a worker told to stop until ``deadline`` (monotonic), then kill it."""
+    process.process.join(max(0.0, deadline - time.monotonic()))
+    if process.process.is_alive():
+        logger.error("worker %s did not stop in time: killing it", process.pid)
+        process.kill()
+    process.join()
