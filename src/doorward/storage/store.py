@@ -351,8 +351,11 @@ class SqlStore:
         transaction, which costs no round trips (BEGIN IMMEDIATE orders it against other writers).
         """
         if self.engine.dialect.name == "postgresql":
-            session_values = _session_values(session, token_digest).items()
-            values = {f"session_{k}": v for k, v in session_values if k != "user_id"}  # from the CTE
+            values = {  # all but the user's id, which the statement takes from its CTE
+                f"session_{name}": value
+                for name, value in _session_values(session, token_digest).items()
+                if name != "user_id"
+            }
             values.update(user_id=session.user_id, seen_hash=seen_hash)
             if new_hash is not None:
                 values.update(new_hash=new_hash, now=session.created_at)
