@@ -39,6 +39,19 @@ def children_running(pid: int, marker: bytes) -> list[int]:
     return sorted(found)
 
 
+def state(pid: int) -> str:
+    """The process's state letter (R, S, Z, ...); OSError when there is no such process."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]  # after the (name)
+
+
+def ended(pid: int) -> bool:
+    """The process has exited (gone, or a zombie its parent has not reaped yet)."""
+    try:
+        return state(pid) == "Z"
+    except OSError:
+        return True
+
+
 def wait_for(condition: Callable[[], bool], seconds: float = 20, every: float = 0.05) -> bool:
     """Whether ``condition()`` became true within ``seconds``, asked every ``every`` seconds."""
     deadline = time.monotonic() + seconds

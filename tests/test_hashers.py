@@ -25,7 +25,7 @@ from doorward.core.hashpool import HashPool
 from doorward.core.passwords import Password
 from doorward.core.profiles import OWASP_2023, RFC_9106_LOW_MEMORY, TESTING
 from doorward.hashers import Hashers, HashersNotReady, HashingFailed, ProcessRunner
-from tests.servers import HASHING_PROCESS, children_running, wait_for
+from tests.servers import HASHING_PROCESS, children_running, ended, state, wait_for
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
@@ -51,10 +51,6 @@ def pool_on(hashers: Hashers, hasher: PasswordHasher, capacity: int = 8) -> Hash
 def cpu_ticks(pid: int) -> int:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return int(fields[11]) + int(fields[12])  # utime + stime
-
-
-def state(pid: int) -> str:
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
 
 
 def settled(hashers: Hashers) -> bool:
@@ -275,14 +271,7 @@ def test_they_end_when_the_server_that_started_them_is_gone() -> None:
     pid, path = started.stdout.split()
     pid = int(pid)
     shutil.rmtree(Path(path).parent)  # its server died before it could
-
-    def ended() -> bool:
-        try:
-            return state(pid) == "Z"
-        except FileNotFoundError:
-            return True
-
-    assert wait_for(ended, 10, every=0.01), f"hashing process {pid} outlived its server"
+    assert wait_for(lambda: ended(pid), 10, every=0.01), f"hashing process {pid} outlived its server"
 
 
 @pytest.fixture

@@ -17,7 +17,15 @@ import httpx
 import pytest
 
 from doorward.serving import listening_sockets
-from tests.servers import HASHING_PROCESS, Server, children_running, doorward_env, free_port, wait_for
+from tests.servers import (
+    HASHING_PROCESS,
+    Server,
+    children_running,
+    doorward_env,
+    ended,
+    free_port,
+    wait_for,
+)
 
 pytestmark = [
     pytest.mark.e2e,
@@ -177,7 +185,7 @@ def test_sigterm_stops_the_server_and_every_worker(start_server: Callable[..., S
     server.stop()
     assert server.process.returncode == 0, server.explain()
     for pid in workers:
-        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+        assert ended(pid)
 
 
 def test_sigterm_during_a_reload_stops_without_replacing_the_rest(
@@ -197,7 +205,7 @@ def test_sigterm_during_a_reload_stops_without_replacing_the_rest(
     assert "not replacing the rest" in log and "replaces worker" not in log, server.explain()
     assert server.process.returncode == 0, server.explain()
     for pid in workers:
-        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+        assert ended(pid)
 
 
 def test_sighup_and_sigterm_together_stop_without_a_reload(start_server: Callable[..., Server]) -> None:
@@ -214,7 +222,7 @@ def test_sighup_and_sigterm_together_stop_without_a_reload(start_server: Callabl
     assert "replace the old ones" not in log and "replaces worker" not in log, server.explain()
     assert server.process.returncode == 0, server.explain()
     for pid in hashing:
-        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+        assert ended(pid)
 
 
 def serve(
