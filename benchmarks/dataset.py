@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from harness import doorward_command, doorward_env
 
 from doorward.core.emails import canonical_email
-from doorward.core.hashing import PasswordHasher
+from doorward.core.password_hashes import PasswordHasher
 from doorward.core.passwords import Password
 from doorward.core.profiles import PROFILES
 

@@ -20,8 +20,8 @@ import pytest
 
 from doorward import hashers as hashers_module
 from doorward.core.errors import Overloaded, UnrecognisedHash
-from doorward.core.hashing import WRAPPED_SHA256_PREFIX, PasswordHasher
 from doorward.core.hashpool import HashPool
+from doorward.core.password_hashes import WRAPPED_SHA256_PREFIX, PasswordHasher
 from doorward.core.passwords import Password
 from doorward.core.profiles import OWASP_2023, RFC_9106_LOW_MEMORY, TESTING
 from doorward.hashers import Hashers, HashersNotReady, HashingFailed, ProcessRunner
@@ -228,7 +228,7 @@ def test_a_hashing_process_loads_the_hasher_and_not_the_service() -> None:
     """One runs per core: it must not carry the event loop, the web app, storage or the rest of
     the core (24.8 MiB resident with them, 18.4 MiB without, measured when it was split off)."""
     heavy = ["asyncio", "logging", "subprocess", "sqlalchemy", "fastapi", "pydantic", "zxcvbn"]
-    heavy += ["doorward.core.service", "doorward.core.accounts", "doorward.storage", "doorward.web"]
+    heavy += ["doorward.core.sessions", "doorward.core.accounts", "doorward.storage", "doorward.web"]
     probe = f"import sys, doorward.hashing_process; print([m for m in {heavy!r} if m in sys.modules])"
     done = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True

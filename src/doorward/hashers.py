@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from doorward.core.errors import DoorwardError, Overloaded, UnrecognisedHash
-from doorward.core.hashing import HashOp, PasswordHasher, Verdict
+from doorward.core.password_hashes import HashOp, PasswordHasher, Verdict
 from doorward.core.passwords import Password
 from doorward.hashing_process import BORN_BLOCKED, LENGTH, READY, encode, length_of
 from doorward.restarts import Restarts

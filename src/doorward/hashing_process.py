@@ -25,7 +25,7 @@ import sys
 from typing import Any, get_args
 
 from doorward.core.errors import DoorwardError
-from doorward.core.hashing import HashOp, PasswordHasher
+from doorward.core.password_hashes import HashOp, PasswordHasher
 from doorward.core.passwords import Password
 from doorward.core.priority import lower_priority
 from doorward.core.profiles import PROFILES

@@ -17,11 +17,11 @@ from doorward.core.admin import Admin
 from doorward.core.audit import Auditor
 from doorward.core.clock import Clock, utc_now
 from doorward.core.deps import AccountPolicy, Deps, SessionPolicy
-from doorward.core.hashing import PasswordHasher
 from doorward.core.hashpool import HashPool
+from doorward.core.password_hashes import PasswordHasher
 from doorward.core.passwords import PasswordPolicy
 from doorward.core.profiles import TESTING
-from doorward.core.service import Authenticator
+from doorward.core.sessions import Authenticator
 from doorward.core.throttle import Throttle, ThrottlePolicy, ThrottleStore
 from doorward.mail import FileTransport, MailOutbox, SmtpTransport, Transport
 from doorward.storage import SqlStore, create_engine, load_or_create_secret, open_checkpointer

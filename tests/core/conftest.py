@@ -10,12 +10,12 @@ from doorward.core.accounts import Accounts
 from doorward.core.admin import Admin
 from doorward.core.audit import Auditor
 from doorward.core.deps import Deps, SessionPolicy
-from doorward.core.hashing import PasswordHasher, Verdict
 from doorward.core.hashpool import HashPool
 from doorward.core.models import Client
+from doorward.core.password_hashes import PasswordHasher, Verdict
 from doorward.core.passwords import Password, PasswordPolicy
 from doorward.core.profiles import TESTING
-from doorward.core.service import Authenticator
+from doorward.core.sessions import Authenticator
 from doorward.core.throttle import Throttle, ThrottlePolicy
 from tests.conftest import FakeClock
 from tests.fakes import MemoryAuditSink, MemoryStore, MemoryThrottleStore, RecordingNotifications

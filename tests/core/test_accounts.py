@@ -6,7 +6,7 @@ import pytest
 
 from doorward.core.accounts import Accounts
 from doorward.core.errors import EmailInvalid, EmailTaken, InvalidSession, PasswordCommon
-from doorward.core.service import Authenticator
+from doorward.core.sessions import Authenticator
 from tests.conftest import EMAIL, PASSWORD
 from tests.core.conftest import CLIENT
 from tests.fakes import MemoryStore

@@ -9,7 +9,7 @@ import pytest
 from doorward.core.accounts import Accounts
 from doorward.core.admin import Admin, ImportRow
 from doorward.core.errors import InvalidSession, UserNotFound
-from doorward.core.service import Authenticator
+from doorward.core.sessions import Authenticator
 from tests.conftest import EMAIL, PASSWORD
 from tests.core.conftest import CLIENT
 from tests.fakes import MemoryStore

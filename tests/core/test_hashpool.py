@@ -9,8 +9,8 @@ import threading
 import pytest
 
 from doorward.core.errors import Overloaded
-from doorward.core.hashing import PasswordHasher, Verdict
 from doorward.core.hashpool import HashPool
+from doorward.core.password_hashes import PasswordHasher, Verdict
 from doorward.core.passwords import Password
 from doorward.core.priority import HASH_NICENESS
 from doorward.core.profiles import TESTING

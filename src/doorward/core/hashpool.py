@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol, cast
 
 from doorward.core.errors import Overloaded
-from doorward.core.hashing import HashOp, PasswordHasher, Verdict
+from doorward.core.password_hashes import HashOp, PasswordHasher, Verdict
 from doorward.core.passwords import Password
 from doorward.core.priority import lower_priority
 

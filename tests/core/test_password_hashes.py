@@ -11,7 +11,7 @@ import bcrypt
 import pytest
 
 from doorward.core.errors import UnrecognisedHash
-from doorward.core.hashing import WRAPPED_SHA256_PREFIX, PasswordHasher, Scheme, Verdict, identify
+from doorward.core.password_hashes import WRAPPED_SHA256_PREFIX, PasswordHasher, Scheme, Verdict, identify
 from doorward.core.passwords import Password
 from doorward.core.profiles import OWASP_2023, TESTING
 

@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from doorward.core import deps as deps_module
-from doorward.core import service as service_module
+from doorward.core import sessions as sessions_module
 from doorward.core.accounts import Accounts
 from doorward.core.admin import Admin
 from doorward.core.audit import Auditor
@@ -17,7 +17,7 @@ from doorward.core.deps import Deps
 from doorward.core.errors import InvalidCredentials, InvalidSession, LoginRequestInvalid, Overloaded
 from doorward.core.hashpool import HashPool
 from doorward.core.models import NewUser
-from doorward.core.service import Authenticator
+from doorward.core.sessions import Authenticator
 from doorward.core.tokens import token_digest
 from tests.conftest import EMAIL, PASSWORD, FakeClock
 from tests.core.conftest import CLIENT, RecordingHasher
@@ -207,7 +207,7 @@ async def test_a_use_not_recorded_is_not_reported_as_recorded(
     auth: Authenticator, accounts: Accounts, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Beyond MAX_TOUCHES_IN_FLIGHT no write starts: the answer then gives the stored last use."""
-    monkeypatch.setattr(service_module, "MAX_TOUCHES_IN_FLIGHT", 1)
+    monkeypatch.setattr(sessions_module, "MAX_TOUCHES_IN_FLIGHT", 1)
     await accounts.register(EMAIL, PASSWORD)
     first, second = [(await auth.login(EMAIL, PASSWORD, CLIENT)).token for _ in range(2)]
     logged_in = clock()
