@@ -8,10 +8,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from doorward.core.audit import AuditEvent
 from doorward.core.errors import EmailTaken
-from doorward.core.models import AccountToken, NewUser, Session, TokenPurpose, User
-from doorward.core.throttle import AttemptState, WaitUntil
+from doorward.core.models import AccountToken, AttemptState, AuditEvent, NewUser, Session, TokenPurpose, User
+from doorward.core.ports import WaitUntil
 
 
 @dataclass

@@ -20,9 +20,10 @@ from doorward.core.deps import AccountPolicy, Deps, SessionPolicy
 from doorward.core.hashpool import HashPool
 from doorward.core.password_hashes import PasswordHasher
 from doorward.core.passwords import PasswordPolicy
+from doorward.core.ports import ThrottleStore
 from doorward.core.profiles import TESTING
 from doorward.core.sessions import Authenticator
-from doorward.core.throttle import Throttle, ThrottlePolicy, ThrottleStore
+from doorward.core.throttle import Throttle, ThrottlePolicy
 from doorward.mail import FileTransport, MailOutbox, SmtpTransport, Transport
 from doorward.storage import SqlStore, create_engine, load_or_create_secret, open_checkpointer
 from doorward.storage.audit import SqlAuditSink

@@ -12,8 +12,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import make_url
 
-from doorward.core.audit import AuditEvent
-from doorward.core.throttle import AttemptState, ThrottleStore, WaitUntil
+from doorward.core.models import AttemptState, AuditEvent
+from doorward.core.ports import ThrottleStore, WaitUntil
 from doorward.storage import SqlStore, create_engine
 from doorward.storage.audit import BATCH, SqlAuditSink
 from doorward.storage.redis_throttle import RedisThrottleStore

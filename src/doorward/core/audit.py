@@ -9,31 +9,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Protocol
 
 from doorward.core.clock import Clock, utc_now
+from doorward.core.models import AuditEvent
+from doorward.core.ports import AuditSink
 
 _log = logging.getLogger("doorward.audit")
-
-
-@dataclass(frozen=True)
-class AuditEvent:
-    """What happened, when, to whom, from where."""
-
-    at: datetime
-    event: str
-    user_id: int | None = None
-    client: str | None = None
-    detail: dict[str, object] = field(default_factory=dict)
-
-
-class AuditSink(Protocol):
-    """Somewhere events are kept. ``record`` must not block: it is called on the request path."""
-
-    def record(self, event: AuditEvent) -> None:
-        """Keep ``event``."""
 
 
 class Auditor:

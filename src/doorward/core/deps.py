@@ -11,10 +11,9 @@ from doorward.core.background import Background
 from doorward.core.clock import Clock, utc_now
 from doorward.core.errors import Overloaded
 from doorward.core.hashpool import HashPool, Slot
-from doorward.core.notifications import Notifications
 from doorward.core.password_hashes import Verdict
 from doorward.core.passwords import Password, PasswordPolicy
-from doorward.core.ports import Store
+from doorward.core.ports import Notifications, Store
 from doorward.core.throttle import Throttle
 
 REFUSAL_SUMMARY_SECONDS = 1.0

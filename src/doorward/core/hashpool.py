@@ -6,27 +6,13 @@ import asyncio
 import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Protocol, cast
+from typing import cast
 
 from doorward.core.errors import Overloaded
 from doorward.core.password_hashes import HashOp, PasswordHasher, Verdict
 from doorward.core.passwords import Password
+from doorward.core.ports import Runner
 from doorward.core.priority import lower_priority
-
-
-class Runner(Protocol):
-    """Where a HashPool's hashes run: threads of this process, or processes of their own."""
-
-    def start(
-        self, hasher: PasswordHasher, op: HashOp, args: tuple[object, ...], done: Callable[[], None]
-    ) -> Awaitable[object]:
-        """Begin ``hasher``'s method ``op`` on ``args`` and return its result to await; call ``done``
-        once it has finished or will never run, whether or not anyone still awaits it."""
-        ...
-
-    def close(self) -> None:
-        """Finish running hashes and stop."""
-        ...
 
 
 class ThreadRunner:

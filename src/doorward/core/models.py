@@ -77,3 +77,22 @@ class AccountToken:
     purpose: TokenPurpose
     created_at: datetime
     expires_at: datetime
+
+
+@dataclass(frozen=True)
+class AttemptState:
+    """An account's consecutive failed logins (a success resets them) and when it may try next."""
+
+    failures: int = 0
+    next_allowed_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """What happened, when, to whom, from where."""
+
+    at: datetime
+    event: str
+    user_id: int | None = None
+    client: str | None = None
+    detail: dict[str, object] = field(default_factory=dict)

@@ -1,13 +1,24 @@
-"""What the core needs from storage, as Protocols: storage implements them, tests fake them."""
+"""Every Protocol the core needs from outside: the outer layers implement them, tests fake them."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
-from doorward.core.models import AccountToken, NewUser, Session, TokenPurpose, User
+from doorward.core.models import (
+    AccountToken,
+    AttemptState,
+    AuditEvent,
+    NewUser,
+    Session,
+    TokenPurpose,
+    User,
+)
+from doorward.core.password_hashes import HashOp, PasswordHasher
+
+# --- storage: accounts, sessions, mailed tokens -------------------------------------------------
 
 
 class Users(Protocol):
@@ -110,7 +121,7 @@ class Store(Protocol):
     async def find_session(self, token_digest: bytes) -> tuple[Session, User] | None:
         """What ``Sessions.find`` returns, outside any transaction: the read every check makes.
 
-        A store may answer it by a faster way than ``read()`` (storage/lookup.py) but must see
+        A store may answer it by a faster path than ``read()`` (a SessionLookup) but must see
         every committed write at once: a revoked session is invalid everywhere, immediately.
         """
 
@@ -129,3 +140,97 @@ class Store(Protocol):
 
     def write(self) -> AbstractAsyncContextManager[Transaction]:
         """A transaction that writes; it commits on normal exit and rolls back on an exception."""
+
+
+class SessionLookup(Protocol):
+    """A store's fast path for ``Store.find_session``: a session and its user, outside any transaction."""
+
+    async def find(self, token_digest: bytes) -> tuple[Session, User] | None:
+        """The session with this token digest and its user, as ``Sessions.find`` answers."""
+
+    async def close(self) -> None:
+        """Release what it holds (connections)."""
+
+
+# --- throttle counters ------------------------------------------------------------------------
+
+WaitUntil = Callable[[int], datetime | None]
+"""From an account's new count of failures, when it may try next (None: no wait)."""
+
+
+class ThrottleStore(Protocol):
+    """Where throttle counters live, shared by every instance (the database, or Redis)."""
+
+    async def login_state(
+        self, key: str, counter: str | None, window_start: datetime
+    ) -> tuple[AttemptState, int]:
+        """The state of ``key`` (the zero state when there is none) and the events ``counter``
+        counted in the window starting at ``window_start`` (0 without a counter), read at once."""
+
+    async def record_login_failure(
+        self,
+        key: str,
+        counter: str | None,
+        window_start: datetime,
+        window: timedelta,
+        wait_until: WaitUntil | None = None,
+    ) -> int:
+        """Add one failure to ``key`` and, with a ``counter``, count one event in its window (as
+        ``hit``); when ``wait_until(new count)`` gives a time, make ``key`` wait until then unless
+        it already waits longer. Each atomically; the two counts in one write, the wait in it or
+        right after it (it depends on the count); return the new count."""
+
+    async def clear(self, key: str) -> None:
+        """Forget ``key`` (a success, an unlock, a password reset)."""
+
+    async def hit(self, key: str, window_start: datetime, window: timedelta) -> int:
+        """Count one event in the fixed window starting at ``window_start``; return the window's count."""
+
+    async def prune(self, windows_before: datetime, idle_before: datetime) -> int:
+        """Forget windows that started before ``windows_before`` and accounts untouched since
+        ``idle_before`` that are not locked out; return how many entries went (0 where entries expire
+        by themselves)."""
+
+
+# --- audit, mail, hashing -----------------------------------------------------------------------
+
+
+class AuditSink(Protocol):
+    """Somewhere audit events are kept; ``record`` must not block, it is called on the request path."""
+
+    def record(self, event: AuditEvent) -> None:
+        """Keep ``event``."""
+
+
+class Notifications(Protocol):
+    """Mails the core asks for; each call returns at once, and a failed send never reaches the client."""
+
+    # ``to`` is always the address stored with the account; the core says what happened, the
+    # adapter renders and sends it in the background (logging and retrying a failure).
+
+    def password_reset(self, to: str, token: str) -> None:
+        """A single-use link to set a new password."""
+
+    def password_changed(self, to: str) -> None:
+        """The password was changed or reset: if it was not you, act now."""
+
+    def verify_email(self, to: str, token: str) -> None:
+        """A single-use link confirming the address of a new account."""
+
+    def registration_attempt(self, to: str) -> None:
+        """Someone tried to register with this address, which already has an account."""
+
+
+class Runner(Protocol):
+    """Where a HashPool's hashes run: threads of this process, or processes of their own."""
+
+    def start(
+        self, hasher: PasswordHasher, op: HashOp, args: tuple[object, ...], done: Callable[[], None]
+    ) -> Awaitable[object]:
+        """Begin ``hasher``'s method ``op`` on ``args`` and return its result to await; call ``done``
+        once it has finished or will never run, whether or not anyone still awaits it."""
+        ...
+
+    def close(self) -> None:
+        """Finish running hashes and stop."""
+        ...

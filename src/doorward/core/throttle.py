@@ -9,60 +9,14 @@ admits (workers + queue per instance), and the lockout still caps the total.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
 
 from doorward.core.audit import Auditor
 from doorward.core.clock import Clock
 from doorward.core.errors import TooManyAttempts
-
-
-@dataclass(frozen=True)
-class AttemptState:
-    """An account's consecutive failures (successes reset them) and when it may try next."""
-
-    failures: int = 0
-    next_allowed_at: datetime | None = None
-
-
-WaitUntil = Callable[[int], datetime | None]
-"""From an account's new count of failures, when it may try next (None: no wait)."""
-
-
-class ThrottleStore(Protocol):
-    """Where counters live: the database by default, Redis when configured. Shared by all instances."""
-
-    async def login_state(
-        self, key: str, counter: str | None, window_start: datetime
-    ) -> tuple[AttemptState, int]:
-        """The state of ``key`` (the zero state when there is none) and the events ``counter``
-        counted in the window starting at ``window_start`` (0 without a counter), read at once."""
-
-    async def record_login_failure(
-        self,
-        key: str,
-        counter: str | None,
-        window_start: datetime,
-        window: timedelta,
-        wait_until: WaitUntil | None = None,
-    ) -> int:
-        """Add one failure to ``key`` and, with a ``counter``, count one event in its window (as
-        ``hit``); when ``wait_until(new count)`` gives a time, make ``key`` wait until then unless
-        it already waits longer. Each atomically; the two counts in one write, the wait in it or
-        right after it (it depends on the count); return the new count."""
-
-    async def clear(self, key: str) -> None:
-        """Forget ``key`` (a success, an unlock, a password reset)."""
-
-    async def hit(self, key: str, window_start: datetime, window: timedelta) -> int:
-        """Count one event in the fixed window starting at ``window_start``; return the window's count."""
-
-    async def prune(self, windows_before: datetime, idle_before: datetime) -> int:
-        """Forget windows that started before ``windows_before`` and accounts untouched since
-        ``idle_before`` that are not locked out; return how many entries went (0 where entries expire
-        by themselves)."""
+from doorward.core.models import AttemptState
+from doorward.core.ports import ThrottleStore
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from collections import deque
 
 from sqlalchemy import insert
 
-from doorward.core.audit import AuditEvent
 from doorward.core.errors import StorageUnavailable
+from doorward.core.models import AuditEvent
 from doorward.storage.store import SqlStore
 from doorward.storage.tables import audit_events
 

@@ -25,13 +25,14 @@ import asyncio
 import inspect
 import sqlite3
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 import asyncpg
 from sqlalchemy.engine import URL, Dialect
 
 from doorward.core.errors import StorageUnavailable
 from doorward.core.models import Session, User
+from doorward.core.ports import SessionLookup
 from doorward.storage.database import in_memory, sqlite_connector
 from doorward.storage.loopsqlite import is_busy
 from doorward.storage.rows import FIND_SESSION, UNAVAILABLE_SQLSTATES, session_and_user
@@ -47,14 +48,6 @@ million sessions the file outgrows that cache, and a check paid several such cal
 
 class LookupBusy(Exception):
     """SQLite would have made the lookup wait: take the pooled path instead."""
-
-
-class SessionLookup(Protocol):
-    """Finds a session and its user by token digest, outside any transaction."""
-
-    async def find(self, token_digest: bytes) -> tuple[Session, User] | None: ...
-
-    async def close(self) -> None: ...
 
 
 def _compiled(dialect: Dialect) -> str:

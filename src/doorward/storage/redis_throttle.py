@@ -12,7 +12,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from doorward.core.errors import StorageUnavailable
-from doorward.core.throttle import AttemptState, WaitUntil
+from doorward.core.models import AttemptState
+from doorward.core.ports import WaitUntil
 
 # An account's state outlives any wait: a lockout holds until a success, an unlock or a reset, and
 # is forgotten only after this long without a single attempt.

@@ -14,8 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from doorward.core.errors import EmailTaken, StorageUnavailable
 from doorward.core.models import AccountToken, NewUser, Session, TokenPurpose, User
+from doorward.core.ports import SessionLookup
 from doorward.storage.database import WRITE_OPTION, read_options
-from doorward.storage.lookup import LookupBusy, SessionLookup
+from doorward.storage.lookup import LookupBusy
 from doorward.storage.loopsqlite import Checkpointer
 from doorward.storage.rows import FIND_SESSION, UNAVAILABLE_SQLSTATES, session_and_user, user_of
 from doorward.storage.tables import account_tokens, sessions, users

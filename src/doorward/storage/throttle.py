@@ -9,7 +9,8 @@ from sqlalchemy import Table, bindparam, case, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from doorward.core.throttle import AttemptState, WaitUntil
+from doorward.core.models import AttemptState
+from doorward.core.ports import WaitUntil
 from doorward.storage.store import SqlStore
 from doorward.storage.tables import attempts, rate_windows
 
