@@ -98,9 +98,9 @@ class Deps:
     def _refused(self) -> Overloaded:
         """Audit a refusal: the first at once, those right after it summed up a second later.
 
-        A flood is refused thousands of times a second; one log line and one row each made the
-        audit trail the flood's largest cost on the event loop, and told an operator nothing
-        more than a count does.
+        Under a flood, a log line and an audit row for every refusal would make the audit trail
+        the flood's largest cost on the event loop, and tell an operator nothing more than a
+        count does.
         """
         if self.refusals.summary_due:
             self.refusals.unreported += 1

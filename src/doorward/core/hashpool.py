@@ -52,14 +52,12 @@ class ThreadRunner:
 class HashPool:
     """Runs ``hasher``'s blocking methods, at most ``capacity`` calls at once running or waiting.
 
-    Beyond that, a call raises Overloaded at once: answering 503 now is better than answering 200
-    after the client has given up (ASVS 15.2.2). By default the hashes run on ``workers`` threads,
-    with at most ``queue`` more waiting; argon2-cffi releases the GIL while hashing, so the threads
-    run in parallel, and memory stays bounded by ``workers`` x the profile's memory cost. Another
-    ``runner`` may run them elsewhere (``doorward serve --workers N`` shares processes of its own
-    among its workers: doorward/hashers.py); each worker's pool still admits ``workers + queue``.
-    Those processes build a PasswordHasher of their own from ``hasher``'s profile and key: what a
-    subclass of it changes happens only on threads.
+    Beyond that, a call raises Overloaded at once: a 503 now beats a 200 after the client has given
+    up (ASVS 15.2.2). By default ``workers`` threads hash, ``queue`` more calls wait; argon2-cffi
+    releases the GIL, so the threads run in parallel, and memory stays bounded by ``workers`` x the
+    profile's memory cost. Another ``runner`` may hash elsewhere under the same bound, with a hasher
+    rebuilt from ``hasher``'s profile and key: what a subclass of PasswordHasher changes holds on
+    threads only.
     """
 
     def __init__(

@@ -67,8 +67,8 @@ def identify(stored: str) -> Scheme | None:
 
 
 HashOp = Literal["verify", "hash", "for_import"]
-"""The PasswordHasher methods that run off the event loop (core/hashpool.py), by name: a hashing
-process (doorward/hashing_process.py) is asked for one by its name."""
+"""The PasswordHasher methods a HashPool runs off the event loop, by name: the name is what a
+Runner that hashes in another process sends there."""
 
 
 @dataclass(frozen=True)

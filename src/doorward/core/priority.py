@@ -1,4 +1,4 @@
-"""Hashing runs below the event loop: threads of a process, or the hashing processes of serve."""
+"""Hashing runs at a lower priority than the event loop, wherever it runs."""
 
 from __future__ import annotations
 

@@ -105,7 +105,7 @@ class Authenticator:
     def refuse_if_overloaded(self) -> None:
         """Raise Overloaded (audited) if a login could not get a hash slot now.
 
-        For a caller that can refuse a login before even reading it (web/hotpaths.py): under a
+        For a caller that can refuse a login before even reading it (the web layer): under a
         flood, most requests then cost no more than their headers. A login that passes may still
         find the pool full by the time it asks (``login`` takes its slot itself).
         """
@@ -145,7 +145,7 @@ class Authenticator:
         the ``last_seen_at`` that is stored, and a later check records the use.
 
         A check must not wait for a write: on SQLite every write queues for the one write lock,
-        and a burst of sessions due for a touch at once put hundreds of milliseconds on p99.
+        and a burst of sessions due for a touch at once would hold up every check behind it.
         """
         if session_id in self._touching or len(self._touching) >= MAX_TOUCHES_IN_FLIGHT:
             return False  # the writes must not crowd out logins

@@ -3,7 +3,7 @@
 Before a password is checked, the account's state is read: waiting or locked means 429 at once,
 without a hash. After a failure the counter is incremented atomically and the wait only ever moves
 later. Guesses sent all at once can overtake the counter, but no more of them than the hash pool
-admits (workers + queue per instance), and the lockout still caps the total.
+admits (its capacity, per instance), and the lockout still caps the total.
 """
 
 from __future__ import annotations
