@@ -38,7 +38,7 @@ from doorward.core.errors import DoorwardError, Overloaded, UnrecognisedHash
 from doorward.core.hashing import HashOp, PasswordHasher, Verdict
 from doorward.core.passwords import Password
 from doorward.hashing_process import BORN_BLOCKED, LENGTH, READY, encode, length_of
-from doorward.restarts import Restarts
+from doorward.serve.restarts import Restarts
 
 logger = logging.getLogger("doorward.hashers")
 

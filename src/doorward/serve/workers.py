@@ -29,7 +29,7 @@ from uvicorn import Config, Server
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors.multiprocess import Process
 
-from doorward.restarts import Restarts
+from doorward.serve.restarts import Restarts
 
 logger = logging.getLogger("doorward.serve")
 

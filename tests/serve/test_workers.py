@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from doorward.serving import listening_sockets
+from doorward.serve.workers import listening_sockets
 from tests.servers import (
     HASHING_PROCESS,
     Server,
