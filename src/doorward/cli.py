@@ -76,7 +76,7 @@ def serve(
     import uvicorn
     from uvicorn.config import STARTUP_FAILURE
 
-    from doorward.hashers import Hashers, HashersNotReady
+    from doorward.serve.hash_processes import Hashers, HashersNotReady
     from doorward.serve.workers import GRACEFUL_SECONDS, Workers, listening_sockets, reuse_port_supported
 
     settings = load_settings()

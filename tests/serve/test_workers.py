@@ -146,7 +146,7 @@ def test_sighup_replaces_every_worker_while_every_request_is_answered(
 
 
 def hashing_pids(server: Server) -> list[int]:
-    """The server's hashing processes (doorward/hashing_process.py)."""
+    """The server's hashing processes (doorward/hashing/process.py)."""
     return children_running(server.process.pid, HASHING_PROCESS)
 
 
