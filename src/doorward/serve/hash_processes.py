@@ -1,17 +1,12 @@
 """The supervisor's side of the hashing processes every worker of ``doorward serve --workers N`` shares.
 
-With a pool of hashing threads in each worker, a login waits for its own worker's threads even
-while another worker's idle: two logins that land on one worker take turns, and the connections
-land where the kernel puts them. So ``serve`` starts ``hash_workers`` processes of their own (the
-cores, by default), all waiting in ``accept`` on one Unix socket, and a worker sends each hash
-there on a connection of its own (doorward/hashing/runner.py): the kernel hands it to one idle
-hashing process, or queues it until one is free. The machine's hashes then run on every core
-whichever worker asked, and their memory is bounded by the processes, however many workers there are.
-
-The socket lives in a directory only this user may enter (``tempfile.mkdtemp``: mode 0700), and
-the processes started by ``serve`` are the only ones that know its path. Each process runs
-doorward/hashing/process.py, which imports nothing of this module's (logging, subprocess): there is
-one per core.
+With hashing threads in each worker, two logins that land on one worker take turns while another
+worker's cores idle. So ``serve`` starts ``hash_workers`` processes (the cores, by default), all
+waiting in ``accept`` on one Unix socket; a worker sends each hash there on a connection of its own
+(doorward/hashing/runner.py), and the kernel hands it to an idle process or queues it until one is
+free. The hashes then run on every core whichever worker asked, and their memory is bounded by the
+processes, however many workers there are. The socket lives in a directory only this user may
+enter (``tempfile.mkdtemp``: mode 0700), and only the processes ``serve`` starts know its path.
 """
 
 from __future__ import annotations
