@@ -25,7 +25,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-HASHING_PROCESS = b"doorward.hashing_process"
+HASHING_PROCESS = b"doorward.hashing.process"
 """In the command line of each of serve's hashing processes."""
 
 

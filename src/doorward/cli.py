@@ -71,13 +71,13 @@ def serve(
 ) -> None:
     """Serve the HTTP API (migrating the database first unless --no-migrate).
 
-    With several workers on Linux, each worker accepts on a socket of its own (doorward/serving.py).
+    With several workers on Linux, each worker accepts on a socket of its own (doorward/serve/workers.py).
     """
     import uvicorn
     from uvicorn.config import STARTUP_FAILURE
 
-    from doorward.hashers import Hashers, HashersNotReady
-    from doorward.serving import GRACEFUL_SECONDS, Workers, listening_sockets, reuse_port_supported
+    from doorward.serve.hash_processes import Hashers, HashersNotReady
+    from doorward.serve.workers import GRACEFUL_SECONDS, Workers, listening_sockets, reuse_port_supported
 
     settings = load_settings()
     if migrate:

@@ -149,10 +149,10 @@ async def open_services(settings: Settings, *, clock: Clock = utc_now) -> AsyncI
 
 def hash_pool(settings: Settings, hasher: PasswordHasher) -> HashPool:
     """Hashes on threads of this process, or in the processes ``doorward serve`` shares among its
-    workers (doorward/hashers.py); either way this process admits hash_workers + hash_queue."""
+    workers (doorward/hashing/runner.py); either way this process admits hash_workers + hash_queue."""
     runner = None
     if settings.hash_socket is not None:
-        from doorward.hashers import ProcessRunner
+        from doorward.hashing.runner import ProcessRunner
 
         runner = ProcessRunner(settings.hash_socket)
     return HashPool(hasher, settings.hash_workers, settings.hash_queue, runner)

@@ -1,26 +1,18 @@
-"""One hashing process of ``doorward serve --workers N``: ``python -m doorward.hashing_process``.
+"""One hashing process of ``doorward serve --workers N``: ``python -m doorward.hashing.process``.
 
-Started by ``doorward.hashers.Hashers``, which also holds the workers' side. This module is what a
-hashing process imports, and all it imports: the wire format, the loop that answers, and the
-hasher (no asyncio, no logging, none of the web or storage layers), so that each process, one per
-core, costs as little memory as an interpreter with argon2 can.
-
-One request per connection: a 4-byte length and a JSON object, answered the same way.
-
-    {"op": "verify", "profile": "owasp-2023", "key": "<hex>", "args": [stored or null, password]}
-    {"op": "hash", ...,                                        "args": [password]}
-    {"op": "for_import", ...,                                  "args": [stored]}
-    -> {"result": ...} or {"error": "<DoorwardError subclass>", "message": "..."}
+Started by the supervisor (doorward/serve/hash_processes.py); the workers ask it over the socket
+(doorward/hashing/runner.py) in the format of doorward/hashing/wire.py. This module is what a hashing
+process imports, and all it imports: the wire format, the loop that answers, and the hasher (no
+asyncio, no logging, none of the web or storage layers), so that each process, one per core, costs
+as little memory as an interpreter with argon2 can.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import socket
-import struct
 import sys
 from typing import Any, get_args
 
@@ -29,13 +21,10 @@ from doorward.core.password_hashes import HashOp, PasswordHasher
 from doorward.core.passwords import Password
 from doorward.core.priority import lower_priority
 from doorward.core.profiles import PROFILES
+from doorward.hashing.wire import encode, read_message
 
 OPS: tuple[HashOp, ...] = get_args(HashOp)
 """What a hashing process runs: these methods of a PasswordHasher."""
-
-LENGTH = struct.Struct(">I")
-MAX_MESSAGE = 1 << 20
-"""A request or an answer longer than this is refused (a password is at most a few KiB)."""
 
 READ_SECONDS = 5.0
 """How long a hashing process waits for a request to arrive once its connection is accepted."""
@@ -47,21 +36,8 @@ READY = b"ready\n"
 """What a hashing process writes to its stdout, a pipe to the server, once it is about to accept."""
 
 BORN_BLOCKED = {signal.SIGUSR1, signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
-"""Signals a new hashing process is born with blocked (Hashers._spawn), until ``serve`` has set them."""
-
-
-def encode(message: dict[str, Any]) -> bytes:
-    """A message as sent: its length, then its JSON."""
-    body = json.dumps(message, separators=(",", ":")).encode()
-    return LENGTH.pack(len(body)) + body
-
-
-def length_of(prefix: bytes) -> int:
-    """The length a message's prefix gives, or ConnectionResetError beyond MAX_MESSAGE."""
-    length: int = LENGTH.unpack(prefix)[0]
-    if length > MAX_MESSAGE:
-        raise ConnectionResetError(f"a message of {length} bytes")
-    return length
+"""Signals a new hashing process is born with blocked (serve/hash_processes.py, Hashers._spawn),
+until ``serve`` has set them."""
 
 
 def serve(listener: socket.socket, parent: int) -> None:
@@ -106,22 +82,6 @@ def serve(listener: socket.socket, parent: int) -> None:
                 conn.sendall(encode(answer))
 
 
-def read_message(conn: socket.socket) -> Any:
-    """One message from a blocking socket."""
-    prefix = _read_exactly(conn, LENGTH.size)
-    return json.loads(_read_exactly(conn, length_of(prefix)))
-
-
-def _read_exactly(conn: socket.socket, size: int) -> bytes:
-    buffer = bytearray()
-    while len(buffer) < size:
-        chunk = conn.recv(size - len(buffer))
-        if not chunk:
-            raise ConnectionResetError("closed early")
-        buffer += chunk
-    return bytes(buffer)
-
-
 def _answer(request: dict[str, Any], hashers: dict[tuple[str, str], PasswordHasher]) -> dict[str, Any]:
     try:
         profile, key, op, args = request["profile"], request["key"], request["op"], request["args"]
@@ -143,7 +103,7 @@ def _answer(request: dict[str, Any], hashers: dict[tuple[str, str], PasswordHash
 
 
 def main() -> None:
-    """``python -m doorward.hashing_process <fd> <parent pid>``: one, started by doorward.hashers.Hashers."""
+    """``python -m doorward.hashing.process <fd> <parent pid>``: one, started by serve's Hashers."""
     fd, parent = int(sys.argv[1]), int(sys.argv[2])
     with socket.socket(fileno=fd) as listener:
         serve(listener, parent)

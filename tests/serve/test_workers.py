@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from doorward.serving import listening_sockets
+from doorward.serve.workers import listening_sockets
 from tests.servers import (
     HASHING_PROCESS,
     Server,
@@ -146,7 +146,7 @@ def test_sighup_replaces_every_worker_while_every_request_is_answered(
 
 
 def hashing_pids(server: Server) -> list[int]:
-    """The server's hashing processes (doorward/hashing_process.py)."""
+    """The server's hashing processes (doorward/hashing/process.py)."""
     return children_running(server.process.pid, HASHING_PROCESS)
 
 

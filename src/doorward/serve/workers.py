@@ -1,16 +1,12 @@
 """``doorward serve --workers N``: uvicorn workers, each accepting on a listening socket of its own.
 
-uvicorn's own ``--workers`` shares one listening socket: whichever worker wakes first accepts every
-connection waiting. A client that opens its connections in a burst (a proxy's keep-alive pool, a
-load generator) can then find all of them on one worker while the others idle, and the service
-runs at a fraction of its capacity for as long as those connections live.
-
-Here each worker gets a socket of its own, all bound to one port with ``SO_REUSEPORT``; the kernel
-assigns each new connection to one socket by a hash of its addresses, so connections spread over
-the workers whatever their timing. The supervisor binds every socket before any worker starts (a
-port already taken fails once, at once) and keeps them open while it runs: a worker that dies is
-replaced on the same socket, and connections that reach it meanwhile wait in its queue instead of
-being refused.
+uvicorn's own ``--workers`` shares one socket, and whichever worker wakes first accepts every
+connection waiting: a burst (a proxy's keep-alive pool, a load generator) can land on one worker
+while the others idle, for as long as those connections live. Here the sockets share one port with
+``SO_REUSEPORT``, and the kernel spreads new connections over them by a hash of their addresses.
+The supervisor binds them all before any worker starts (a port already taken fails at once) and
+keeps them open: a worker that dies is replaced on the same socket, and the connections that reach
+it meanwhile wait in its queue instead of being refused.
 """
 
 from __future__ import annotations
@@ -29,7 +25,7 @@ from uvicorn import Config, Server
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors.multiprocess import Process
 
-from doorward.restarts import Restarts
+from doorward.serve.restarts import Restarts
 
 logger = logging.getLogger("doorward.serve")
 
@@ -55,8 +51,7 @@ class _Server(Server):
     uvicorn's shutdown closes every connection with no request in progress, and a connection the
     worker has accepted whose request it has not read yet is one: its client sees the connection
     closed without an answer. While SIGHUP replaces the workers, the one told to finish may have
-    just accepted such a connection (the SIGHUP test failed 5 runs in 10 that way, none in 10
-    since). So first stop accepting, then wait for those requests, at most
+    just accepted such a connection. So first stop accepting, then wait for those requests, at most
     ``FIRST_REQUEST_SECONDS``, then shut down as uvicorn does (the requests now in progress are
     finished, up to its timeout). A keep-alive connection between two requests is not waited for
     (uvicorn keeps its finished request): it is closed as before, and a request sent on it at that

@@ -1,8 +1,8 @@
-"""When a dead process's successor starts (doorward/restarts.py): serve's workers and hashers."""
+"""When a dead process's successor starts (doorward/serve/restarts.py): serve's workers and hashers."""
 
 from __future__ import annotations
 
-from doorward.restarts import RESTART_WAITS, STABLE_SECONDS, Restarts
+from doorward.serve.restarts import RESTART_WAITS, STABLE_SECONDS, Restarts
 
 
 def test_waits_double_while_successors_die_and_reset_once_one_lives() -> None:

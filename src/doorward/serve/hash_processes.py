@@ -1,25 +1,16 @@
-"""Hashing processes that every worker of ``doorward serve --workers N`` shares.
+"""The supervisor's side of the hashing processes every worker of ``doorward serve --workers N`` shares.
 
-With a pool of hashing threads in each worker, a login waits for its own worker's threads even
-while another worker's idle: two logins that land on one worker take turns, and the connections
-land where the kernel puts them. So ``serve`` starts ``hash_workers`` processes of their own (the
-cores, by default), all waiting in ``accept`` on one Unix socket, and a worker sends each hash
-there on a connection of its own: the kernel hands it to one idle hashing process, or queues it
-until one is free. The machine's hashes then run on every core whichever worker asked, and their
-memory is bounded by the processes, however many workers there are.
-
-The socket lives in a directory only this user may enter (``tempfile.mkdtemp``: mode 0700), and
-the processes started by ``serve`` are the only ones that know its path. One request per
-connection; the format, and the processes' own code, are in doorward/hashing_process.py, which
-imports nothing of this module's (asyncio, logging, subprocess): each process is one per core.
-
-This module is the workers' side (``ProcessRunner``) and the server's (``Hashers``).
+With hashing threads in each worker, two logins that land on one worker take turns while another
+worker's cores idle. So ``serve`` starts ``hash_workers`` processes (the cores, by default), all
+waiting in ``accept`` on one Unix socket; a worker sends each hash there on a connection of its own
+(doorward/hashing/runner.py), and the kernel hands it to an idle process or queues it until one is
+free. The hashes then run on every core whichever worker asked, and their memory is bounded by the
+processes, however many workers there are. The socket lives in a directory only this user may
+enter (``tempfile.mkdtemp``: mode 0700), and only the processes ``serve`` starts know its path.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
 import os
 import select
@@ -30,156 +21,25 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from doorward.core.errors import DoorwardError, Overloaded, UnrecognisedHash
-from doorward.core.password_hashes import HashOp, PasswordHasher, Verdict
-from doorward.core.passwords import Password
-from doorward.hashing_process import BORN_BLOCKED, LENGTH, READY, encode, length_of
-from doorward.restarts import Restarts
+from doorward.hashing.process import BORN_BLOCKED, READY
+from doorward.serve.restarts import Restarts
 
-logger = logging.getLogger("doorward.hashers")
-
-ANSWER_SECONDS = 30.0
-"""The longest a worker waits for a hash's answer (queued and computed) before answering 503."""
+logger = logging.getLogger("doorward.hashers")  # the name its log lines have always carried
 
 STARTUP_SECONDS = 30.0
 """How long new hashing processes may take to be ready (at start, and on SIGHUP) before the server
 gives up on them: it stops at start, and keeps the old ones on SIGHUP."""
 
-FAILURE_LOG_SECONDS = 1.0
-"""After a failed hash is logged, the failures of this many seconds more are logged as one count."""
-
 FINISH_SECONDS = 10.0
 """How long a hashing process told to finish may take (its hash, then the check of its flag)."""
-
-_ERRORS: dict[str, type[DoorwardError]] = {"UnrecognisedHash": UnrecognisedHash}
-"""The errors a hash may raise that reach the caller as they are; any other is a failure."""
 
 
 class HashersNotReady(RuntimeError):
     """The hashing processes did not say they were ready in time (their errors are in the log)."""
-
-
-class HashingFailed(Overloaded):
-    """The hashing processes could not be reached or did not answer: 503, as when they are busy."""
-
-
-# --- the workers' side ---------------------------------------------------------------------------
-
-
-class ProcessRunner:
-    """A HashPool runner (core/hashpool.py) that sends each hash to the hashing processes.
-
-    A request names the hasher by its profile and key, from which the processes build the same one.
-    """
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._unlogged = 0  # failures since the last line, while _summary is due
-        self._summary: asyncio.TimerHandle | None = None
-
-    def start(
-        self, hasher: PasswordHasher, op: HashOp, args: tuple[object, ...], done: Callable[[], None]
-    ) -> Awaitable[object]:
-        task = asyncio.get_running_loop().create_task(self._ask(hasher, op, args))
-        self._tasks.add(task)
-
-        def finished(task: asyncio.Task[Any]) -> None:
-            # Done when the hashing process has answered, not when the caller stops waiting: the
-            # hash it has queued runs anyway, and must count against the bound until it ends.
-            self._tasks.discard(task)
-            done()
-            if not task.cancelled():
-                task.exception()  # retrieved: a caller that went away must not leave it unseen
-
-        task.add_done_callback(finished)
-        return asyncio.shield(task)
-
-    async def _ask(self, hasher: PasswordHasher, op: HashOp, args: tuple[object, ...]) -> object:
-        request = encode(
-            {
-                "profile": hasher.profile.name,
-                "key": hasher.key.hex(),
-                "op": op,
-                "args": [_plain(arg) for arg in args],
-            }
-        )
-        loop = asyncio.get_running_loop()
-        sock: socket.socket | None = None
-        try:
-            async with asyncio.timeout(ANSWER_SECONDS):
-                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                sock.setblocking(False)
-                await loop.sock_connect(sock, self.path)
-                await loop.sock_sendall(sock, request)
-                answer = await _read_message_async(loop, sock)
-        # Unreachable, gone mid-hash, an answer cut short, or none in time (no process accepts:
-        # all dead and not yet replaced): the slot must not stay taken by a login long given up.
-        except (OSError, ValueError) as exc:
-            reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-            self._log_failure("the hashing processes did not answer: %s", reason)
-            raise HashingFailed() from None
-        finally:
-            if sock is not None:
-                sock.close()
-        if "error" in answer:
-            error = _ERRORS.get(answer["error"])
-            if error is None:
-                self._log_failure("a hashing process failed: %s", answer["error"])
-                raise HashingFailed()
-            raise error(answer.get("message") or error.message)
-        result = answer["result"]
-        return Verdict(ok=result[0], needs_rehash=result[1]) if op == "verify" else result
-
-    def _log_failure(self, message: str, *args: object) -> None:
-        """Log a failed hash; those of the next FAILURE_LOG_SECONDS are summed up in one line.
-
-        With the processes unreachable, every login fails at once: a flood of them must not
-        become a flood of identical error lines.
-        """
-        if self._summary is not None:
-            self._unlogged += 1
-            return
-        logger.error(message, *args)
-        self._summary = asyncio.get_running_loop().call_later(FAILURE_LOG_SECONDS, self._summarise)
-
-    def _summarise(self, again: bool = True) -> None:
-        self._summary = None
-        if self._unlogged:
-            logger.error("%d more failed hashes since (not logged one by one)", self._unlogged)
-            self._unlogged = 0
-            if again:  # failures that go on keep to a line every FAILURE_LOG_SECONDS
-                self._summary = asyncio.get_running_loop().call_later(FAILURE_LOG_SECONDS, self._summarise)
-
-    def close(self) -> None:
-        """Log the failures not logged yet; the server stops the processes after its workers."""
-        if self._summary is not None:
-            self._summary.cancel()
-            self._summarise(again=False)
-
-
-def _plain(arg: object) -> object:
-    return arg.raw if isinstance(arg, Password) else arg
-
-
-async def _read_message_async(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> Any:
-    buffer = bytearray()
-    needed = LENGTH.size
-    while len(buffer) < needed:
-        chunk = await loop.sock_recv(sock, 65536)
-        if not chunk:
-            raise ConnectionResetError("the hashing process closed the connection")
-        buffer += chunk
-        if needed == LENGTH.size and len(buffer) >= needed:
-            needed += length_of(bytes(buffer[: LENGTH.size]))
-    return json.loads(buffer[LENGTH.size : needed])
-
-
-# --- the server's side ---------------------------------------------------------------------------
 
 
 class Hashers:
@@ -241,7 +101,7 @@ class Hashers:
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, BORN_BLOCKED)
         try:
             return subprocess.Popen(  # noqa: S603 (this interpreter, our own module, no shell)
-                [sys.executable, "-m", "doorward.hashing_process", str(fd), str(os.getpid())],
+                [sys.executable, "-m", "doorward.hashing.process", str(fd), str(os.getpid())],
                 pass_fds=(fd,),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,

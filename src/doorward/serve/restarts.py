@@ -1,5 +1,5 @@
 """When a dead process's successor starts: the bookkeeping ``serve``'s workers and its hashing
-processes share (doorward/serving.py, doorward/hashers.py)."""
+processes share (workers.py, hash_processes.py)."""
 
 from __future__ import annotations
 

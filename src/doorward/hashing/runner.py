@@ -1,0 +1,131 @@
+"""The workers' side of the hashing processes: a HashPool runner that sends each hash to them.
+
+Under ``doorward serve --workers N`` every worker sends its hashes to the hashing processes the
+supervisor shares among them (doorward/serve/hash_processes.py), each on a connection of its own to
+their Unix socket, in the format of doorward/hashing/wire.py. A hash they cannot answer is a 503,
+as when the pool is full.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from doorward.core.errors import DoorwardError, Overloaded, UnrecognisedHash
+from doorward.core.password_hashes import HashOp, PasswordHasher, Verdict
+from doorward.core.passwords import Password
+from doorward.hashing.wire import encode, read_message_async
+
+logger = logging.getLogger("doorward.hashers")  # the name its log lines have always carried
+
+ANSWER_SECONDS = 30.0
+"""The longest a worker waits for a hash's answer (queued and computed) before answering 503."""
+
+FAILURE_LOG_SECONDS = 1.0
+"""After a failed hash is logged, the failures of this many seconds more are logged as one count."""
+
+_ERRORS: dict[str, type[DoorwardError]] = {"UnrecognisedHash": UnrecognisedHash}
+"""The errors a hash may raise that reach the caller as they are; any other is a failure."""
+
+
+class HashingFailed(Overloaded):
+    """The hashing processes could not be reached or did not answer: 503, as when they are busy."""
+
+
+class ProcessRunner:
+    """A HashPool runner (core/hashpool.py) that sends each hash to the hashing processes.
+
+    A request names the hasher by its profile and key, from which the processes build the same one.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._unlogged = 0  # failures since the last line, while _summary is due
+        self._summary: asyncio.TimerHandle | None = None
+
+    def start(
+        self, hasher: PasswordHasher, op: HashOp, args: tuple[object, ...], done: Callable[[], None]
+    ) -> Awaitable[object]:
+        task = asyncio.get_running_loop().create_task(self._ask(hasher, op, args))
+        self._tasks.add(task)
+
+        def finished(task: asyncio.Task[Any]) -> None:
+            # Done when the hashing process has answered, not when the caller stops waiting: the
+            # hash it has queued runs anyway, and must count against the bound until it ends.
+            self._tasks.discard(task)
+            done()
+            if not task.cancelled():
+                task.exception()  # retrieved: a caller that went away must not leave it unseen
+
+        task.add_done_callback(finished)
+        return asyncio.shield(task)
+
+    async def _ask(self, hasher: PasswordHasher, op: HashOp, args: tuple[object, ...]) -> object:
+        request = encode(
+            {
+                "profile": hasher.profile.name,
+                "key": hasher.key.hex(),
+                "op": op,
+                "args": [_plain(arg) for arg in args],
+            }
+        )
+        loop = asyncio.get_running_loop()
+        sock: socket.socket | None = None
+        try:
+            async with asyncio.timeout(ANSWER_SECONDS):
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock.setblocking(False)
+                await loop.sock_connect(sock, self.path)
+                await loop.sock_sendall(sock, request)
+                answer = await read_message_async(loop, sock)
+        # Unreachable, gone mid-hash, an answer cut short, or none in time (no process accepts:
+        # all dead and not yet replaced): the slot must not stay taken by a login long given up.
+        except (OSError, ValueError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+            self._log_failure("the hashing processes did not answer: %s", reason)
+            raise HashingFailed() from None
+        finally:
+            if sock is not None:
+                sock.close()
+        if "error" in answer:
+            error = _ERRORS.get(answer["error"])
+            if error is None:
+                self._log_failure("a hashing process failed: %s", answer["error"])
+                raise HashingFailed()
+            raise error(answer.get("message") or error.message)
+        result = answer["result"]
+        return Verdict(ok=result[0], needs_rehash=result[1]) if op == "verify" else result
+
+    def _log_failure(self, message: str, *args: object) -> None:
+        """Log a failed hash; those of the next FAILURE_LOG_SECONDS are summed up in one line.
+
+        With the processes unreachable, every login fails at once: a flood of them must not
+        become a flood of identical error lines.
+        """
+        if self._summary is not None:
+            self._unlogged += 1
+            return
+        logger.error(message, *args)
+        self._summary = asyncio.get_running_loop().call_later(FAILURE_LOG_SECONDS, self._summarise)
+
+    def _summarise(self, again: bool = True) -> None:
+        self._summary = None
+        if self._unlogged:
+            logger.error("%d more failed hashes since (not logged one by one)", self._unlogged)
+            self._unlogged = 0
+            if again:  # failures that go on keep to a line every FAILURE_LOG_SECONDS
+                self._summary = asyncio.get_running_loop().call_later(FAILURE_LOG_SECONDS, self._summarise)
+
+    def close(self) -> None:
+        """Log the failures not logged yet; the server stops the processes after its workers."""
+        if self._summary is not None:
+            self._summary.cancel()
+            self._summarise(again=False)
+
+
+def _plain(arg: object) -> object:
+    return arg.raw if isinstance(arg, Password) else arg
