@@ -33,8 +33,9 @@ from sqlalchemy.engine import URL, Dialect
 from doorward.core.errors import StorageUnavailable
 from doorward.core.models import Session, User
 from doorward.storage.database import in_memory, sqlite_connector
+from doorward.storage.errors import unavailable_sqlstate
 from doorward.storage.loopsqlite import is_busy
-from doorward.storage.rows import FIND_SESSION, UNAVAILABLE_SQLSTATES, session_and_user
+from doorward.storage.rows import FIND_SESSION, session_and_user
 
 LOOKUP_APPLICATION_NAME = "doorward-session-lookup"
 
@@ -231,7 +232,7 @@ class PostgresLookup:
             # protocol state was left mid-way. The connection is dropped above; the next check opens one.
             raise StorageUnavailable() from exc
         except asyncpg.PostgresError as exc:
-            if str(exc.sqlstate or "").startswith(UNAVAILABLE_SQLSTATES):
+            if unavailable_sqlstate(exc.sqlstate):
                 raise StorageUnavailable() from exc
             raise
         return session_and_user(row) if row is not None else None

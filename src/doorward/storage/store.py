@@ -1,49 +1,22 @@
-"""The Store the core asks for, over SQLAlchemy Core. Driver errors become core errors here, once."""
+"""The Store the core asks for, over SQLAlchemy Core; driver errors become core errors in errors.py."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, delete, insert, or_, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from doorward.core.errors import EmailTaken, StorageUnavailable
 from doorward.core.models import AccountToken, NewUser, Session, TokenPurpose, User
 from doorward.storage.database import WRITE_OPTION, read_options
+from doorward.storage.errors import sql_translated, unique_email
 from doorward.storage.lookup import LookupBusy, SessionLookup
 from doorward.storage.loopsqlite import Checkpointer
-from doorward.storage.rows import FIND_SESSION, UNAVAILABLE_SQLSTATES, session_and_user, user_of
+from doorward.storage.rows import FIND_SESSION, session_and_user, user_of
 from doorward.storage.tables import account_tokens, sessions, users
-
-# What "the database is not there" looks like from each driver. Integrity errors are not among them:
-# they mean the data said no, and are translated where they can happen.
-_UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout, OSError, TimeoutError)
-
-
-@contextmanager
-def _translated() -> Iterator[None]:
-    """The one place where "the database is not there" becomes the core's StorageUnavailable."""
-    try:
-        yield
-    except (DBAPIError, *_UNAVAILABLE) as exc:
-        if _is_unavailable(exc):
-            raise StorageUnavailable() from exc
-        raise
-
-
-def _is_unavailable(exc: BaseException) -> bool:
-    if isinstance(exc, _UNAVAILABLE):
-        return True
-    if isinstance(exc, DBAPIError) and not isinstance(exc, IntegrityError):
-        sqlstate = str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or "")
-        return exc.connection_invalidated or sqlstate.startswith(UNAVAILABLE_SQLSTATES)
-    return False
-
 
 # Built once, as FIND_SESSION: a statement built per call costs more CPU than answering it. These
 # are the statements of every login.
@@ -107,19 +80,15 @@ class SqlUsers:
         return _user(row) if row else None
 
     async def add(self, new: NewUser, now: datetime) -> User:
-        try:
+        with unique_email():
             result = await self._conn.execute(
                 insert(users).values(**_new_user_values(new, now)).returning(*users.c)
             )
-        except IntegrityError as exc:
-            raise EmailTaken() from exc
         return _user(result.one())
 
     async def add_many(self, rows: Sequence[NewUser], now: datetime) -> int:
-        try:
+        with unique_email():
             await self._conn.execute(insert(users), [_new_user_values(new, now) for new in rows])
-        except IntegrityError as exc:
-            raise EmailTaken() from exc
         return len(rows)
 
     async def replace_password_hash(self, user_id: int, old: str, new: str, now: datetime) -> bool:
@@ -319,14 +288,14 @@ class SqlStore:
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[AsyncConnection]:
         """An autocommit connection: for single-statement reads (and, on PostgreSQL, writes)."""
-        with _translated():
+        with sql_translated():
             async with self._reader.connect() as conn:
                 yield conn
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction: committed on normal exit, rolled back on an exception."""
-        with _translated():
+        with sql_translated():
             async with self._writer.begin() as conn:
                 yield conn
 

@@ -1,0 +1,79 @@
+"""Driver errors become doorward's errors here, and only here.
+
+Each driver says "the database is not there" in its own way (SQLAlchemy's wrappers, asyncpg and
+sqlite3 on the session lookup's own connections, Redis); each way becomes the core's
+StorageUnavailable, chained to the driver's error, which the web layer answers with 503 and logs.
+A refusal by the data itself (a unique index) is not unavailability: it becomes the core error it
+means, where it can happen (``unique_email``).
+
+SqlStore wraps every connection in ``sql_translated``. The session lookup catches its drivers'
+errors in place, without a context manager on the request every backend sends most, and takes what
+they mean from here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from doorward.core.errors import EmailTaken, StorageUnavailable
+
+# PostgreSQL's ways of saying "not now": statement timeout or cancel (57014), shutting down (57P0x),
+# connection failures (08xxx), too many connections (53300), lock wait timeout (55P03).
+UNAVAILABLE_SQLSTATES = ("57014", "57P01", "57P02", "57P03", "08", "53300", "55P03")
+
+
+def unavailable_sqlstate(sqlstate: object) -> bool:
+    """A PostgreSQL error code that means "not now" rather than "no"."""
+    return str(sqlstate or "").startswith(UNAVAILABLE_SQLSTATES)
+
+
+# What "the database is not there" looks like through SQLAlchemy, from either driver. Integrity
+# errors are not among them: they mean the data said no.
+_UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout, OSError, TimeoutError)
+
+
+@contextmanager
+def sql_translated() -> Iterator[None]:
+    """Where "the database is not there" becomes the core's StorageUnavailable (SqlStore's connections)."""
+    try:
+        yield
+    except (DBAPIError, *_UNAVAILABLE) as exc:
+        if is_unavailable(exc):
+            raise StorageUnavailable() from exc
+        raise
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """An error raised through SQLAlchemy that means the database is not there (or not now)."""
+    if isinstance(exc, _UNAVAILABLE):
+        return True
+    if isinstance(exc, DBAPIError) and not isinstance(exc, IntegrityError):
+        sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+        return exc.connection_invalidated or unavailable_sqlstate(sqlstate)
+    return False
+
+
+@contextmanager
+def unique_email() -> Iterator[None]:
+    """An insert into ``users`` that the unique index on the canonical email refuses: EmailTaken."""
+    try:
+        yield
+    except IntegrityError as exc:
+        raise EmailTaken() from exc
+
+
+@contextmanager
+def secrets_translated() -> Iterator[None]:
+    """Reading the server's secrets at start-up: any SQLAlchemy error, a missing table among them,
+    becomes StorageUnavailable with a hint, as the first thing a new installation meets."""
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        raise StorageUnavailable(
+            f"Cannot read server secrets: database unreachable or not migrated (run doorward migrate): "
+            f"{type(getattr(exc, 'orig', None) or exc).__name__}"
+        ) from exc
