@@ -13,13 +13,18 @@ they mean from here.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import sqlite3
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
+import asyncpg
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from doorward.core.errors import EmailTaken, StorageUnavailable
+from doorward.storage.loopsqlite import is_busy
 
 # PostgreSQL's ways of saying "not now": statement timeout or cancel (57014), shutting down (57P0x),
 # connection failures (08xxx), too many connections (53300), lock wait timeout (55P03).
@@ -77,3 +82,30 @@ def secrets_translated() -> Iterator[None]:
             f"Cannot read server secrets: database unreachable or not migrated (run doorward migrate): "
             f"{type(getattr(exc, 'orig', None) or exc).__name__}"
         ) from exc
+
+
+class LookupBusy(Exception):
+    """SQLite would have made the lookup wait: take the pooled path instead."""
+
+
+def sqlite_lookup_error(exc: sqlite3.OperationalError) -> Exception:
+    """What the session lookup's own SQLite connection raising ``exc`` means: a lock another
+    connection holds (LookupBusy, not an error), or a database that is not there."""
+    return LookupBusy() if is_busy(exc) else StorageUnavailable()
+
+
+# The session lookup's asyncpg connections, beside PostgreSQL's own codes (``unavailable_sqlstate``).
+# InternalClientError: the server ended the connection while it sat idle, and asyncpg's protocol
+# state was left mid-way.
+ASYNCPG_UNAVAILABLE = (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.InternalClientError)
+
+_REDIS_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+@asynccontextmanager
+async def redis_translated() -> AsyncIterator[None]:
+    """Where a Redis that is not there becomes the core's StorageUnavailable (RedisThrottleStore)."""
+    try:
+        yield
+    except _REDIS_UNAVAILABLE as exc:
+        raise StorageUnavailable() from exc

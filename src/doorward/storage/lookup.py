@@ -33,8 +33,7 @@ from sqlalchemy.engine import URL, Dialect
 from doorward.core.errors import StorageUnavailable
 from doorward.core.models import Session, User
 from doorward.storage.database import in_memory, sqlite_connector
-from doorward.storage.errors import unavailable_sqlstate
-from doorward.storage.loopsqlite import is_busy
+from doorward.storage.errors import ASYNCPG_UNAVAILABLE, sqlite_lookup_error, unavailable_sqlstate
 from doorward.storage.rows import FIND_SESSION, session_and_user
 
 LOOKUP_APPLICATION_NAME = "doorward-session-lookup"
@@ -44,10 +43,6 @@ MMAP_BYTES = 1 << 30
 """The SQLite lookup reads the database file through a memory map of up to this size: a page the
 connection's own cache does not hold is then a memory read, not a read() system call each. With a
 million sessions the file outgrows that cache, and a check paid several such calls."""
-
-
-class LookupBusy(Exception):
-    """SQLite would have made the lookup wait: take the pooled path instead."""
 
 
 class SessionLookup(Protocol):
@@ -123,9 +118,7 @@ class SqliteLookup:
             # fetchall, not fetchone: stepping to the end ends the read, so no snapshot lingers.
             rows = self._connection().execute(self._sql, (token_digest,)).fetchall()
         except sqlite3.OperationalError as exc:
-            if is_busy(exc):
-                raise LookupBusy() from exc
-            raise StorageUnavailable() from exc
+            raise sqlite_lookup_error(exc) from exc  # LookupBusy, or the database is not there
         return session_and_user(rows[0]) if rows else None
 
     async def close(self) -> None:
@@ -227,9 +220,7 @@ class PostgresLookup:
                 self._drop(conn)
                 raise
             self._idle.put_nowait(conn)
-        except (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.InternalClientError) as exc:
-            # InternalClientError: the server ended the connection while it sat idle, and asyncpg's
-            # protocol state was left mid-way. The connection is dropped above; the next check opens one.
+        except ASYNCPG_UNAVAILABLE as exc:  # the connection is dropped above; the next check opens one
             raise StorageUnavailable() from exc
         except asyncpg.PostgresError as exc:
             if unavailable_sqlstate(exc.sqlstate):

@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from doorward.core.models import AccountToken, NewUser, Session, TokenPurpose, User
 from doorward.storage.database import WRITE_OPTION, read_options
-from doorward.storage.errors import sql_translated, unique_email
-from doorward.storage.lookup import LookupBusy, SessionLookup
+from doorward.storage.errors import LookupBusy, sql_translated, unique_email
+from doorward.storage.lookup import SessionLookup
 from doorward.storage.loopsqlite import Checkpointer
 from doorward.storage.rows import FIND_SESSION, session_and_user, user_of
 from doorward.storage.tables import account_tokens, sessions, users
