@@ -1,14 +1,10 @@
 """Driver errors become doorward's errors here, and only here.
 
-Each driver says "the database is not there" in its own way (SQLAlchemy's wrappers, asyncpg and
-sqlite3 on the session lookup's own connections, Redis); each way becomes the core's
-StorageUnavailable, chained to the driver's error, which the web layer answers with 503 and logs.
-A refusal by the data itself (a unique index) is not unavailability: it becomes the core error it
-means, where it can happen (``unique_email``).
-
-SqlStore wraps every connection in ``sql_translated``. The session lookup catches its drivers'
-errors in place, without a context manager on the request every backend sends most, and takes what
-they mean from here.
+Each driver's way of saying "the database (or Redis) is not there" becomes the core's
+StorageUnavailable, chained to the driver's error, which the web layer answers with 503 and logs;
+a refusal by the data itself becomes the core error it means (``unique_email``). SqlStore wraps
+every connection in ``sql_translated``; the session lookup catches in place, with no context
+manager on the busiest request, and asks here what its drivers' errors mean.
 """
 
 from __future__ import annotations

@@ -1,22 +1,9 @@
 """The session check's one read, straight on the driver: the request every backend sends most.
 
-Through SQLAlchemy's async layer this read cost ~0.8 ms of CPU on PostgreSQL and more on SQLite
-(then a hop to aiosqlite's thread and back; see loopsqlite.py for what replaced it), where the
-database itself answers a lookup by a unique index in tens of microseconds. So the one statement
-is compiled once from the same SQLAlchemy query the repositories use (``FIND_SESSION``) and run on
-the driver:
-
-- SQLite: a connection owned by the event loop's thread, queried in place, as loopsqlite.py runs
-  every statement, but without SQLAlchemy's execution machinery. The lookup blocks the loop for
-  tens of microseconds while its pages are in the OS's cache (a page read from disk blocks the
-  loop for that read). It never waits: with ``busy_timeout=0`` the rare read SQLite would make
-  wait (another connection recovering the WAL) raises ``LookupBusy`` at once, and the caller
-  takes the pooled path, which waits without blocking the loop.
-- PostgreSQL: a few asyncpg connections of its own, with the statement prepared once on each.
-  Having its own connections also means session checks never queue behind logins for pooled ones.
-
-Both return what ``SqlSessions.find`` returns and turn "the database is not there" into the
-core's ``StorageUnavailable``, as the rest of storage does.
+SQLAlchemy's async execution costs many times what the database spends answering a lookup by a
+unique index, so the one statement is compiled once from the query the repositories use
+(``FIND_SESSION``) and run on sqlite3 (``SqliteLookup``) or asyncpg (``PostgresLookup``). Both
+return what ``SqlSessions.find`` returns; errors.py says what their drivers' errors mean.
 """
 
 from __future__ import annotations
@@ -95,7 +82,14 @@ def open_lookup(
 
 
 class SqliteLookup:
-    """One connection of the event loop's own thread; see the module docstring."""
+    """One connection owned by the event loop's thread, queried in place, as loopsqlite.py runs
+    every statement, but without SQLAlchemy's execution machinery.
+
+    It blocks the loop briefly while its pages are in the OS's cache (a page read from disk blocks
+    the loop for that read). It never waits: with ``busy_timeout=0`` the rare read SQLite would make
+    wait (another connection recovering the WAL) raises ``LookupBusy`` at once, and the caller takes
+    the pooled path, which waits without blocking the loop.
+    """
 
     def __init__(self, connect: Callable[[], sqlite3.Connection], sql: str) -> None:
         self._connect = connect  # database.sqlite_connector: the URL's file and options
@@ -128,10 +122,11 @@ class SqliteLookup:
 
 
 class PostgresLookup:
-    """A few asyncpg connections of its own, opened on first use; see the module docstring.
+    """A few asyncpg connections of its own, opened on first use, with the statement prepared once
+    on each. Having its own connections means session checks never queue behind logins for pooled ones.
 
-    Not asyncpg's Pool: its acquire and release cost ~58 us of CPU per query here (157 against
-    99 us for the same query), and it resets each connection on release, a second round trip.
+    Not asyncpg's Pool: its acquire and release cost CPU on every query (benchmarks/README.md), and
+    it resets each connection on release, a second round trip.
     These connections only ever run FIND_SESSION, so there is nothing to reset: a free list is
     enough. A connection whose query failed in any way (or was cancelled) is dropped, never
     reused, and the next check opens a new one.
