@@ -16,7 +16,8 @@ from doorward.core.errors import StorageUnavailable
 from doorward.core.models import NewUser, Session, User
 from doorward.core.tokens import new_token, token_digest
 from doorward.storage import SqlStore, create_engine
-from doorward.storage.lookup import LOOKUP_APPLICATION_NAME, LookupBusy, open_lookup
+from doorward.storage.errors import LookupBusy
+from doorward.storage.lookup import LOOKUP_APPLICATION_NAME, open_lookup
 
 _TERMINATE_LOOKUPS = (
     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "

@@ -1,4 +1,4 @@
-"""Storage: SQLAlchemy Core tables, the Store the core asks for, and Alembic migrations."""
+"""Storage: SQLAlchemy Core tables, the Store and repositories the core asks for, Alembic migrations."""
 
 from doorward.storage.database import create_engine, open_checkpointer, ping
 from doorward.storage.keys import load_or_create_secret

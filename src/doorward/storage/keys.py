@@ -5,10 +5,10 @@ from __future__ import annotations
 import secrets as random_source
 
 from sqlalchemy import insert, select
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from doorward.core.errors import StorageUnavailable
+from doorward.storage.errors import secrets_translated
 from doorward.storage.tables import secrets
 
 
@@ -17,13 +17,8 @@ async def load_or_create_secret(engine: AsyncEngine, name: str) -> bytes:
 
     Safe when several instances start at once: the primary key lets one insert win, the others read it.
     """
-    try:
+    with secrets_translated():
         return await _load_or_create(engine, name)
-    except SQLAlchemyError as exc:
-        raise StorageUnavailable(
-            f"Cannot read server secrets: database unreachable or not migrated (run doorward migrate): "
-            f"{type(getattr(exc, 'orig', None) or exc).__name__}"
-        ) from exc
 
 
 async def _load_or_create(engine: AsyncEngine, name: str) -> bytes:

@@ -1,22 +1,9 @@
 """The session check's one read, straight on the driver: the request every backend sends most.
 
-Through SQLAlchemy's async layer this read cost ~0.8 ms of CPU on PostgreSQL and more on SQLite
-(then a hop to aiosqlite's thread and back; see loopsqlite.py for what replaced it), where the
-database itself answers a lookup by a unique index in tens of microseconds. So the one statement
-is compiled once from the same SQLAlchemy query the repositories use (``FIND_SESSION``) and run on
-the driver:
-
-- SQLite: a connection owned by the event loop's thread, queried in place, as loopsqlite.py runs
-  every statement, but without SQLAlchemy's execution machinery. The lookup blocks the loop for
-  tens of microseconds while its pages are in the OS's cache (a page read from disk blocks the
-  loop for that read). It never waits: with ``busy_timeout=0`` the rare read SQLite would make
-  wait (another connection recovering the WAL) raises ``LookupBusy`` at once, and the caller
-  takes the pooled path, which waits without blocking the loop.
-- PostgreSQL: a few asyncpg connections of its own, with the statement prepared once on each.
-  Having its own connections also means session checks never queue behind logins for pooled ones.
-
-Both return what ``SqlSessions.find`` returns and turn "the database is not there" into the
-core's ``StorageUnavailable``, as the rest of storage does.
+SQLAlchemy's async execution costs many times what the database spends answering a lookup by a
+unique index, so the one statement is compiled once from the query the repositories use
+(``FIND_SESSION``) and run on sqlite3 (``SqliteLookup``) or asyncpg (``PostgresLookup``). Both
+return what ``SqlSessions.find`` returns; errors.py says what their drivers' errors mean.
 """
 
 from __future__ import annotations
@@ -34,8 +21,8 @@ from doorward.core.errors import StorageUnavailable
 from doorward.core.models import Session, User
 from doorward.core.ports import SessionLookup
 from doorward.storage.database import in_memory, sqlite_connector
-from doorward.storage.loopsqlite import is_busy
-from doorward.storage.rows import FIND_SESSION, UNAVAILABLE_SQLSTATES, session_and_user
+from doorward.storage.errors import ASYNCPG_UNAVAILABLE, sqlite_lookup_error, unavailable_sqlstate
+from doorward.storage.rows import FIND_SESSION, session_and_user
 
 LOOKUP_APPLICATION_NAME = "doorward-session-lookup"
 
@@ -44,10 +31,6 @@ MMAP_BYTES = 1 << 30
 """The SQLite lookup reads the database file through a memory map of up to this size: a page the
 connection's own cache does not hold is then a memory read, not a read() system call each. With a
 million sessions the file outgrows that cache, and a check paid several such calls."""
-
-
-class LookupBusy(Exception):
-    """SQLite would have made the lookup wait: take the pooled path instead."""
 
 
 def _compiled(dialect: Dialect) -> str:
@@ -92,7 +75,14 @@ def open_lookup(
 
 
 class SqliteLookup:
-    """One connection of the event loop's own thread; see the module docstring."""
+    """One connection owned by the event loop's thread, queried in place, as loopsqlite.py runs
+    every statement, but without SQLAlchemy's execution machinery.
+
+    It blocks the loop briefly while its pages are in the OS's cache (a page read from disk blocks
+    the loop for that read). It never waits: with ``busy_timeout=0`` the rare read SQLite would make
+    wait (another connection recovering the WAL) raises ``LookupBusy`` at once, and the caller takes
+    the pooled path, which waits without blocking the loop.
+    """
 
     def __init__(self, connect: Callable[[], sqlite3.Connection], sql: str) -> None:
         self._connect = connect  # database.sqlite_connector: the URL's file and options
@@ -115,9 +105,7 @@ class SqliteLookup:
             # fetchall, not fetchone: stepping to the end ends the read, so no snapshot lingers.
             rows = self._connection().execute(self._sql, (token_digest,)).fetchall()
         except sqlite3.OperationalError as exc:
-            if is_busy(exc):
-                raise LookupBusy() from exc
-            raise StorageUnavailable() from exc
+            raise sqlite_lookup_error(exc) from exc  # LookupBusy, or the database is not there
         return session_and_user(rows[0]) if rows else None
 
     async def close(self) -> None:
@@ -127,10 +115,11 @@ class SqliteLookup:
 
 
 class PostgresLookup:
-    """A few asyncpg connections of its own, opened on first use; see the module docstring.
+    """A few asyncpg connections of its own, opened on first use, with the statement prepared once
+    on each. Having its own connections means session checks never queue behind logins for pooled ones.
 
-    Not asyncpg's Pool: its acquire and release cost ~58 us of CPU per query here (157 against
-    99 us for the same query), and it resets each connection on release, a second round trip.
+    Not asyncpg's Pool: its acquire and release cost CPU on every query (benchmarks/README.md), and
+    it resets each connection on release, a second round trip.
     These connections only ever run FIND_SESSION, so there is nothing to reset: a free list is
     enough. A connection whose query failed in any way (or was cancelled) is dropped, never
     reused, and the next check opens a new one.
@@ -219,12 +208,10 @@ class PostgresLookup:
                 self._drop(conn)
                 raise
             self._idle.put_nowait(conn)
-        except (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.InternalClientError) as exc:
-            # InternalClientError: the server ended the connection while it sat idle, and asyncpg's
-            # protocol state was left mid-way. The connection is dropped above; the next check opens one.
+        except ASYNCPG_UNAVAILABLE as exc:  # the connection is dropped above; the next check opens one
             raise StorageUnavailable() from exc
         except asyncpg.PostgresError as exc:
-            if str(exc.sqlstate or "").startswith(UNAVAILABLE_SQLSTATES):
+            if unavailable_sqlstate(exc.sqlstate):
                 raise StorageUnavailable() from exc
             raise
         return session_and_user(row) if row is not None else None

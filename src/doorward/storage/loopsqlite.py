@@ -1,29 +1,16 @@
 """SQLite on the event loop's own thread, behind SQLAlchemy's aiosqlite dialect.
 
 Why not aiosqlite itself: it runs each statement on its connection's own thread and hands the
-result back through the event loop, two thread switches and a GIL hand-off per statement. A
-statement on a warm page cache takes microseconds, far less than that hand-off: a login's dozen
-statements cost the event loop about as much CPU as the rest of the request together. Here every
-statement runs where it is awaited, and SQLAlchemy cannot tell the difference (it drives this
-connection exactly as an aiosqlite one, through ``create_async_engine(async_creator=...)``).
+result back through the event loop, two thread switches and a GIL hand-off per statement, far more
+than a statement on a warm page cache costs, and a login runs a dozen. Here every statement runs
+where it is awaited, and SQLAlchemy cannot tell the difference (it drives this connection exactly
+as an aiosqlite one, through ``create_async_engine(async_creator=...)``).
 
-What must then never happen is the event loop sleeping inside SQLite. Two rules see to it:
-
-- ``busy_timeout`` is 0, so SQLite never waits for a lock itself. A statement that meets a lock
-  held by another process gets SQLITE_BUSY at once and is retried after an ``asyncio.sleep``, with
-  a growing pause, until the engine's timeout; then it fails with SQLite's own "database is
-  locked", as a busy timeout would. A failed statement changed nothing, so a retry is safe.
-- Writers of one process queue on an ``asyncio.Lock`` before ``BEGIN IMMEDIATE``, released when
-  the transaction ends. SQLite lets one writer in at a time anyway; queueing in the process hands
-  the lock on at once, in order, where polling would leave it idle between tries.
-
-A checkpoint copies the write-ahead log into the database and syncs both files to disk: a commit
-that triggers one would block the event loop for two fsyncs. So the connections do not
-checkpoint on commit (``wal_autocheckpoint=0``); a thread does (``Checkpointer``).
-
-What still runs on the event loop is a statement's own work. Every doorward statement is a
-lookup or a write of a few rows by an index; bulk work (``doorward prune``, imports) runs in the
-command-line tools, where there is no loop to block but their own.
+What must then never happen is the event loop sleeping inside SQLite: no wait for a lock
+(``retrying``), for another writer of the process (``LoopConnection``) or for a checkpoint's
+fsyncs (``Checkpointer``). What still runs on the loop is a statement's own work: every doorward
+statement is a lookup or a write of a few rows by an index; bulk work (``doorward prune``,
+imports) runs in the command-line tools, where there is no loop to block but their own.
 """
 
 from __future__ import annotations
@@ -61,7 +48,10 @@ def is_busy(exc: sqlite3.OperationalError) -> bool:
 async def retrying(fn: Callable[[], T], lock_wait: float) -> T:
     """``fn()`` now; again after a pause while another process holds the lock it needs.
 
-    Gives up after ``lock_wait`` seconds with SQLite's own "database is locked".
+    ``busy_timeout`` is 0, so SQLite never waits for a lock itself: a statement that meets a lock
+    held by another process gets SQLITE_BUSY at once and is retried after an ``asyncio.sleep``,
+    with a growing pause. A failed statement changed nothing, so a retry is safe. Gives up after
+    ``lock_wait`` seconds with SQLite's own "database is locked", as a busy timeout would.
     """
     pauses = iter(_RETRY_PAUSES)
     pause = _RETRY_PAUSES[0]
@@ -81,7 +71,12 @@ async def retrying(fn: Callable[[], T], lock_wait: float) -> T:
 
 
 class LoopConnection:
-    """An aiosqlite-like connection whose statements run on the calling (event loop) thread."""
+    """An aiosqlite-like connection whose statements run on the calling (event loop) thread.
+
+    Writers of one process queue on an ``asyncio.Lock`` before ``BEGIN IMMEDIATE``, released when
+    the transaction ends. SQLite lets one writer in at a time anyway; queueing in the process hands
+    the lock on at once, in order, where polling would leave it idle between tries.
+    """
 
     def __init__(self, conn: sqlite3.Connection, writers: asyncio.Lock, lock_wait: float) -> None:
         self._conn = conn
@@ -250,6 +245,8 @@ class _Inline:
 class Checkpointer:
     """Copies the write-ahead log into the database from a thread of its own, every ``interval``.
 
+    A checkpoint syncs both files to disk: a commit that triggered one would block the event loop
+    for two fsyncs, so the connections do not checkpoint on commit (``wal_autocheckpoint=0``).
     PASSIVE checkpoints neither wait for nor block readers and writers. Each worker process runs
     one; two at once are harmless (one finds the other's work done, or SQLite tells it busy).
     """

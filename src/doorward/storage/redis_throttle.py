@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 from redis import asyncio as aioredis
 from redis.asyncio.client import Pipeline
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from doorward.core.errors import StorageUnavailable
 from doorward.core.models import AttemptState
 from doorward.core.ports import WaitUntil
+from doorward.storage.errors import redis_translated
 
 # An account's state outlives any wait: a lockout holds until a success, an unlock or a reset, and
 # is forgotten only after this long without a single attempt.
@@ -45,17 +41,10 @@ class RedisThrottleStore:
     async def close(self) -> None:
         await self._redis.aclose()
 
-    @asynccontextmanager
-    async def _available(self) -> AsyncIterator[None]:
-        try:
-            yield
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-            raise StorageUnavailable() from exc
-
     async def login_state(
         self, key: str, counter: str | None, window_start: datetime
     ) -> tuple[AttemptState, int]:
-        async with self._available(), self._redis.pipeline(transaction=False) as pipe:
+        async with redis_translated(), self._redis.pipeline(transaction=False) as pipe:
             pipe.hgetall(self._prefix + key)
             if counter is not None:
                 pipe.get(self._window_key(counter, window_start))
@@ -75,7 +64,7 @@ class RedisThrottleStore:
         wait_until: WaitUntil | None = None,
     ) -> int:
         name = self._prefix + key
-        async with self._available():
+        async with redis_translated():
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.hincrby(name, "f", 1)
                 pipe.expire(name, int(STATE_TTL.total_seconds()))
@@ -89,14 +78,14 @@ class RedisThrottleStore:
         return int(failures)
 
     async def clear(self, key: str) -> None:
-        async with self._available():
+        async with redis_translated():
             await self._redis.delete(self._prefix + key)
 
     def _window_key(self, key: str, window_start: datetime) -> str:
         return f"{self._prefix}{key}:{int(window_start.timestamp())}"
 
     async def hit(self, key: str, window_start: datetime, window: timedelta) -> int:
-        async with self._available(), self._redis.pipeline(transaction=True) as pipe:
+        async with redis_translated(), self._redis.pipeline(transaction=True) as pipe:
             self._count_in(pipe, self._window_key(key, window_start), window)
             count, _ = await pipe.execute()
         return int(count)

@@ -11,10 +11,6 @@ from sqlalchemy import bindparam, select
 from doorward.core.models import Session, User
 from doorward.storage.tables import sessions, users, utc
 
-# PostgreSQL's ways of saying "not now": statement timeout or cancel (57014), shutting down (57P0x),
-# connection failures (08xxx), too many connections (53300), lock wait timeout (55P03).
-UNAVAILABLE_SQLSTATES = ("57014", "57P01", "57P02", "57P03", "08", "53300", "55P03")
-
 # Built once: a statement built per call costs more CPU (construction and cache-key generation)
 # than the database spends answering it.
 FIND_SESSION = (

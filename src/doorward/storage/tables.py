@@ -23,7 +23,7 @@ from sqlalchemy.types import TypeDecorator
 
 def utc(value: datetime | str | None) -> datetime | None:
     """An aware UTC datetime from what a driver returns: aware (asyncpg), naive or text (SQLite)."""
-    if isinstance(value, str):  # SQLite: naive UTC text; appending the offset parses 5x faster
+    if isinstance(value, str):  # SQLite: naive UTC text; appending the offset parses faster than replace()
         return datetime.fromisoformat(value + "+00:00")
     if value is None or value.tzinfo is UTC:
         return value

@@ -33,7 +33,7 @@ class SqlThrottleStore:
         self._store = store
         self._lockout = lockout_failures
         self._dialect = store.engine.dialect.name
-        # The two upserts every failed login runs, built once (see store.py's FIND_SESSION).
+        # The two upserts every failed login runs, built once (see rows.py's FIND_SESSION).
         self._record_failure = self._failure_upsert("key")
         self._hit = self._hit_upsert("key")
         # On PostgreSQL both in one statement: one round trip where a transaction took four.

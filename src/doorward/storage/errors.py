@@ -1,0 +1,107 @@
+"""Driver errors become doorward's errors here, and only here.
+
+Each driver's way of saying "the database (or Redis) is not there" becomes the core's
+StorageUnavailable, chained to the driver's error, which the web layer answers with 503 and logs;
+a refusal by the data itself becomes the core error it means (``unique_email``). SqlStore wraps
+every connection in ``sql_translated``; the session lookup catches in place, with no context
+manager on the busiest request, and asks here what its drivers' errors mean.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+
+import asyncpg
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from doorward.core.errors import EmailTaken, StorageUnavailable
+from doorward.storage.loopsqlite import is_busy
+
+# PostgreSQL's ways of saying "not now": statement timeout or cancel (57014), shutting down (57P0x),
+# connection failures (08xxx), too many connections (53300), lock wait timeout (55P03).
+UNAVAILABLE_SQLSTATES = ("57014", "57P01", "57P02", "57P03", "08", "53300", "55P03")
+
+
+def unavailable_sqlstate(sqlstate: object) -> bool:
+    """A PostgreSQL error code that means "not now" rather than "no"."""
+    return str(sqlstate or "").startswith(UNAVAILABLE_SQLSTATES)
+
+
+# What "the database is not there" looks like through SQLAlchemy, from either driver. Integrity
+# errors are not among them: they mean the data said no.
+_UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout, OSError, TimeoutError)
+
+
+@contextmanager
+def sql_translated() -> Iterator[None]:
+    """Where "the database is not there" becomes the core's StorageUnavailable (SqlStore's connections)."""
+    try:
+        yield
+    except (DBAPIError, *_UNAVAILABLE) as exc:
+        if is_unavailable(exc):
+            raise StorageUnavailable() from exc
+        raise
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """An error raised through SQLAlchemy that means the database is not there (or not now)."""
+    if isinstance(exc, _UNAVAILABLE):
+        return True
+    if isinstance(exc, DBAPIError) and not isinstance(exc, IntegrityError):
+        sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+        return exc.connection_invalidated or unavailable_sqlstate(sqlstate)
+    return False
+
+
+@contextmanager
+def unique_email() -> Iterator[None]:
+    """An insert into ``users`` that the unique index on the canonical email refuses: EmailTaken."""
+    try:
+        yield
+    except IntegrityError as exc:
+        raise EmailTaken() from exc
+
+
+@contextmanager
+def secrets_translated() -> Iterator[None]:
+    """Reading the server's secrets at start-up: any SQLAlchemy error, a missing table among them,
+    becomes StorageUnavailable with a hint, as the first thing a new installation meets."""
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        raise StorageUnavailable(
+            f"Cannot read server secrets: database unreachable or not migrated (run doorward migrate): "
+            f"{type(getattr(exc, 'orig', None) or exc).__name__}"
+        ) from exc
+
+
+class LookupBusy(Exception):
+    """SQLite would have made the lookup wait: take the pooled path instead."""
+
+
+def sqlite_lookup_error(exc: sqlite3.OperationalError) -> Exception:
+    """What the session lookup's own SQLite connection raising ``exc`` means: a lock another
+    connection holds (LookupBusy, not an error), or a database that is not there."""
+    return LookupBusy() if is_busy(exc) else StorageUnavailable()
+
+
+# The session lookup's asyncpg connections, beside PostgreSQL's own codes (``unavailable_sqlstate``).
+# InternalClientError: the server ended the connection while it sat idle, and asyncpg's protocol
+# state was left mid-way.
+ASYNCPG_UNAVAILABLE = (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.InternalClientError)
+
+_REDIS_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+@asynccontextmanager
+async def redis_translated() -> AsyncIterator[None]:
+    """Where a Redis that is not there becomes the core's StorageUnavailable (RedisThrottleStore)."""
+    try:
+        yield
+    except _REDIS_UNAVAILABLE as exc:
+        raise StorageUnavailable() from exc

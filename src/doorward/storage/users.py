@@ -1,0 +1,101 @@
+"""Accounts in the ``users`` table: SqlUsers, with the statements every login runs built once."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from doorward.core.models import NewUser, User
+from doorward.storage.errors import unique_email
+from doorward.storage.rows import user_of
+from doorward.storage.tables import users
+
+# Built once, as rows.py's FIND_SESSION: a statement built per call costs more CPU than
+# answering it. These are the statements of every login.
+_USER_BY_EMAIL = select(users).where(users.c.email_canonical == bindparam("email"))
+# A no-op update: its WHERE re-checks the row and its lock orders this transaction against a
+# concurrent reset or change of the same user (on SQLite, BEGIN IMMEDIATE already does).
+CONFIRM_CREDENTIALS = (
+    update(users)
+    .where(
+        users.c.id == bindparam("user_id"),
+        users.c.password_hash == bindparam("seen_hash"),
+        users.c.disabled.is_(False),
+    )
+    .values(updated_at=users.c.updated_at)
+)
+
+
+def _user(row: Any) -> User:
+    return user_of(row._mapping)
+
+
+class SqlUsers:
+    """Accounts in the ``users`` table."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def by_canonical_email(self, email_canonical: str) -> User | None:
+        result = await self._conn.execute(_USER_BY_EMAIL, {"email": email_canonical})
+        row = result.first()
+        return _user(row) if row else None
+
+    async def by_id(self, user_id: int) -> User | None:
+        row = (await self._conn.execute(select(users).where(users.c.id == user_id))).first()
+        return _user(row) if row else None
+
+    async def add(self, new: NewUser, now: datetime) -> User:
+        with unique_email():
+            result = await self._conn.execute(
+                insert(users).values(**_new_user_values(new, now)).returning(*users.c)
+            )
+        return _user(result.one())
+
+    async def add_many(self, rows: Sequence[NewUser], now: datetime) -> int:
+        with unique_email():
+            await self._conn.execute(insert(users), [_new_user_values(new, now) for new in rows])
+        return len(rows)
+
+    async def replace_password_hash(self, user_id: int, old: str, new: str, now: datetime) -> bool:
+        result = await self._conn.execute(
+            update(users)
+            .where(users.c.id == user_id, users.c.password_hash == old)
+            .values(password_hash=new, updated_at=now)
+        )
+        return result.rowcount == 1
+
+    async def confirm_credentials(self, user_id: int, seen_hash: str) -> bool:
+        parameters = {"user_id": user_id, "seen_hash": seen_hash}
+        return (await self._conn.execute(CONFIRM_CREDENTIALS, parameters)).rowcount == 1
+
+    async def set_password_hash(self, user_id: int, new: str, now: datetime) -> None:
+        await self._conn.execute(
+            update(users).where(users.c.id == user_id).values(password_hash=new, updated_at=now)
+        )
+
+    async def mark_verified(self, user_id: int, now: datetime) -> None:
+        await self._conn.execute(
+            update(users).where(users.c.id == user_id).values(email_verified_at=now, updated_at=now)
+        )
+
+    async def set_disabled(self, user_id: int, disabled: bool, now: datetime) -> None:
+        await self._conn.execute(
+            update(users).where(users.c.id == user_id).values(disabled=disabled, updated_at=now)
+        )
+
+
+def _new_user_values(new: NewUser, now: datetime) -> dict[str, Any]:
+    return {
+        "email": new.email,
+        "email_canonical": new.email_canonical,
+        "password_hash": new.password_hash,
+        "disabled": False,
+        "created_at": now,
+        "updated_at": now,
+        "email_verified_at": now if new.email_verified else None,
+    }
