@@ -27,7 +27,7 @@ from typer.testing import CliRunner
 
 from doorward.cli import app as cli
 from doorward.core.clock import utc_now
-from tests.conftest import EMAIL, PASSWORD, bearer, make_settings, running
+from tests.conftest import EMAIL, PASSWORD, app_for, bearer
 from tests.db import fetch_sync, table_names
 
 T = TypeVar("T")
@@ -100,7 +100,7 @@ def api(database_url: str, action: Callable[[httpx.AsyncClient], Awaitable[T]], 
 
     async def main() -> T:
         # The real clock: the CLI, run alongside, knows no other.
-        async with running(make_settings(database_url, **settings), utc_now) as (_, client):
+        async with app_for(database_url, utc_now, **settings) as (_, client):
             return await action(client)
 
     return asyncio.run(main())
