@@ -23,7 +23,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,8 +31,12 @@ from typing import Any
 
 import dataset
 import harness
+import launch
+import procfs
 import reference
-from harness import Server, log, spread
+import wrk
+from harness import log, spread, summarise, total_statuses
+from launch import Server
 
 from doorward.config import Settings
 from doorward.core.profiles import PROFILES
@@ -153,8 +157,8 @@ class Suite:
 
     def doorward(self, db: dataset.Database) -> Server:
         self._logs += 1
-        env = harness.doorward_env(db.url, **self.server_settings())
-        argv = [*harness.doorward_command(), "serve", "--host", "127.0.0.1", "--port", "{port}"]
+        env = launch.doorward_env(db.url, **self.server_settings())
+        argv = [*launch.doorward_command(), "serve", "--host", "127.0.0.1", "--port", "{port}"]
         argv += ["--workers", str(self.cores), "--no-migrate"]
         return Server(f"doorward ({db.name})", argv, env, self.scratch / f"server-{self._logs}.log")
 
@@ -213,16 +217,16 @@ class Suite:
     ) -> dict[str, Any]:
         """One recorded wrk run, with the CPU accounting and the connections per worker."""
         waiting = quiet and self.args.quiet_wait > 0
-        waited = harness.wait_until_quiet(self.args.quiet_wait) if waiting else 0.0
+        waited = procfs.wait_until_quiet(self.args.quiet_wait) if waiting else 0.0
         spread_seen: list[list[int]] = []
 
         def look() -> None:
             time.sleep(min(1.0, duration / 4))
-            spread_seen.append(harness.connections_per_worker(server))
+            spread_seen.append(launch.connections_per_worker(server))
 
         probe = harness.in_background(look)
-        with harness.CpuMeter([server.pid]) as meter:
-            result = harness.wrk(server.url, script, connections=connections, duration=duration, env=env)
+        with procfs.CpuMeter([server.pid]) as meter:
+            result = wrk.run(server.url, script, connections=connections, duration=duration, env=env)
         probe()
         run = result.as_json()
         run["cpu"] = meter.result
@@ -243,7 +247,7 @@ class Suite:
     ) -> dict[str, Any]:
         """Warm up, then ``runs`` recorded runs; ``good`` are the statuses counted as served."""
         if self.args.warmup > 0:
-            harness.wrk(server.url, script, connections=connections, duration=self.args.warmup, env=env)
+            wrk.run(server.url, script, connections=connections, duration=self.args.warmup, env=env)
         return summarise(
             *self.runs(lambda: self.run_once(server, script, connections, duration, env), runs),
             good,
@@ -276,8 +280,8 @@ class Suite:
         def metered(measure: Callable[[], float]) -> Callable[[], dict[str, Any]]:
             def once() -> dict[str, Any]:
                 if self.args.quiet_wait > 0:
-                    harness.wait_until_quiet(self.args.quiet_wait)
-                with harness.CpuMeter([]) as meter:
+                    procfs.wait_until_quiet(self.args.quiet_wait)
+                with procfs.CpuMeter([]) as meter:
                     value = measure()
                 return {"value": value, "cpu": meter.result}
 
@@ -308,7 +312,7 @@ class Suite:
         args = self.args
         out: dict[str, Any] = {"url": db.url.split("@")[-1] if "@" in db.url else "sqlite (scratch file)"}
         self.results["databases"][db.name] = out
-        harness.POSTGRES_DATABASE = getattr(db, "database", None)
+        procfs.POSTGRES_DATABASE = getattr(db, "database", None)
         rng = random.Random(20_251_123)
         sizes = args.growth_sizes
         log(f"[{db.name}] migrate, load {sizes[0]:,} users and sessions")
@@ -396,13 +400,13 @@ class Suite:
         args = self.args
         env = self.login_env(users)
         if args.warmup > 0:
-            harness.wrk(server.url, "login.lua", connections=connections, duration=args.warmup, env=env)
+            wrk.run(server.url, "login.lua", connections=connections, duration=args.warmup, env=env)
         name, count = self.profile.name, 30 if self.profile.memory_cost > 1000 else 300
 
         def pair() -> dict[str, Any]:
             if args.quiet_wait > 0:
-                harness.wait_until_quiet(args.quiet_wait)
-            with harness.CpuMeter([server.pid]) as meter:
+                procfs.wait_until_quiet(args.quiet_wait)
+            with procfs.CpuMeter([server.pid]) as meter:
                 if latency:
                     value = reference.verify_time(name, count) * 1000
                 else:
@@ -429,7 +433,7 @@ class Suite:
         log(f"[{name}] 3. session check vs bare Starlette, {connections} connections")
         env = self.token_env(tokens, name)
         for target in (server, bare):
-            harness.wrk(target.url, "session.lua", connections=connections, duration=args.warmup, env=env)
+            wrk.run(target.url, "session.lua", connections=connections, duration=args.warmup, env=env)
         pairs = self.runs(lambda: self._pair(server, bare, connections, env))
         ours = ([p["doorward"] for p in pairs[0]], [p["doorward"] for p in pairs[1]])
         theirs = ([p["bare"] for p in pairs[0]], [p["bare"] for p in pairs[1]])
@@ -446,11 +450,9 @@ class Suite:
         args = self.args
         probe_connections, probe_delay = 8, 10.0
         probe_env = self.token_env(tokens, f"{name}-probe", delay_ms=probe_delay)
-        harness.wrk(
-            server.url, "session.lua", connections=probe_connections, duration=args.warmup, env=probe_env
-        )
+        wrk.run(server.url, "session.lua", connections=probe_connections, duration=args.warmup, env=probe_env)
         time.sleep(0.5)
-        idle_rss = harness.tree_rss_bytes(server.pid)
+        idle_rss = procfs.tree_rss_bytes(server.pid)
         log(
             f"[{name}] 4. session probe without flood ({probe_connections} connections, "
             f"{probe_delay:g} ms pause)"
@@ -467,7 +469,7 @@ class Suite:
         delay_ms = max(1.0, (flood_connections - held) / target * 1000)
         flood_env = self.login_env(users)
         for _ in range(2):  # calibrate the pause to reach the target rate
-            calib = harness.wrk(
+            calib = wrk.run(
                 server.url,
                 "login.lua",
                 connections=flood_connections,
@@ -483,7 +485,7 @@ class Suite:
 
         def flooded() -> dict[str, Any]:
             run_flood = harness.in_background(
-                lambda: harness.wrk(
+                lambda: wrk.run(
                     server.url,
                     "login.lua",
                     connections=flood_connections,
@@ -498,7 +500,7 @@ class Suite:
             run["flood"] = run_flood().as_json()
             return run
 
-        with harness.RssSampler(server.pid) as sampler:
+        with procfs.RssSampler(server.pid) as sampler:
             during = self.runs(flooded)
         profile = (
             self.profile_flood(server, flood_connections, flood_env, probe_env, name)
@@ -513,7 +515,7 @@ class Suite:
             "without": summarise(*without, (200,), probe_connections),
             "during": summarise(*during, (200,), probe_connections),
             "flood_offered_per_s": spread(run["flood"]["req_per_s"] for run in during[0]),
-            "flood_statuses": _total_statuses(run["flood"] for run in during[0]),
+            "flood_statuses": total_statuses(run["flood"] for run in during[0]),
             "flood_target_per_s": round(target, 1),
             "flood_connections": flood_connections,
             "flood_pause_ms": round(delay_ms, 1),
@@ -545,13 +547,13 @@ class Suite:
         collapsed = self.args.output / f"profile-flood-{name}.txt"
         seconds = self.args.duration
         run_flood = harness.in_background(
-            lambda: harness.wrk(
+            lambda: wrk.run(
                 server.url, "login.lua", connections=connections, duration=seconds + 3, env=flood_env
             )
         )
         time.sleep(1.0)
         spy = profiling.record(server.pid, seconds, collapsed)
-        probe = harness.wrk(server.url, "session.lua", connections=8, duration=seconds, env=probe_env)
+        probe = wrk.run(server.url, "session.lua", connections=8, duration=seconds, env=probe_env)
         spy.wait(timeout=60)
         run_flood()
         if spy.returncode != 0 or not collapsed.exists():
@@ -576,7 +578,7 @@ class Suite:
         env = self.token_env(tokens, name)
         spy = profiling.record(server.pid, self.args.duration, collapsed)
         time.sleep(1.0)  # py-spy attaches
-        result = harness.wrk(
+        result = wrk.run(
             server.url, "session.lua", connections=connections, duration=self.args.duration, env=env
         )
         spy.wait(timeout=60)
@@ -587,40 +589,6 @@ class Suite:
         summary["req_per_s_while_profiled"] = round(result.rate, 1)
         summary["collapsed_stacks"] = collapsed.name
         return summary
-
-
-def _total_statuses(runs: Iterable[dict[str, Any]]) -> dict[str, int]:
-    statuses: dict[str, int] = {}
-    for run in runs:
-        for code, n in run["statuses"].items():
-            statuses[code] = statuses.get(code, 0) + n
-    return dict(sorted(statuses.items()))
-
-
-def summarise(
-    raw: list[dict[str, Any]], set_aside: list[dict[str, Any]], good: tuple[int, ...], connections: int
-) -> dict[str, Any]:
-    served = [sum(run["statuses"].get(str(c), 0) for c in good) / run["duration_s"] for run in raw]
-    # A run that got no answer at all has no percentiles: every request waited at least the whole
-    # run, so the run's length stands in for them, as a lower bound (and is flagged).
-    unanswered = sum(1 for run in raw if run["requests"] == 0)
-
-    def latency(run: dict[str, Any], key: str) -> float:
-        return float(run[key]) if run["requests"] > 0 else run["duration_s"] * 1000
-
-    return {
-        "connections": connections,
-        "served_per_s": spread(served),
-        "req_per_s": spread(run["req_per_s"] for run in raw),
-        "p50_ms": spread(latency(run, "p50_ms") for run in raw),
-        "p99_ms": spread(latency(run, "p99_ms") for run in raw),
-        "unanswered_runs": unanswered,
-        "statuses": _total_statuses(raw),
-        "errors": sum(sum(run["errors"].values()) - run["errors"]["status"] for run in raw),
-        "foreign_share_max": max(run["cpu"]["foreign_share"] for run in raw),
-        "runs": raw,
-        "set_aside_runs": set_aside,
-    }
 
 
 # --- the table ------------------------------------------------------------------------------------
@@ -903,7 +871,7 @@ def main(argv: list[str] | None = None) -> int:
         chart.draw(results, args.output / "chart.png")
         print(markdown(results))
         return 0
-    harness.require_wrk()
+    wrk.require()
     args.output.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     with scratch_directory(args.keep) as scratch:
