@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from harness import doorward_command, doorward_env
+from launch import doorward_command, doorward_env
 
 from doorward.core.emails import canonical_email
 from doorward.core.password_hashes import PasswordHasher

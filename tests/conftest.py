@@ -184,17 +184,32 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
+    """The settings of the ``started`` app (for tests that read them: its database, its mail folder)."""
     return make_settings(database_url)
+
+
+@asynccontextmanager
+async def app_for(
+    database_url: str,
+    clock: Clock | None = None,
+    *,
+    base_url: str = "http://testserver",
+    **overrides: object,
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """The app on this database, started (its lifespan entered), and a client speaking to it in-process.
+
+    The one way tests start an app: the testing settings of ``make_settings``, with ``overrides`` on top.
+    Its clock is a FakeClock unless one is given (``utc_now`` for tests that also run the CLI).
+    """
+    async with running(make_settings(database_url, **overrides), clock, base_url=base_url) as started:
+        yield started
 
 
 @asynccontextmanager
 async def running(
     settings: Settings, clock: Clock | None = None, *, base_url: str = "http://testserver"
 ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    """The app, started on these settings (its lifespan entered), and a client speaking to it in-process.
-
-    Its clock is a FakeClock unless one is given (``utc_now`` for tests that also run the CLI).
-    """
+    """``app_for`` on settings already built: the older spelling, which tests/web/test_pages.py still uses."""
     app = create_app(settings, clock=clock or FakeClock())
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
@@ -203,8 +218,9 @@ async def running(
 
 
 @pytest.fixture
-async def started(settings: Settings, clock: FakeClock) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    async with running(settings, clock) as app_and_client:
+async def started(database_url: str, clock: FakeClock) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """The app of the ``app`` and ``client`` fixtures, on the ``settings`` fixture's values."""
+    async with app_for(database_url, clock) as app_and_client:
         yield app_and_client
 
 

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.conftest import EMAIL, PASSWORD, SEED_400, bearer, login, make_settings, register, running
+from tests.conftest import EMAIL, PASSWORD, SEED_400, app_for, bearer, login, register
 
 JSON = "application/json; charset=utf-8"
 SEED_401 = b'{"success":false,"error":"Invalid credentials"}'
@@ -154,7 +154,7 @@ async def test_hot_answers_carry_the_headers_of_every_other_answer(database_url:
     """GET /session and POST /login are answered before FastAPI's middlewares, or with an
     allow-list inside them (web/hotpaths.py), and add their headers either way."""
     origin = {"Origin": "https://app.example.com"}
-    async with running(make_settings(database_url, cors_origins=cors)) as (_, client):
+    async with app_for(database_url, cors_origins=cors) as (_, client):
         routed = answer_headers(await client.get("/sessions", headers=origin))  # 401, every middleware
         assert routed["x-frame-options"] == "DENY" and "content-security-policy" in routed
         assert ("access-control-allow-origin" in routed) == bool(cors)
@@ -228,7 +228,7 @@ async def test_a_login_whose_client_left_is_not_a_bug(
         "client": ("127.0.0.1", 50000),
         "server": ("testserver", 80),
     }
-    async with running(make_settings(database_url, cors_origins=cors)) as (app, _):
+    async with app_for(database_url, cors_origins=cors) as (app, _):
         await app(scope, receive, send)
     assert sent == []
     assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
@@ -287,8 +287,7 @@ async def test_healthz(client: httpx.AsyncClient) -> None:
 async def test_a_refused_login_carries_the_headers_of_other_answers(database_url: str, cors: str) -> None:
     """A login refused while hashing is full is answered before FastAPI (or inside CORS), yet alike."""
     origin = {"Origin": "https://app.example.com"}
-    settings = make_settings(database_url, cors_origins=cors, hash_workers=1, hash_queue=0)
-    async with running(settings) as (app, client):
+    async with app_for(database_url, cors_origins=cors, hash_workers=1, hash_queue=0) as (app, client):
         routed = answer_headers(await client.get("/sessions", headers=origin))
         with app.state.services.pool.slot():  # the one hash slot, taken
             # A body the route would refuse with 400: a 503 shows it was refused before it was read.

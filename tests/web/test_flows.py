@@ -16,7 +16,7 @@ from doorward.config import Settings
 from doorward.core.errors import StorageUnavailable
 from doorward.core.models import NewUser
 from doorward.logs import JsonFormatter
-from tests.conftest import EMAIL, PASSWORD, FakeClock, bearer, login, make_settings, register, running
+from tests.conftest import EMAIL, PASSWORD, FakeClock, app_for, bearer, login, register
 from tests.db import fetch
 
 
@@ -34,7 +34,7 @@ async def test_tokens_are_stored_only_as_digests(client: httpx.AsyncClient, sett
 
 
 async def test_no_secret_in_any_sqlite_file(sqlite_url: str) -> None:
-    async with running(make_settings(sqlite_url)) as (_, client):
+    async with app_for(sqlite_url) as (_, client):
         await register(client)
         token = await login(client)
     path = Path(sqlite_url.removeprefix("sqlite:///"))
@@ -84,8 +84,7 @@ async def test_concurrent_logins_all_succeed_on_sqlite(client: httpx.AsyncClient
 
 async def test_saturated_hashing_answers_503_at_once_and_sessions_keep_working(database_url: str) -> None:
     # The real OWASP profile (tens of ms a hash), one hashing thread, nothing may wait.
-    settings = make_settings(database_url, hash_profile="owasp-2023", hash_workers=1, hash_queue=0)
-    async with running(settings) as (_, client):
+    async with app_for(database_url, hash_profile="owasp-2023", hash_workers=1, hash_queue=0) as (_, client):
         await register(client)
         token = await login(client)
         logins = [client.post("/login", json={"email": EMAIL, "password": PASSWORD}) for _ in range(12)]
@@ -105,7 +104,7 @@ async def test_saturated_hashing_answers_503_at_once_and_sessions_keep_working(d
 
 
 async def test_a_login_is_refused_before_it_is_read_while_hashing_is_full(database_url: str) -> None:
-    async with running(make_settings(database_url, hash_workers=1, hash_queue=0)) as (app, client):
+    async with app_for(database_url, hash_workers=1, hash_queue=0) as (app, client):
         malformed = {"content": b"{not json", "headers": {"Content-Type": "application/json"}}
         assert (await client.post("/login", **malformed)).status_code == 400  # read, and refused
         with app.state.services.pool.slot():  # the one hash slot, taken
@@ -116,8 +115,7 @@ async def test_a_login_is_refused_before_it_is_read_while_hashing_is_full(databa
 
 
 async def test_database_gone_is_503_with_the_envelope(tmp_path: Path, sqlite_url: str) -> None:
-    settings = make_settings(sqlite_url)
-    async with running(settings) as (app, client):
+    async with app_for(sqlite_url) as (app, client):
         await register(client)
         token = await login(client)
         moved = tmp_path / "elsewhere"
@@ -140,7 +138,7 @@ async def test_database_gone_is_503_with_the_envelope(tmp_path: Path, sqlite_url
 
 async def test_an_unmigrated_database_stops_start_up_with_advice(tmp_path: Path) -> None:
     with pytest.raises(StorageUnavailable, match="run doorward migrate"):
-        async with running(make_settings(f"sqlite:///{tmp_path / 'empty.db'}")):
+        async with app_for(f"sqlite:///{tmp_path / 'empty.db'}"):
             pass
 
 

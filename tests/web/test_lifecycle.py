@@ -13,8 +13,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from doorward.config import Settings
-from tests.conftest import EMAIL, PASSWORD, FakeClock, bearer, login, make_settings, register, running
+from tests.conftest import EMAIL, PASSWORD, FakeClock, app_for, bearer, login, register
 from tests.mailbox import Inbox, link_token
 from tests.mailbox import smtp_server as smtp_server
 
@@ -26,10 +25,9 @@ async def mailing(
     database_url: str, smtp_server: tuple[Inbox, int], clock: FakeClock
 ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient, Inbox]]:
     inbox, port = smtp_server
-    settings = make_settings(
-        database_url, mailer="smtp", smtp_host="127.0.0.1", smtp_port=port, smtp_tls="none"
-    )
-    async with running(settings, clock) as (app, client):
+    async with app_for(
+        database_url, clock, mailer="smtp", smtp_host="127.0.0.1", smtp_port=port, smtp_tls="none"
+    ) as (app, client):
         yield app, client, inbox
 
 
@@ -99,7 +97,7 @@ async def test_session_endpoints_need_a_session(client: httpx.AsyncClient, metho
 
 
 async def test_idle_sessions_end(database_url: str, clock: FakeClock) -> None:
-    async with running(make_settings(database_url, session_idle_timeout="600"), clock) as (app, client):
+    async with app_for(database_url, clock, session_idle_timeout="600") as (app, client):
         await register(client)
         token = await login(client)
         touched = app.state.services.auth.background.drain  # uses are recorded behind the answer
@@ -249,15 +247,15 @@ async def verifying(
     database_url: str, smtp_server: tuple[Inbox, int], clock: FakeClock
 ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient, Inbox]]:
     inbox, port = smtp_server
-    settings = make_settings(
+    async with app_for(
         database_url,
+        clock,
         require_email_verification=True,
         mailer="smtp",
         smtp_host="127.0.0.1",
         smtp_port=port,
         smtp_tls="none",
-    )
-    async with running(settings, clock) as (app, client):
+    ) as (app, client):
         yield app, client, inbox
 
 
@@ -319,8 +317,7 @@ async def test_the_file_mailer_writes_eml_files_and_logs_no_token(
     database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
-    settings: Settings = make_settings(database_url, mail_dir=tmp_path / "mail")
-    async with running(settings) as (app, client):
+    async with app_for(database_url, mail_dir=tmp_path / "mail") as (app, client):
         await register(client)
         await request_reset(client, EMAIL)
         await settle(app)
@@ -338,10 +335,9 @@ async def test_the_file_mailer_writes_eml_files_and_logs_no_token(
 async def test_an_smtp_outage_does_not_change_the_answer(database_url: str) -> None:
     from tests.servers import free_port
 
-    settings = make_settings(
+    async with app_for(
         database_url, mailer="smtp", smtp_host="127.0.0.1", smtp_port=free_port(), smtp_tls="none"
-    )
-    async with running(settings) as (_, client):
+    ) as (_, client):
         await register(client)
         answer = await asyncio.wait_for(request_reset(client, EMAIL), timeout=5)
         assert answer.status_code == 202

@@ -8,7 +8,7 @@ from collections import Counter
 import httpx
 import pytest
 
-from tests.conftest import EMAIL, PASSWORD, FakeClock, bearer, login, make_settings, register, running
+from tests.conftest import EMAIL, PASSWORD, FakeClock, app_for, bearer, login, register
 from tests.db import fetch
 
 TOO_MANY = {"success": False, "error": "Too many attempts", "code": "rate_limited"}
@@ -48,8 +48,7 @@ async def test_unknown_and_known_emails_are_throttled_alike(client: httpx.AsyncC
 
 
 async def test_a_rotating_x_forwarded_for_does_not_reset_the_client_limit(database_url: str) -> None:
-    settings = make_settings(database_url, throttle_client_failures=3)
-    async with running(settings) as (_, client):
+    async with app_for(database_url, throttle_client_failures=3) as (_, client):
         statuses = [
             (await wrong(client, f"user{n}@example.com", **{"X-Forwarded-For": f"203.0.113.{n}"})).status_code
             for n in range(5)
@@ -58,8 +57,10 @@ async def test_a_rotating_x_forwarded_for_does_not_reset_the_client_limit(databa
 
 
 async def test_behind_a_trusted_proxy_each_forwarded_client_counts_alone(database_url: str) -> None:
-    settings = make_settings(database_url, throttle_client_failures=3, trusted_proxies="127.0.0.0/8")
-    async with running(settings) as (_, client):
+    async with app_for(database_url, throttle_client_failures=3, trusted_proxies="127.0.0.0/8") as (
+        _,
+        client,
+    ):
         statuses = [
             (await wrong(client, f"user{n}@example.com", **{"X-Forwarded-For": f"203.0.113.{n}"})).status_code
             for n in range(5)
@@ -78,7 +79,7 @@ async def test_behind_a_trusted_proxy_each_forwarded_client_counts_alone(databas
 
 
 async def test_registrations_per_client_are_limited(database_url: str) -> None:
-    async with running(make_settings(database_url, throttle_client_registrations=2)) as (_, client):
+    async with app_for(database_url, throttle_client_registrations=2) as (_, client):
         statuses = [
             (
                 await client.post("/register", json={"email": f"r{n}@example.com", "password": PASSWORD})
@@ -111,15 +112,14 @@ async def test_a_flood_gets_only_expected_answers_and_sessions_keep_working(
             "redis_url": request.getfixturevalue("redis_url"),
             "redis_prefix": request.getfixturevalue("redis_prefix"),
         }
-    settings = make_settings(
+    async with app_for(
         database_url,
         hash_profile="owasp-2023",
         hash_workers=2,
         hash_queue=4,
         throttle_client_failures=10_000,
         **extra,
-    )
-    async with running(settings) as (_, client):
+    ) as (_, client):
         await register(client)
         token = await login(client)
         emails = [EMAIL, "nobody@example.com", *(f"u{n}@example.com" for n in range(20))]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -28,7 +29,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 SCREENSHOTS = os.environ.get("DOORWARD_SCREENSHOTS") == "1"
 COOKIE = "__Host-doorward_session"
 EMAIL = "grace@example.com"
@@ -80,6 +81,43 @@ def log_in(page: Page, base_url: str, email: str, password: str) -> None:
     page.keyboard.press("Tab")
     page.keyboard.type(password)
     page.keyboard.press("Enter")
+
+
+def open_account(page: Page, base_url: str) -> Page:
+    """Log ``page`` in to the test account and see it land on the account page."""
+    log_in(page, base_url, EMAIL, PASSWORD)
+    expect(page).to_have_url(f"{base_url}/account")
+    return page
+
+
+@dataclass
+class LoggedIn:
+    """A browser logged in to a fresh ``doorward serve``."""
+
+    server: Server
+    context: BrowserContext
+    page: Page
+
+    @property
+    def base(self) -> str:
+        return self.server.base_url
+
+
+@pytest.fixture
+def logged_in(chromium: Browser, start_server: Callable[..., Server]) -> Iterator[LoggedIn]:
+    """A fresh server, the test account registered through the form, and a page logged in to it."""
+    server = start_server()
+    context = chromium.new_context()
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    page.goto(f"{server.base_url}/register")
+    page.get_by_label("Email").fill(EMAIL)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Create account").click()
+    expect(page).to_have_url(f"{server.base_url}/login?done=registered")
+    open_account(page, server.base_url)
+    yield LoggedIn(server, context, page)
+    context.close()
 
 
 def shoot(page: Page, name: str, javascript: bool = True) -> None:
@@ -141,9 +179,7 @@ def test_register_log_in_see_and_end_sessions_log_out(
     expect(sessions.first).to_contain_text("this browser")
 
     # A second login from another browser shows up, and is ended from here.
-    other = phone.new_page()
-    log_in(other, base, EMAIL, PASSWORD)
-    expect(other).to_have_url(f"{base}/account")
+    other = open_account(phone.new_page(), base)
     page.reload()
     expect(sessions).to_have_count(2)
     shoot(page, "screenshot-account.png", javascript)
@@ -158,9 +194,7 @@ def test_register_log_in_see_and_end_sessions_log_out(
 
     if javascript:
         # A script on the page may use the session through the JSON API only with the page's CSRF token.
-        tablet = phone.new_page()
-        log_in(tablet, base, EMAIL, PASSWORD)
-        expect(tablet).to_have_url(f"{base}/account")
+        tablet = open_account(phone.new_page(), base)
         status = page.evaluate(JSON_END_OTHER_SESSION, False)
         assert status == [403, {"success": False, "error": "Cross-site request refused", "code": "csrf"}]
         status = page.evaluate(JSON_END_OTHER_SESSION, True)
@@ -178,10 +212,7 @@ def test_register_log_in_see_and_end_sessions_log_out(
     shoot(page, "screenshot-login.png", javascript)
 
     if SCREENSHOTS and javascript:
-        narrow = phone.new_page()
-        log_in(narrow, base, EMAIL, PASSWORD)
-        expect(narrow).to_have_url(f"{base}/account")
-        shoot(narrow, "screenshot-account-phone.png")
+        shoot(open_account(phone.new_page(), base), "screenshot-account-phone.png")
 
     assert not watched.problems, watched.problems
     laptop.close()
@@ -233,21 +264,10 @@ def attacker_site() -> Iterator[Callable[[str], str]]:
 
 
 def test_a_cross_site_form_post_is_refused_and_the_session_survives(
-    chromium: Browser, start_server: Callable[..., Server], attacker_site: Callable[[str], str]
+    logged_in: LoggedIn, attacker_site: Callable[[str], str]
 ) -> None:
-    server = start_server()
-    base = server.base_url
-    context = chromium.new_context()
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    page.goto(f"{base}/register")
-    page.get_by_label("Email").fill(EMAIL)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Create account").click()
-    log_in(page, base, EMAIL, PASSWORD)
-    expect(page).to_have_url(f"{base}/account")
-
-    victim = context.new_page()
+    base, page = logged_in.base, logged_in.page
+    victim = logged_in.context.new_page()
     with victim.expect_navigation(url=f"{base}/logout/form") as navigation:
         victim.goto(attacker_site(base))
     response = navigation.value
@@ -258,7 +278,6 @@ def test_a_cross_site_form_post_is_refused_and_the_session_survives(
     page.goto(f"{base}/account")
     expect(page).to_have_url(f"{base}/account")  # still logged in
     expect(page.locator("ul.sessions > li")).to_have_count(1)
-    assert [c for c in context.cookies() if c["name"] == COOKIE]
-    log = server.stderr()
+    assert [c for c in logged_in.context.cookies() if c["name"] == COOKIE]
+    log = logged_in.server.stderr()
     assert "csrf.refused" in log, log
-    context.close()

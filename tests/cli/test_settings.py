@@ -1,0 +1,48 @@
+"""Bad settings stop any command with one line naming the variable; ``doorward tune`` prints a profile."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from doorward.cli import app as cli
+from tests.cli.conftest import assert_one_line_error, invoke, runner
+from tests.conftest import EMAIL
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("hash_profile", "nope"),
+        ("database_url", "mysql://x"),
+        ("database_url", "sqlite:///:memory:"),
+        ("hash_workers", "0"),
+        ("db_timeout", "soon"),
+        ("throttle_client_window", "0"),
+        ("session_lifetime", "-PT5M"),
+        ("log_level", "LOUD"),
+        ("public_url", "id.example.com"),
+        ("hash_socket", "/tmp/no-such-doorward-socket"),  # noqa: S108 (a path that must not exist)
+    ],
+)
+@pytest.mark.parametrize("command", [("migrate",), ("users", "disable", EMAIL)])
+def test_a_bad_setting_fails_with_one_line_naming_the_variable(
+    database_url: str, variable: str, value: str, command: tuple[str, ...]
+) -> None:
+    result = invoke(database_url, *command, **{variable: value})
+    assert_one_line_error(result, f"DOORWARD_{variable.upper()}")
+
+
+def test_a_bad_pepper_is_named_but_never_printed(database_url: str) -> None:
+    pepper = "too-short-secret-xyz"
+    result = invoke(database_url, "users", "disable", EMAIL, pepper=pepper)
+    assert_one_line_error(result, "DOORWARD_PEPPER")
+    assert pepper not in result.output
+
+
+def test_tune_prints_a_profile_line() -> None:
+    result = runner.invoke(cli, ["tune", "--target-ms", "1", "--memory-kib", "8"])
+    assert result.exit_code == 0, result.output
+    first = result.stdout.splitlines()[0]
+    assert re.fullmatch(r"argon2id m=8 KiB t=\d+ p=1: \d+\.\d ms per hash", first), first
