@@ -15,9 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from doorward.core.errors import EmailTaken, StorageUnavailable
 from doorward.core.models import AccountToken, NewUser, Session, TokenPurpose, User
 from doorward.storage.database import WRITE_OPTION, read_options
+from doorward.storage.factors import SqlFactors
 from doorward.storage.lookup import LookupBusy, SessionLookup
 from doorward.storage.loopsqlite import Checkpointer
-from doorward.storage.rows import FIND_SESSION, UNAVAILABLE_SQLSTATES, session_and_user, user_of
+from doorward.storage.rows import FIND_SESSION, UNAVAILABLE_SQLSTATES, session_and_user, session_of, user_of
 from doorward.storage.tables import account_tokens, sessions, users
 
 # What "the database is not there" looks like from each driver. Integrity errors are not among them:
@@ -181,7 +182,7 @@ class SqlSessions:
             .where(sessions.c.user_id == user_id)
             .order_by(sessions.c.created_at.desc())
         )
-        return [Session(**row._mapping) for row in rows]
+        return [session_of(row._mapping) for row in rows]
 
     async def delete_by_id(self, user_id: int, session_id: str) -> bool:
         result = await self._conn.execute(
@@ -230,6 +231,8 @@ def _session_values(session: Session, token_digest: bytes) -> dict[str, Any]:
         "expires_at": session.expires_at,
         "client_address": session.client_address,
         "user_agent": session.user_agent,
+        "aal": session.aal,
+        "amr": " ".join(session.amr),
     }
 
 
@@ -296,6 +299,7 @@ class SqlTransaction:
         self.users = SqlUsers(conn)
         self.sessions = SqlSessions(conn)
         self.tokens = SqlTokens(conn)
+        self.factors = SqlFactors(conn)
 
 
 class SqlStore:
