@@ -23,3 +23,18 @@ class Notifications(Protocol):
 
     def registration_attempt(self, to: str) -> None:
         """Someone tried to register with this address, which already has an account."""
+
+    def totp_enabled(self, to: str) -> None:
+        """Two-step verification with an authenticator app was turned on."""
+
+    def totp_disabled(self, to: str) -> None:
+        """Two-step verification was turned off."""
+
+    def recovery_codes_regenerated(self, to: str) -> None:
+        """A new set of recovery codes was made; the old ones no longer work."""
+
+    def recovery_code_used(self, to: str, left: int) -> None:
+        """A recovery code was used to log in; ``left`` unused ones remain."""
+
+    def mfa_reset(self, to: str) -> None:
+        """An administrator removed two-step verification and ended every session."""
