@@ -9,7 +9,18 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from doorward.core.errors import EmailTaken
-from doorward.core.models import AccountToken, AttemptState, AuditEvent, NewUser, Session, TokenPurpose, User
+from doorward.core.models import (
+    AccountToken,
+    AttemptState,
+    AuditEvent,
+    MfaChallenge,
+    NewUser,
+    RecoveryCode,
+    Session,
+    TokenPurpose,
+    TotpFactor,
+    User,
+)
 from doorward.core.ports import WaitUntil
 
 
@@ -19,6 +30,10 @@ class _Data:
     sessions: dict[bytes, Session] = field(default_factory=dict)
     tokens: dict[bytes, AccountToken] = field(default_factory=dict)
     next_id: int = 1
+    totp: dict[int, TotpFactor] = field(default_factory=dict)
+    codes: dict[int, RecoveryCode] = field(default_factory=dict)
+    challenges: dict[bytes, MfaChallenge] = field(default_factory=dict)
+    next_code_id: int = 1
 
 
 class MemoryUsers:
@@ -150,11 +165,120 @@ class MemoryTokens:
         return len(doomed)
 
 
+class MemoryFactors:
+    def __init__(self, data: _Data) -> None:
+        self._data = data
+
+    async def totp(self, user_id: int) -> TotpFactor | None:
+        return self._data.totp.get(user_id)
+
+    async def save_pending_totp(self, user_id: int, secret: bytes, now: datetime) -> bool:
+        factor = self._data.totp.get(user_id)
+        if factor is not None and factor.confirmed_at is not None:
+            return False
+        self._data.totp[user_id] = TotpFactor(user_id, secret, None, 0, now)
+        return True
+
+    async def confirm_totp(self, user_id: int, secret: bytes, step: int, now: datetime) -> bool:
+        factor = self._data.totp.get(user_id)
+        if factor is None or factor.confirmed_at is not None or factor.secret != secret:
+            return False
+        self._data.totp[user_id] = replace(factor, confirmed_at=now, last_step=step)
+        return True
+
+    async def use_totp_step(self, user_id: int, step: int) -> bool:
+        factor = self._data.totp.get(user_id)
+        if factor is None or factor.confirmed_at is None or factor.last_step >= step:
+            return False
+        self._data.totp[user_id] = replace(factor, last_step=step)
+        return True
+
+    async def replace_totp_secret(self, user_id: int, old: bytes, new: bytes) -> bool:
+        factor = self._data.totp.get(user_id)
+        if factor is None or factor.secret != old:
+            return False
+        self._data.totp[user_id] = replace(factor, secret=new)
+        return True
+
+    async def delete_totp(self, user_id: int) -> bool:
+        return self._data.totp.pop(user_id, None) is not None
+
+    async def set_mfa_enabled(self, user_id: int, enabled: bool, now: datetime) -> None:
+        user = self._data.users[user_id]
+        self._data.users[user_id] = replace(user, mfa_enabled=enabled, updated_at=now)
+
+    async def recovery_codes(self, user_id: int) -> list[RecoveryCode]:
+        return [c for c in self._data.codes.values() if c.user_id == user_id and c.used_at is None]
+
+    async def replace_recovery_codes(self, user_id: int, code_hashes: Sequence[str], now: datetime) -> None:
+        await self.delete_recovery_codes(user_id)
+        for code_hash in code_hashes:
+            code_id = self._data.next_code_id
+            self._data.codes[code_id] = RecoveryCode(code_id, user_id, code_hash, now)
+            self._data.next_code_id += 1
+
+    async def use_recovery_code(self, code_id: int, now: datetime) -> bool:
+        code = self._data.codes.get(code_id)
+        if code is None or code.used_at is not None:
+            return False
+        self._data.codes[code_id] = replace(code, used_at=now)
+        return True
+
+    async def delete_recovery_codes(self, user_id: int) -> int:
+        doomed = [i for i, c in self._data.codes.items() if c.user_id == user_id]
+        for code_id in doomed:
+            del self._data.codes[code_id]
+        return len(doomed)
+
+    async def add_challenge(self, challenge: MfaChallenge, seen_hash: str) -> bool:
+        user = self._data.users.get(challenge.user_id)
+        if user is None or user.password_hash != seen_hash or user.disabled:
+            return False
+        self._data.challenges[challenge.digest] = challenge
+        return True
+
+    async def challenge(self, digest: bytes) -> MfaChallenge | None:
+        return self._data.challenges.get(digest)
+
+    def _open(self, digest: bytes, now: datetime) -> MfaChallenge | None:
+        challenge = self._data.challenges.get(digest)
+        if challenge is None or challenge.used_at is not None or now >= challenge.expires_at:
+            return None
+        return challenge
+
+    async def count_attempt(self, digest: bytes, now: datetime, max_attempts: int) -> bool:
+        challenge = self._open(digest, now)
+        if challenge is None or challenge.attempts >= max_attempts:
+            return False
+        self._data.challenges[digest] = replace(challenge, attempts=challenge.attempts + 1)
+        return True
+
+    async def use_challenge(self, digest: bytes, now: datetime) -> bool:
+        challenge = self._open(digest, now)
+        if challenge is None:
+            return False
+        self._data.challenges[digest] = replace(challenge, used_at=now)
+        return True
+
+    async def delete_challenges(self, user_id: int) -> int:
+        doomed = [d for d, c in self._data.challenges.items() if c.user_id == user_id]
+        for digest in doomed:
+            del self._data.challenges[digest]
+        return len(doomed)
+
+    async def delete_expired_challenges(self, now: datetime) -> int:
+        doomed = [d for d, c in self._data.challenges.items() if c.expires_at <= now]
+        for digest in doomed:
+            del self._data.challenges[digest]
+        return len(doomed)
+
+
 class MemoryTransaction:
     def __init__(self, data: _Data) -> None:
         self.users = MemoryUsers(data)
         self.sessions = MemorySessions(data)
         self.tokens = MemoryTokens(data)
+        self.factors = MemoryFactors(data)
 
 
 class MemoryStore:
@@ -273,3 +397,18 @@ class RecordingNotifications:
 
     def registration_attempt(self, to: str) -> None:
         self.sent.append(("registration_attempt", to, None))
+
+    def totp_enabled(self, to: str) -> None:
+        self.sent.append(("totp_enabled", to, None))
+
+    def totp_disabled(self, to: str) -> None:
+        self.sent.append(("totp_disabled", to, None))
+
+    def recovery_codes_regenerated(self, to: str) -> None:
+        self.sent.append(("recovery_codes_regenerated", to, None))
+
+    def recovery_code_used(self, to: str, left: int) -> None:
+        self.sent.append(("recovery_code_used", to, str(left)))
+
+    def mfa_reset(self, to: str) -> None:
+        self.sent.append(("mfa_reset", to, None))

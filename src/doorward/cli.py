@@ -198,6 +198,13 @@ def users_disable(email: str) -> None:
     typer.echo(f"disabled {email}; ended {ended} session(s)")
 
 
+@users_app.command("mfa-reset")
+def users_mfa_reset(email: str) -> None:
+    """Remove an account's two-step verification (device and codes lost), end its sessions, mail it."""
+    ended = run(lambda s: s.admin.reset_mfa(email))
+    typer.echo(f"reset two-step verification of {email}; ended {ended} session(s)")
+
+
 @users_app.command("unlock")
 def users_unlock(email: str) -> None:
     """Lift a login wait or lockout on an account."""
@@ -214,7 +221,7 @@ def sessions_revoke(email: str) -> None:
 
 @app.command()
 def prune() -> None:
-    """Delete expired sessions and mailed tokens, and throttle counters that can no longer matter."""
+    """Delete expired sessions, mailed tokens and mfaTokens, and throttle counters no longer of use."""
     pruned = run(lambda s: s.admin.prune())
     typer.echo(", ".join(f"{name.replace('_', ' ')}: {count}" for name, count in pruned.items()))
 

@@ -89,6 +89,17 @@ class Settings(BaseSettings):
         description="HMAC key wrapping imported SHA-256 hashes; generated and kept in the database "
         "when unset. Must never change once hashes were imported with it.",
     )
+    secret_keys: SecretStr | None = Field(
+        None,
+        description="Comma-separated keys (each at least 32 characters) encrypting TOTP secrets: the "
+        "first encrypts, all decrypt, so put a new key first and keep the old ones. Unset: a key is "
+        "generated and kept in the database, beside the data it protects (a warning says so)",
+    )
+    require_mfa: bool = Field(
+        False,
+        description="Accounts without a second factor may only set one up (403 mfa_enrollment_required "
+        "elsewhere); their sessions say mfaEnrollmentRequired",
+    )
     redis_url: SecretStr | None = Field(
         None, description="redis://host:port/db: keep throttle counters in Redis instead of the database"
     )
@@ -222,6 +233,26 @@ class Settings(BaseSettings):
         if value is not None and len(value.get_secret_value()) < 32:
             raise ValueError("pepper must be at least 32 characters (e.g. 64 hex digits)")
         return value
+
+    @field_validator("secret_keys")
+    @classmethod
+    def _long_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        keys = [key.strip() for key in value.get_secret_value().split(",")]
+        if not any(keys):
+            return None  # set but empty: as unset
+        for position, key in enumerate(keys, 1):
+            if len(key) < 32:
+                raise ValueError(f"key {position} is shorter than 32 characters (e.g. use 64 hex digits)")
+        return value
+
+    @property
+    def secret_key_list(self) -> list[bytes]:
+        """``secret_keys`` parsed, the encrypting key first; empty when unset."""
+        if self.secret_keys is None:
+            return []
+        return [key.strip().encode() for key in self.secret_keys.get_secret_value().split(",")]
 
     @property
     def profile(self) -> Profile:

@@ -18,10 +18,12 @@ from doorward.core.audit import Auditor
 from doorward.core.clock import Clock, utc_now
 from doorward.core.deps import AccountPolicy, Deps, SessionPolicy
 from doorward.core.hashpool import HashPool
+from doorward.core.mfa import Mfa
 from doorward.core.password_hashes import PasswordHasher
 from doorward.core.passwords import PasswordPolicy
 from doorward.core.ports import ThrottleStore
 from doorward.core.profiles import TESTING
+from doorward.core.secret_box import SecretBox
 from doorward.core.sessions import Authenticator
 from doorward.core.throttle import Throttle, ThrottlePolicy
 from doorward.mail import FileTransport, MailOutbox, SmtpTransport, Transport
@@ -45,6 +47,7 @@ class Services:
     auth: Authenticator
     accounts: Accounts
     admin: Admin
+    mfa: Mfa
     audit_sink: SqlAuditSink
     outbox: MailOutbox
     csrf_key: bytes = field(repr=False)
@@ -84,6 +87,7 @@ async def open_services(settings: Settings, *, clock: Clock = utc_now) -> AsyncI
         sender=settings.mail_from,
         public_url=settings.public_url,
         reset_minutes=max(1, int(settings.reset_token_lifetime.total_seconds() // 60)),
+        clock=clock,
     )
     postman = asyncio.create_task(outbox.run(), name="doorward-mail")
     deps: Deps | None = None
@@ -111,6 +115,7 @@ async def open_services(settings: Settings, *, clock: Clock = utc_now) -> AsyncI
                 require_email_verification=settings.require_email_verification,
                 reset_token_lifetime=settings.reset_token_lifetime,
                 verification_token_lifetime=settings.verification_token_lifetime,
+                require_mfa=settings.require_mfa,
             ),
             clock=clock,
         )
@@ -123,6 +128,7 @@ async def open_services(settings: Settings, *, clock: Clock = utc_now) -> AsyncI
             auth=Authenticator(deps),
             accounts=accounts,
             admin=Admin(deps, accounts),
+            mfa=Mfa(deps, await secret_box(settings, engine)),
             audit_sink=audit_sink,
             outbox=outbox,
             csrf_key=await load_or_create_secret(engine, "csrf_key"),
@@ -145,6 +151,22 @@ async def open_services(settings: Settings, *, clock: Clock = utc_now) -> AsyncI
             pool.close()
         await store.close()
         await engine.dispose()
+
+
+async def secret_box(settings: Settings, engine: AsyncEngine) -> SecretBox:
+    """The box TOTP secrets are encrypted in: DOORWARD_SECRET_KEYS, or a key kept in the database.
+
+    The generated key is used as its hex text, as the database shows it: to move to keys of your
+    own, set DOORWARD_SECRET_KEYS to yours followed by that text, until every secret was re-encrypted.
+    """
+    keys = settings.secret_key_list
+    if keys:
+        return SecretBox(keys)
+    _log.warning(
+        "DOORWARD_SECRET_KEYS is unset: TOTP secrets are encrypted with a key generated and kept in "
+        "the database, beside the data it protects; set DOORWARD_SECRET_KEYS"
+    )
+    return SecretBox([(await load_or_create_secret(engine, "secret_key")).hex().encode()])
 
 
 def hash_pool(settings: Settings, hasher: PasswordHasher) -> HashPool:

@@ -46,8 +46,14 @@ def test_prune_deletes_what_has_expired_and_keeps_what_has_not(database_url: str
         "INSERT INTO rate_windows (key, window_start, count) "
         "VALUES ('login-failures:x', '2020-01-01 00:00:00', 3)",
     )
+    fetch_sync(
+        database_url,
+        "INSERT INTO mfa_challenges (digest, user_id, created_at, expires_at) "
+        "SELECT :digest, id, created_at, created_at FROM users",
+        digest=b"m" * 32,
+    )
     result = invoke(database_url, "prune")
     assert result.exit_code == 0, result.output
-    assert result.stdout.strip() == "sessions: 1, tokens: 0, throttle entries: 1"
+    assert result.stdout.strip() == "sessions: 1, tokens: 0, throttle entries: 1, mfa challenges: 1"
     assert query(database_url, "SELECT count(*) FROM sessions") == [(1,)]
     assert query(database_url, "SELECT count(*) FROM rate_windows") == [(0,)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from email.message import EmailMessage
 
 import pytest
@@ -68,3 +69,40 @@ def test_html_bodies_escape_what_they_show() -> None:
     )
     assert "<script>" not in mail.html
     assert "&lt;script&gt;" in mail.html
+
+
+@pytest.mark.parametrize(
+    ("kind", "args", "says"),
+    [
+        ("totp_enabled", (), "Two-step verification was turned on"),
+        ("totp_disabled", (), "Two-step verification was turned off"),
+        ("recovery_codes_regenerated", (), "A new set of recovery codes was made"),
+        ("recovery_code_used", (9,), "9 codes left"),
+        ("recovery_code_used", (1,), "1 code left. Make a new set"),
+        ("mfa_reset", (), "An administrator removed two-step verification"),
+    ],
+)
+async def test_each_second_factor_mail_says_what_when_and_what_to_do(
+    kind: str, args: tuple[int, ...], says: str
+) -> None:
+    from datetime import UTC, datetime
+
+    transport = FlakyTransport(0)
+    outbox = MailOutbox(
+        transport,
+        sender="d@example.com",
+        public_url="https://id.example.com",
+        clock=lambda: datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC),
+    )
+    getattr(outbox, kind)("ada@example.com", *args)
+    await run_outbox(outbox)
+    (message,) = transport.delivered
+    assert message["Subject"]
+    text = message.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+    html = message.get_body(preferencelist=("html",)).get_content()  # type: ignore[union-attr]
+    for body in (" ".join(text.split()), " ".join(re.sub(r"<[^>]+>", "", html).split())):
+        assert says in body
+        assert "on 2026-03-04 05:06 UTC" in body
+        assert "administrator" in body
+    assert "https://id.example.com/password/reset" in text  # what to do if it was not you
+    assert 'href="https://id.example.com/password/reset"' in html

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 
 from alembic.script import ScriptDirectory
 
@@ -52,3 +53,34 @@ def test_every_revision_goes_up_and_down(empty_database_url: str) -> None:
         assert tables() == after, f"{revision} up again made {tables()}"
         before = after
     assert table_names(empty_database_url) == schema_tables()
+
+
+def test_0004_adds_the_factor_columns_with_defaults_and_removes_them_keeping_the_rows(
+    empty_database_url: str,
+) -> None:
+    """Accounts and sessions from before multi-factor login: no factor, a password-only session."""
+    upgrade(empty_database_url, "0003")
+    sqlite = empty_database_url.startswith("sqlite")
+    fetch_sync(
+        empty_database_url,
+        "INSERT INTO users (id, email, email_canonical, password_hash, disabled, created_at, updated_at) "
+        "VALUES (1, 'a@example.com', 'a@example.com', 'h', false, :at, :at)",
+        at="2026-01-01 00:00:00" if sqlite else datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    fetch_sync(
+        empty_database_url,
+        "INSERT INTO sessions (id, user_id, token_digest, created_at, last_seen_at, expires_at) "
+        "VALUES ('s', 1, :digest, '2026-01-01 00:00:00', '2026-01-01 00:00:00', '2026-01-02 00:00:00')",
+        digest=b"d" * 32,
+    )
+    upgrade(empty_database_url, "0004")
+    assert {"totp_factors", "recovery_codes", "mfa_challenges"} <= table_names(empty_database_url)
+    assert fetch_sync(empty_database_url, "SELECT mfa_enabled FROM users") in ([(False,)], [(0,)])
+    assert fetch_sync(empty_database_url, "SELECT aal, amr FROM sessions") == [(1, "pwd")]
+
+    downgrade(empty_database_url, "0003")
+    assert not {"totp_factors", "recovery_codes", "mfa_challenges"} & table_names(empty_database_url)
+    assert fetch_sync(empty_database_url, "SELECT * FROM users")[0][:2] == (1, "a@example.com")
+    assert len(fetch_sync(empty_database_url, "SELECT * FROM users")[0]) == 8  # mfa_enabled gone
+    assert fetch_sync(empty_database_url, "SELECT * FROM sessions")[0][:2] == ("s", 1)  # not cascaded
+    assert len(fetch_sync(empty_database_url, "SELECT * FROM sessions")[0]) == 8  # aal and amr gone

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from doorward.core.accounts import Accounts
 from doorward.core.deps import Deps
 from doorward.core.emails import canonical_email, validate_new_email
-from doorward.core.errors import DoorwardError, EmailTaken, UserNotFound
+from doorward.core.errors import DoorwardError, EmailTaken, MfaNotEnabled, UserNotFound
 from doorward.core.models import NewUser, TokenPurpose, User
 from doorward.core.ports import Users
 
@@ -52,6 +52,7 @@ class Admin:
             ended = await tx.sessions.delete_for_user(user.id)
             for purpose in TokenPurpose:
                 await tx.tokens.delete_for_user(user.id, purpose)
+            await tx.factors.delete_challenges(user.id)
         self._deps.audit("admin.user_disabled", user_id=user.id, sessions_ended=ended)
         return ended
 
@@ -68,6 +69,23 @@ class Admin:
             user = await self._require_user(tx.users, email)
             ended = await tx.sessions.delete_for_user(user.id)
         self._deps.audit("admin.sessions_revoked", user_id=user.id, sessions_ended=ended)
+        return ended
+
+    async def reset_mfa(self, email: str) -> int:
+        """Remove an account's second factor (device and recovery codes lost) and end all its
+        sessions; the user is mailed. Return how many sessions ended."""
+        now = self._deps.clock()
+        async with self._deps.store.write() as tx:
+            user = await self._require_user(tx.users, email)
+            if not user.mfa_enabled:
+                raise MfaNotEnabled()
+            await tx.factors.delete_totp(user.id)
+            await tx.factors.delete_recovery_codes(user.id)
+            await tx.factors.delete_challenges(user.id)
+            await tx.factors.set_mfa_enabled(user.id, False, now)
+            ended = await tx.sessions.delete_for_user(user.id)
+        self._deps.notifications.mfa_reset(user.email)
+        self._deps.audit("mfa.admin_reset", user_id=user.id, sessions_ended=ended)
         return ended
 
     async def import_users(self, rows: Iterable[ImportRow], *, skip_invalid: bool) -> ImportReport:
@@ -109,15 +127,27 @@ class Admin:
     # --- housekeeping ------------------------------------------------------------------------------
 
     async def prune(self) -> dict[str, int]:
-        """Delete what has expired: sessions, mailed tokens, finished throttle windows."""
+        """Delete what has expired: sessions, mailed tokens, finished throttle windows, mfaTokens."""
         now = self._deps.clock()
         idle = self._deps.session_policy.idle_timeout
         async with self._deps.store.write() as tx:
             sessions = await tx.sessions.delete_expired(now, now - idle if idle else None)
             tokens = await tx.tokens.delete_expired(now)
+            challenges = await tx.factors.delete_expired_challenges(now)
         counters = await self._deps.throttle.prune(now)
-        self._deps.audit("admin.pruned", sessions=sessions, tokens=tokens, throttle_entries=counters)
-        return {"sessions": sessions, "tokens": tokens, "throttle_entries": counters}
+        self._deps.audit(
+            "admin.pruned",
+            sessions=sessions,
+            tokens=tokens,
+            throttle_entries=counters,
+            mfa_challenges=challenges,
+        )
+        return {
+            "sessions": sessions,
+            "tokens": tokens,
+            "throttle_entries": counters,
+            "mfa_challenges": challenges,
+        }
 
     @staticmethod
     async def _require_user(users: Users, email: str) -> User:

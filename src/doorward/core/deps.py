@@ -45,6 +45,7 @@ class AccountPolicy:
     require_email_verification: bool = False
     reset_token_lifetime: timedelta = timedelta(minutes=30)
     verification_token_lifetime: timedelta = timedelta(hours=24)
+    require_mfa: bool = False  # accounts without a second factor may only enrol (issue 19)
 
 
 @dataclass(frozen=True)

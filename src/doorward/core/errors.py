@@ -176,3 +176,71 @@ class StorageUnavailable(DoorwardError):
     code = "unavailable"
     message = "Service temporarily unavailable"
     retry_after: ClassVar[int] = 5
+
+
+# --- multi-factor login ----------------------------------------------------------------------------
+
+
+class MfaRequired(DoorwardError):
+    """The password was right, and the account has a second factor: no session yet.
+
+    ``token`` (the mfaToken, 43 URL-safe characters) names the sign-in for ``Mfa.complete_login``;
+    it is stored only as a digest. ``methods`` are the factors that may complete it.
+    """
+
+    code = "mfa_required"
+    message = "Second factor required"
+
+    def __init__(self, token: str, methods: tuple[str, ...]) -> None:
+        super().__init__()
+        self.token = token
+        self.methods = methods
+
+
+class MfaInvalid(DoorwardError):
+    """A second-factor code at sign-in was wrong or was used already (counted by the throttle)."""
+
+    code = "mfa_invalid"
+    message = "Invalid code"
+
+
+class MfaTokenInvalid(DoorwardError):
+    """The mfaToken is unknown, used, expired, spent by too many wrong codes, or its account changed."""
+
+    code = "mfa_token_invalid"
+    message = "Sign-in expired, start again"
+
+
+class CodeInvalid(InvalidRequest):
+    """A code given to confirm or turn off two-step verification was wrong or used already."""
+
+    code = "code_invalid"
+    message = "Invalid code"
+
+
+class TotpActive(DoorwardError):
+    """Set-up asked for, but an authenticator app is already active on the account."""
+
+    code = "totp_active"
+    message = "Two-step verification is already on"
+
+
+class TotpNotPending(DoorwardError):
+    """A confirmation without a set-up started first."""
+
+    code = "totp_not_pending"
+    message = "Start the set-up first"
+
+
+class MfaNotEnabled(DoorwardError):
+    """Turning off, or new recovery codes, for an account without two-step verification."""
+
+    code = "mfa_not_enabled"
+    message = "Two-step verification is not on"
+
+
+class MfaEnrollmentRequired(DoorwardError):
+    """DOORWARD_REQUIRE_MFA is on and this account has no second factor yet: only enrolment is open."""
+
+    code = "mfa_enrollment_required"
+    message = "Set up two-step verification first"

@@ -19,6 +19,7 @@ class User:
     created_at: datetime
     updated_at: datetime
     email_verified_at: datetime | None = None
+    mfa_enabled: bool = False  # a second factor is active: a password alone opens no session
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,8 @@ class Session:
     expires_at: datetime
     client_address: str | None
     user_agent: str | None
+    aal: int = 1  # NIST SP 800-63B assurance level: 1 a password, 2 a password and a second factor
+    amr: tuple[str, ...] = ("pwd",)  # how the user authenticated (RFC 8176 values)
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ class LoginResult:
     token: str = field(repr=False)
     user: User
     session: Session
+    mfa_enrollment_required: bool = False  # DOORWARD_REQUIRE_MFA and no factor yet: enrolment only
 
 
 @dataclass(frozen=True)
@@ -96,3 +100,41 @@ class AuditEvent:
     user_id: int | None = None
     client: str | None = None
     detail: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TotpFactor:
+    """An authenticator app's secret, as stored: encrypted (``SecretBox``), never in clear.
+
+    Pending until ``confirmed_at`` is set by a first right code. ``last_step`` is the newest
+    30-second step a code was accepted for: that code and every earlier one are refused.
+    """
+
+    user_id: int
+    secret: bytes = field(repr=False)
+    confirmed_at: datetime | None
+    last_step: int
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class RecoveryCode:
+    """One single-use recovery code, as stored: an argon2id hash, never the code."""
+
+    id: int
+    user_id: int
+    code_hash: str = field(repr=False)
+    created_at: datetime
+    used_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class MfaChallenge:
+    """A sign-in between its password step and its second factor: the mfaToken's digest, never the token."""
+
+    digest: bytes
+    user_id: int
+    created_at: datetime
+    expires_at: datetime
+    attempts: int = 0  # codes tried, each counted before it is checked
+    used_at: datetime | None = None

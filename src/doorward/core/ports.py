@@ -11,14 +11,17 @@ from doorward.core.models import (
     AccountToken,
     AttemptState,
     AuditEvent,
+    MfaChallenge,
     NewUser,
+    RecoveryCode,
     Session,
     TokenPurpose,
+    TotpFactor,
     User,
 )
 from doorward.core.password_hashes import HashOp, PasswordHasher
 
-# --- storage: accounts, sessions, mailed tokens -------------------------------------------------
+# --- storage: accounts, sessions, mailed tokens, factors -----------------------------------------
 
 
 class Users(Protocol):
@@ -99,6 +102,65 @@ class Tokens(Protocol):
         """Remove tokens past their expiry."""
 
 
+class Factors(Protocol):
+    """Second factors: a TOTP secret per user (encrypted), recovery codes (hashed) and the sign-ins
+    waiting for their second factor (mfaToken digests). Every "use" is a compare-and-set, so a code
+    or a token is accepted once even when two requests race."""
+
+    async def totp(self, user_id: int) -> TotpFactor | None:
+        """The user's TOTP factor, pending or confirmed, if any."""
+
+    async def save_pending_totp(self, user_id: int, secret: bytes, now: datetime) -> bool:
+        """Store a pending secret, replacing a pending one; False (nothing written) if one is confirmed."""
+
+    async def confirm_totp(self, user_id: int, secret: bytes, step: int, now: datetime) -> bool:
+        """Activate the pending factor if its secret is still ``secret``; ``step`` counts as used."""
+
+    async def use_totp_step(self, user_id: int, step: int) -> bool:
+        """Record ``step`` as used if the confirmed factor's last used step is earlier; else False."""
+
+    async def replace_totp_secret(self, user_id: int, old: bytes, new: bytes) -> bool:
+        """Replace the secret (re-encrypted under the newest key) if it is still ``old``."""
+
+    async def delete_totp(self, user_id: int) -> bool:
+        """Remove the user's factor, pending or confirmed; False if there was none."""
+
+    async def set_mfa_enabled(self, user_id: int, enabled: bool, now: datetime) -> None:
+        """Set the flag on the user row that tells login a second factor is needed."""
+
+    async def recovery_codes(self, user_id: int) -> list[RecoveryCode]:
+        """The user's unused recovery codes."""
+
+    async def replace_recovery_codes(self, user_id: int, code_hashes: Sequence[str], now: datetime) -> None:
+        """Remove every recovery code of the user and store these instead."""
+
+    async def use_recovery_code(self, code_id: int, now: datetime) -> bool:
+        """Mark the code used if it is not yet; else False."""
+
+    async def delete_recovery_codes(self, user_id: int) -> int:
+        """Remove every recovery code of the user; return how many went."""
+
+    async def add_challenge(self, challenge: MfaChallenge, seen_hash: str) -> bool:
+        """Store a sign-in's challenge if the user's hash is still ``seen_hash`` and the account is
+        enabled, ordered against a concurrent reset, change or disable (which delete challenges)."""
+
+    async def challenge(self, digest: bytes) -> MfaChallenge | None:
+        """The challenge with this digest, used or not, if any."""
+
+    async def count_attempt(self, digest: bytes, now: datetime, max_attempts: int) -> bool:
+        """Count one code tried against the challenge, atomically, if it is unused, unexpired and
+        under ``max_attempts``; else False (and nothing counted)."""
+
+    async def use_challenge(self, digest: bytes, now: datetime) -> bool:
+        """Mark the challenge used if it is unused and unexpired; else False."""
+
+    async def delete_challenges(self, user_id: int) -> int:
+        """Remove every challenge of the user; return how many went."""
+
+    async def delete_expired_challenges(self, now: datetime) -> int:
+        """Remove challenges past their expiry, used or not."""
+
+
 class Transaction(Protocol):
     """One database transaction: everything done through it commits together or not at all."""
 
@@ -113,6 +175,10 @@ class Transaction(Protocol):
     @property
     def tokens(self) -> Tokens:
         """The mailed tokens, inside this transaction."""
+
+    @property
+    def factors(self) -> Factors:
+        """The second factors, inside this transaction."""
 
 
 class Store(Protocol):
@@ -219,6 +285,21 @@ class Notifications(Protocol):
 
     def registration_attempt(self, to: str) -> None:
         """Someone tried to register with this address, which already has an account."""
+
+    def totp_enabled(self, to: str) -> None:
+        """Two-step verification with an authenticator app was turned on."""
+
+    def totp_disabled(self, to: str) -> None:
+        """Two-step verification was turned off."""
+
+    def recovery_codes_regenerated(self, to: str) -> None:
+        """A new set of recovery codes was made; the old ones no longer work."""
+
+    def recovery_code_used(self, to: str, left: int) -> None:
+        """A recovery code was used to log in; ``left`` unused ones remain."""
+
+    def mfa_reset(self, to: str) -> None:
+        """An administrator removed two-step verification and ended every session."""
 
 
 class Runner(Protocol):

@@ -15,6 +15,7 @@ from doorward.core.errors import (
     LoginRequestInvalid,
     Overloaded,
 )
+from doorward.core.mfa import require_second_factor
 from doorward.core.models import Client, LoginResult, Session, User
 from doorward.core.passwords import MAX_RAW_PASSWORD_LENGTH, Password
 from doorward.core.tokens import (
@@ -42,6 +43,7 @@ class Authenticator:
 
         Unknown email, wrong password and disabled account end in the same InvalidCredentials after
         the same work (one argon2 verification), so neither the answer nor its timing tells them apart.
+        The right password for an account with a second factor opens no session: MfaRequired.
         """
         d = self._deps
         canonical = canonical_email(email)
@@ -75,12 +77,15 @@ class Authenticator:
             )
             await d.throttle.login_failed(canonical, client.address)
             raise InvalidCredentials()
-        await d.throttle.login_succeeded(canonical, attempts)
+        if not user.mfa_enabled:  # with a second factor, only that resets the failures (core/mfa.py)
+            await d.throttle.login_succeeded(canonical, attempts)
         if d.account_policy.require_email_verification and user.email_verified_at is None:
             d.audit("login.unverified", user_id=user.id, client=client.address)
             raise EmailUnverified()
 
         new_hash = await self._rehash(secret) if verdict.needs_rehash else None
+        if user.mfa_enabled:
+            await require_second_factor(d, user, client, new_hash)  # raises MfaRequired
         token = new_token()
         now = d.clock()
         session = Session(
@@ -100,7 +105,12 @@ class Authenticator:
         if new_hash is not None:
             d.audit("password.rehashed", user_id=user.id, profile=d.pool.hasher.profile.name)
         d.audit("login.succeeded", user_id=user.id, session_id=session.id, client=client.address)
-        return LoginResult(token=token, user=user, session=session)
+        return LoginResult(token, user, session, mfa_enrollment_required=self.enrollment_required(user))
+
+    def enrollment_required(self, user: User) -> bool:
+        """Whether DOORWARD_REQUIRE_MFA confines this user to enrolment, /session, /mfa and logout
+        (MfaEnrollmentRequired, 403, on everything else): the policy is on and they have no factor."""
+        return self._deps.account_policy.require_mfa and not user.mfa_enabled
 
     def refuse_if_overloaded(self) -> None:
         """Raise Overloaded (audited) if a login could not get a hash slot now.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from datetime import UTC
 from email.message import EmailMessage
 from email.utils import make_msgid
 from typing import Any
@@ -12,6 +13,7 @@ from urllib.parse import urlencode
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from doorward.core.clock import Clock, utc_now
 from doorward.mail.transports import Transport
 
 _log = logging.getLogger("doorward.mail")
@@ -21,6 +23,11 @@ SUBJECTS = {
     "password_changed": "Your password was changed",
     "verify_email": "Confirm your email address",
     "registration_attempt": "Someone tried to register with your address",
+    "totp_enabled": "Two-step verification is on",
+    "totp_disabled": "Two-step verification was turned off",
+    "recovery_codes_regenerated": "New recovery codes were made",
+    "recovery_code_used": "A recovery code was used to log in",
+    "mfa_reset": "Two-step verification was reset by an administrator",
 }
 
 
@@ -61,8 +68,10 @@ class MailOutbox:
         first_pause: float = 1.0,
         capacity: int = 1000,
         reset_minutes: int = 30,
+        clock: Clock = utc_now,
     ) -> None:
         self._reset_minutes = reset_minutes
+        self._clock = clock
         self._transport = transport
         self._sender = sender
         self._public_url = public_url.rstrip("/")
@@ -90,6 +99,28 @@ class MailOutbox:
 
     def registration_attempt(self, to: str) -> None:
         self._enqueue("registration_attempt", to, reset_link=f"{self._public_url}/password/reset")
+
+    # Changes to a second factor: each mail says what happened and when, and what to do if it was
+    # not the user (reset the password; without the second factor, ask the administrator).
+
+    def totp_enabled(self, to: str) -> None:
+        self._enqueue_change("totp_enabled", to)
+
+    def totp_disabled(self, to: str) -> None:
+        self._enqueue_change("totp_disabled", to)
+
+    def recovery_codes_regenerated(self, to: str) -> None:
+        self._enqueue_change("recovery_codes_regenerated", to)
+
+    def recovery_code_used(self, to: str, left: int) -> None:
+        self._enqueue_change("recovery_code_used", to, left=left)
+
+    def mfa_reset(self, to: str) -> None:
+        self._enqueue_change("mfa_reset", to)
+
+    def _enqueue_change(self, kind: str, to: str, **context: Any) -> None:
+        when = self._clock().astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        self._enqueue(kind, to, when=when, reset_link=f"{self._public_url}/password/reset", **context)
 
     # --- rendering and delivery -----------------------------------------------------------------
 

@@ -37,6 +37,7 @@ def user_of(row: Mapping[Any, Any]) -> User:
         created_at=_utc(row["created_at"]),
         updated_at=_utc(row["updated_at"]),
         email_verified_at=utc(row["email_verified_at"]),
+        mfa_enabled=bool(row["mfa_enabled"]),
     )
 
 
@@ -50,5 +51,22 @@ def session_and_user(row: Mapping[Any, Any]) -> tuple[Session, User]:
         expires_at=_utc(row["s_expires_at"]),
         client_address=row["s_client_address"],
         user_agent=row["s_user_agent"],
+        aal=row["s_aal"],
+        amr=tuple(row["s_amr"].split()),
     )
     return session, user_of(row)
+
+
+def session_of(row: Mapping[Any, Any]) -> Session:
+    """The Session in a row holding the ``sessions`` columns (but the digest) under their own names."""
+    return Session(
+        id=row["id"],
+        user_id=row["user_id"],
+        created_at=_utc(row["created_at"]),
+        last_seen_at=_utc(row["last_seen_at"]),
+        expires_at=_utc(row["expires_at"]),
+        client_address=row["client_address"],
+        user_agent=row["user_agent"],
+        aal=row["aal"],
+        amr=tuple(row["amr"].split()),
+    )

@@ -9,7 +9,7 @@ from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from doorward.core.models import Session, User
-from doorward.storage.rows import FIND_SESSION, session_and_user
+from doorward.storage.rows import FIND_SESSION, session_and_user, session_of
 from doorward.storage.tables import sessions
 
 # Built once, as rows.py's FIND_SESSION: every login inserts a session.
@@ -35,7 +35,7 @@ class SqlSessions:
             .where(sessions.c.user_id == user_id)
             .order_by(sessions.c.created_at.desc())
         )
-        return [Session(**row._mapping) for row in rows]
+        return [session_of(row._mapping) for row in rows]
 
     async def delete_by_id(self, user_id: int, session_id: str) -> bool:
         result = await self._conn.execute(
@@ -85,4 +85,6 @@ def session_values(session: Session, token_digest: bytes) -> dict[str, Any]:
         "expires_at": session.expires_at,
         "client_address": session.client_address,
         "user_agent": session.user_agent,
+        "aal": session.aal,
+        "amr": " ".join(session.amr),
     }

@@ -15,6 +15,7 @@ from doorward.core.models import Session, User
 from doorward.core.ports import SessionLookup
 from doorward.storage.database import WRITE_OPTION, read_options
 from doorward.storage.errors import LookupBusy, sql_translated
+from doorward.storage.factors import SqlFactors
 from doorward.storage.loopsqlite import Checkpointer
 from doorward.storage.sessions import SqlSessions, session_values
 from doorward.storage.tables import sessions, users
@@ -54,6 +55,7 @@ class SqlTransaction:
         self.users = SqlUsers(conn)
         self.sessions = SqlSessions(conn)
         self.tokens = SqlTokens(conn)
+        self.factors = SqlFactors(conn)
 
 
 class SqlStore:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -13,9 +14,11 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -68,6 +71,8 @@ users = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("email_verified_at", UTCDateTime),
+    # On the user row, so a login without MFA pays no read to learn there is none.
+    Column("mfa_enabled", Boolean, nullable=False, default=False, server_default=false()),
     Index("ix_users_email_canonical", "email_canonical", unique=True),
 )
 
@@ -82,6 +87,8 @@ sessions = Table(
     Column("expires_at", UTCDateTime, nullable=False),
     Column("client_address", String(64)),
     Column("user_agent", String(512)),
+    Column("aal", SmallInteger, nullable=False, server_default="1"),
+    Column("amr", String(64), nullable=False, server_default="pwd"),  # RFC 8176 values, space-separated
     Index("ix_sessions_token_digest", "token_digest", unique=True),
     Index("ix_sessions_user_id", "user_id"),
 )
@@ -136,3 +143,40 @@ secrets = Table(
     Column("name", String(64), primary_key=True),
     Column("value", Text, nullable=False),
 )
+
+totp_factors = Table(
+    "totp_factors",
+    metadata,
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("secret", LargeBinary, nullable=False),
+    Column("confirmed_at", UTCDateTime),
+    Column("last_step", BigInteger, nullable=False, server_default="0"),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+"""One authenticator app per user: its secret AES-GCM encrypted (core/secret_box.py), pending until
+confirmed; ``last_step`` the newest 30-second step a code was accepted for."""
+
+recovery_codes = Table(
+    "recovery_codes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("code_hash", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("used_at", UTCDateTime),
+    Index("ix_recovery_codes_user_id", "user_id"),
+)
+"""Single-use recovery codes: argon2id hashes only (50-bit codes need a salted, slow hash)."""
+
+mfa_challenges = Table(
+    "mfa_challenges",
+    metadata,
+    Column("digest", LargeBinary(32), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("used_at", UTCDateTime),
+    Index("ix_mfa_challenges_user_id", "user_id"),
+)
+"""Logins waiting for their second factor: SHA-256 digests of the mfaTokens, never the tokens."""

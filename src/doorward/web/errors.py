@@ -16,10 +16,17 @@ from doorward.core.errors import (
     InvalidRequest,
     InvalidSession,
     LoginRequestInvalid,
+    MfaEnrollmentRequired,
+    MfaInvalid,
+    MfaNotEnabled,
+    MfaRequired,
+    MfaTokenInvalid,
     Overloaded,
     SessionNotFound,
     StorageUnavailable,
     TooManyAttempts,
+    TotpActive,
+    TotpNotPending,
     UserNotFound,
 )
 from doorward.web.responses import Envelope
@@ -66,13 +73,20 @@ STATUS: dict[type[DoorwardError], int] = {
     InvalidRequest: 400,
     InvalidCredentials: 401,
     InvalidSession: 401,
+    MfaRequired: 401,
+    MfaInvalid: 401,
+    MfaTokenInvalid: 401,
     EmailUnverified: 403,
+    MfaEnrollmentRequired: 403,
     CrossSiteRequest: 403,
     NotFound: 404,
     UserNotFound: 404,
     SessionNotFound: 404,
     MethodNotAllowed: 405,
     EmailTaken: 409,
+    TotpActive: 409,
+    TotpNotPending: 409,
+    MfaNotEnabled: 409,
     PayloadTooLarge: 413,
     TooManyAttempts: 429,
     InternalError: 500,
@@ -100,6 +114,9 @@ def error_response(error: DoorwardError) -> Envelope:
         body["code"] = error.code
     if isinstance(error, TooManyAttempts):
         body["retryAfter"] = error.retry_after
+    if isinstance(error, MfaRequired):  # the second step's ticket, after "code" (issue 19's contract)
+        body["mfaToken"] = error.token
+        body["methods"] = list(error.methods)
     headers = retry_headers(error)
     if isinstance(error, InvalidSession):
         headers["WWW-Authenticate"] = "Bearer"
