@@ -40,8 +40,8 @@ from doorward.web.body import media_type, parse_form, read_limited
 from doorward.web.cookies import cleared_cookie, session_cookie
 from doorward.web.errors import CrossSiteRequest, retry_headers, status_of
 from doorward.web.security import SESSIONLESS_API, csrf_token
+from doorward.web.services import services_of
 from doorward.web.transport import client_of, cookie_token, session_token
-from doorward.wiring import Services
 
 router = APIRouter(include_in_schema=False)
 
@@ -92,11 +92,6 @@ _SYSTEMS = (
     ("CrOS", "ChromeOS"),
     ("Linux", "Linux"),
 )
-
-
-def _services(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
 
 
 def render(
@@ -153,7 +148,7 @@ def _as_page(endpoint: Callable[P, Awaitable[Response]]) -> Callable[P, Awaitabl
 
 
 def _page(request: Request, name: str, **context: Any) -> HTMLResponse:
-    settings = _services(request).settings
+    settings = services_of(request).settings
     return render(
         name,
         min_length=settings.password_min_length,
@@ -189,7 +184,7 @@ async def _signed_in(request: Request) -> tuple[User, Session] | None:
     if token is None:
         return None
     try:
-        return await _services(request).auth.check(token)
+        return await services_of(request).auth.check(token)
     except InvalidSession:
         return None
 
@@ -248,7 +243,7 @@ async def login_page(request: Request) -> Response:
 @router.post("/login/form")
 @_as_page
 async def login_form(request: Request) -> Response:
-    services = _services(request)
+    services = services_of(request)
     email = ""
     try:
         fields = await _form(request)
@@ -291,7 +286,7 @@ async def register_page(request: Request) -> Response:
 @router.post("/register/form")
 @_as_page
 async def register_form(request: Request) -> Response:
-    services = _services(request)
+    services = services_of(request)
     email = ""
     errors: defaultdict[str, str] = defaultdict(str)
     form_error = ""
@@ -324,7 +319,7 @@ async def register_form(request: Request) -> Response:
 @router.post("/logout/form")
 @_as_page
 async def logout_form(request: Request) -> Response:
-    services = _services(request)
+    services = services_of(request)
     token = session_token(request)
     if token is not None:
         await services.auth.logout(token)
@@ -345,7 +340,7 @@ async def account_page(request: Request) -> Response:
 
 
 async def _account(request: Request, user: User, current: Session, **context: Any) -> HTMLResponse:
-    sessions = await _services(request).auth.list_sessions(user.id)
+    sessions = await services_of(request).auth.list_sessions(user.id)
     views = [_session_view(s, current) for s in sessions]
     views.sort(key=lambda view: not view["current"])  # this browser first, the others newest first
     return _page(
@@ -367,7 +362,7 @@ async def revoke_other_sessions(request: Request) -> Response:
     if signed_in is None:
         return _redirect("/login")
     user, current = signed_in
-    await _services(request).auth.logout_all(user.id, keep_session_id=current.id)
+    await services_of(request).auth.logout_all(user.id, keep_session_id=current.id)
     return _redirect("/account?done=others_ended")
 
 
@@ -380,14 +375,14 @@ async def revoke_session(request: Request, session_id: str) -> Response:
     user, current = signed_in
     if session_id == current.id:
         return await logout_form(request)
-    ended = await _services(request).auth.end_session(user.id, session_id)
+    ended = await services_of(request).auth.end_session(user.id, session_id)
     return _redirect("/account?done=revoked" if ended else "/account?done=gone")
 
 
 @router.post("/account/password")
 @_as_page
 async def change_password(request: Request) -> Response:
-    services = _services(request)
+    services = services_of(request)
     signed_in = await _signed_in(request)
     if signed_in is None:
         return _redirect("/login")
@@ -452,7 +447,7 @@ async def reset_page(request: Request) -> Response:
 @router.post("/password/reset/request/form")
 @_as_page
 async def reset_request_form(request: Request) -> Response:
-    accounts = _services(request).accounts
+    accounts = services_of(request).accounts
     return await _ask_for_mail(
         request, accounts.request_password_reset, _RESET_REQUEST, "/password/reset?done=reset_sent"
     )
@@ -461,7 +456,7 @@ async def reset_request_form(request: Request) -> Response:
 @router.post("/password/reset/confirm/form")
 @_as_page
 async def reset_confirm_form(request: Request) -> Response:
-    services = _services(request)
+    services = services_of(request)
     token = ""
     try:
         fields = await _form(request)
@@ -509,7 +504,7 @@ async def verify_page(request: Request) -> Response:
 async def verify_form(request: Request) -> Response:
     try:
         fields = await _form(request)
-        await _services(request).accounts.verify_email(fields.get("token", ""))
+        await services_of(request).accounts.verify_email(fields.get("token", ""))
     except DoorwardError as exc:
         return _page(
             request,
@@ -526,7 +521,7 @@ async def verify_form(request: Request) -> Response:
 @router.post("/email/verify/resend/form")
 @_as_page
 async def verify_resend_form(request: Request) -> Response:
-    accounts = _services(request).accounts
+    accounts = services_of(request).accounts
     return await _ask_for_mail(
         request, accounts.resend_verification, _VERIFY_REQUEST, "/email/verify?done=verify_sent"
     )
@@ -536,7 +531,7 @@ async def _ask_for_mail(
     request: Request, send: Callable[[str, Client], Awaitable[None]], texts: dict[str, str], done: str
 ) -> Response:
     """A form asking for a link by mail. The answer is the same whether or not the account exists."""
-    services = _services(request)
+    services = services_of(request)
     email = ""
     try:
         fields = await _form(request)

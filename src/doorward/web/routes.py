@@ -30,8 +30,8 @@ from doorward.web.schemas import (
     TokenIn,
     VerificationRequiredOut,
 )
+from doorward.web.services import services_of
 from doorward.web.transport import client_of, session_token
-from doorward.wiring import Services
 
 router = APIRouter(default_response_class=Envelope)
 
@@ -56,20 +56,15 @@ _TOO_LARGE: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _services(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
-
-
 def _client(request: Request) -> Client:
-    return client_of(request, _services(request).settings.trusted_networks)
+    return client_of(request, services_of(request).settings.trusted_networks)
 
 
 async def _authenticated(request: Request) -> tuple[User, Session]:
     token = session_token(request)
     if token is None:
         raise InvalidSession()
-    return await _services(request).auth.check(token)
+    return await services_of(request).auth.check(token)
 
 
 Authenticated = Annotated[tuple[User, Session], Depends(_authenticated)]
@@ -131,7 +126,7 @@ async def login(request: Request) -> Envelope:
 async def answer_login(request: Request) -> Envelope:
     """POST /login's answer (a DoorwardError when the login fails)."""
     body = await _login_body(request)
-    result = await _services(request).auth.login(body.email, body.password, _client(request))
+    result = await services_of(request).auth.login(body.email, body.password, _client(request))
     return Envelope({"success": True, "sessionToken": result.token, "user": _user(result.user)})
 
 
@@ -160,7 +155,7 @@ async def answer_login(request: Request) -> Envelope:
     },
 )
 async def register(request: Request, body: RegisterBody) -> Envelope:
-    services = _services(request)
+    services = services_of(request)
     client = _client(request)
     user = await services.accounts.register(body.email, body.password, client)
     if services.settings.require_email_verification:
@@ -203,7 +198,7 @@ async def check_session(request: Request) -> Envelope:
 async def logout(request: Request) -> Envelope:
     token = session_token(request)
     if token is not None:
-        await _services(request).auth.logout(token)
+        await services_of(request).auth.logout(token)
     return Envelope({"success": True})
 
 
@@ -217,7 +212,7 @@ async def logout(request: Request) -> Envelope:
     },
 )
 async def healthz(request: Request) -> Envelope:
-    services = _services(request)
+    services = services_of(request)
     if await ping(services.engine, services.settings.db_timeout):
         return Envelope({"status": "ok"})
     return Envelope(
@@ -239,7 +234,7 @@ async def healthz(request: Request) -> Envelope:
 )
 async def list_sessions(request: Request, auth: Authenticated) -> Envelope:
     user, current = auth
-    sessions = await _services(request).auth.list_sessions(user.id)
+    sessions = await services_of(request).auth.list_sessions(user.id)
     return Envelope(
         {
             "success": True,
@@ -268,7 +263,7 @@ async def list_sessions(request: Request, auth: Authenticated) -> Envelope:
 )
 async def end_session(request: Request, session_id: str, auth: Authenticated) -> Envelope:
     user, _ = auth
-    if not await _services(request).auth.end_session(user.id, session_id):
+    if not await services_of(request).auth.end_session(user.id, session_id):
         raise SessionNotFound()
     return Envelope({"success": True})
 
@@ -281,7 +276,7 @@ async def end_session(request: Request, session_id: str, auth: Authenticated) ->
 )
 async def logout_all(request: Request, auth: Authenticated) -> Envelope:
     user, _ = auth
-    ended = await _services(request).auth.logout_all(user.id)
+    ended = await services_of(request).auth.logout_all(user.id)
     return Envelope({"success": True, "ended": ended})
 
 
@@ -303,7 +298,7 @@ async def logout_all(request: Request, auth: Authenticated) -> Envelope:
 )
 async def change_password(request: Request, body: PasswordChangeBody, auth: Authenticated) -> Envelope:
     user, session = auth
-    services = _services(request)
+    services = services_of(request)
     client = _client(request)
     await services.accounts.change_password(user, session, body.currentPassword, body.newPassword, client)
     return Envelope({"success": True})
@@ -321,7 +316,7 @@ _ACCEPTED = {"success": True}
     responses={202: {"model": OkOut, "description": "Accepted"}, **_THROTTLED},
 )
 async def request_password_reset(request: Request, body: EmailBody) -> Envelope:
-    services = _services(request)
+    services = services_of(request)
     await services.accounts.request_password_reset(body.email, _client(request))
     return Envelope(_ACCEPTED, status_code=202)
 
@@ -338,7 +333,7 @@ async def request_password_reset(request: Request, body: EmailBody) -> Envelope:
     },
 )
 async def confirm_password_reset(request: Request, body: ResetConfirmBody) -> Envelope:
-    await _services(request).accounts.reset_password(body.token, body.newPassword)
+    await services_of(request).accounts.reset_password(body.token, body.newPassword)
     return Envelope({"success": True})
 
 
@@ -353,7 +348,7 @@ async def confirm_password_reset(request: Request, body: ResetConfirmBody) -> En
     },
 )
 async def verify_email(request: Request, body: TokenBody) -> Envelope:
-    await _services(request).accounts.verify_email(body.token)
+    await services_of(request).accounts.verify_email(body.token)
     return Envelope({"success": True})
 
 
@@ -366,6 +361,6 @@ async def verify_email(request: Request, body: TokenBody) -> Envelope:
     responses={202: {"model": OkOut, "description": "Accepted"}, **_THROTTLED},
 )
 async def resend_verification(request: Request, body: EmailBody) -> Envelope:
-    services = _services(request)
+    services = services_of(request)
     await services.accounts.resend_verification(body.email, _client(request))
     return Envelope(_ACCEPTED, status_code=202)

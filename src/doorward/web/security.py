@@ -8,8 +8,9 @@ cookie and no bearer header) must pass two checks, in one middleware, before any
    ``Origin`` (or with ``null``), ``Sec-Fetch-Site`` must say ``same-origin`` or ``none``; with
    neither, refused.
 2. A per-session token: HMAC-SHA256(server key, the session token), sent as the
-   ``csrf_token`` form field or the ``X-CSRF-Token`` header. Stateless, so every instance agrees,
-   and it changes with every login. Pages carry it in their forms and in
+   ``csrf_token`` form field or the ``X-CSRF-Token`` header. Stateless, and the key
+   (``Services.csrf_key``) lives in the database, not in the process, so every instance agrees;
+   it changes with every login. Pages carry it in their forms and in
    ``<meta name="csrf-token">`` for scripts.
 
 The login and registration forms run the Origin check alone (login CSRF: a hostile page must not
@@ -38,6 +39,7 @@ from doorward.core.errors import DoorwardError
 from doorward.core.tokens import looks_like_token
 from doorward.web.body import media_type, parse_form, read_limited
 from doorward.web.errors import CrossSiteRequest, error_response
+from doorward.web.services import services_of
 from doorward.web.transport import bearer_token, cookie_token
 
 _log = logging.getLogger("doorward.web")
@@ -95,22 +97,12 @@ def csrf_token_of(key: bytes, session_token: str) -> str:
     return base64.urlsafe_b64encode(mac).rstrip(b"=").decode("ascii")
 
 
-def csrf_key(app: FastAPI) -> bytes:
-    """The server's CSRF key, loaded at start-up (``Services.csrf_key``).
-
-    It lives in the database, not in the process, so a token a page got from one instance is
-    accepted by every other.
-    """
-    key: bytes = app.state.services.csrf_key
-    return key
-
-
 async def csrf_token(request: Request) -> str:
     """The CSRF token pages embed for the request's session cookie; "" without a usable cookie."""
     token = cookie_token(request)
     if token is None or not looks_like_token(token):
         return ""
-    return csrf_token_of(csrf_key(request.app), token)
+    return csrf_token_of(services_of(request).csrf_key, token)
 
 
 def origin_of(url: str) -> str | None:
@@ -199,7 +191,7 @@ class CsrfGuard:
                     body = await read_limited(request)
                     receive = _replay(body, receive)
                     supplied = _form_field(body)
-                expected = csrf_token_of(csrf_key(request.app), cookie)
+                expected = csrf_token_of(services_of(request).csrf_key, cookie)
                 if supplied is None or not hmac.compare_digest(supplied.encode(), expected.encode()):
                     raise CrossSiteRequest()
         except DoorwardError as exc:
