@@ -119,14 +119,12 @@ def _session(session: Session) -> dict[str, Any]:
     },
 )
 async def login(request: Request) -> Envelope:
-    # Served by web.hotpaths ahead of routing; this route documents it.
-    return await answer_login(request)
-
-
-async def answer_login(request: Request) -> Envelope:
-    """POST /login's answer (a DoorwardError when the login fails)."""
+    # Called ahead of FastAPI's routing by web/fastpath.py, which answers its DoorwardErrors.
+    # (A comment, not a docstring: FastAPI would publish a docstring in /openapi.json.)
+    auth = services_of(request).auth
+    auth.refuse_if_overloaded()  # before the body is read: a refused login costs little more than its headers
     body = await _login_body(request)
-    result = await services_of(request).auth.login(body.email, body.password, _client(request))
+    result = await auth.login(body.email, body.password, _client(request))
     return Envelope({"success": True, "sessionToken": result.token, "user": _user(result.user)})
 
 
@@ -176,12 +174,7 @@ async def register(request: Request, body: RegisterBody) -> Envelope:
     },
 )
 async def session(request: Request) -> Envelope:
-    # Served by web.hotpaths.HotPaths ahead of routing; this route documents it.
-    return await check_session(request)
-
-
-async def check_session(request: Request) -> Envelope:
-    """GET /session's answer (a DoorwardError when there is no valid session)."""
+    # Called ahead of FastAPI's routing by web/fastpath.py, which answers its DoorwardErrors.
     user, current = await _authenticated(request)
     return Envelope({"success": True, "user": _user(user), "session": _session(current)})
 
