@@ -13,11 +13,10 @@ from doorward import __version__
 from doorward.config import Settings
 from doorward.core.clock import Clock, utc_now
 from doorward.logs import configure_logging
-from doorward.web import pages
+from doorward.web import account_routes, pages, routes
 from doorward.web.errors import install_error_handlers
 from doorward.web.fastpath import DoorwardApp
 from doorward.web.responses import Envelope
-from doorward.web.routes import router
 from doorward.web.security import cors_options, install_security
 from doorward.wiring import open_services
 
@@ -66,7 +65,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
     )
     install_error_handlers(app)
     install_security(app, settings, page=pages.error_page, origin_only=pages.ORIGIN_ONLY_FORMS)
-    app.include_router(router)
+    app.include_router(routes.router)
+    app.include_router(account_routes.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(packages=[("doorward.web", "static")]), name="static")
     return app
