@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.responses import HTMLResponse, Response
 
-from doorward.core.errors import DoorwardError, InvalidCurrentPassword, PasswordRejected, TooManyAttempts
+from doorward.core.errors import InvalidCurrentPassword, PasswordRejected
 from doorward.core.models import Session, User
-from doorward.web.errors import retry_headers, status_of
-from doorward.web.pages.forms import read_form, signed_in_as, wait_text
+from doorward.web.pages.forms import Fields, Refusal, signed_in_as, submit
 from doorward.web.pages.login import logout_form
 from doorward.web.pages.render import as_page, notice, page, redirect
 from doorward.web.security import csrf_token
@@ -134,23 +132,25 @@ async def change_password(request: Request) -> Response:
     if signed_in is None:
         return redirect("/login")
     user, current = signed_in
-    errors: defaultdict[str, str] = defaultdict(str)
-    form_error = ""
-    try:
-        fields = await read_form(request)
+
+    async def change(fields: Fields) -> Response:
         client = client_of(request, services.settings.trusted_networks)
         await services.accounts.change_password(
             user, current, fields.get("current_password", ""), fields.get("new_password", ""), client
         )
-    except DoorwardError as exc:
-        if isinstance(exc, InvalidCurrentPassword):
-            errors["current_password"] = exc.text
-        elif isinstance(exc, PasswordRejected):
-            errors["new_password"] = exc.text
-        else:
-            form_error = wait_text(exc) if isinstance(exc, TooManyAttempts) else exc.text
-        response = await _account(request, user, current, errors=errors, form_error=form_error)
-        response.status_code = status_of(exc)
-        response.headers.update(retry_headers(exc))
+        return redirect("/account?done=password_changed")
+
+    async def refused(_fields: Fields, refusal: Refusal) -> Response:
+        response = await _account(
+            request, user, current, errors=refusal.errors, form_error=refusal.form_error
+        )
+        response.status_code = refusal.status
+        response.headers.update(refusal.headers)
         return response
-    return redirect("/account?done=password_changed")
+
+    return await submit(
+        request,
+        change,
+        refused,
+        at={InvalidCurrentPassword: "current_password", PasswordRejected: "new_password"},
+    )

@@ -3,18 +3,16 @@ forms that ask for such a link."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from doorward.core.errors import DoorwardError, PasswordRejected, TokenExpired, TokenInvalid, TooManyAttempts
+from doorward.core.errors import InvalidRequest, PasswordRejected, TokenExpired, TokenInvalid
 from doorward.core.models import Client
 from doorward.core.tokens import looks_like_token
 from doorward.web.cookies import cleared_cookie
-from doorward.web.errors import retry_headers, status_of
-from doorward.web.pages.forms import read_form, wait_text
+from doorward.web.pages.forms import Fields, Refusal, submit
 from doorward.web.pages.render import as_page, notice, page, redirect
 from doorward.web.services import services_of
 from doorward.web.transport import client_of
@@ -67,28 +65,26 @@ async def reset_request_form(request: Request) -> Response:
 @as_page
 async def reset_confirm_form(request: Request) -> Response:
     services = services_of(request)
-    token = ""
-    try:
-        fields = await read_form(request)
-        token = fields.get("token", "")
-        await services.accounts.reset_password(token, fields.get("new_password", ""))
-    except DoorwardError as exc:
-        errors: defaultdict[str, str] = defaultdict(str)
-        if isinstance(exc, PasswordRejected):
-            errors["new_password"] = exc.text
+
+    async def reset(fields: Fields) -> Response:
+        await services.accounts.reset_password(fields.get("token", ""), fields.get("new_password", ""))
+        # Every session of the account ended, this browser's too (if it had one): forget its cookie.
+        return redirect("/login?done=password_reset", cleared_cookie(secure=services.settings.cookie_secure))
+
+    async def refused(fields: Fields, refusal: Refusal) -> Response:
         return page(
             request,
             "reset.html",
-            status=status_of(exc),
-            headers=retry_headers(exc),
+            status=refusal.status,
+            headers=refusal.headers,
             title="Set a new password",
-            token=token,
-            errors=errors,
-            form_error="" if errors else exc.text,
-            dead_link=isinstance(exc, TokenInvalid | TokenExpired),
+            token=fields.get("token", ""),
+            errors=refusal.errors,
+            form_error=refusal.form_error,
+            dead_link=isinstance(refusal.error, TokenInvalid | TokenExpired),
         )
-    # Every session of the account ended, this browser's too (if it had one): forget its cookie.
-    return redirect("/login?done=password_reset", cleared_cookie(secure=services.settings.cookie_secure))
+
+    return await submit(request, reset, refused, at={PasswordRejected: "new_password"})
 
 
 @router.get("/email/verify")
@@ -112,20 +108,22 @@ async def verify_page(request: Request) -> Response:
 @router.post("/email/verify/form")
 @as_page
 async def verify_form(request: Request) -> Response:
-    try:
-        fields = await read_form(request)
+    async def verify(fields: Fields) -> Response:
         await services_of(request).accounts.verify_email(fields.get("token", ""))
-    except DoorwardError as exc:
+        return redirect("/login?done=verified")
+
+    async def refused(_fields: Fields, refusal: Refusal) -> Response:
         return page(
             request,
             "verify.html",
-            status=status_of(exc),
-            headers=retry_headers(exc),
+            status=refusal.status,
+            headers=refusal.headers,
             title="Confirm your email address",
             token="",
-            form_error=exc.text,
+            form_error=refusal.form_error,
         )
-    return redirect("/login?done=verified")
+
+    return await submit(request, verify, refused)
 
 
 @router.post("/email/verify/resend/form")
@@ -142,28 +140,22 @@ async def _ask_for_mail(
 ) -> Response:
     """A form asking for a link by mail. The answer is the same whether or not the account exists."""
     services = services_of(request)
-    email = ""
-    try:
-        fields = await read_form(request)
-        email = fields.get("email", "")
-        await send(email, client_of(request, services.settings.trusted_networks))
-    except DoorwardError as exc:
-        errors: defaultdict[str, str] = defaultdict(str)
-        form_error = ""
-        if isinstance(exc, TooManyAttempts):
-            form_error = wait_text(exc)
-        elif status_of(exc) == 400:
-            errors["email"] = exc.text
-        else:
-            form_error = exc.text
+
+    async def ask(fields: Fields) -> Response:
+        await send(fields.get("email", ""), client_of(request, services.settings.trusted_networks))
+        return redirect(done)
+
+    async def refused(fields: Fields, refusal: Refusal) -> Response:
         return page(
             request,
             "email_request.html",
-            status=status_of(exc),
-            headers=retry_headers(exc),
-            email=email,
-            errors=errors,
-            form_error=form_error,
+            status=refusal.status,
+            headers=refusal.headers,
+            email=fields.get("email", ""),
+            errors=refusal.errors,
+            form_error=refusal.form_error,
             **texts,
         )
-    return redirect(done)
+
+    # Any 400 (an InvalidRequest) shows next to the email field: the form has no other.
+    return await submit(request, ask, refused, at={InvalidRequest: "email"})

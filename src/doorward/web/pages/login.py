@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-from collections import defaultdict
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
@@ -18,8 +17,7 @@ from doorward.core.errors import (
     TooManyAttempts,
 )
 from doorward.web.cookies import cleared_cookie, session_cookie
-from doorward.web.errors import retry_headers, status_of
-from doorward.web.pages.forms import read_form, signed_in_as, wait_text
+from doorward.web.pages.forms import Fields, Refusal, signed_in_as, submit
 from doorward.web.pages.render import as_page, notice, page, redirect
 from doorward.web.services import services_of
 from doorward.web.transport import client_of, cookie_token, session_token
@@ -41,37 +39,36 @@ async def login_page(request: Request) -> Response:
 @as_page
 async def login_form(request: Request) -> Response:
     services = services_of(request)
-    email = ""
-    try:
-        fields = await read_form(request)
-        email = fields.get("email", "")
+
+    async def log_in(fields: Fields) -> Response:
         client = client_of(request, services.settings.trusted_networks)
-        result = await services.auth.login(email, fields.get("password", ""), client)
-    except DoorwardError as exc:
-        status = status_of(exc)
-        if isinstance(exc, TooManyAttempts):
-            text = wait_text(exc)
-        elif isinstance(exc, EmailUnverified) or status >= 500:
-            text = exc.text  # says nothing of the password: either it was right, or none was checked
-        else:
-            # Unknown email, wrong password, disabled account, malformed form: all the same answer.
+        result = await services.auth.login(fields.get("email", ""), fields.get("password", ""), client)
+        previous = cookie_token(request)
+        if previous is not None:
+            # This browser's earlier session is being replaced: end it rather than leave it orphaned.
+            # Best effort: the new session exists, and a failure here must not hide it.
+            with contextlib.suppress(DoorwardError):
+                await services.auth.logout(previous)
+        return redirect("/account", session_cookie(result.token, secure=services.settings.cookie_secure))
+
+    async def refused(fields: Fields, refusal: Refusal) -> Response:
+        status, text = refusal.status, refusal.form_error
+        # A throttle's wait, an unverified address, a failure of ours: none says anything of the
+        # password (either it was right, or none was checked). Any other refusal (unknown email,
+        # wrong password, disabled account, malformed form) gets the one same answer.
+        if not isinstance(refusal.error, TooManyAttempts | EmailUnverified) and status < 500:
             status, text = 400, INVALID_CREDENTIALS
         return page(
             request,
             "login.html",
             status=status,
-            headers=retry_headers(exc),
+            headers=refusal.headers,
             title="Log in",
-            email=email,
+            email=fields.get("email", ""),
             form_error=text,
         )
-    previous = cookie_token(request)
-    if previous is not None:
-        # This browser's earlier session is being replaced: end it rather than leave it orphaned.
-        # Best effort: the new session exists, and a failure here must not hide it.
-        with contextlib.suppress(DoorwardError):
-            await services.auth.logout(previous)
-    return redirect("/account", session_cookie(result.token, secure=services.settings.cookie_secure))
+
+    return await submit(request, log_in, refused)
 
 
 @router.get("/register")
@@ -84,33 +81,31 @@ async def register_page(request: Request) -> Response:
 @as_page
 async def register_form(request: Request) -> Response:
     services = services_of(request)
-    email = ""
-    errors: defaultdict[str, str] = defaultdict(str)
-    form_error = ""
-    try:
-        fields = await read_form(request)
-        email = fields.get("email", "")
+
+    async def register(fields: Fields) -> Response:
         client = client_of(request, services.settings.trusted_networks)
-        await services.accounts.register(email, fields.get("password", ""), client)
-    except DoorwardError as exc:
-        if isinstance(exc, PasswordRejected):
-            errors["password"] = exc.text
-        elif isinstance(exc, EmailInvalid | EmailTaken):
-            errors["email"] = exc.text
-        else:
-            form_error = wait_text(exc) if isinstance(exc, TooManyAttempts) else exc.text
+        await services.accounts.register(fields.get("email", ""), fields.get("password", ""), client)
+        done = "verify" if services.settings.require_email_verification else "registered"
+        return redirect(f"/login?done={done}")
+
+    async def refused(fields: Fields, refusal: Refusal) -> Response:
         return page(
             request,
             "register.html",
-            status=status_of(exc),
-            headers=retry_headers(exc),
+            status=refusal.status,
+            headers=refusal.headers,
             title="Create an account",
-            email=email,
-            errors=errors,
-            form_error=form_error,
+            email=fields.get("email", ""),
+            errors=refusal.errors,
+            form_error=refusal.form_error,
         )
-    done = "verify" if services.settings.require_email_verification else "registered"
-    return redirect(f"/login?done={done}")
+
+    return await submit(
+        request,
+        register,
+        refused,
+        at={PasswordRejected: "password", EmailInvalid: "email", EmailTaken: "email"},
+    )
 
 
 @router.post("/logout/form")
