@@ -201,16 +201,7 @@ async def app_for(
     The one way tests start an app: the testing settings of ``make_settings``, with ``overrides`` on top.
     Its clock is a FakeClock unless one is given (``utc_now`` for tests that also run the CLI).
     """
-    async with running(make_settings(database_url, **overrides), clock, base_url=base_url) as started:
-        yield started
-
-
-@asynccontextmanager
-async def running(
-    settings: Settings, clock: Clock | None = None, *, base_url: str = "http://testserver"
-) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    """``app_for`` on settings already built: the older spelling, which tests/web/test_pages.py still uses."""
-    app = create_app(settings, clock=clock or FakeClock())
+    app = create_app(make_settings(database_url, **overrides), clock=clock or FakeClock())
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:

@@ -23,7 +23,7 @@ from doorward.core.models import Client, User
 from doorward.core.tokens import token_digest
 from doorward.wiring import Services, open_services
 from tests.cli.conftest import assert_one_line_error, invoke
-from tests.conftest import EMAIL, PASSWORD, FakeClock, bearer, make_settings, register, running
+from tests.conftest import EMAIL, PASSWORD, FakeClock, app_for, bearer, make_settings, register
 from tests.db import fetch, fetch_sync
 
 CLIENT = Client("192.0.2.9", "pytest")
@@ -163,7 +163,7 @@ async def secrets_in_clear(started: tuple[FastAPI, httpx.AsyncClient], clock: Fa
 async def test_no_totp_secret_recovery_code_or_mfa_token_in_the_sqlite_files(
     sqlite_url: str, clock: FakeClock
 ) -> None:
-    async with running(make_settings(sqlite_url), clock) as started:
+    async with app_for(sqlite_url, clock) as started:
         clear = await secrets_in_clear(started, clock)
     path = Path(sqlite_url.removeprefix("sqlite:///"))
     files = [p for p in path.parent.iterdir() if p.name.startswith(path.name)]  # db, WAL, shm
@@ -180,7 +180,7 @@ async def test_no_totp_secret_recovery_code_or_mfa_token_in_a_postgresql_dump(
     pg_dump = shutil.which("pg_dump")
     if pg_dump is None:
         pytest.skip("pg_dump is not installed")
-    async with running(make_settings(postgres_database), clock) as started:
+    async with app_for(postgres_database, clock) as started:
         clear = await secrets_in_clear(started, clock)
     dump = subprocess.run([pg_dump, "--data-only", postgres_database], capture_output=True, check=True).stdout
     assert b"COPY public.totp_factors" in dump and b"COPY public.recovery_codes" in dump

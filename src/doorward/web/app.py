@@ -13,12 +13,11 @@ from doorward import __version__
 from doorward.config import Settings
 from doorward.core.clock import Clock, utc_now
 from doorward.logs import configure_logging
-from doorward.web import pages
+from doorward.web import account_routes, pages, routes
 from doorward.web.errors import install_error_handlers
-from doorward.web.hotpaths import DoorwardApp, HotPaths
+from doorward.web.fastpath import DoorwardApp
 from doorward.web.responses import Envelope
-from doorward.web.routes import router
-from doorward.web.security import install_security
+from doorward.web.security import cors_options, install_security
 from doorward.wiring import open_services
 
 DESCRIPTION = """\
@@ -55,7 +54,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
             )
             yield
 
+    # POST /login and GET /session are answered ahead of all below (web/fastpath.py).
     app = DoorwardApp(
+        cors=cors_options(settings),
         title="doorward",
         version=__version__,
         description=DESCRIPTION,
@@ -63,14 +64,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         default_response_class=Envelope,
     )
     install_error_handlers(app)
-    # Session checks and logins go first, unless CORSMiddleware must see them: then HotPaths
-    # answers them, first added, so innermost (web/hotpaths.py).
-    if settings.cors_origin_list:
-        app.add_middleware(HotPaths)
-    else:
-        app.hot_first = True
     install_security(app, settings, page=pages.error_page, origin_only=pages.ORIGIN_ONLY_FORMS)
-    app.include_router(router)
+    app.include_router(routes.router)
+    app.include_router(account_routes.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(packages=[("doorward.web", "static")]), name="static")
     return app

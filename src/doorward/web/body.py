@@ -11,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from doorward.core.errors import DoorwardError
 from doorward.web.errors import PayloadTooLarge
+from doorward.web.services import services_of
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -51,7 +52,7 @@ def parse_form(body: bytes) -> dict[str, str]:
 
 
 def _check_declared_size(request: Request) -> None:
-    limit: int = request.app.state.services.settings.max_body_bytes
+    limit = services_of(request).settings.max_body_bytes
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge()
@@ -61,7 +62,7 @@ async def read_limited(request: Request) -> bytes:
     """The whole body, refused with PayloadTooLarge as soon as it is known to pass the limit:
     from Content-Length before reading, or while reading a body sent without one."""
     _check_declared_size(request)
-    limit: int = request.app.state.services.settings.max_body_bytes
+    limit = services_of(request).settings.max_body_bytes
     body = bytearray()
     async for chunk in request.stream():
         body += chunk

@@ -8,8 +8,9 @@ cookie and no bearer header) must pass two checks, in one middleware, before any
    ``Origin`` (or with ``null``), ``Sec-Fetch-Site`` must say ``same-origin`` or ``none``; with
    neither, refused.
 2. A per-session token: HMAC-SHA256(server key, the session token), sent as the
-   ``csrf_token`` form field or the ``X-CSRF-Token`` header. Stateless, so every instance agrees,
-   and it changes with every login. Pages carry it in their forms and in
+   ``csrf_token`` form field or the ``X-CSRF-Token`` header. Stateless, and the key
+   (``Services.csrf_key``) lives in the database, not in the process, so every instance agrees;
+   it changes with every login. Pages carry it in their forms and in
    ``<meta name="csrf-token">`` for scripts.
 
 The login and registration forms run the Origin check alone (login CSRF: a hostile page must not
@@ -24,10 +25,10 @@ import hashlib
 import hmac
 import logging
 from collections.abc import Callable, Iterable
+from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI
-from starlette.datastructures import MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
@@ -38,6 +39,7 @@ from doorward.core.errors import DoorwardError
 from doorward.core.tokens import looks_like_token
 from doorward.web.body import media_type, parse_form, read_limited
 from doorward.web.errors import CrossSiteRequest, error_response
+from doorward.web.services import services_of
 from doorward.web.transport import bearer_token, cookie_token
 
 _log = logging.getLogger("doorward.web")
@@ -61,7 +63,7 @@ BASE_HEADERS: tuple[tuple[str, str], ...] = (
 )
 
 ANSWER_HEADERS: tuple[tuple[str, str], ...] = (*BASE_HEADERS, ("Content-Security-Policy", PAGE_CSP))
-"""What ``SecurityHeaders`` gives every answer but the interactive docs' (and web/hotpaths.py's)."""
+"""What ``SecurityHeaders`` gives every answer but the interactive docs'."""
 
 SESSIONLESS_API = frozenset(
     {
@@ -95,22 +97,12 @@ def csrf_token_of(key: bytes, session_token: str) -> str:
     return base64.urlsafe_b64encode(mac).rstrip(b"=").decode("ascii")
 
 
-def csrf_key(app: FastAPI) -> bytes:
-    """The server's CSRF key, loaded at start-up (``Services.csrf_key``).
-
-    It lives in the database, not in the process, so a token a page got from one instance is
-    accepted by every other.
-    """
-    key: bytes = app.state.services.csrf_key
-    return key
-
-
 async def csrf_token(request: Request) -> str:
     """The CSRF token pages embed for the request's session cookie; "" without a usable cookie."""
     token = cookie_token(request)
     if token is None or not looks_like_token(token):
         return ""
-    return csrf_token_of(csrf_key(request.app), token)
+    return csrf_token_of(services_of(request).csrf_key, token)
 
 
 def origin_of(url: str) -> str | None:
@@ -129,6 +121,24 @@ def origin_of(url: str) -> str | None:
     return f"{scheme}://{host}" if port in (None, default) else f"{scheme}://{host}:{port}"
 
 
+RawHeaders = list[tuple[bytes, bytes]]
+
+
+def _raw(headers: Iterable[tuple[str, str]]) -> RawHeaders:
+    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers]
+
+
+_RAW_BASE = _raw(BASE_HEADERS)
+_RAW_ANSWER = _raw(ANSWER_HEADERS)
+
+
+def add_security_headers(headers: RawHeaders, *, csp: bool = True) -> None:
+    """Append to a response's raw headers those of ``ANSWER_HEADERS`` (without ``csp``, of
+    ``BASE_HEADERS``) it lacks: ``SecurityHeaders`` for every routed answer, web/fastpath.py for its own."""
+    present = {name for name, _ in headers}
+    headers.extend([item for item in (_RAW_ANSWER if csp else _RAW_BASE) if item[0] not in present])
+
+
 class SecurityHeaders:
     """Adds the headers of ``BASE_HEADERS`` and the page CSP to every response that lacks them.
 
@@ -144,13 +154,12 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        extra = BASE_HEADERS if scope["path"] in self.csp_exempt else ANSWER_HEADERS
+        csp = scope["path"] not in self.csp_exempt
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in extra:
-                    headers.setdefault(name, value)
+                headers = message["headers"] = list(message["headers"])
+                add_security_headers(headers, csp=csp)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -199,7 +208,7 @@ class CsrfGuard:
                     body = await read_limited(request)
                     receive = _replay(body, receive)
                     supplied = _form_field(body)
-                expected = csrf_token_of(csrf_key(request.app), cookie)
+                expected = csrf_token_of(services_of(request).csrf_key, cookie)
                 if supplied is None or not hmac.compare_digest(supplied.encode(), expected.encode()):
                     raise CrossSiteRequest()
         except DoorwardError as exc:
@@ -252,26 +261,38 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
+def cors_options(settings: Settings) -> dict[str, Any] | None:
+    """CORSMiddleware's options for the allow-list of ``settings``; None without one (no CORS).
+
+    Bearer tokens only: no credentials, so no other site's script can ride on the cookie.
+    """
+    if not settings.cors_origin_list:
+        return None
+    return {
+        "allow_origins": settings.cors_origin_list,
+        "allow_methods": ["GET", "POST", "DELETE"],
+        "allow_headers": ["Authorization", "Content-Type", CSRF_HEADER],
+        "expose_headers": ["Retry-After"],
+        "allow_credentials": False,
+        "max_age": 600,
+    }
+
+
 def install_security(
     app: FastAPI, settings: Settings, *, page: PageRenderer, origin_only: Iterable[str] = ()
 ) -> None:
-    """Add the middlewares, outermost first: security headers, CORS (only with an allow-list), CSRF."""
+    """Add the middlewares, outermost first: security headers, CORS (only with an allow-list), CSRF.
+
+    web/fastpath.py answers POST /login and GET /session ahead of them, with the same headers and CORS.
+    """
     app.add_middleware(
         CsrfGuard,
         public_url=settings.public_url,
         page=page,
         origin_only=origin_only,
     )
-    if settings.cors_origin_list:
-        # Bearer tokens only: no credentials, so no other site's script can ride on the cookie.
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origin_list,
-            allow_methods=["GET", "POST", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", CSRF_HEADER],
-            expose_headers=["Retry-After"],
-            allow_credentials=False,
-            max_age=600,
-        )
+    cors = cors_options(settings)
+    if cors is not None:
+        app.add_middleware(CORSMiddleware, **cors)
     exempt = {app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url} - {None}
     app.add_middleware(SecurityHeaders, csp_exempt=[path for path in exempt if path])

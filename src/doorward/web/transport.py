@@ -9,6 +9,7 @@ from fastapi import Request
 
 from doorward.core.models import Client
 from doorward.web.cookies import cookie_name
+from doorward.web.services import services_of
 
 MAX_USER_AGENT = 512
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -29,8 +30,7 @@ def bearer_token(request: Request) -> str | None:
 
 def cookie_token(request: Request) -> str | None:
     """The token of the session cookie (see ``web.cookies``), if the browser sent one."""
-    secure: bool = request.app.state.services.settings.cookie_secure
-    return request.cookies.get(cookie_name(secure)) or None
+    return request.cookies.get(cookie_name(services_of(request).settings.cookie_secure)) or None
 
 
 def client_of(request: Request, trusted: Sequence[IPNetwork] = ()) -> Client:

@@ -1,0 +1,25 @@
+"""Browser pages: log in, register, the account page, and the form posts behind them.
+
+Pages are plain HTML forms that work without JavaScript. A form posts to a path of its own (the JSON
+API's bodies stay as they are) and a success answers 303 to the next page; a failure shows the same
+form again with the reason. A browser session travels in an HttpOnly cookie (``web.cookies``) and is
+never shown to a page; the CSRF defence is ``web.security``'s middleware, so routes here need none.
+
+By concept: ``login`` (log in, register, log out), ``account`` (the account page, its sessions, the
+password change), ``links`` (the pages that mails link to: password reset, email verification); what
+they share in ``render`` (templates, pages, the error page) and ``forms`` (reading a form, the
+signed-in browser).
+"""
+
+from fastapi import APIRouter
+
+from doorward.web.pages import account, links, login
+from doorward.web.pages.account import describe_device
+from doorward.web.pages.forms import ORIGIN_ONLY_FORMS
+from doorward.web.pages.render import error_page
+
+__all__ = ["ORIGIN_ONLY_FORMS", "describe_device", "error_page", "router"]
+
+router = APIRouter(include_in_schema=False)
+for _concept in (login, account, links):
+    router.include_router(_concept.router)

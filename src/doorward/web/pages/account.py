@@ -1,0 +1,156 @@
+"""The account page: the sessions of the account, ending them, and changing the password."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import HTMLResponse, Response
+
+from doorward.core.errors import InvalidCurrentPassword, PasswordRejected
+from doorward.core.models import Session, User
+from doorward.web.pages.forms import Fields, Refusal, signed_in_as, submit
+from doorward.web.pages.login import logout_form
+from doorward.web.pages.render import as_page, notice, page, redirect
+from doorward.web.security import csrf_token
+from doorward.web.services import services_of
+from doorward.web.transport import client_of
+
+router = APIRouter(include_in_schema=False)
+
+_BROWSERS = (
+    ("Edg/", "Edge"),
+    ("OPR/", "Opera"),
+    ("Firefox/", "Firefox"),
+    ("Chrome/", "Chrome"),
+    ("Safari/", "Safari"),
+    ("curl/", "curl"),
+)
+_SYSTEMS = (
+    ("Android", "Android"),
+    ("iPhone", "iPhone"),
+    ("iPad", "iPad"),
+    ("Windows", "Windows"),
+    ("Mac OS X", "macOS"),
+    ("CrOS", "ChromeOS"),
+    ("Linux", "Linux"),
+)
+
+
+def _time(moment: datetime) -> tuple[str, str]:
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%d %H:%M UTC"), utc.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def describe_device(user_agent: str | None) -> str:
+    """A short name for a User-Agent ("Chrome on Linux"): enough to recognise a session, no full parser."""
+    if not user_agent:
+        return "Unknown device"
+    browser = next((name for mark, name in _BROWSERS if mark in user_agent), None)
+    system = next((name for mark, name in _SYSTEMS if mark in user_agent), None)
+    if browser and system:
+        return f"{browser} on {system}"
+    if browser or system:
+        return str(browser or system)
+    return user_agent if len(user_agent) <= 60 else user_agent[:59] + "…"
+
+
+def _session_view(session: Session, current: Session) -> dict[str, Any]:
+    created, created_iso = _time(session.created_at)
+    last_seen, last_seen_iso = _time(session.last_seen_at)
+    expires, expires_iso = _time(session.expires_at)
+    return {
+        "id": session.id,
+        "current": session.id == current.id,
+        "device": describe_device(session.user_agent),
+        "address": session.client_address or "an unknown address",
+        "created": created,
+        "created_iso": created_iso,
+        "last_seen": last_seen,
+        "last_seen_iso": last_seen_iso,
+        "expires": expires,
+        "expires_iso": expires_iso,
+    }
+
+
+@router.get("/account")
+@as_page
+async def account_page(request: Request) -> Response:
+    signed_in = await signed_in_as(request)
+    if signed_in is None:
+        return redirect("/login")
+    user, current = signed_in
+    return await _account(request, user, current, notice=notice(request))
+
+
+async def _account(request: Request, user: User, current: Session, **context: Any) -> HTMLResponse:
+    sessions = await services_of(request).auth.list_sessions(user.id)
+    views = [_session_view(s, current) for s in sessions]
+    views.sort(key=lambda view: not view["current"])  # this browser first, the others newest first
+    return page(
+        request,
+        "account.html",
+        title="Your account",
+        signed_in=True,
+        user=user,
+        sessions=views,
+        csrf_token=await csrf_token(request),
+        **context,
+    )
+
+
+@router.post("/account/sessions/revoke-others")
+@as_page
+async def revoke_other_sessions(request: Request) -> Response:
+    signed_in = await signed_in_as(request)
+    if signed_in is None:
+        return redirect("/login")
+    user, current = signed_in
+    await services_of(request).auth.logout_all(user.id, keep_session_id=current.id)
+    return redirect("/account?done=others_ended")
+
+
+@router.post("/account/sessions/{session_id}/revoke")
+@as_page
+async def revoke_session(request: Request, session_id: str) -> Response:
+    signed_in = await signed_in_as(request)
+    if signed_in is None:
+        return redirect("/login")
+    user, current = signed_in
+    if session_id == current.id:
+        return await logout_form(request)
+    ended = await services_of(request).auth.end_session(user.id, session_id)
+    return redirect("/account?done=revoked" if ended else "/account?done=gone")
+
+
+@router.post("/account/password")
+@as_page
+async def change_password(request: Request) -> Response:
+    services = services_of(request)
+    signed_in = await signed_in_as(request)
+    if signed_in is None:
+        return redirect("/login")
+    user, current = signed_in
+
+    async def change(fields: Fields) -> Response:
+        client = client_of(request, services.settings.trusted_networks)
+        await services.accounts.change_password(
+            user, current, fields.get("current_password", ""), fields.get("new_password", ""), client
+        )
+        return redirect("/account?done=password_changed")
+
+    async def refused(_fields: Fields, refusal: Refusal) -> Response:
+        response = await _account(
+            request, user, current, errors=refusal.errors, form_error=refusal.form_error
+        )
+        response.status_code = refusal.status
+        response.headers.update(refusal.headers)
+        return response
+
+    return await submit(
+        request,
+        change,
+        refused,
+        at={InvalidCurrentPassword: "current_password", PasswordRejected: "new_password"},
+    )

@@ -1,0 +1,92 @@
+"""What a browser posts: its form, read within the body limit, and the session its cookie names; and
+``submit``, the one way a form post runs: read the form, act on it, or show it again with the refusal."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+from fastapi import Request
+from starlette.responses import Response
+
+from doorward.core.errors import DoorwardError, InvalidRequest, InvalidSession, TooManyAttempts
+from doorward.core.models import Session, User
+from doorward.web.body import media_type, parse_form, read_limited
+from doorward.web.errors import retry_headers, status_of
+from doorward.web.security import SESSIONLESS_API
+from doorward.web.services import services_of
+from doorward.web.transport import session_token
+
+ORIGIN_ONLY_FORMS = frozenset(f"{path}/form" for path in SESSIONLESS_API)
+"""Form posts that need no session: the CSRF middleware checks their Origin only."""
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """The fields of an urlencoded form body, read within the body limit; the first value of each wins."""
+    if media_type(request) != "application/x-www-form-urlencoded":
+        raise InvalidRequest()
+    try:
+        return parse_form(await read_limited(request))
+    except ValueError as exc:
+        raise InvalidRequest() from exc
+
+
+async def signed_in_as(request: Request) -> tuple[User, Session] | None:
+    """The user and session of the browser's cookie (or bearer token); None without a valid one."""
+    token = session_token(request)
+    if token is None:
+        return None
+    try:
+        return await services_of(request).auth.check(token)
+    except InvalidSession:
+        return None
+
+
+Fields = dict[str, str]
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A refused form post, as its page shows it: the text next to the field it concerns
+    (``errors``) or above the form (``form_error``), with the error's status and headers."""
+
+    error: DoorwardError
+    status: int
+    headers: dict[str, str]
+    errors: defaultdict[str, str]
+    form_error: str
+
+    @classmethod
+    def of(cls, error: DoorwardError, at: Mapping[type[DoorwardError], str]) -> Refusal:
+        """``at`` names the field an error class's text goes next to (the first match wins); any
+        other text goes above the form, a throttle's with the wait in words."""
+        errors: defaultdict[str, str] = defaultdict(str)
+        form_error = ""
+        field = next((name for kind, name in at.items() if isinstance(error, kind)), None)
+        if field is not None:
+            errors[field] = error.text
+        elif isinstance(error, TooManyAttempts):
+            unit = "second" if error.retry_after == 1 else "seconds"
+            form_error = f"Too many attempts, try again in {error.retry_after} {unit}"
+        else:
+            form_error = error.text
+        return cls(error, status_of(error), retry_headers(error), errors, form_error)
+
+
+async def submit(
+    request: Request,
+    act: Callable[[Fields], Awaitable[Response]],
+    refused: Callable[[Fields, Refusal], Awaitable[Response]],
+    *,
+    at: Mapping[type[DoorwardError], str] | None = None,
+) -> Response:
+    """Read the form and answer with ``act``; on a DoorwardError, with ``refused``, which shows the
+    form again with the fields that were read ({} when the form itself was refused) and the refusal
+    (``Refusal.of`` with ``at``)."""
+    fields: Fields = {}
+    try:
+        fields = await read_form(request)
+        return await act(fields)
+    except DoorwardError as exc:
+        return await refused(fields, Refusal.of(exc, at or {}))
