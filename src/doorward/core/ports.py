@@ -1,4 +1,8 @@
-"""Every Protocol the core needs from outside: the outer layers implement them, tests fake them."""
+"""Every Protocol the core needs from outside: the outer layers implement them, tests fake them.
+
+Over 300 lines on purpose: one place to read all that the core asks of storage, mail, hashing and the
+audit trail, each method's docstring being the contract an implementation keeps.
+"""
 
 from __future__ import annotations
 
