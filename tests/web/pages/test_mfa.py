@@ -271,6 +271,12 @@ async def test_the_second_step_with_a_code_opens_the_session(
     assert (user.email, session.aal, session.amr) == (EMAIL, 2, ("pwd", "otp"))
     assert (await browser.get("/account")).status_code == 200
 
+    # The code is used up: another sign-in cannot use it again.
+    other = new_browser()
+    replayed = await second_step(other, token_on(await password_step(other)), code=code)
+    assert replayed.status_code == 401
+    assert field_error(replayed.text, "code") == "Invalid code"
+
     # The token is spent: a replay of the form goes back to the password, the email kept.
     replay = await second_step(new_browser(), token, code=code)
     assert replay.status_code == 401
