@@ -5,33 +5,19 @@ Set DOORWARD_SCREENSHOTS=1 to (re)write the screenshots in docs/.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
+from tests.e2e.browser import COOKIE, SCREENSHOTS, Watched, log_in, shoot
 from tests.servers import Server
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-DOCS = Path(__file__).resolve().parents[2] / "docs"
-SCREENSHOTS = os.environ.get("DOORWARD_SCREENSHOTS") == "1"
-COOKIE = "__Host-doorward_session"
 EMAIL = "grace@example.com"
 PASSWORD = "a long and unusual passphrase"
 COMMON = "passwordpassword1"  # long enough, and refused: "password" twice, plus a digit
@@ -43,44 +29,6 @@ JSON_END_OTHER_SESSION = """async (withToken) => {
     const answer = await fetch(`/sessions/${other.id}`, {method: "DELETE", headers});
     return [answer.status, await answer.json()];
 }"""
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        missing = f"no browser at {CHROMIUM} (apt-get install chromium)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"browser tests need Chromium under CI=true: {missing}", pytrace=False)
-        pytest.skip(f"browser tests skipped: {missing}")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-class Watched:
-    """A page whose console is watched for Content-Security-Policy violations and script errors."""
-
-    def __init__(self, context: BrowserContext) -> None:
-        self.page: Page = context.new_page()
-        self.page.set_default_timeout(10_000)
-        self.problems: list[str] = []
-        self.page.on("console", self._console)
-        self.page.on("pageerror", lambda error: self.problems.append(f"page error: {error}"))
-
-    def _console(self, message: ConsoleMessage) -> None:
-        if "Content Security Policy" in message.text:
-            self.problems.append(message.text)
-
-
-def log_in(page: Page, base_url: str, email: str, password: str) -> None:
-    """Log in with the keyboard only: the email field has focus when the page opens."""
-    page.goto(f"{base_url}/login")
-    expect(page.get_by_label("Email")).to_be_focused()
-    page.keyboard.type(email)
-    page.keyboard.press("Tab")
-    page.keyboard.type(password)
-    page.keyboard.press("Enter")
 
 
 def open_account(page: Page, base_url: str) -> Page:
@@ -118,11 +66,6 @@ def logged_in(chromium: Browser, start_server: Callable[..., Server]) -> Iterato
     open_account(page, server.base_url)
     yield LoggedIn(server, context, page)
     context.close()
-
-
-def shoot(page: Page, name: str, javascript: bool = True) -> None:
-    if SCREENSHOTS and javascript:
-        page.screenshot(path=str(DOCS / name), full_page=True)
 
 
 @pytest.mark.parametrize("javascript", [True, False], ids=["js", "no-js"])

@@ -5,15 +5,20 @@ API's bodies stay as they are) and a success answers 303 to the next page; a fai
 form again with the reason. A browser session travels in an HttpOnly cookie (``web.cookies``) and is
 never shown to a page; the CSRF defence is ``web.security``'s middleware, so routes here need none.
 
-By concept: ``login`` (log in, register, log out), ``account`` (the account page, its sessions, the
-password change), ``links`` (the pages that mails link to: password reset, email verification); what
-they share in ``render`` (templates, pages, the error page) and ``forms`` (reading a form, the
-signed-in browser).
+By concept: ``login`` (log in with the password and the second step, register, log out), ``account``
+(the account page, its sessions, the password change), ``mfa`` (setting up two-step verification, the
+recovery codes, turning it off), ``links`` (the pages that mails link to: password reset, email
+verification); what they share in ``render`` (templates, pages, the error page) and ``forms`` (reading
+a form, the signed-in browser).
+
+Most forms answer a success with a 303; a few answer with the page itself, because what it shows is
+shown once and kept nowhere to redirect to: the second step (its sign-in's token), the set-up (the
+secret) and the recovery codes.
 """
 
 from fastapi import APIRouter
 
-from doorward.web.pages import account, links, login
+from doorward.web.pages import account, links, login, mfa
 from doorward.web.pages.account import describe_device
 from doorward.web.pages.forms import ORIGIN_ONLY_FORMS
 from doorward.web.pages.render import error_page
@@ -21,5 +26,5 @@ from doorward.web.pages.render import error_page
 __all__ = ["ORIGIN_ONLY_FORMS", "describe_device", "error_page", "router"]
 
 router = APIRouter(include_in_schema=False)
-for _concept in (login, account, links):
+for _concept in (login, account, mfa, links):
     router.include_router(_concept.router)

@@ -1,14 +1,19 @@
-"""The account page: the sessions of the account, ending them, and changing the password."""
+"""The account page: the sessions of the account, ending them, changing the password, and the state of
+two-step verification (its forms post to ``pages.mfa``).
+
+Under DOORWARD_REQUIRE_MFA an account without a second factor sees only the set-up and the logout, and
+every other action of these pages answers with that page (403) instead of acting."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.responses import HTMLResponse, Response
 
-from doorward.core.errors import InvalidCurrentPassword, PasswordRejected
+from doorward.core.errors import InvalidCurrentPassword, MfaEnrollmentRequired, PasswordRejected
 from doorward.core.models import Session, User
 from doorward.web.pages.forms import Fields, Refusal, signed_in_as, submit
 from doorward.web.pages.login import logout_form
@@ -81,13 +86,25 @@ async def account_page(request: Request) -> Response:
     if signed_in is None:
         return redirect("/login")
     user, current = signed_in
-    return await _account(request, user, current, notice=notice(request))
+    return await account_view(request, user, current, notice=notice(request))
 
 
-async def _account(request: Request, user: User, current: Session, **context: Any) -> HTMLResponse:
-    sessions = await services_of(request).auth.list_sessions(user.id)
-    views = [_session_view(s, current) for s in sessions]
-    views.sort(key=lambda view: not view["current"])  # this browser first, the others newest first
+async def account_view(
+    request: Request,
+    user: User,
+    current: Session,
+    *,
+    form_errors: dict[str, str] | None = None,
+    **context: Any,
+) -> HTMLResponse:
+    """The account page. ``form_errors`` puts a refusal's text above the form it concerns: "password",
+    "mfa" (the set-up, or the policy's refusal), "codes" (new recovery codes) or "off" (turning off)."""
+    services = services_of(request)
+    enrolment_only = services.auth.enrollment_required(user)
+    views = []
+    if not enrolment_only:
+        views = [_session_view(s, current) for s in await services.auth.list_sessions(user.id)]
+        views.sort(key=lambda view: not view["current"])  # this browser first, the others newest first
     return page(
         request,
         "account.html",
@@ -95,9 +112,21 @@ async def _account(request: Request, user: User, current: Session, **context: An
         signed_in=True,
         user=user,
         sessions=views,
+        mfa=await services.mfa.status(user),
+        enrolment_only=enrolment_only,
+        form_errors=defaultdict(str, form_errors or {}),
         csrf_token=await csrf_token(request),
         **context,
     )
+
+
+async def enrolment_first(request: Request, user: User, current: Session) -> Response | None:
+    """Under DOORWARD_REQUIRE_MFA, for an account without a second factor: the account page, which then
+    offers only the set-up, at 403, in place of the action asked for. None when the action may go on."""
+    if not services_of(request).auth.enrollment_required(user):
+        return None
+    refusal = MfaEnrollmentRequired()
+    return await account_view(request, user, current, status=403, form_errors={"mfa": refusal.text})
 
 
 @router.post("/account/sessions/revoke-others")
@@ -107,6 +136,8 @@ async def revoke_other_sessions(request: Request) -> Response:
     if signed_in is None:
         return redirect("/login")
     user, current = signed_in
+    if confined := await enrolment_first(request, user, current):
+        return confined
     await services_of(request).auth.logout_all(user.id, keep_session_id=current.id)
     return redirect("/account?done=others_ended")
 
@@ -120,6 +151,8 @@ async def revoke_session(request: Request, session_id: str) -> Response:
     user, current = signed_in
     if session_id == current.id:
         return await logout_form(request)
+    if confined := await enrolment_first(request, user, current):
+        return confined
     ended = await services_of(request).auth.end_session(user.id, session_id)
     return redirect("/account?done=revoked" if ended else "/account?done=gone")
 
@@ -132,6 +165,8 @@ async def change_password(request: Request) -> Response:
     if signed_in is None:
         return redirect("/login")
     user, current = signed_in
+    if confined := await enrolment_first(request, user, current):
+        return confined
 
     async def change(fields: Fields) -> Response:
         client = client_of(request, services.settings.trusted_networks)
@@ -141,12 +176,15 @@ async def change_password(request: Request) -> Response:
         return redirect("/account?done=password_changed")
 
     async def refused(_fields: Fields, refusal: Refusal) -> Response:
-        response = await _account(
-            request, user, current, errors=refusal.errors, form_error=refusal.form_error
+        return await account_view(
+            request,
+            user,
+            current,
+            status=refusal.status,
+            headers=refusal.headers,
+            errors=refusal.errors,
+            form_errors={"password": refusal.form_error},
         )
-        response.status_code = refusal.status
-        response.headers.update(refusal.headers)
-        return response
 
     return await submit(
         request,

@@ -18,8 +18,13 @@ from doorward.web.security import SESSIONLESS_API
 from doorward.web.services import services_of
 from doorward.web.transport import session_token
 
-ORIGIN_ONLY_FORMS = frozenset(f"{path}/form" for path in SESSIONLESS_API)
-"""Form posts that need no session: the CSRF middleware checks their Origin only."""
+SECOND_STEP_FORM = "/login/mfa/form"
+"""A login's second step: the code for the sign-in its hidden ``mfa_token`` names."""
+
+ORIGIN_ONLY_FORMS = frozenset({f"{path}/form" for path in SESSIONLESS_API} | {SECOND_STEP_FORM})
+"""Form posts that need no session: the CSRF middleware checks their Origin only. The second step is
+one of them even if the JSON ``/login/mfa`` is not listed as sessionless: like the password form, it
+reads no session (it opens one), and a browser may come to it carrying an older session's cookie."""
 
 
 async def read_form(request: Request) -> dict[str, str]:

@@ -1,8 +1,10 @@
-"""Logging in, registering and logging out with the forms."""
+"""Logging in (the password, then for an account with two-step verification a code), registering and
+logging out with the forms."""
 
 from __future__ import annotations
 
 import contextlib
+from collections import defaultdict
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
@@ -13,11 +15,16 @@ from doorward.core.errors import (
     EmailTaken,
     EmailUnverified,
     InvalidCredentials,
+    MfaInvalid,
+    MfaRequired,
+    MfaTokenInvalid,
     PasswordRejected,
     TooManyAttempts,
 )
+from doorward.core.tokens import looks_like_token
 from doorward.web.cookies import cleared_cookie, session_cookie
-from doorward.web.pages.forms import Fields, Refusal, signed_in_as, submit
+from doorward.web.errors import status_of
+from doorward.web.pages.forms import SECOND_STEP_FORM, Fields, Refusal, signed_in_as, submit
 from doorward.web.pages.render import as_page, notice, page, redirect
 from doorward.web.services import services_of
 from doorward.web.transport import client_of, cookie_token, session_token
@@ -42,14 +49,12 @@ async def login_form(request: Request) -> Response:
 
     async def log_in(fields: Fields) -> Response:
         client = client_of(request, services.settings.trusted_networks)
-        result = await services.auth.login(fields.get("email", ""), fields.get("password", ""), client)
-        previous = cookie_token(request)
-        if previous is not None:
-            # This browser's earlier session is being replaced: end it rather than leave it orphaned.
-            # Best effort: the new session exists, and a failure here must not hide it.
-            with contextlib.suppress(DoorwardError):
-                await services.auth.logout(previous)
-        return redirect("/account", session_cookie(result.token, secure=services.settings.cookie_secure))
+        email = fields.get("email", "")
+        try:
+            result = await services.auth.login(email, fields.get("password", ""), client)
+        except MfaRequired as second_step:
+            return _second_step(request, second_step.token, email)
+        return await _signed_in(request, result.token)
 
     async def refused(fields: Fields, refusal: Refusal) -> Response:
         status, text = refusal.status, refusal.form_error
@@ -69,6 +74,87 @@ async def login_form(request: Request) -> Response:
         )
 
     return await submit(request, log_in, refused)
+
+
+@router.post(SECOND_STEP_FORM)
+@as_page
+async def second_step_form(request: Request) -> Response:
+    """The code (``code``) or a recovery code (``recovery_code``) for the sign-in ``mfa_token`` names."""
+    services = services_of(request)
+
+    async def complete(fields: Fields) -> Response:
+        client = client_of(request, services.settings.trusted_networks)
+        token = fields.get("mfa_token", "")
+        if "recovery_code" in fields:
+            result = await services.mfa.complete_login(token, client, recovery_code=fields["recovery_code"])
+        else:
+            result = await services.mfa.complete_login(token, client, code=fields.get("code", ""))
+        return await _signed_in(request, result.token)
+
+    async def refused(fields: Fields, refusal: Refusal) -> Response:
+        token, email = fields.get("mfa_token", ""), fields.get("email", "")
+        if isinstance(refusal.error, MfaTokenInvalid) or not looks_like_token(token):
+            # Nothing left to try the code against: the password again (the email kept).
+            return page(
+                request,
+                "login.html",
+                status=status_of(MfaTokenInvalid()),
+                title="Log in",
+                email=email,
+                form_error=MfaTokenInvalid().text,
+            )
+        used = "recovery_code" if "recovery_code" in fields else "code"
+        wrong = isinstance(refusal.error, MfaInvalid)
+        return _second_step(
+            request,
+            token,
+            email,
+            status=refusal.status,
+            headers=refusal.headers,
+            errors={used: refusal.error.text} if wrong else {},
+            form_error="" if wrong else refusal.form_error,
+            recovery=used == "recovery_code",
+        )
+
+    return await submit(request, complete, refused)
+
+
+def _second_step(
+    request: Request,
+    mfa_token: str,
+    email: str,
+    *,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    form_error: str = "",
+    recovery: bool = False,
+) -> Response:
+    """The page asking for the code, the sign-in's token in its forms (and the email, to start again with)."""
+    return page(
+        request,
+        "login_code.html",
+        status=status,
+        headers=headers,
+        title="Two-step verification",
+        mfa_token=mfa_token,
+        email=email,
+        errors=defaultdict(str, errors or {}),
+        form_error=form_error,
+        recovery=recovery,
+    )
+
+
+async def _signed_in(request: Request, token: str) -> Response:
+    """The answer to a login that opened a session: the cookie, and on to the account page."""
+    services = services_of(request)
+    previous = cookie_token(request)
+    if previous is not None:
+        # This browser's earlier session is being replaced: end it rather than leave it orphaned.
+        # Best effort: the new session exists, and a failure here must not hide it.
+        with contextlib.suppress(DoorwardError):
+            await services.auth.logout(previous)
+    return redirect("/account", session_cookie(token, secure=services.settings.cookie_secure))
 
 
 @router.get("/register")

@@ -31,6 +31,9 @@ NOTICES = {
     "reset_sent": "If an account uses that address, a link to set a new password is on its way.",
     "verified": "Your email address is confirmed. Log in to continue.",
     "verify_sent": "If an unconfirmed account uses that address, a new link is on its way.",
+    "mfa_on": "Two-step verification is on: logging in now asks for a code from your app.",
+    "mfa_off": "Two-step verification is off: logging in asks for your password only.",
+    "codes_new": "Your new recovery codes are ready; the earlier ones no longer work.",
 }
 """What ``?done=`` may show: a fixed table, so nothing from the address bar is ever echoed."""
 
@@ -55,6 +58,7 @@ def render(
         "max_length": MAX_PASSWORD_LENGTH,
         "errors": defaultdict(str),
         "form_error": "",
+        "form_errors": defaultdict(str),
         **context,
     }
     html = _templates.get_template(name).render(values)
