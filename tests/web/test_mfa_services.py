@@ -1,6 +1,6 @@
-"""Multi-factor login through the real services, on both databases: the wiring (keys, policy), the
-password step's answer on POST /login, the throttle, the admin reset from the command line, and
-what the database holds (no TOTP secret, recovery code or mfaToken in clear)."""
+"""Multi-factor login through the real services, on both databases: the wiring (keys, policy), an
+AAL2 session as every read sees it, the admin reset from the command line, and what the database
+holds (no TOTP secret, recovery code or mfaToken in clear). The HTTP contract is tests/web/test_mfa.py."""
 
 from __future__ import annotations
 
@@ -17,10 +17,9 @@ import pyotp
 import pytest
 from fastapi import FastAPI
 
-from doorward.core.errors import MfaInvalid, MfaRequired
+from doorward.core.errors import MfaRequired
 from doorward.core.mfa import Mfa
 from doorward.core.models import Client, User
-from doorward.core.tokens import token_digest
 from doorward.wiring import Services, open_services
 from tests.cli.conftest import assert_one_line_error, invoke
 from tests.conftest import EMAIL, PASSWORD, FakeClock, app_for, bearer, make_settings, register
@@ -61,45 +60,7 @@ async def mfa_token(client: httpx.AsyncClient) -> str:
     return str(response.json()["mfaToken"])
 
 
-# --- the password step on POST /login ---------------------------------------------------------------
-
-
-async def test_the_right_password_of_an_mfa_account_gets_the_contracts_401_and_no_session(
-    started: tuple[FastAPI, httpx.AsyncClient], settings: object, clock: FakeClock
-) -> None:
-    app, client = started
-    await enrolled_user(app, client, clock)
-
-    response = await client.post("/login", json={"email": EMAIL, "password": PASSWORD})
-
-    assert response.status_code == 401
-    body = response.json()
-    assert list(body) == ["success", "error", "code", "mfaToken", "methods"]
-    assert body["success"] is False
-    assert (body["error"], body["code"]) == ("Second factor required", "mfa_required")
-    assert body["methods"] == ["totp", "recovery_code"]
-    assert len(body["mfaToken"]) == 43
-    assert response.content.startswith(
-        b'{"success":false,"error":"Second factor required","code":"mfa_required","mfaToken":"'
-    )
-    assert "sessionToken" not in body
-    url = services_of(app).settings.database_url
-    assert await fetch(url, "SELECT count(*) FROM sessions") == [(0,)]
-    assert await fetch(url, "SELECT digest FROM mfa_challenges") == [(token_digest(body["mfaToken"]),)]
-
-
-async def test_a_wrong_password_of_an_mfa_account_answers_as_an_unknown_email(
-    started: tuple[FastAPI, httpx.AsyncClient], clock: FakeClock
-) -> None:
-    app, client = started
-    await enrolled_user(app, client, clock)
-    wrong = await client.post("/login", json={"email": EMAIL, "password": "not the password at all"})
-    unknown = await client.post("/login", json={"email": "nobody@example.com", "password": PASSWORD})
-    assert wrong.status_code == unknown.status_code == 401
-    assert wrong.content == unknown.content == b'{"success":false,"error":"Invalid credentials"}'
-    assert {k: v for k, v in wrong.headers.items() if k != "date"} == {
-        k: v for k, v in unknown.headers.items() if k != "date"
-    }
+# --- the second step, as every read sees it (the HTTP contract: tests/web/test_mfa.py) -------------
 
 
 async def test_the_second_step_opens_an_aal2_session_every_read_sees(
@@ -118,24 +79,6 @@ async def test_the_second_step_opens_an_aal2_session_every_read_sees(
     assert (user.mfa_enabled, session.aal, session.amr) == (True, 2, ("pwd", "otp"))
     (listed,) = await services.auth.list_sessions(user.id)
     assert (listed.aal, listed.amr) == (2, ("pwd", "otp"))
-
-
-async def test_wrong_codes_bring_the_throttles_429_on_post_login(
-    started: tuple[FastAPI, httpx.AsyncClient], clock: FakeClock
-) -> None:
-    app, client = started
-    secret, _ = await enrolled_user(app, client, clock)
-    mfa = services_of(app).mfa
-    token = await mfa_token(client)
-    right = pyotp.TOTP(secret).at(clock())
-    wrong = f"{(int(right) + 1) % 1_000_000:06d}"
-    for _ in range(5):
-        with pytest.raises(MfaInvalid):
-            await mfa.complete_login(token, CLIENT, code=wrong)
-    answer = await client.post("/login", json={"email": EMAIL, "password": PASSWORD})
-    assert answer.status_code == 429
-    assert answer.json()["code"] == "rate_limited"
-    assert answer.headers["retry-after"] == "1"
 
 
 # --- the database holds no factor secret in clear -----------------------------------------------

@@ -10,7 +10,14 @@ from fastapi import APIRouter, Depends, Request
 from doorward.core.errors import InvalidRequest, SessionNotFound
 from doorward.web.body import documented_body, json_body
 from doorward.web.responses import Envelope
-from doorward.web.routes import OVERLOADED, THROTTLED, Authenticated, request_client, session_body
+from doorward.web.routes import (
+    OVERLOADED,
+    THROTTLED,
+    Authenticated,
+    SignedIn,
+    request_client,
+    session_times,
+)
 from doorward.web.schemas import (
     EmailIn,
     EndedOut,
@@ -49,10 +56,12 @@ async def list_sessions(request: Request, auth: Authenticated) -> Envelope:
             "success": True,
             "sessions": [
                 {
-                    **session_body(s),
+                    **session_times(s),
                     "clientAddress": s.client_address,
                     "userAgent": s.user_agent,
                     "current": s.id == current.id,
+                    "aal": s.aal,
+                    "amr": s.amr,
                 }
                 for s in sessions
             ],
@@ -83,7 +92,7 @@ async def end_session(request: Request, session_id: str, auth: Authenticated) ->
     response_model=None,
     responses={200: {"model": EndedOut, "description": "How many ended"}, **UNAUTHENTICATED},
 )
-async def logout_all(request: Request, auth: Authenticated) -> Envelope:
+async def logout_all(request: Request, auth: SignedIn) -> Envelope:  # open under DOORWARD_REQUIRE_MFA
     user, _ = auth
     ended = await services_of(request).auth.logout_all(user.id)
     return Envelope({"success": True, "ended": ended})

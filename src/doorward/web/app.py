@@ -13,7 +13,7 @@ from doorward import __version__
 from doorward.config import Settings
 from doorward.core.clock import Clock, utc_now
 from doorward.logs import configure_logging
-from doorward.web import account_routes, pages, routes
+from doorward.web import account_routes, mfa_routes, pages, routes
 from doorward.web.errors import install_error_handlers
 from doorward.web.fastpath import DoorwardApp
 from doorward.web.responses import Envelope
@@ -24,6 +24,11 @@ DESCRIPTION = """\
 Login and session service. Post an email and a password to `/login`, get a session token, and send
 it as `Authorization: Bearer <token>`. Every error body has `success: false` and `error`; errors of
 endpoints other than `/login` also carry a stable `code`.
+
+An account with two-step verification gets a 401 `mfa_required` with an `mfaToken` for the right
+password, and finishes at `/login/mfa`. Under `DOORWARD_REQUIRE_MFA`, a session of an account
+without a second factor may only use `/session`, `/mfa` and its set-up, `/logout` and `/logout/all`:
+every other endpoint that needs a session answers 403 `mfa_enrollment_required`.
 """
 
 
@@ -67,6 +72,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
     install_security(app, settings, page=pages.error_page, origin_only=pages.ORIGIN_ONLY_FORMS)
     app.include_router(routes.router)
     app.include_router(account_routes.router)
+    app.include_router(mfa_routes.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(packages=[("doorward.web", "static")]), name="static")
     return app

@@ -1,6 +1,7 @@
 """The JSON API's contract (login, register, session check, logout) and health, and what the account
-routes (web/account_routes.py) share with them: the JSON of a user and a session, the client, the
-authenticated session, the documented error answers.
+and MFA routes (web/account_routes.py, web/mfa_routes.py) share with them: the JSON of a user, a
+session and a login, the client, the authenticated session (and DOORWARD_REQUIRE_MFA's limit on it),
+the documented error answers.
 
 ``login`` and ``session`` are called ahead of FastAPI's routing by web/fastpath.py.
 """
@@ -12,8 +13,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 
-from doorward.core.errors import InvalidRequest, InvalidSession, LoginRequestInvalid
-from doorward.core.models import Client, Session, User
+from doorward.core.errors import InvalidRequest, InvalidSession, LoginRequestInvalid, MfaEnrollmentRequired
+from doorward.core.models import Client, LoginResult, Session, User
+from doorward.core.sessions import Authenticator
 from doorward.storage import ping
 from doorward.web.body import documented_body, json_body
 from doorward.web.responses import Envelope
@@ -22,6 +24,7 @@ from doorward.web.schemas import (
     ErrorOut,
     HealthOut,
     LoginOut,
+    MfaRequiredOut,
     OkOut,
     RegisterOut,
     SeedErrorOut,
@@ -56,15 +59,36 @@ def request_client(request: Request) -> Client:
     return client_of(request, services_of(request).settings.trusted_networks)
 
 
-async def authenticated(request: Request) -> tuple[User, Session]:
-    """The user and the session of the request's token (bearer or cookie); InvalidSession without one."""
+async def signed_in(request: Request) -> tuple[User, Session]:
+    """The user and the session of the request's token (bearer or cookie); InvalidSession without one.
+
+    Not limited by DOORWARD_REQUIRE_MFA: only what such a session may still do uses it directly
+    (``SignedIn``): /session, /mfa and its set-up, logout.
+    """
+    return await _checked(request, services_of(request).auth)
+
+
+async def _checked(request: Request, auth: Authenticator) -> tuple[User, Session]:
     token = session_token(request)
     if token is None:
         raise InvalidSession()
-    return await services_of(request).auth.check(token)
+    return await auth.check(token)
+
+
+async def authenticated(request: Request) -> tuple[User, Session]:
+    """``signed_in``, and MfaEnrollmentRequired (403) while DOORWARD_REQUIRE_MFA confines the user to
+    setting up a second factor: the one place the policy is enforced on the API."""
+    user, session = await signed_in(request)
+    if services_of(request).auth.enrollment_required(user):
+        raise MfaEnrollmentRequired()
+    return user, session
 
 
 Authenticated = Annotated[tuple[User, Session], Depends(authenticated)]
+"""The default for an endpoint that needs a session: any new one is closed under the MFA policy."""
+
+SignedIn = Annotated[tuple[User, Session], Depends(signed_in)]
+"""Only for what a session awaiting its second factor's set-up may do (tests/web/test_mfa.py lists them)."""
 
 
 def user_body(user: User) -> dict[str, Any]:
@@ -90,13 +114,38 @@ def _timestamp(moment: datetime) -> str:
 
 
 def session_body(session: Session) -> dict[str, Any]:
-    """A session as the contract shows one; never its token."""
+    """A session as GET /session shows one; never its token.
+
+    ``amr`` goes as the tuple it is: the encoder writes it as a list, without a copy per check.
+    """
+    return {
+        "id": session.id,
+        "createdAt": _timestamp(session.created_at),
+        "lastSeenAt": _timestamp(session.last_seen_at),
+        "expiresAt": _timestamp(session.expires_at),
+        "aal": session.aal,
+        "amr": session.amr,
+    }
+
+
+def session_times(session: Session) -> dict[str, Any]:
+    """The keys GET /sessions shows before its own; its ``aal`` and ``amr`` come after those (issue 19
+    added them last). Apart from ``session_body``, whose one dict the session check builds directly."""
     return {
         "id": session.id,
         "createdAt": _timestamp(session.created_at),
         "lastSeenAt": _timestamp(session.last_seen_at),
         "expiresAt": _timestamp(session.expires_at),
     }
+
+
+def login_body(result: LoginResult) -> dict[str, Any]:
+    """A successful login as the seed answered it, and ``mfaEnrollmentRequired`` only when the policy
+    asks (so every other login body stays byte for byte the seed's)."""
+    body = {"success": True, "sessionToken": result.token, "user": user_body(result.user)}
+    if result.mfa_enrollment_required:
+        body["mfaEnrollmentRequired"] = True
+    return body
 
 
 @router.post(
@@ -107,7 +156,11 @@ def session_body(session: Session) -> dict[str, Any]:
     responses={
         200: {"model": LoginOut, "description": "A new session"},
         400: {"model": SeedErrorOut, "description": "Email and password required"},
-        401: {"model": SeedErrorOut, "description": "Invalid credentials (for every cause)"},
+        401: {
+            "model": SeedErrorOut | MfaRequiredOut,
+            "description": "Invalid credentials (for every cause); or, for the right password of an "
+            "account with two-step verification, mfa_required with an mfaToken for POST /login/mfa",
+        },
         403: {"model": ErrorOut, "description": "email_unverified (right password, address not confirmed)"},
         **THROTTLED,
         **TOO_LARGE,
@@ -121,7 +174,7 @@ async def login(request: Request) -> Envelope:
     auth.refuse_if_overloaded()  # before the body is read: a refused login costs little more than its headers
     body = await _login_body(request)
     result = await auth.login(body.email, body.password, request_client(request))
-    return Envelope({"success": True, "sessionToken": result.token, "user": user_body(result.user)})
+    return Envelope(login_body(result))
 
 
 @router.post(
@@ -171,8 +224,14 @@ async def register(request: Request, body: RegisterBody) -> Envelope:
 )
 async def session(request: Request) -> Envelope:
     # Called ahead of FastAPI's routing by web/fastpath.py, which answers its DoorwardErrors.
-    user, current = await authenticated(request)
-    return Envelope({"success": True, "user": user_body(user), "session": session_body(current)})
+    # The services are looked up once: that lookup costs a session check 0.6 us, more than the
+    # policy's test (timeit).
+    auth = services_of(request).auth
+    user, current = await _checked(request, auth)
+    body = {"success": True, "user": user_body(user), "session": session_body(current)}
+    if auth.enrollment_required(user):
+        body["mfaEnrollmentRequired"] = True  # the policy's word, for a backend to send the user to set-up
+    return Envelope(body)
 
 
 @router.post(

@@ -6,6 +6,8 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, StrictStr
+from pydantic.config import JsonDict
+from pydantic.json_schema import SkipJsonSchema
 
 from doorward.core.passwords import MAX_RAW_PASSWORD_LENGTH
 
@@ -64,11 +66,59 @@ class ResetConfirmIn(BaseModel):
     newPassword: Annotated[Text, Field(min_length=1, max_length=MAX_RAW_PASSWORD_LENGTH)]
 
 
+MAX_CODE_LENGTH = 64
+"""A code as typed (six digits, or a recovery code ``xxxxx-xxxxx``), with room for spaces; longer is
+no code, refused before any work."""
+
+Code = Annotated[Text, Field(min_length=1, max_length=MAX_CODE_LENGTH)]
+
+
+class PasswordIn(BaseModel):
+    """The current password: the step-up every change of a second factor takes."""
+
+    password: Annotated[Text, Field(min_length=1, max_length=MAX_RAW_PASSWORD_LENGTH)]
+
+
+class CodeIn(BaseModel):
+    """A six-digit code from the authenticator app."""
+
+    code: Annotated[Code, Field(examples=["123456"])]
+
+
+class TotpDisableIn(BaseModel):
+    """The current password and a code: from the app, or one of the recovery codes."""
+
+    password: Annotated[Text, Field(min_length=1, max_length=MAX_RAW_PASSWORD_LENGTH)]
+    code: Annotated[Code, Field(examples=["123456", "7k3mq-x9p2d"])]
+
+
+class MfaLoginIn(BaseModel):
+    """A login's second step: the mfaToken of POST /login's 401, and either ``code`` (from the app)
+    or ``recoveryCode``, not both."""
+
+    mfaToken: Annotated[Text, Field(min_length=1, max_length=200)]
+    code: Annotated[Code | None, Field(examples=["123456"])] = None
+    recoveryCode: Annotated[Code | None, Field(examples=["7k3mq-x9p2d"])] = None
+
+
 class UserOut(BaseModel):
     """An account as the API shows it."""
 
     id: int
     email: str = Field(description="The email as the user registered it")
+
+
+def _no_default(schema: JsonDict) -> None:
+    schema.pop("default", None)  # the key is absent, not null: the schema must not promise a value
+
+
+ENROLMENT_REQUIRED_FLAG = Field(
+    default=None,
+    description="Only present, and true, under DOORWARD_REQUIRE_MFA for an account without a second "
+    "factor: every endpoint but /session, /mfa and its set-up, and logout answers 403 "
+    "mfa_enrollment_required",
+    json_schema_extra=_no_default,
+)
 
 
 class LoginOut(BaseModel):
@@ -77,6 +127,7 @@ class LoginOut(BaseModel):
     success: Literal[True]
     sessionToken: str = Field(description="Opaque; send as `Authorization: Bearer <token>`")
     user: UserOut
+    mfaEnrollmentRequired: Literal[True] | SkipJsonSchema[None] = ENROLMENT_REQUIRED_FLAG
 
 
 class RegisterOut(BaseModel):
@@ -86,13 +137,22 @@ class RegisterOut(BaseModel):
     user: UserOut
 
 
-class SessionOut(BaseModel):
-    """A session's public facts (never its token)."""
-
+class _SessionTimes(BaseModel):
     id: str
     createdAt: datetime
     lastSeenAt: datetime
     expiresAt: datetime
+
+
+AAL_DESCRIPTION = "Assurance level (NIST SP 800-63B): 1 a password, 2 a password and a second factor"
+AMR_DESCRIPTION = 'How the user logged in (RFC 8176): ["pwd"], or ["pwd","otp"] with a code'
+
+
+class SessionOut(_SessionTimes):
+    """A session's public facts (never its token)."""
+
+    aal: Literal[1, 2] = Field(description=AAL_DESCRIPTION)
+    amr: list[str] = Field(description=AMR_DESCRIPTION)
 
 
 class SessionCheckOut(BaseModel):
@@ -101,14 +161,17 @@ class SessionCheckOut(BaseModel):
     success: Literal[True]
     user: UserOut
     session: SessionOut
+    mfaEnrollmentRequired: Literal[True] | SkipJsonSchema[None] = ENROLMENT_REQUIRED_FLAG
 
 
-class SessionListItem(SessionOut):
+class SessionListItem(_SessionTimes):
     """One of the user's sessions, as the sessions list shows it."""
 
     clientAddress: str | None
     userAgent: str | None
     current: bool = Field(description="The session making this request")
+    aal: Literal[1, 2] = Field(description=AAL_DESCRIPTION)
+    amr: list[str] = Field(description=AMR_DESCRIPTION)
 
 
 class SessionListOut(BaseModel):
@@ -160,6 +223,39 @@ class ThrottledOut(BaseModel):
     error: Literal["Too many attempts"]
     code: Literal["rate_limited"]
     retryAfter: int = Field(description="Seconds to wait; also sent as the Retry-After header")
+
+
+class MfaRequiredOut(BaseModel):
+    """The right password of an account with two-step verification: no session yet."""
+
+    success: Literal[False]
+    error: Literal["Second factor required"]
+    code: Literal["mfa_required"]
+    mfaToken: str = Field(description="43 URL-safe characters; POST it to /login/mfa within 5 minutes")
+    methods: list[Literal["totp", "recovery_code"]]
+
+
+class TotpEnrolmentOut(BaseModel):
+    """A pending secret: shown this once, not active until confirmed with a code."""
+
+    success: Literal[True]
+    secret: str = Field(description="Base32, 160 bits: for typing into the app")
+    otpauthUri: str = Field(description="The same secret as a QR code carries it (otpauth://totp/...)")
+
+
+class RecoveryCodesOut(BaseModel):
+    """Ten single-use recovery codes, shown this once: only their hashes are kept."""
+
+    success: Literal[True]
+    recoveryCodes: list[str] = Field(examples=[["7k3mq-x9p2d"]])
+
+
+class MfaStatusOut(BaseModel):
+    """Whether the authenticator app is on, and how many recovery codes are unused."""
+
+    success: Literal[True]
+    totp: bool
+    recoveryCodesLeft: int
 
 
 class HealthOut(BaseModel):

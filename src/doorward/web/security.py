@@ -68,6 +68,7 @@ ANSWER_HEADERS: tuple[tuple[str, str], ...] = (*BASE_HEADERS, ("Content-Security
 SESSIONLESS_API = frozenset(
     {
         "/login",
+        "/login/mfa",
         "/register",
         "/password/reset/request",
         "/password/reset/confirm",
