@@ -38,7 +38,10 @@ def test_a_bad_setting_fails_with_one_line_naming_the_variable(
 
 def test_passkeys_default_to_the_public_url_and_refuse_an_origin_off_the_rp_id(database_url: str) -> None:
     defaults = make_settings(database_url, public_url="https://id.example.com:8443/")
-    assert (defaults.rp_id, defaults.webauthn_origin_list) == ("id.example.com", ["https://id.example.com:8443"])
+    assert (defaults.rp_id, defaults.webauthn_origin_list) == (
+        "id.example.com",
+        ["https://id.example.com:8443"],
+    )
     assert make_settings(database_url, public_url="https://id.example.com:443").webauthn_origin_list == [
         "https://id.example.com"  # as a browser writes the origin: no default port
     ]
@@ -51,7 +54,7 @@ def test_passkeys_default_to_the_public_url_and_refuse_an_origin_off_the_rp_id(d
     assert frontend.rp_id == "example.com"
     assert frontend.webauthn_origin_list == ["https://app.example.com", "https://example.com"]
 
-    result = invoke(database_url, "migrate", webauthn_rp_id="example.org")  # the public URL's host is not on it
+    result = invoke(database_url, "migrate", webauthn_rp_id="example.org")  # the public URL is not on it
     assert_one_line_error(result, "DOORWARD_WEBAUTHN_ORIGINS")
     assert "example.org" in result.output
 
