@@ -330,7 +330,12 @@ class Passkeys:
             async with d.store.read() as tx:
                 others = await second_factor_methods(tx, user.id, verified.method)
             if not others:
-                d.audit("passkey.login_failed", reason="user_verification_required", user_id=user.id)
+                d.audit(
+                    "passkey.login_failed",
+                    reason="user_verification_required",
+                    user_id=user.id,
+                    client=client.address,
+                )
                 raise UserVerificationRequired()
             await require_second_factor(d, user, client, None, first_factor=verified.method)
         else:
