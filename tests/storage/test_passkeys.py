@@ -130,7 +130,8 @@ async def test_a_use_is_recorded_only_with_a_higher_count_or_by_a_key_that_count
         assert await tx.passkeys.record_use(counterless.id, 1, False, later)  # began counting
         assert not await tx.passkeys.record_use("no-such-id", 9, False, later)
     async with store.read() as tx:
-        one, two = await tx.passkeys.for_user(user.id)
+        stored = {p.id: p for p in await tx.passkeys.for_user(user.id)}
+    one, two = stored[counting.id], stored[counterless.id]
     assert (one.sign_count, one.backed_up, one.last_used_at) == (6, True, later)
     assert (two.sign_count, two.backed_up, two.last_used_at) == (1, False, later)
 
