@@ -13,13 +13,16 @@ from doorward.core.models import (
     AccountToken,
     AttemptState,
     AuditEvent,
+    CeremonyPurpose,
     MfaChallenge,
     NewUser,
+    Passkey,
     RecoveryCode,
     Session,
     TokenPurpose,
     TotpFactor,
     User,
+    WebauthnChallenge,
 )
 from doorward.core.ports import WaitUntil
 
@@ -34,6 +37,8 @@ class _Data:
     codes: dict[int, RecoveryCode] = field(default_factory=dict)
     challenges: dict[bytes, MfaChallenge] = field(default_factory=dict)
     next_code_id: int = 1
+    passkeys: dict[str, Passkey] = field(default_factory=dict)
+    ceremonies: dict[bytes, WebauthnChallenge] = field(default_factory=dict)
 
 
 class MemoryUsers:
@@ -273,12 +278,100 @@ class MemoryFactors:
         return len(doomed)
 
 
+class MemoryPasskeys:
+    def __init__(self, data: _Data) -> None:
+        self._data = data
+
+    async def add(self, passkey: Passkey) -> bool:
+        if any(p.credential_id == passkey.credential_id for p in self._data.passkeys.values()):
+            return False
+        self._data.passkeys[passkey.id] = passkey
+        return True
+
+    async def for_user(self, user_id: int) -> list[Passkey]:
+        mine = [p for p in self._data.passkeys.values() if p.user_id == user_id]
+        return sorted(mine, key=lambda p: (p.created_at, p.id))
+
+    async def by_credential_id(self, credential_id: bytes) -> Passkey | None:
+        return next((p for p in self._data.passkeys.values() if p.credential_id == credential_id), None)
+
+    def _mine(self, user_id: int, passkey_id: str) -> Passkey | None:
+        passkey = self._data.passkeys.get(passkey_id)
+        return passkey if passkey is not None and passkey.user_id == user_id else None
+
+    async def rename(self, user_id: int, passkey_id: str, name: str) -> bool:
+        passkey = self._mine(user_id, passkey_id)
+        if passkey is None:
+            return False
+        self._data.passkeys[passkey_id] = replace(passkey, name=name)
+        return True
+
+    async def delete(self, user_id: int, passkey_id: str) -> bool:
+        return self._mine(user_id, passkey_id) is not None and bool(self._data.passkeys.pop(passkey_id))
+
+    async def delete_for_user(self, user_id: int) -> int:
+        doomed = [i for i, p in self._data.passkeys.items() if p.user_id == user_id]
+        for passkey_id in doomed:
+            del self._data.passkeys[passkey_id]
+        return len(doomed)
+
+    async def record_use(self, passkey_id: str, sign_count: int, backed_up: bool, now: datetime) -> bool:
+        passkey = self._data.passkeys.get(passkey_id)
+        if passkey is None or not (passkey.sign_count < sign_count or passkey.sign_count == sign_count == 0):
+            return False
+        self._data.passkeys[passkey_id] = replace(
+            passkey, sign_count=sign_count, backed_up=backed_up, last_used_at=now
+        )
+        return True
+
+    async def add_challenge(self, challenge: WebauthnChallenge) -> None:
+        self._data.ceremonies[challenge.digest] = challenge
+
+    async def challenge(self, digest: bytes) -> WebauthnChallenge | None:
+        return self._data.ceremonies.get(digest)
+
+    async def take_challenge(
+        self,
+        digest: bytes,
+        purpose: CeremonyPurpose,
+        now: datetime,
+        *,
+        user_id: int | None = None,
+        mfa_digest: bytes | None = None,
+    ) -> bool:
+        challenge = self._data.ceremonies.get(digest)
+        if (
+            challenge is None
+            or challenge.purpose is not purpose
+            or challenge.used_at is not None
+            or now >= challenge.expires_at
+            or challenge.user_id != user_id
+            or challenge.mfa_digest != mfa_digest
+        ):
+            return False
+        self._data.ceremonies[digest] = replace(challenge, used_at=now)
+        return True
+
+    async def delete_challenges(self, user_id: int) -> int:
+        doomed = [d for d, c in self._data.ceremonies.items() if c.user_id == user_id]
+        for digest in doomed:
+            del self._data.ceremonies[digest]
+        return len(doomed)
+
+    async def delete_expired_challenges(self, now: datetime) -> int:
+        doomed = [d for d, c in self._data.ceremonies.items() if c.expires_at <= now]
+        for digest in doomed:
+            del self._data.ceremonies[digest]
+        return len(doomed)
+
+
 class MemoryTransaction:
     def __init__(self, data: _Data) -> None:
         self.users = MemoryUsers(data)
         self.sessions = MemorySessions(data)
         self.tokens = MemoryTokens(data)
         self.factors = MemoryFactors(data)
+        self.passkeys = MemoryPasskeys(data)
 
 
 class MemoryStore:
@@ -412,3 +505,12 @@ class RecordingNotifications:
 
     def mfa_reset(self, to: str) -> None:
         self.sent.append(("mfa_reset", to, None))
+
+    def passkey_added(self, to: str, name: str) -> None:
+        self.sent.append(("passkey_added", to, name))
+
+    def passkey_removed(self, to: str, name: str) -> None:
+        self.sent.append(("passkey_removed", to, name))
+
+    def passkey_cloned(self, to: str, name: str) -> None:
+        self.sent.append(("passkey_cloned", to, name))

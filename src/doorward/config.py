@@ -8,8 +8,9 @@ import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, field_validator
+from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from doorward.core.profiles import PROFILES, Profile
@@ -130,6 +131,16 @@ class Settings(BaseSettings):
     public_url: str = Field(
         "http://127.0.0.1:8000", description="Where users reach doorward: the base of links in mails"
     )
+    webauthn_rp_id: str | None = Field(
+        None,
+        description="The passkeys' relying party ID: a domain, the host of DOORWARD_PUBLIC_URL or a "
+        "parent domain of it (default: that host)",
+    )
+    webauthn_origins: str = Field(
+        "",
+        description="Comma-separated origins (https://app.example.com) whose pages may use passkeys "
+        "(default: the origin of DOORWARD_PUBLIC_URL)",
+    )
     require_email_verification: bool = Field(
         False,
         description="New accounts must confirm their address before logging in; registration then "
@@ -217,6 +228,49 @@ class Settings(BaseSettings):
                 raise ValueError(f"not an address or network: {item!r}") from None
         return value
 
+    @field_validator("webauthn_rp_id")
+    @classmethod
+    def _a_domain(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None  # set but empty: as unset
+        value = value.strip().lower()
+        if urlsplit(f"//{value}").hostname != value or "/" in value:
+            raise ValueError("must be a domain, without scheme, port or path, e.g. example.com")
+        return value
+
+    @field_validator("webauthn_origins")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            parts = urlsplit(item)
+            if parts.scheme not in {"http", "https"} or not parts.hostname or item != _origin(item):
+                raise ValueError(f"not an origin (scheme://host[:port], no path): {item!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _origins_under_the_rp_id(self) -> Settings:
+        # A browser refuses a ceremony whose RP ID is not the page's host or a parent domain of it;
+        # saying so at start beats every passkey failing later.
+        for origin in self.webauthn_origin_list:
+            host = urlsplit(origin).hostname or ""
+            if host != self.rp_id and not host.endswith(f".{self.rp_id}"):
+                raise ValueError(
+                    f"DOORWARD_WEBAUTHN_ORIGINS: {origin} is not on DOORWARD_WEBAUTHN_RP_ID {self.rp_id!r} "
+                    "or a subdomain of it"
+                )
+        return self
+
+    @property
+    def rp_id(self) -> str:
+        """The relying party ID of passkeys: ``webauthn_rp_id``, or the host of ``public_url``."""
+        return self.webauthn_rp_id or urlsplit(self.public_url).hostname or ""
+
+    @property
+    def webauthn_origin_list(self) -> list[str]:
+        """The origins passkey ceremonies may come from: ``webauthn_origins``, or ``public_url``'s."""
+        listed = [part.strip() for part in self.webauthn_origins.split(",") if part.strip()]
+        return listed or [_origin(self.public_url)]
+
     @property
     def cors_origin_list(self) -> list[str]:
         """``cors_origins`` parsed."""
@@ -258,6 +312,16 @@ class Settings(BaseSettings):
     def profile(self) -> Profile:
         """The argon2id profile named by ``hash_profile``."""
         return PROFILES[self.hash_profile]
+
+
+def _origin(url: str) -> str:
+    """scheme://host[:port] of ``url``, as a browser writes it into clientDataJSON (no default port)."""
+    parts = urlsplit(url)
+    scheme, host, port = parts.scheme.lower(), (parts.hostname or ""), parts.port
+    if ":" in host:
+        host = f"[{host}]"
+    default = (scheme, port) in {("http", 80), ("https", 443)}
+    return f"{scheme}://{host}" if port is None or default else f"{scheme}://{host}:{port}"
 
 
 @functools.lru_cache(maxsize=8)

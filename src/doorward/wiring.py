@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,10 +20,12 @@ from doorward.core.clock import Clock, utc_now
 from doorward.core.deps import AccountPolicy, Deps, SessionPolicy
 from doorward.core.hashpool import HashPool
 from doorward.core.mfa import Mfa
+from doorward.core.passkeys import Passkeys
 from doorward.core.password_hashes import PasswordHasher
 from doorward.core.passwords import PasswordPolicy
 from doorward.core.ports import ThrottleStore
 from doorward.core.profiles import TESTING
+from doorward.core.relying_party import RelyingParty
 from doorward.core.secret_box import SecretBox
 from doorward.core.sessions import Authenticator
 from doorward.core.throttle import Throttle, ThrottlePolicy
@@ -48,6 +51,7 @@ class Services:
     accounts: Accounts
     admin: Admin
     mfa: Mfa
+    passkeys: Passkeys
     audit_sink: SqlAuditSink
     outbox: MailOutbox
     csrf_key: bytes = field(repr=False)
@@ -120,6 +124,7 @@ async def open_services(settings: Settings, *, clock: Clock = utc_now) -> AsyncI
             clock=clock,
         )
         accounts = Accounts(deps)
+        rp = relying_party(settings)
         yield Services(
             settings=settings,
             engine=engine,
@@ -128,7 +133,8 @@ async def open_services(settings: Settings, *, clock: Clock = utc_now) -> AsyncI
             auth=Authenticator(deps),
             accounts=accounts,
             admin=Admin(deps, accounts),
-            mfa=Mfa(deps, await secret_box(settings, engine)),
+            mfa=Mfa(deps, await secret_box(settings, engine), rp),
+            passkeys=Passkeys(deps, rp),
             audit_sink=audit_sink,
             outbox=outbox,
             csrf_key=await load_or_create_secret(engine, "csrf_key"),
@@ -167,6 +173,20 @@ async def secret_box(settings: Settings, engine: AsyncEngine) -> SecretBox:
         "the database, beside the data it protects; set DOORWARD_SECRET_KEYS"
     )
     return SecretBox([(await load_or_create_secret(engine, "secret_key")).hex().encode()])
+
+
+def relying_party(settings: Settings) -> RelyingParty:
+    """doorward as the relying party of passkeys: DOORWARD_WEBAUTHN_RP_ID and _ORIGINS, or the
+    public URL's host and origin."""
+    rp_id = settings.rp_id
+    with contextlib.suppress(ValueError):
+        ipaddress.ip_address(rp_id)
+        _log.warning(
+            "the passkeys' relying party ID %r is an IP address, which browsers refuse: passkeys will "
+            "not work; reach doorward by a name (localhost in development), or set DOORWARD_WEBAUTHN_RP_ID",
+            rp_id,
+        )
+    return RelyingParty(rp_id, tuple(settings.webauthn_origin_list))
 
 
 def hash_pool(settings: Settings, hasher: PasswordHasher) -> HashPool:

@@ -52,8 +52,15 @@ def test_prune_deletes_what_has_expired_and_keeps_what_has_not(database_url: str
         "SELECT :digest, id, created_at, created_at FROM users",
         digest=b"m" * 32,
     )
+    for digest, expires in ((b"w" * 32, "created_at"), (b"l" * 32, "'2999-01-01 00:00:00'")):
+        insert = "INSERT INTO webauthn_challenges (digest, purpose, created_at, expires_at) "
+        select = f"SELECT :digest, 'login', created_at, {expires} FROM users"  # noqa: S608
+        fetch_sync(database_url, insert + select, digest=digest)  # passkey challenges: one expired, one not
     result = invoke(database_url, "prune")
     assert result.exit_code == 0, result.output
-    assert result.stdout.strip() == "sessions: 1, tokens: 0, throttle entries: 1, mfa challenges: 1"
+    assert result.stdout.strip() == (
+        "sessions: 1, tokens: 0, throttle entries: 1, mfa challenges: 1, webauthn challenges: 1"
+    )
     assert query(database_url, "SELECT count(*) FROM sessions") == [(1,)]
     assert query(database_url, "SELECT count(*) FROM rate_windows") == [(0,)]
+    assert query(database_url, "SELECT count(*) FROM webauthn_challenges") == [(1,)]

@@ -8,7 +8,7 @@ import pytest
 
 from doorward.cli import app as cli
 from tests.cli.conftest import assert_one_line_error, invoke, runner
-from tests.conftest import EMAIL
+from tests.conftest import EMAIL, make_settings
 
 
 @pytest.mark.parametrize(
@@ -24,6 +24,8 @@ from tests.conftest import EMAIL
         ("log_level", "LOUD"),
         ("public_url", "id.example.com"),
         ("hash_socket", "/tmp/no-such-doorward-socket"),  # noqa: S108 (a path that must not exist)
+        ("webauthn_rp_id", "https://example.com"),
+        ("webauthn_origins", "https://id.example.com/login"),
     ],
 )
 @pytest.mark.parametrize("command", [("migrate",), ("users", "disable", EMAIL)])
@@ -32,6 +34,29 @@ def test_a_bad_setting_fails_with_one_line_naming_the_variable(
 ) -> None:
     result = invoke(database_url, *command, **{variable: value})
     assert_one_line_error(result, f"DOORWARD_{variable.upper()}")
+
+
+def test_passkeys_default_to_the_public_url_and_refuse_an_origin_off_the_rp_id(database_url: str) -> None:
+    defaults = make_settings(database_url, public_url="https://id.example.com:8443/")
+    assert (defaults.rp_id, defaults.webauthn_origin_list) == (
+        "id.example.com",
+        ["https://id.example.com:8443"],
+    )
+    assert make_settings(database_url, public_url="https://id.example.com:443").webauthn_origin_list == [
+        "https://id.example.com"  # as a browser writes the origin: no default port
+    ]
+    frontend = make_settings(
+        database_url,
+        public_url="https://id.example.com",
+        webauthn_rp_id=" Example.com ",
+        webauthn_origins="https://app.example.com, https://example.com",
+    )
+    assert frontend.rp_id == "example.com"
+    assert frontend.webauthn_origin_list == ["https://app.example.com", "https://example.com"]
+
+    result = invoke(database_url, "migrate", webauthn_rp_id="example.org")  # the public URL is not on it
+    assert_one_line_error(result, "DOORWARD_WEBAUTHN_ORIGINS")
+    assert "example.org" in result.output
 
 
 def test_a_bad_pepper_is_named_but_never_printed(database_url: str) -> None:

@@ -15,12 +15,16 @@ from doorward.core.models import Client
 from doorward.core.password_hashes import PasswordHasher, Verdict
 from doorward.core.passwords import Password, PasswordPolicy
 from doorward.core.profiles import TESTING
+from doorward.core.relying_party import RelyingParty
 from doorward.core.sessions import Authenticator
 from doorward.core.throttle import Throttle, ThrottlePolicy
 from tests.conftest import FakeClock
 from tests.fakes import MemoryAuditSink, MemoryStore, MemoryThrottleStore, RecordingNotifications
 
 CLIENT = Client(address="192.0.2.1", user_agent="pytest")
+RP_ID = "doorward.example"
+ORIGIN = "https://doorward.example"
+RP = RelyingParty(RP_ID, (ORIGIN,))
 
 
 class RecordingHasher(PasswordHasher):

@@ -36,7 +36,7 @@ from doorward.core.secret_box import SecretBox
 from doorward.core.sessions import Authenticator
 from doorward.core.tokens import token_digest
 from tests.conftest import EMAIL, PASSWORD, FakeClock
-from tests.core.conftest import CLIENT, RecordingHasher
+from tests.core.conftest import CLIENT, RP, RecordingHasher
 from tests.fakes import MemoryAuditSink, MemoryStore, RecordingNotifications, _Data
 
 KEY = b"a secret key of at least thirty-two characters"
@@ -45,7 +45,7 @@ NEW_PASSWORD = "a brand new passphrase for ada"
 
 @pytest.fixture
 def mfa(deps: Deps) -> Mfa:
-    return Mfa(deps, SecretBox([KEY]))
+    return Mfa(deps, SecretBox([KEY]), RP)
 
 
 def sent(deps: Deps) -> list[tuple[str, str, str | None]]:
@@ -509,7 +509,7 @@ async def test_with_mfa_required_an_account_without_a_factor_may_only_enrol(
     deps: Deps, accounts: Accounts, clock: FakeClock
 ) -> None:
     strict = replace(deps, account_policy=AccountPolicy(require_mfa=True))
-    auth, mfa = Authenticator(strict), Mfa(strict, SecretBox([KEY]))
+    auth, mfa = Authenticator(strict), Mfa(strict, SecretBox([KEY]), RP)
     await accounts.register(EMAIL, PASSWORD)
 
     result = await auth.login(EMAIL, PASSWORD, CLIENT)
@@ -532,7 +532,7 @@ async def test_a_rotated_key_still_decrypts_and_the_secret_moves_to_the_new_key(
     enrolled: Enrolled, auth: Authenticator, deps: Deps, store: MemoryStore, clock: FakeClock
 ) -> None:
     new_key = b"the next key, thirty-two characters or more"
-    rotated = Mfa(deps, SecretBox([new_key, KEY]))
+    rotated = Mfa(deps, SecretBox([new_key, KEY]), RP)
     assert not SecretBox([new_key, KEY]).is_current(store.data.totp[enrolled.user.id].secret)
 
     result = await rotated.complete_login(
@@ -542,7 +542,7 @@ async def test_a_rotated_key_still_decrypts_and_the_secret_moves_to_the_new_key(
     assert result.session.aal == 2
     assert SecretBox([new_key]).is_current(store.data.totp[enrolled.user.id].secret)
     clock.advance(seconds=30)
-    only_new = Mfa(deps, SecretBox([new_key]))
+    only_new = Mfa(deps, SecretBox([new_key]), RP)
     assert (
         await only_new.complete_login(
             await password_step(auth), CLIENT, code=now_code(enrolled.secret, clock)
@@ -553,7 +553,7 @@ async def test_a_rotated_key_still_decrypts_and_the_secret_moves_to_the_new_key(
 async def test_a_secret_no_key_opens_is_a_wrong_code_and_an_error_in_the_log(
     enrolled: Enrolled, auth: Authenticator, deps: Deps, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    lost = Mfa(deps, SecretBox([b"not the key the secret was made with, at all"]))
+    lost = Mfa(deps, SecretBox([b"not the key the secret was made with, at all"]), RP)
     token = await password_step(auth)
     with pytest.raises(MfaInvalid):
         await lost.complete_login(token, CLIENT, code=now_code(enrolled.secret, clock))

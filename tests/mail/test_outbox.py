@@ -69,6 +69,11 @@ def test_html_bodies_escape_what_they_show() -> None:
     )
     assert "<script>" not in mail.html
     assert "&lt;script&gt;" in mail.html
+    named = outbox.render(  # a passkey's name is the user's own text
+        "passkey_added", "a@example.com", name="<b>key</b>", when="now", reset_link="https://x/r"
+    )
+    assert "<b>" not in named.html
+    assert "&lt;b&gt;key&lt;/b&gt;" in named.html
 
 
 @pytest.mark.parametrize(
@@ -80,10 +85,13 @@ def test_html_bodies_escape_what_they_show() -> None:
         ("recovery_code_used", (9,), "9 codes left"),
         ("recovery_code_used", (1,), "1 code left. Make a new set"),
         ("mfa_reset", (), "An administrator removed two-step verification"),
+        ("passkey_added", ("Phone",), 'A passkey named "Phone" was added'),
+        ("passkey_removed", ("Phone",), 'The passkey named "Phone" was removed'),
+        ("passkey_cloned", ("Phone",), "may have been copied"),
     ],
 )
 async def test_each_second_factor_mail_says_what_when_and_what_to_do(
-    kind: str, args: tuple[int, ...], says: str
+    kind: str, args: tuple[object, ...], says: str
 ) -> None:
     from datetime import UTC, datetime
 
@@ -101,7 +109,7 @@ async def test_each_second_factor_mail_says_what_when_and_what_to_do(
     text = message.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
     html = message.get_body(preferencelist=("html",)).get_content()  # type: ignore[union-attr]
     for body in (" ".join(text.split()), " ".join(re.sub(r"<[^>]+>", "", html).split())):
-        assert says in body
+        assert says in body.replace("&ldquo;", '"').replace("&rdquo;", '"')
         assert "on 2026-03-04 05:06 UTC" in body
         assert "administrator" in body
     assert "https://id.example.com/password/reset" in text  # what to do if it was not you

@@ -84,3 +84,32 @@ def test_0004_adds_the_factor_columns_with_defaults_and_removes_them_keeping_the
     assert len(fetch_sync(empty_database_url, "SELECT * FROM users")[0]) == 8  # mfa_enabled gone
     assert fetch_sync(empty_database_url, "SELECT * FROM sessions")[0][:2] == ("s", 1)  # not cascaded
     assert len(fetch_sync(empty_database_url, "SELECT * FROM sessions")[0]) == 8  # aal and amr gone
+
+
+def test_0005_adds_the_passkey_tables_and_the_first_factor_and_removes_them_keeping_the_rows(
+    empty_database_url: str,
+) -> None:
+    """A sign-in waiting for its second factor across the upgrade was begun with a password."""
+    upgrade(empty_database_url, "0004")
+    sqlite = empty_database_url.startswith("sqlite")
+    at = "2026-01-01 00:00:00" if sqlite else datetime(2026, 1, 1, tzinfo=UTC)
+    fetch_sync(
+        empty_database_url,
+        "INSERT INTO users (id, email, email_canonical, password_hash, disabled, created_at, updated_at) "
+        "VALUES (1, 'a@example.com', 'a@example.com', 'h', false, :at, :at)",
+        at=at,
+    )
+    fetch_sync(
+        empty_database_url,
+        "INSERT INTO mfa_challenges (digest, user_id, created_at, expires_at) VALUES (:digest, 1, :at, :at)",
+        digest=b"d" * 32,
+        at=at,
+    )
+    upgrade(empty_database_url, "0005")
+    assert {"passkeys", "webauthn_challenges"} <= table_names(empty_database_url)
+    assert fetch_sync(empty_database_url, "SELECT attempts, first_factor FROM mfa_challenges") == [(0, "pwd")]
+
+    downgrade(empty_database_url, "0004")
+    assert not {"passkeys", "webauthn_challenges"} & table_names(empty_database_url)
+    (row,) = fetch_sync(empty_database_url, "SELECT * FROM mfa_challenges")
+    assert (bytes(row[0]), row[1], len(row)) == (b"d" * 32, 1, 6)  # first_factor gone, the row kept

@@ -119,6 +119,7 @@ class Accounts:
             ended = await tx.sessions.delete_for_user(user.id, keep=session.id)
             await tx.tokens.delete_for_user(user.id, TokenPurpose.RESET_PASSWORD)
             await tx.factors.delete_challenges(user.id)  # a sign-in half done with the old password
+            await tx.passkeys.delete_challenges(user.id)  # and a passkey's set-up it allowed
         await d.throttle.login_succeeded(user.email_canonical, attempts)
         d.notifications.password_changed(user.email)
         d.audit("password.changed", user_id=user.id, sessions_ended=ended, client=client.address)
@@ -188,6 +189,7 @@ class Accounts:
             ended = await tx.sessions.delete_for_user(user.id)
             await tx.tokens.delete_for_user(user.id, TokenPurpose.RESET_PASSWORD)
             await tx.factors.delete_challenges(user.id)  # the second factor stays: a reset keeps MFA
+            await tx.passkeys.delete_challenges(user.id)
             if user.email_verified_at is None:
                 await tx.users.mark_verified(user.id, now)  # the mail reached its owner
         await d.throttle.unlock(user.email_canonical)

@@ -53,6 +53,7 @@ class Admin:
             for purpose in TokenPurpose:
                 await tx.tokens.delete_for_user(user.id, purpose)
             await tx.factors.delete_challenges(user.id)
+            await tx.passkeys.delete_challenges(user.id)
         self._deps.audit("admin.user_disabled", user_id=user.id, sessions_ended=ended)
         return ended
 
@@ -72,8 +73,9 @@ class Admin:
         return ended
 
     async def reset_mfa(self, email: str) -> int:
-        """Remove an account's second factor (device and recovery codes lost) and end all its
-        sessions; the user is mailed. Return how many sessions ended."""
+        """Remove an account's second factors (the app, the recovery codes and the passkeys: for a
+        user who lost them) and end all its sessions; the user is mailed. Return how many sessions
+        ended."""
         now = self._deps.clock()
         async with self._deps.store.write() as tx:
             user = await self._require_user(tx.users, email)
@@ -82,10 +84,17 @@ class Admin:
             await tx.factors.delete_totp(user.id)
             await tx.factors.delete_recovery_codes(user.id)
             await tx.factors.delete_challenges(user.id)
+            passkeys = await tx.passkeys.delete_for_user(user.id)
+            await tx.passkeys.delete_challenges(user.id)
             await tx.factors.set_mfa_enabled(user.id, False, now)
             ended = await tx.sessions.delete_for_user(user.id)
         self._deps.notifications.mfa_reset(user.email)
-        self._deps.audit("mfa.admin_reset", user_id=user.id, sessions_ended=ended)
+        if passkeys:
+            self._deps.audit(
+                "mfa.admin_reset", user_id=user.id, sessions_ended=ended, passkeys_removed=passkeys
+            )
+        else:
+            self._deps.audit("mfa.admin_reset", user_id=user.id, sessions_ended=ended)
         return ended
 
     async def import_users(self, rows: Iterable[ImportRow], *, skip_invalid: bool) -> ImportReport:
@@ -127,13 +136,15 @@ class Admin:
     # --- housekeeping ------------------------------------------------------------------------------
 
     async def prune(self) -> dict[str, int]:
-        """Delete what has expired: sessions, mailed tokens, finished throttle windows, mfaTokens."""
+        """Delete what has expired: sessions, mailed tokens, finished throttle windows, mfaTokens,
+        passkey ceremonies' challenges."""
         now = self._deps.clock()
         idle = self._deps.session_policy.idle_timeout
         async with self._deps.store.write() as tx:
             sessions = await tx.sessions.delete_expired(now, now - idle if idle else None)
             tokens = await tx.tokens.delete_expired(now)
             challenges = await tx.factors.delete_expired_challenges(now)
+            ceremonies = await tx.passkeys.delete_expired_challenges(now)
         counters = await self._deps.throttle.prune(now)
         self._deps.audit(
             "admin.pruned",
@@ -141,12 +152,14 @@ class Admin:
             tokens=tokens,
             throttle_entries=counters,
             mfa_challenges=challenges,
+            webauthn_challenges=ceremonies,
         )
         return {
             "sessions": sessions,
             "tokens": tokens,
             "throttle_entries": counters,
             "mfa_challenges": challenges,
+            "webauthn_challenges": ceremonies,
         }
 
     @staticmethod

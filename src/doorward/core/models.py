@@ -138,3 +138,52 @@ class MfaChallenge:
     expires_at: datetime
     attempts: int = 0  # codes tried, each counted before it is checked
     used_at: datetime | None = None
+    # RFC 8176: what the first step proved; "hwk"/"swk" for a passkey without user verification
+    first_factor: str = "pwd"
+
+
+@dataclass(frozen=True)
+class Passkey:
+    """A WebAuthn credential of an account, as stored: its public key and what the authenticator
+    said of itself; nothing secret. ``id`` is the public name the API uses for it."""
+
+    id: str
+    user_id: int
+    credential_id: bytes
+    public_key: bytes = field(repr=False)  # COSE_Key, as the authenticator sent it
+    sign_count: int
+    transports: tuple[str, ...]
+    aaguid: str  # the authenticator's model, "00000000-0000-0000-0000-000000000000" when it says none
+    backup_eligible: bool  # may be synced to other devices (a "synced passkey": amr "swk", not "hwk")
+    backed_up: bool
+    user_handle: bytes  # WebAuthn user.id: 32 random bytes, the same for every passkey of the account
+    name: str
+    created_at: datetime
+    last_used_at: datetime | None = None
+
+
+class CeremonyPurpose(enum.Enum):
+    """What a WebAuthn challenge was made for: one ceremony's challenge never serves another."""
+
+    REGISTER = "register"
+    LOGIN = "login"
+    SECOND_STEP = "second_step"
+
+
+@dataclass(frozen=True)
+class WebauthnChallenge:
+    """A WebAuthn challenge as stored: its SHA-256 digest, never the challenge; single-use.
+
+    A registration's names its user and the user handle its options gave the authenticator; a
+    login's names nobody (the login reveals no account); a second step's names the mfaToken
+    (by digest) it completes.
+    """
+
+    digest: bytes
+    purpose: CeremonyPurpose
+    created_at: datetime
+    expires_at: datetime
+    user_id: int | None = None
+    mfa_digest: bytes | None = None
+    user_handle: bytes | None = None
+    used_at: datetime | None = None

@@ -15,13 +15,16 @@ from doorward.core.models import (
     AccountToken,
     AttemptState,
     AuditEvent,
+    CeremonyPurpose,
     MfaChallenge,
     NewUser,
+    Passkey,
     RecoveryCode,
     Session,
     TokenPurpose,
     TotpFactor,
     User,
+    WebauthnChallenge,
 )
 from doorward.core.password_hashes import HashOp, PasswordHasher
 
@@ -165,6 +168,57 @@ class Factors(Protocol):
         """Remove challenges past their expiry, used or not."""
 
 
+class Passkeys(Protocol):
+    """WebAuthn credentials (public keys) and the challenges of their ceremonies (digests). A
+    challenge is taken, and a use recorded, with a compare-and-set: each happens once under races."""
+
+    async def add(self, passkey: Passkey) -> bool:
+        """Store a new passkey; False (nothing stored) if its credential id is registered already."""
+
+    async def for_user(self, user_id: int) -> list[Passkey]:
+        """The user's passkeys, oldest first."""
+
+    async def by_credential_id(self, credential_id: bytes) -> Passkey | None:
+        """The passkey with this credential id, of whichever account, if any."""
+
+    async def rename(self, user_id: int, passkey_id: str, name: str) -> bool:
+        """Rename one of the user's passkeys; False if the user has none with this id."""
+
+    async def delete(self, user_id: int, passkey_id: str) -> bool:
+        """Remove one of the user's passkeys; False if the user has none with this id."""
+
+    async def delete_for_user(self, user_id: int) -> int:
+        """Remove every passkey of the user; return how many went."""
+
+    async def record_use(self, passkey_id: str, sign_count: int, backed_up: bool, now: datetime) -> bool:
+        """Record a verified use: the new count, the backup state, the time. Only if the stored count
+        is lower than ``sign_count``, or both are 0 (an authenticator that counts nothing); else False."""
+
+    async def add_challenge(self, challenge: WebauthnChallenge) -> None:
+        """Store a new challenge."""
+
+    async def challenge(self, digest: bytes) -> WebauthnChallenge | None:
+        """The challenge with this digest, used or not, if any."""
+
+    async def take_challenge(
+        self,
+        digest: bytes,
+        purpose: CeremonyPurpose,
+        now: datetime,
+        *,
+        user_id: int | None = None,
+        mfa_digest: bytes | None = None,
+    ) -> bool:
+        """Mark the challenge used if it is unused, unexpired, for ``purpose`` and bound to exactly
+        ``user_id`` and ``mfa_digest`` (None: bound to none); else False."""
+
+    async def delete_challenges(self, user_id: int) -> int:
+        """Remove every challenge of the user; return how many went."""
+
+    async def delete_expired_challenges(self, now: datetime) -> int:
+        """Remove challenges past their expiry, used or not."""
+
+
 class Transaction(Protocol):
     """One database transaction: everything done through it commits together or not at all."""
 
@@ -183,6 +237,10 @@ class Transaction(Protocol):
     @property
     def factors(self) -> Factors:
         """The second factors, inside this transaction."""
+
+    @property
+    def passkeys(self) -> Passkeys:
+        """The passkeys and their ceremonies' challenges, inside this transaction."""
 
 
 class Store(Protocol):
@@ -304,6 +362,16 @@ class Notifications(Protocol):
 
     def mfa_reset(self, to: str) -> None:
         """An administrator removed two-step verification and ended every session."""
+
+    def passkey_added(self, to: str, name: str) -> None:
+        """A passkey named ``name`` was added to the account."""
+
+    def passkey_removed(self, to: str, name: str) -> None:
+        """The passkey named ``name`` was removed from the account."""
+
+    def passkey_cloned(self, to: str, name: str) -> None:
+        """The passkey named ``name`` signed with a count that went backwards: it may have been
+        copied. The login was refused."""
 
 
 class Runner(Protocol):

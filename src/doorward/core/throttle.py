@@ -101,6 +101,26 @@ class Throttle:
         if failures == self.policy.lockout_failures:
             self._audit("throttle.locked", client=client)
 
+    async def admit_client(self, client: str | None) -> None:
+        """Raise TooManyAttempts if the client is over its failed logins: for a login that names no
+        account (a passkey's), so only the client's limit applies."""
+        if client is None:
+            return
+        now = self._clock()
+        start, end = self._window(self.policy.client_window, now)
+        _, client_failures = await self._store.login_state(f"client:{client}", _client_key(client), start)
+        if client_failures >= self.policy.client_failures:
+            self._audit("throttle.rejected", scope="client", client=client)
+            raise TooManyAttempts(_seconds_until(end, now))
+
+    async def client_failed(self, client: str | None) -> None:
+        """Count a failed login that names no account against the client alone."""
+        key = _client_key(client)
+        if key is None:
+            return
+        start, _ = self._window(self.policy.client_window, self._clock())
+        await self._store.hit(key, start, self.policy.client_window)
+
     async def login_succeeded(self, account: str, state: AttemptState) -> None:
         """A success resets the account's consecutive failures (a write only if there were any)."""
         if state.failures:

@@ -28,6 +28,9 @@ SUBJECTS = {
     "recovery_codes_regenerated": "New recovery codes were made",
     "recovery_code_used": "A recovery code was used to log in",
     "mfa_reset": "Two-step verification was reset by an administrator",
+    "passkey_added": "A passkey was added to your account",
+    "passkey_removed": "A passkey was removed from your account",
+    "passkey_cloned": "A sign-in with a possibly copied passkey was refused",
 }
 
 
@@ -117,6 +120,15 @@ class MailOutbox:
 
     def mfa_reset(self, to: str) -> None:
         self._enqueue_change("mfa_reset", to)
+
+    def passkey_added(self, to: str, name: str) -> None:
+        self._enqueue_change("passkey_added", to, name=name)
+
+    def passkey_removed(self, to: str, name: str) -> None:
+        self._enqueue_change("passkey_removed", to, name=name)
+
+    def passkey_cloned(self, to: str, name: str) -> None:
+        self._enqueue_change("passkey_cloned", to, name=name)
 
     def _enqueue_change(self, kind: str, to: str, **context: Any) -> None:
         when = self._clock().astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -22,7 +22,13 @@ def _totp(row: Any) -> TotpFactor:
 
 def _challenge(row: Any) -> MfaChallenge:
     return MfaChallenge(
-        bytes(row.digest), row.user_id, row.created_at, row.expires_at, row.attempts, row.used_at
+        bytes(row.digest),
+        row.user_id,
+        row.created_at,
+        row.expires_at,
+        row.attempts,
+        row.used_at,
+        row.first_factor,
     )
 
 
@@ -155,6 +161,7 @@ class SqlFactors:
                 expires_at=challenge.expires_at,
                 attempts=challenge.attempts,
                 used_at=challenge.used_at,
+                first_factor=challenge.first_factor,
             )
         )
         return True

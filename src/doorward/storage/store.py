@@ -1,6 +1,6 @@
 """The Store the core asks for: transactions over SQLAlchemy Core, binding the repositories of
-users.py, sessions.py and tokens.py to one connection, the session check's read and a login's
-write. Driver errors become core errors in errors.py."""
+users.py, sessions.py, tokens.py, factors.py and passkeys.py to one connection, the session check's
+read and a login's write. Driver errors become core errors in errors.py."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from doorward.storage.database import WRITE_OPTION, read_options
 from doorward.storage.errors import LookupBusy, sql_translated
 from doorward.storage.factors import SqlFactors
 from doorward.storage.loopsqlite import Checkpointer
+from doorward.storage.passkeys import SqlPasskeys
 from doorward.storage.sessions import SqlSessions, session_values
 from doorward.storage.tables import sessions, users
 from doorward.storage.tokens import SqlTokens
@@ -56,6 +57,7 @@ class SqlTransaction:
         self.sessions = SqlSessions(conn)
         self.tokens = SqlTokens(conn)
         self.factors = SqlFactors(conn)
+        self.passkeys = SqlPasskeys(conn)
 
 
 class SqlStore:

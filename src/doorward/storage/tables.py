@@ -177,6 +177,44 @@ mfa_challenges = Table(
     Column("expires_at", UTCDateTime, nullable=False),
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("used_at", UTCDateTime),
+    # What the first step proved (RFC 8176): "pwd", or "hwk"/"swk" for a passkey without user verification
+    Column("first_factor", String(8), nullable=False, server_default="pwd"),
     Index("ix_mfa_challenges_user_id", "user_id"),
 )
 """Logins waiting for their second factor: SHA-256 digests of the mfaTokens, never the tokens."""
+
+passkeys = Table(
+    "passkeys",
+    metadata,
+    Column("id", String(32), primary_key=True),  # public and random: what the API names a passkey by
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("credential_id", LargeBinary(1023), nullable=False),  # WebAuthn caps it at 1023 bytes
+    Column("public_key", LargeBinary, nullable=False),  # COSE_Key
+    Column("sign_count", BigInteger, nullable=False, server_default="0"),  # an unsigned 32-bit count
+    Column("transports", String(128), nullable=False, server_default=""),  # space-separated
+    Column("aaguid", String(36), nullable=False),
+    Column("backup_eligible", Boolean, nullable=False),
+    Column("backed_up", Boolean, nullable=False),
+    Column("user_handle", LargeBinary(64), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_used_at", UTCDateTime),
+    Index("ix_passkeys_credential_id", "credential_id", unique=True),
+    Index("ix_passkeys_user_id", "user_id"),
+)
+"""WebAuthn credentials: public keys and what the authenticator said of itself; nothing secret."""
+
+webauthn_challenges = Table(
+    "webauthn_challenges",
+    metadata,
+    Column("digest", LargeBinary(32), primary_key=True),
+    Column("purpose", String(16), nullable=False),  # register, login, second_step
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE")),  # NULL for a login
+    Column("mfa_digest", LargeBinary(32)),  # the mfaToken a second step's challenge completes
+    Column("user_handle", LargeBinary(64)),  # a registration's: the user.id its options gave
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("used_at", UTCDateTime),
+    Index("ix_webauthn_challenges_user_id", "user_id"),
+)
+"""The challenges of passkey ceremonies: SHA-256 digests, single-use, five minutes."""
