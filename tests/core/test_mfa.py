@@ -1,5 +1,6 @@
-"""Multi-factor login over an in-memory store (core/mfa.py and its part of Authenticator.login):
-what a caller can observe, with a clock the tests move for drift, replay and expiry."""
+"""Multi-factor login over an in-memory store (core/mfa.py, second_step.py, factor_checks.py, and their
+part of Authenticator.login): what a caller can observe, with a clock the tests move for drift, replay
+and expiry."""
 
 from __future__ import annotations
 
@@ -30,8 +31,9 @@ from doorward.core.errors import (
     TotpNotPending,
     UserNotFound,
 )
-from doorward.core.mfa import MAX_ATTEMPTS, Mfa, MfaStatus
+from doorward.core.mfa import Mfa, MfaStatus
 from doorward.core.models import LoginResult, User
+from doorward.core.second_step import MAX_ATTEMPTS
 from doorward.core.secret_box import SecretBox
 from doorward.core.sessions import Authenticator
 from doorward.core.tokens import token_digest

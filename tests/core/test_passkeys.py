@@ -1,4 +1,4 @@
-"""Passkeys over an in-memory store (core/passkeys.py, and their part of core/mfa.py): every
+"""Passkeys over an in-memory store (core/passkeys.py, and their part of core/second_step.py): every
 ceremony answered by a software authenticator (tests/authenticator.py) that signs with any flags and
 sign counts, so each WebAuthn check is seen passing and failing."""
 
@@ -29,10 +29,11 @@ from doorward.core.errors import (
     TooManyAttempts,
     UserVerificationRequired,
 )
-from doorward.core.mfa import MAX_ATTEMPTS, Mfa
+from doorward.core.mfa import Mfa
 from doorward.core.models import AuditEvent, User
 from doorward.core.passkeys import MAX_PASSKEYS, PasskeyInfo, Passkeys
 from doorward.core.relying_party import challenge_digest
+from doorward.core.second_step import MAX_ATTEMPTS
 from doorward.core.secret_box import SecretBox
 from doorward.core.sessions import Authenticator
 from doorward.core.tokens import token_digest

@@ -1,4 +1,4 @@
-"""TOTP (RFC 6238) and recovery codes: the pure functions under core/mfa.py."""
+"""TOTP (RFC 6238) and recovery codes: the pure functions under core/factor_checks.py."""
 
 from __future__ import annotations
 

@@ -24,14 +24,7 @@ from doorward.core.errors import (
     PasskeyNotFound,
     UserVerificationRequired,
 )
-from doorward.core.mfa import (
-    PASSWORD_AMR,
-    has_factor,
-    open_challenge,
-    require_second_factor,
-    second_factor_methods,
-    step_up,
-)
+from doorward.core.factor_checks import PASSWORD_AMR, has_factor, second_factor_methods, step_up
 from doorward.core.models import (
     CeremonyPurpose,
     Client,
@@ -51,6 +44,7 @@ from doorward.core.relying_party import (
     report_clone,
     sign_count_regressed,
 )
+from doorward.core.second_step import open_challenge, require_second_factor
 from doorward.core.tokens import looks_like_session_id, new_session_id, new_token, token_digest
 
 MAX_PASSKEYS = 20

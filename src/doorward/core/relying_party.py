@@ -1,6 +1,6 @@
 """The relying party of passkeys: WebAuthn's ceremonies through py_webauthn, which does every CBOR,
 COSE and signature step. This module says what to ask an authenticator for and what its answer
-must match; what the answers open (sessions, factors) is for passkeys.py and mfa.py."""
+must match; what the answers open (sessions, factors) is for passkeys.py and second_step.py."""
 
 from __future__ import annotations
 

@@ -15,9 +15,9 @@ from doorward.core.errors import (
     LoginRequestInvalid,
     Overloaded,
 )
-from doorward.core.mfa import require_second_factor
 from doorward.core.models import Client, LoginResult, Session, User
 from doorward.core.passwords import MAX_RAW_PASSWORD_LENGTH, Password
+from doorward.core.second_step import require_second_factor
 from doorward.core.tokens import (
     looks_like_session_id,
     looks_like_token,
@@ -77,7 +77,7 @@ class Authenticator:
             )
             await d.throttle.login_failed(canonical, client.address)
             raise InvalidCredentials()
-        if not user.mfa_enabled:  # with a second factor, only that resets the failures (core/mfa.py)
+        if not user.mfa_enabled:  # with a second factor, only that resets the failures (core/second_step.py)
             await d.throttle.login_succeeded(canonical, attempts)
         if d.account_policy.require_email_verification and user.email_verified_at is None:
             d.audit("login.unverified", user_id=user.id, client=client.address)
