@@ -1,10 +1,9 @@
-"""Passkeys: add, list, rename and remove them, sign in with one alone, or use one as the second
-step after the password (the assertion then completes ``Mfa.complete_login``)."""
+"""Passkeys: add, list, rename and remove them, sign in with one alone (run by passkey_login.py), or
+use one as the second step after the password (the assertion then completes ``Mfa.complete_login``)."""
 
 from __future__ import annotations
 
 import builtins
-import hmac
 import secrets
 import unicodedata
 from dataclasses import dataclass
@@ -15,25 +14,22 @@ from webauthn.helpers.structs import UserVerificationRequirement
 
 from doorward.core.deps import Deps
 from doorward.core.errors import (
-    EmailUnverified,
-    InvalidCredentials,
     InvalidRequest,
     LastFactor,
     PasskeyInvalid,
     PasskeyLimit,
     PasskeyNotFound,
-    UserVerificationRequired,
 )
-from doorward.core.factor_checks import PASSWORD_AMR, has_factor, second_factor_methods, step_up
+from doorward.core.factor_checks import PASSWORD_AMR, has_factor, step_up
 from doorward.core.models import (
     CeremonyPurpose,
     Client,
     LoginResult,
     Passkey,
-    Session,
     User,
     WebauthnChallenge,
 )
+from doorward.core.passkey_login import PasskeyLogin
 from doorward.core.relying_party import (
     CHALLENGE_LIFETIME,
     CeremonyFailed,
@@ -41,11 +37,9 @@ from doorward.core.relying_party import (
     RelyingParty,
     challenge_digest,
     new_challenge,
-    report_clone,
-    sign_count_regressed,
 )
-from doorward.core.second_step import open_challenge, require_second_factor
-from doorward.core.tokens import looks_like_session_id, new_session_id, new_token, token_digest
+from doorward.core.second_step import open_challenge
+from doorward.core.tokens import looks_like_session_id, new_session_id
 
 MAX_PASSKEYS = 20
 """Passkeys one account may have."""
@@ -55,8 +49,6 @@ MAX_NAME_LENGTH = 64
 
 USER_HANDLE_BYTES = 32
 """WebAuthn's user.id: random, the same for every passkey of an account, and nothing else about it."""
-
-USER_PRESENT_AMR = "user"  # RFC 8176: the authenticator verified its user (PIN, biometrics)
 
 
 @dataclass(frozen=True)
@@ -95,6 +87,7 @@ class Passkeys:
     def __init__(self, deps: Deps, rp: RelyingParty) -> None:
         self._deps = deps
         self._rp = rp
+        self._login = PasskeyLogin(deps, rp)
 
     # --- adding one ----------------------------------------------------------------------------------
 
@@ -255,18 +248,7 @@ class Passkeys:
         """PublicKeyCredentialRequestOptionsJSON for a sign-in with no account named: allowCredentials
         empty (the authenticator offers its discoverable credentials), user verification preferred.
         The challenge is stored with no user: the answer reveals nothing about any account."""
-        d = self._deps
-        challenge = new_challenge()
-        now = d.clock()
-        async with d.store.write() as tx:
-            await tx.passkeys.add_challenge(
-                WebauthnChallenge(
-                    challenge_digest(challenge), CeremonyPurpose.LOGIN, now, now + CHALLENGE_LIFETIME
-                )
-            )
-        return self._rp.request_options(
-            challenge=challenge, allow=[], user_verification=UserVerificationRequirement.PREFERRED
-        )
+        return await self._login.options()
 
     async def login(self, credential: CredentialJson, client: Client) -> LoginResult:
         """A session for a passkey's assertion answering ``login_options``.
@@ -278,97 +260,7 @@ class Passkeys:
         with a second factor then gets MfaRequired (the app or a recovery code completes it), or
         UserVerificationRequired when it has no other; an account without one gets level 1.
         """
-        d = self._deps
-        await d.throttle.admit_client(client.address)
-        try:
-            assertion = self._rp.read_assertion(credential)
-        except CeremonyFailed as exc:
-            await self._login_failed(client, str(exc))
-        now = d.clock()
-        async with d.store.write() as tx:
-            taken = await tx.passkeys.take_challenge(
-                challenge_digest(assertion.challenge), CeremonyPurpose.LOGIN, now
-            )
-        if not taken:  # unknown, used (a replay), expired, or another ceremony's
-            await self._login_failed(client, "challenge")
-        async with d.store.read() as tx:
-            passkey = await tx.passkeys.by_credential_id(assertion.credential_id)
-            user = await tx.users.by_id(passkey.user_id) if passkey is not None else None
-        if passkey is None or user is None:
-            await self._login_failed(client, "unknown_credential")
-        if assertion.user_handle is not None and not hmac.compare_digest(
-            assertion.user_handle, passkey.user_handle
-        ):
-            await self._login_failed(client, "user_handle", user)
-        try:
-            verified = self._rp.verify_assertion(assertion, passkey)
-        except CeremonyFailed as exc:
-            await self._login_failed(client, str(exc), user)
-        if sign_count_regressed(passkey.sign_count, verified.sign_count):
-            report_clone(d, user, passkey, verified.sign_count, client)
-            await self._login_failed(client, "sign_count_regressed", user)
-        async with d.store.write() as tx:
-            recorded = await tx.passkeys.record_use(passkey.id, verified.sign_count, verified.backed_up, now)
-        if not recorded:  # a concurrent sign-in with this passkey counted as far or further
-            await self._login_failed(client, "sign_count_raced", user)
-        if user.disabled:
-            await self._login_failed(client, "disabled", user)
-        if d.account_policy.require_email_verification and user.email_verified_at is None:
-            d.audit("login.unverified", user_id=user.id, client=client.address)
-            raise EmailUnverified()
-
-        amr: tuple[str, ...]
-        if verified.user_verified:
-            aal, amr = 2, (verified.method, USER_PRESENT_AMR)
-        elif user.mfa_enabled:  # one factor where the account needs two
-            async with d.store.read() as tx:
-                others = await second_factor_methods(tx, user.id, verified.method)
-            if not others:
-                d.audit(
-                    "passkey.login_failed",
-                    reason="user_verification_required",
-                    user_id=user.id,
-                    client=client.address,
-                )
-                raise UserVerificationRequired()
-            await require_second_factor(d, user, client, None, first_factor=verified.method)
-        else:
-            aal, amr = 1, (verified.method,)
-        token = new_token()
-        session = Session(
-            id=new_session_id(),
-            user_id=user.id,
-            created_at=now,
-            last_seen_at=now,
-            expires_at=now + d.session_policy.lifetime,
-            client_address=client.address,
-            user_agent=client.user_agent,
-            aal=aal,
-            amr=amr,
-        )
-        if not await d.store.open_session(session, token_digest(token), user.password_hash):
-            await self._login_failed(client, "changed_meanwhile", user)  # disabled meanwhile
-        d.audit("passkey.used", user_id=user.id, passkey_id=passkey.id, client=client.address)
-        d.audit(
-            "login.succeeded",
-            user_id=user.id,
-            session_id=session.id,
-            client=client.address,
-            aal=aal,
-            method="passkey",
-        )
-        enrollment = d.account_policy.require_mfa and not user.mfa_enabled
-        return LoginResult(token, user, session, mfa_enrollment_required=enrollment)
-
-    async def _login_failed(self, client: Client, reason: str, user: User | None = None) -> NoReturn:
-        self._deps.audit(
-            "passkey.login_failed",
-            reason=reason,
-            user_id=user.id if user is not None else None,
-            client=client.address,
-        )
-        await self._deps.throttle.client_failed(client.address)
-        raise InvalidCredentials()
+        return await self._login.login(credential, client)
 
     # --- as the second step ----------------------------------------------------------------------------
 
