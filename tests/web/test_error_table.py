@@ -21,7 +21,13 @@ COMMAND_LINE_ONLY = {errors.UnrecognisedHash}  # only `users import` raises it, 
 
 @pytest.mark.parametrize("cls", sorted(set(CORE_ERRORS) - COMMAND_LINE_ONLY, key=lambda c: c.__name__))
 def test_every_core_error_has_a_status_below_500_or_a_503(cls: type[DoorwardError]) -> None:
-    error = cls(1) if cls is errors.TooManyAttempts else cls("t", ("totp",)) if cls is errors.MfaRequired else cls()
+    error = (
+        cls(1)
+        if cls is errors.TooManyAttempts
+        else cls("t", ("totp",))
+        if cls is errors.MfaRequired
+        else cls()
+    )
     assert status_of(error) != 500, cls.__name__
     assert error_response(error).status_code == status_of(error)
 
