@@ -111,12 +111,14 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     """Start ``doorward serve`` on a fresh SQLite file; every server started is stopped at the end."""
     started: list[Server] = []
 
-    def start(*extra_args: str, database_url: str | None = None, **settings: str) -> Server:
+    def start(
+        *extra_args: str, database_url: str | None = None, port: int | None = None, **settings: str
+    ) -> Server:
         index = len(started)
         # By default a fresh SQLite file of its own, which serve migrates itself.
         database_url = database_url or f"sqlite:///{tmp_path / f'e2e-{index}.db'}"
         env = doorward_env(database_url, **settings)
-        port = free_port()
+        port = port or free_port()  # given when a setting must name it (DOORWARD_PUBLIC_URL)
         stderr_path = tmp_path / f"server-{index}.stderr"
         with stderr_path.open("wb") as stderr:
             process = subprocess.Popen(

@@ -52,6 +52,7 @@ class Services:
     admin: Admin
     mfa: Mfa
     passkeys: Passkeys
+    throttle: Throttle
     audit_sink: SqlAuditSink
     outbox: MailOutbox
     csrf_key: bytes = field(repr=False)
@@ -135,6 +136,7 @@ async def open_services(settings: Settings, *, clock: Clock = utc_now) -> AsyncI
             admin=Admin(deps, accounts),
             mfa=Mfa(deps, await secret_box(settings, engine), rp),
             passkeys=Passkeys(deps, rp),
+            throttle=deps.throttle,
             audit_sink=audit_sink,
             outbox=outbox,
             csrf_key=await load_or_create_secret(engine, "csrf_key"),

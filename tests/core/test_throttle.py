@@ -106,3 +106,19 @@ async def test_registrations_per_client(throttle: Throttle) -> None:
     with pytest.raises(TooManyAttempts):
         await throttle.admit_registration("192.0.2.1")
     await throttle.admit_registration("192.0.2.2")
+
+
+async def test_passkey_ceremonies_are_limited_per_client_and_window(
+    clock: FakeClock, sink: MemoryAuditSink
+) -> None:
+    policy = ThrottlePolicy(client_ceremonies=3)
+    throttle = Throttle(MemoryThrottleStore(), policy, clock, Auditor([sink], clock))
+    for _ in range(3):
+        await throttle.admit_ceremony("192.0.2.1")
+    with pytest.raises(TooManyAttempts):
+        await throttle.admit_ceremony("192.0.2.1")
+    await throttle.admit_ceremony("192.0.2.2")  # another client has its own count
+    await throttle.admit_ceremony(None)  # an unknown client is not counted
+    clock.advance(seconds=policy.client_window.total_seconds())
+    await throttle.admit_ceremony("192.0.2.1")  # a new window
+    assert [e.event for e in sink.events].count("throttle.rejected") == 1

@@ -640,6 +640,11 @@ OPEN_UNDER_POLICY = {
     ("POST", "/mfa/totp/disable"),
     ("POST", "/mfa/recovery-codes"),
     ("POST", "/logout/all"),
+    ("POST", "/passkeys/options"),
+    ("POST", "/passkeys"),
+    ("GET", "/passkeys"),
+    ("PATCH", "/passkeys/{passkey_id}"),
+    ("DELETE", "/passkeys/{passkey_id}"),
 }
 """Endpoints that take a session and stay open to one the policy confines (besides GET /session, on
 the fast path, and POST /logout, which needs no session)."""

@@ -31,6 +31,7 @@ class ThrottlePolicy:
     client_window: timedelta = timedelta(minutes=15)
     client_registrations: int = 20  # registrations per client address per window
     registration_window: timedelta = timedelta(hours=1)
+    client_ceremonies: int = 300  # passkey sign-ins begun (each stores a challenge) per client per window
     client_mails: int = 10  # requests that send mail (reset, verification) per client address per window
     account_mails: int = 3  # mails of those kinds to one address per window: no mail bombing
     mail_window: timedelta = timedelta(hours=1)
@@ -144,6 +145,20 @@ class Throttle:
         count = await self._store.hit(f"registrations:{client}", start, self.policy.registration_window)
         if count > self.policy.client_registrations:
             self._audit("throttle.rejected", scope="registration", client=client)
+            raise TooManyAttempts(_seconds_until(end, now))
+
+    async def admit_ceremony(self, client: str | None) -> None:
+        """Count a passkey sign-in begun (a challenge row written) against the client, or raise
+        TooManyAttempts: a client cannot fill the table by asking for options in a loop."""
+        if client is None:
+            return
+        now = self._clock()
+        start, end = self._window(self.policy.client_window, now)
+        if (
+            await self._store.hit(f"ceremonies:{client}", start, self.policy.client_window)
+            > self.policy.client_ceremonies
+        ):
+            self._audit("throttle.rejected", scope="ceremony", client=client)
             raise TooManyAttempts(_seconds_until(end, now))
 
     async def admit_mail(self, client: str | None) -> None:

@@ -13,7 +13,7 @@ from doorward import __version__
 from doorward.config import Settings
 from doorward.core.clock import Clock, utc_now
 from doorward.logs import configure_logging
-from doorward.web import account_routes, mfa_routes, pages, routes
+from doorward.web import account_routes, mfa_routes, pages, passkey_routes, routes
 from doorward.web.errors import install_error_handlers
 from doorward.web.fastpath import DoorwardApp
 from doorward.web.responses import Envelope
@@ -29,6 +29,11 @@ An account with two-step verification gets a 401 `mfa_required` with an `mfaToke
 password, and finishes at `/login/mfa`. Under `DOORWARD_REQUIRE_MFA`, a session of an account
 without a second factor may only use `/session`, `/mfa` and its set-up, `/logout` and `/logout/all`:
 every other endpoint that needs a session answers 403 `mfa_enrollment_required`.
+
+Passkeys (WebAuthn): add one at `/passkeys/options` then `/passkeys`; sign in with one alone at
+`/login/passkey/options` then `/login/passkey`, or use one as the second step (`/login/mfa/options`,
+then `/login/mfa` with `credential`). The WebAuthn JSON is the Level 3 serialisation the browser's
+`PublicKeyCredential.parse...OptionsFromJSON` reads and `credential.toJSON()` writes.
 """
 
 
@@ -73,6 +78,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
     app.include_router(routes.router)
     app.include_router(account_routes.router)
     app.include_router(mfa_routes.router)
+    app.include_router(passkey_routes.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(packages=[("doorward.web", "static")]), name="static")
     return app

@@ -153,18 +153,20 @@ async def regenerate_codes(request: Request, auth: SignedIn, body: PasswordBody)
 
 @router.post(
     "/login/mfa",
-    summary="Finish a login with a code from the app or a recovery code",
+    summary="Finish a login with a code from the app, a recovery code, or a passkey",
     response_model=None,
     openapi_extra=documented_body(MfaLoginIn),
     responses={
         200: {"model": LoginOut, "description": "A new session of assurance level 2 (the login body)"},
         400: {
             "model": ErrorOut,
-            "description": "invalid_request: a malformed body, or both or neither of code and recoveryCode",
+            "description": "invalid_request: a malformed body, or not exactly one of code, recoveryCode "
+            "and credential",
         },
         401: {
             "model": ErrorOut,
-            "description": "mfa_invalid: a wrong or used code (counted by the throttle like a failed "
+            "description": "mfa_invalid: a wrong or used code, or a passkey's assertion that fails "
+            "(counted by the throttle like a failed "
             "login); mfa_token_invalid: the mfaToken is unknown, used, older than 5 minutes, or spent by "
             "5 wrong codes: log in again",
         },
@@ -175,6 +177,10 @@ async def regenerate_codes(request: Request, auth: SignedIn, body: PasswordBody)
 )
 async def complete_login(request: Request, body: MfaLoginBody) -> Envelope:
     result = await services_of(request).mfa.complete_login(
-        body.mfaToken, request_client(request), code=body.code, recovery_code=body.recoveryCode
+        body.mfaToken,
+        request_client(request),
+        code=body.code,
+        recovery_code=body.recoveryCode,
+        credential=body.credential,
     )
     return Envelope(login_body(result))

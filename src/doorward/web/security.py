@@ -69,6 +69,9 @@ SESSIONLESS_API = frozenset(
     {
         "/login",
         "/login/mfa",
+        "/login/mfa/options",
+        "/login/passkey",
+        "/login/passkey/options",
         "/register",
         "/password/reset/request",
         "/password/reset/confirm",
@@ -271,7 +274,7 @@ def cors_options(settings: Settings) -> dict[str, Any] | None:
         return None
     return {
         "allow_origins": settings.cors_origin_list,
-        "allow_methods": ["GET", "POST", "DELETE"],
+        "allow_methods": ["GET", "POST", "PATCH", "DELETE"],
         "allow_headers": ["Authorization", "Content-Type", CSRF_HEADER],
         "expose_headers": ["Retry-After"],
         "allow_credentials": False,

@@ -7,7 +7,8 @@ never shown to a page; the CSRF defence is ``web.security``'s middleware, so rou
 
 By concept: ``login`` (log in with the password and the second step, register, log out), ``account``
 (the account page, its sessions, the password change), ``mfa`` (setting up two-step verification, the
-recovery codes, turning it off), ``links`` (the pages that mails link to: password reset, email
+recovery codes, turning it off), ``passkeys`` (renaming and removing them; adding one is the
+script's), ``links`` (the pages that mails link to: password reset, email
 verification); what they share in ``render`` (templates, pages, the error page) and ``forms`` (reading
 a form, the signed-in browser).
 
@@ -18,7 +19,7 @@ secret) and the recovery codes.
 
 from fastapi import APIRouter
 
-from doorward.web.pages import account, links, login, mfa
+from doorward.web.pages import account, links, login, mfa, passkeys
 from doorward.web.pages.account import describe_device
 from doorward.web.pages.forms import ORIGIN_ONLY_FORMS
 from doorward.web.pages.render import error_page
@@ -26,5 +27,5 @@ from doorward.web.pages.render import error_page
 __all__ = ["ORIGIN_ONLY_FORMS", "describe_device", "error_page", "router"]
 
 router = APIRouter(include_in_schema=False)
-for _concept in (login, account, mfa, links):
+for _concept in (login, account, mfa, passkeys, links):
     router.include_router(_concept.router)

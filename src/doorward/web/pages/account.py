@@ -15,6 +15,7 @@ from starlette.responses import HTMLResponse, Response
 
 from doorward.core.errors import InvalidCurrentPassword, MfaEnrollmentRequired, PasswordRejected
 from doorward.core.models import Session, User
+from doorward.core.passkeys import PasskeyInfo
 from doorward.web.pages.forms import Fields, Refusal, signed_in_as, submit
 from doorward.web.pages.login import logout_form
 from doorward.web.pages.render import as_page, notice, page, redirect
@@ -79,6 +80,20 @@ def _session_view(session: Session, current: Session) -> dict[str, Any]:
     }
 
 
+def _passkey_view(passkey: PasskeyInfo) -> dict[str, Any]:
+    created, created_iso = _time(passkey.created_at)
+    used, used_iso = _time(passkey.last_used_at) if passkey.last_used_at is not None else ("", "")
+    return {
+        "id": passkey.id,
+        "name": passkey.name,
+        "synced": passkey.backed_up,
+        "created": created,
+        "created_iso": created_iso,
+        "last_used": used,
+        "last_used_iso": used_iso,
+    }
+
+
 @router.get("/account")
 @as_page
 async def account_page(request: Request) -> Response:
@@ -98,7 +113,8 @@ async def account_view(
     **context: Any,
 ) -> HTMLResponse:
     """The account page. ``form_errors`` puts a refusal's text above the form it concerns: "password",
-    "mfa" (the set-up, or the policy's refusal), "codes" (new recovery codes) or "off" (turning off)."""
+    "mfa" (the set-up, or the policy's refusal), "codes" (new recovery codes), "off" (turning off) or
+    "passkeys" (renaming or removing one)."""
     services = services_of(request)
     enrolment_only = services.auth.enrollment_required(user)
     views = []
@@ -113,6 +129,7 @@ async def account_view(
         user=user,
         sessions=views,
         mfa=await services.mfa.status(user),
+        passkeys=[_passkey_view(p) for p in await services.passkeys.list(user)],
         enrolment_only=enrolment_only,
         form_errors=defaultdict(str, form_errors or {}),
         csrf_token=await csrf_token(request),

@@ -21,6 +21,9 @@ from doorward.web.transport import session_token
 SECOND_STEP_FORM = "/login/mfa/form"
 """A login's second step: the code for the sign-in its hidden ``mfa_token`` names."""
 
+PASSKEY_LOGIN_FORM = "/login/passkey/form"
+"""A sign-in with a passkey alone: the assertion the script got, in a form field."""
+
 ORIGIN_ONLY_FORMS = frozenset({f"{path}/form" for path in SESSIONLESS_API} | {SECOND_STEP_FORM})
 """Form posts that need no session: the CSRF middleware checks their Origin only. The second step is
 one of them even if the JSON ``/login/mfa`` is not listed as sessionless: like the password form, it

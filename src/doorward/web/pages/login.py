@@ -1,10 +1,17 @@
-"""Logging in (the password, then for an account with two-step verification a code), registering and
-logging out with the forms."""
+"""Logging in (the password, then for an account with two-step verification a code or a passkey; or a
+passkey alone), registering and logging out with the forms.
+
+A passkey sign-in needs the script (static/doorward.js): it asks the JSON API for the options, lets
+the browser's authenticator answer, and posts the answer (``credential.toJSON()``) in a form field
+here, so that the session ends up in the cookie exactly as after the password form, and the token
+never reaches the page's script."""
 
 from __future__ import annotations
 
 import contextlib
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
@@ -20,11 +27,19 @@ from doorward.core.errors import (
     MfaTokenInvalid,
     PasswordRejected,
     TooManyAttempts,
+    UserVerificationRequired,
 )
 from doorward.core.tokens import looks_like_token
 from doorward.web.cookies import cleared_cookie, session_cookie
 from doorward.web.errors import status_of
-from doorward.web.pages.forms import SECOND_STEP_FORM, Fields, Refusal, signed_in_as, submit
+from doorward.web.pages.forms import (
+    PASSKEY_LOGIN_FORM,
+    SECOND_STEP_FORM,
+    Fields,
+    Refusal,
+    signed_in_as,
+    submit,
+)
 from doorward.web.pages.render import as_page, notice, page, redirect
 from doorward.web.services import services_of
 from doorward.web.transport import client_of, cookie_token, session_token
@@ -32,6 +47,9 @@ from doorward.web.transport import client_of, cookie_token, session_token
 router = APIRouter(include_in_schema=False)
 
 INVALID_CREDENTIALS = InvalidCredentials.message
+METHODS = ("totp", "recovery_code", "passkey")
+"""What a second step may offer; the page carries the sign-in's methods in a hidden field, read back
+against this list only."""
 
 
 @router.get("/login")
@@ -53,15 +71,40 @@ async def login_form(request: Request) -> Response:
         try:
             result = await services.auth.login(email, fields.get("password", ""), client)
         except MfaRequired as second_step:
-            return _second_step(request, second_step.token, email)
+            return _second_step(request, second_step.token, email, methods=second_step.methods)
         return await _signed_in(request, result.token)
 
+    return await submit(request, log_in, _login_refused(request))
+
+
+@router.post(PASSKEY_LOGIN_FORM)
+@as_page
+async def passkey_login_form(request: Request) -> Response:
+    """A passkey's assertion (``credential``, the JSON the script got from the browser) for a sign-in
+    begun at POST /login/passkey/options."""
+    services = services_of(request)
+
+    async def log_in(fields: Fields) -> Response:
+        client = client_of(request, services.settings.trusted_networks)
+        try:
+            result = await services.passkeys.login(fields.get("credential", ""), client)
+        except MfaRequired as second_step:  # no user verification: the app completes it
+            return _second_step(request, second_step.token, "", methods=second_step.methods)
+        return await _signed_in(request, result.token)
+
+    return await submit(request, log_in, _login_refused(request))
+
+
+def _login_refused(request: Request) -> Callable[[Fields, Refusal], Awaitable[Response]]:
     async def refused(fields: Fields, refusal: Refusal) -> Response:
         status, text = refusal.status, refusal.form_error
         # A throttle's wait, an unverified address, a failure of ours: none says anything of the
         # password (either it was right, or none was checked). Any other refusal (unknown email,
         # wrong password, disabled account, malformed form) gets the one same answer.
-        if not isinstance(refusal.error, TooManyAttempts | EmailUnverified) and status < 500:
+        # A passkey without its PIN, for an account with nothing to add to it, may say so: the
+        # passkey was the user's own.
+        shown = TooManyAttempts | EmailUnverified | UserVerificationRequired
+        if not isinstance(refusal.error, shown) and status < 500:
             status, text = 400, INVALID_CREDENTIALS
         return page(
             request,
@@ -73,19 +116,22 @@ async def login_form(request: Request) -> Response:
             form_error=text,
         )
 
-    return await submit(request, log_in, refused)
+    return refused
 
 
 @router.post(SECOND_STEP_FORM)
 @as_page
 async def second_step_form(request: Request) -> Response:
-    """The code (``code``) or a recovery code (``recovery_code``) for the sign-in ``mfa_token`` names."""
+    """The code (``code``), a recovery code (``recovery_code``) or a passkey's assertion
+    (``credential``, posted by the script) for the sign-in ``mfa_token`` names."""
     services = services_of(request)
 
     async def complete(fields: Fields) -> Response:
         client = client_of(request, services.settings.trusted_networks)
         token = fields.get("mfa_token", "")
-        if "recovery_code" in fields:
+        if "credential" in fields:
+            result = await services.mfa.complete_login(token, client, credential=fields["credential"])
+        elif "recovery_code" in fields:
             result = await services.mfa.complete_login(token, client, recovery_code=fields["recovery_code"])
         else:
             result = await services.mfa.complete_login(token, client, code=fields.get("code", ""))
@@ -103,12 +149,19 @@ async def second_step_form(request: Request) -> Response:
                 email=email,
                 form_error=MfaTokenInvalid().text,
             )
-        used = "recovery_code" if "recovery_code" in fields else "code"
+        used = next((name for name in ("credential", "recovery_code") if name in fields), "code")
         wrong = isinstance(refusal.error, MfaInvalid)
+        if used == "credential" and wrong:
+            wrong, refusal = (
+                False,
+                replace(refusal, form_error="That passkey could not be verified; try again"),
+            )
         return _second_step(
             request,
             token,
             email,
+            # A form of an older page carries no methods: the code forms, as before.
+            methods=tuple(m for m in fields.get("methods", "").split() if m in METHODS) or METHODS[:2],
             status=refusal.status,
             headers=refusal.headers,
             errors={used: refusal.error.text} if wrong else {},
@@ -129,8 +182,10 @@ def _second_step(
     errors: dict[str, str] | None = None,
     form_error: str = "",
     recovery: bool = False,
+    methods: tuple[str, ...] = ("totp", "recovery_code"),
 ) -> Response:
-    """The page asking for the code, the sign-in's token in its forms (and the email, to start again with)."""
+    """The page asking for the code or the passkey (``methods``: what may complete the sign-in), the
+    sign-in's token in its forms (and the email, to start again with)."""
     return page(
         request,
         "login_code.html",
@@ -142,6 +197,7 @@ def _second_step(
         errors=defaultdict(str, errors or {}),
         form_error=form_error,
         recovery=recovery,
+        methods=methods,
     )
 
 

@@ -34,6 +34,9 @@ NOTICES = {
     "mfa_on": "Two-step verification is on: logging in now asks for a code from your app.",
     "mfa_off": "Two-step verification is off: logging in asks for your password only.",
     "codes_new": "Your new recovery codes are ready; the earlier ones no longer work.",
+    "passkey_added": "Your passkey is added: use it to log in, or as the second step after your password.",
+    "passkey_renamed": "Your passkey is renamed.",
+    "passkey_removed": "Your passkey is removed.",
 }
 """What ``?done=`` may show: a fixed table, so nothing from the address bar is ever echoed."""
 

@@ -1,0 +1,68 @@
+"""The account page's passkeys: renaming and removing one are plain forms (no authenticator is
+needed, so they work without the script); adding one is the script's, through the JSON API
+(POST /passkeys/options, POST /passkeys) with the page's CSRF token."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from doorward.web.pages.account import account_view
+from doorward.web.pages.forms import Fields, Refusal, signed_in_as, submit
+from doorward.web.pages.render import as_page, redirect
+from doorward.web.services import services_of
+from doorward.web.transport import client_of
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.post("/account/passkeys/{passkey_id}/rename")
+@as_page
+async def rename_passkey(request: Request, passkey_id: str) -> Response:
+    signed_in = await signed_in_as(request)
+    if signed_in is None:
+        return redirect("/login")
+    user, current = signed_in
+
+    async def rename(fields: Fields) -> Response:
+        await services_of(request).passkeys.rename(user, passkey_id, fields.get("name", ""))
+        return redirect("/account?done=passkey_renamed")
+
+    async def refused(_fields: Fields, refusal: Refusal) -> Response:
+        return await account_view(
+            request,
+            user,
+            current,
+            status=refusal.status,
+            headers=refusal.headers,
+            form_errors={"passkeys": refusal.form_error},
+        )
+
+    return await submit(request, rename, refused)
+
+
+@router.post("/account/passkeys/{passkey_id}/remove")
+@as_page
+async def remove_passkey(request: Request, passkey_id: str) -> Response:
+    services = services_of(request)
+    signed_in = await signed_in_as(request)
+    if signed_in is None:
+        return redirect("/login")
+    user, current = signed_in
+
+    async def remove(fields: Fields) -> Response:
+        client = client_of(request, services.settings.trusted_networks)
+        await services.passkeys.remove(user, passkey_id, fields.get("password", ""), client)
+        return redirect("/account?done=passkey_removed")
+
+    async def refused(_fields: Fields, refusal: Refusal) -> Response:
+        return await account_view(
+            request,
+            user,
+            current,
+            status=refusal.status,
+            headers=refusal.headers,
+            form_errors={"passkeys": refusal.form_error},
+        )
+
+    return await submit(request, remove, refused)
