@@ -72,6 +72,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         description=DESCRIPTION,
         lifespan=lifespan,
         default_response_class=Envelope,
+        # Starlette's slash redirect writes the request's Host into Location: an open redirect
+        # (curl -H 'Host: evil.example' .../session/). A wrong path is a 404 like any other.
+        redirect_slashes=False,
     )
     install_error_handlers(app)
     install_security(app, settings, page=pages.error_page, origin_only=pages.ORIGIN_ONLY_FORMS)
