@@ -37,6 +37,12 @@ def _duration(value: Any) -> Any:
     return value
 
 
+def _not_negative(value: timedelta) -> timedelta:
+    if value < timedelta(0):
+        raise ValueError("must not be negative")
+    return value
+
+
 Duration = Annotated[timedelta, BeforeValidator(_duration), AfterValidator(_positive)]
 OptionalDuration = Annotated[timedelta | None, BeforeValidator(_duration), AfterValidator(_positive)]
 
@@ -145,6 +151,16 @@ class Settings(BaseSettings):
         description="Comma-separated origins (https://app.example.com) whose pages may use passkeys "
         "(default: the origin of DOORWARD_PUBLIC_URL)",
     )
+    hsts_max_age: Annotated[timedelta, BeforeValidator(_duration), AfterValidator(_not_negative)] = Field(
+        timedelta(days=365),
+        description="Strict-Transport-Security max-age, sent when DOORWARD_PUBLIC_URL is https; "
+        "0 tells browsers to forget it",
+    )
+    hsts_preload: bool = Field(
+        False,
+        description="Add includeSubDomains and preload to Strict-Transport-Security (for the browsers' "
+        "preload list: every subdomain must then serve https, and leaving the list takes months)",
+    )
     require_email_verification: bool = Field(
         False,
         description="New accounts must confirm their address before logging in; registration then "
@@ -221,6 +237,13 @@ class Settings(BaseSettings):
         if not value.startswith(("https://", "http://")) or "?" in value or "#" in value:
             raise ValueError("must be an http(s) URL without query or fragment, e.g. https://id.example.com")
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _preload_needs_a_year(self) -> Settings:
+        # hstspreload.org refuses shorter: better one line at start than a refusal weeks later.
+        if self.hsts_preload and self.hsts_max_age < timedelta(days=365):
+            raise ValueError("DOORWARD_HSTS_PRELOAD needs DOORWARD_HSTS_MAX_AGE of at least a year")
+        return self
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -23,6 +23,7 @@ from tests.conftest import EMAIL, make_settings
         ("session_lifetime", "-PT5M"),
         ("log_level", "LOUD"),
         ("public_url", "id.example.com"),
+        ("hsts_max_age", "-1"),
         ("hash_socket", "/tmp/no-such-doorward-socket"),  # noqa: S108 (a path that must not exist)
         ("webauthn_rp_id", "https://example.com"),
         ("webauthn_origins", "https://id.example.com/login"),

@@ -17,7 +17,7 @@ from doorward.web import account_routes, mfa_routes, pages, passkey_routes, rout
 from doorward.web.errors import install_error_handlers
 from doorward.web.fastpath import DoorwardApp
 from doorward.web.responses import Envelope
-from doorward.web.security import cors_options, install_security
+from doorward.web.security import AnswerHeaders, cors_options, install_security
 from doorward.wiring import open_services
 
 DESCRIPTION = """\
@@ -67,6 +67,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
     # POST /login and GET /session are answered ahead of all below (web/fastpath.py).
     app = DoorwardApp(
         cors=cors_options(settings),
+        headers=AnswerHeaders.of(settings),
         title="doorward",
         version=__version__,
         description=DESCRIPTION,

@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from doorward.core.errors import DoorwardError
 from doorward.web import routes
 from doorward.web.errors import answer_error, answer_unexpected
-from doorward.web.security import SecurityHeaders, add_security_headers
+from doorward.web.security import AnswerHeaders, SecurityHeaders
 
 Route = Callable[[Request], Awaitable[Response]]
 
@@ -44,12 +44,16 @@ FAST_ROUTES: dict[tuple[str, str], Route] = {
 class DoorwardApp(FastAPI):
     """FastAPI, with the requests of ``FAST_ROUTES`` answered before any of its middlewares.
 
-    ``cors``: CORSMiddleware's options when the app has an allow-list (``security.cors_options``).
+    ``cors``: CORSMiddleware's options when the app has an allow-list (``security.cors_options``);
+    ``headers``: the security headers of every answer (``security.AnswerHeaders.of``).
     """
 
-    def __init__(self, *, cors: dict[str, Any] | None = None, **options: Any) -> None:
+    def __init__(
+        self, *, cors: dict[str, Any] | None = None, headers: AnswerHeaders | None = None, **options: Any
+    ) -> None:
         super().__init__(**options)
-        self._fast_paths = {key: _fast_path(route, cors) for key, route in FAST_ROUTES.items()}
+        headers = headers or AnswerHeaders()
+        self._fast_paths = {key: _fast_path(route, cors, headers) for key, route in FAST_ROUTES.items()}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         fast_path = (
@@ -62,7 +66,7 @@ class DoorwardApp(FastAPI):
         await fast_path(scope, receive, send)
 
 
-def _fast_path(route: Route, cors: dict[str, Any] | None) -> ASGIApp:
+def _fast_path(route: Route, cors: dict[str, Any] | None, headers: AnswerHeaders) -> ASGIApp:
     """An ASGI app that answers with ``route`` as FastAPI and doorward's middlewares would."""
 
     async def answer(scope: Scope, receive: Receive, send: Send) -> None:
@@ -75,10 +79,10 @@ def _fast_path(route: Route, cors: dict[str, Any] | None) -> ASGIApp:
         except Exception as exc:  # what ServerErrorMiddleware and the handlers do, for these paths
             response = answer_unexpected(exc)
         if cors is None:
-            add_security_headers(response.raw_headers)  # what SecurityHeaders does, without its wrapper
+            headers.add(response.raw_headers)  # what SecurityHeaders does, without its wrapper
         await response(scope, receive, send)
 
     if cors is None:
         return answer
     # Wrapped as every routed answer is, in the same order: CORS's headers first, then security's.
-    return SecurityHeaders(CORSMiddleware(answer, **cors))
+    return SecurityHeaders(CORSMiddleware(answer, **cors), headers=headers)

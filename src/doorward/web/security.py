@@ -60,6 +60,9 @@ BASE_HEADERS: tuple[tuple[str, str], ...] = (
     # Origin check could no longer tell our own forms from a sandboxed attacker's.
     ("Referrer-Policy", "same-origin"),
     ("Cross-Origin-Opener-Policy", "same-origin"),
+    # No other site may embed an answer as an image, a script or a frame's resource (a no-cors load);
+    # CORS calls from DOORWARD_CORS_ORIGINS are not no-cors loads, so they are unaffected.
+    ("Cross-Origin-Resource-Policy", "same-origin"),
 )
 
 ANSWER_HEADERS: tuple[tuple[str, str], ...] = (*BASE_HEADERS, ("Content-Security-Policy", PAGE_CSP))
@@ -132,26 +135,55 @@ def _raw(headers: Iterable[tuple[str, str]]) -> RawHeaders:
     return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers]
 
 
-_RAW_BASE = _raw(BASE_HEADERS)
-_RAW_ANSWER = _raw(ANSWER_HEADERS)
+def strict_transport(settings: Settings) -> tuple[tuple[str, str], ...]:
+    """``Strict-Transport-Security`` when users reach doorward over https (ASVS 3.4.1), else nothing.
+
+    Without preload it covers doorward's own host only: its subdomains may be other people's
+    services, not all on https. The preload list demands ``includeSubDomains``, so preload adds it.
+    """
+    if not settings.public_url.startswith("https://"):
+        return ()  # browsers ignore it over plain HTTP, and a development host must not be pinned
+    value = f"max-age={int(settings.hsts_max_age.total_seconds())}"
+    if settings.hsts_preload:
+        value += "; includeSubDomains; preload"
+    return (("Strict-Transport-Security", value),)
 
 
-def add_security_headers(headers: RawHeaders, *, csp: bool = True) -> None:
-    """Append to a response's raw headers those of ``ANSWER_HEADERS`` (without ``csp``, of
-    ``BASE_HEADERS``) it lacks: ``SecurityHeaders`` for every routed answer, web/fastpath.py for its own."""
-    present = {name for name, _ in headers}
-    headers.extend([item for item in (_RAW_ANSWER if csp else _RAW_BASE) if item[0] not in present])
+class AnswerHeaders:
+    """The security headers of one app's answers: ``ANSWER_HEADERS`` and ``extra`` (its HSTS).
+
+    ``add`` serves ``SecurityHeaders`` for every routed answer and web/fastpath.py for its own.
+    """
+
+    def __init__(self, extra: Iterable[tuple[str, str]] = ()) -> None:
+        extra = tuple(extra)
+        self._answer = _raw((*ANSWER_HEADERS, *extra))
+        self._base = _raw((*BASE_HEADERS, *extra))
+
+    @classmethod
+    def of(cls, settings: Settings) -> AnswerHeaders:
+        """The headers for an app with ``settings``."""
+        return cls(strict_transport(settings))
+
+    def add(self, headers: RawHeaders, *, csp: bool = True) -> None:
+        """Append to a response's raw headers those it lacks (without ``csp``, all but the CSP)."""
+        present = {name for name, _ in headers}
+        headers.extend([item for item in (self._answer if csp else self._base) if item[0] not in present])
 
 
 class SecurityHeaders:
-    """Adds the headers of ``BASE_HEADERS`` and the page CSP to every response that lacks them.
+    """Adds the headers of ``BASE_HEADERS``, the page CSP and ``headers``' extra to every response
+    that lacks them.
 
     The interactive API docs (``/docs``, ``/redoc``) load FastAPI's script from a CDN and run inline
     script, so they alone go without the CSP.
     """
 
-    def __init__(self, app: ASGIApp, *, csp_exempt: Iterable[str] = ()) -> None:
+    def __init__(
+        self, app: ASGIApp, *, headers: AnswerHeaders | None = None, csp_exempt: Iterable[str] = ()
+    ) -> None:
         self.app = app
+        self.headers = headers or AnswerHeaders()
         self.csp_exempt = frozenset(csp_exempt)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -163,7 +195,7 @@ class SecurityHeaders:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = message["headers"] = list(message["headers"])
-                add_security_headers(headers, csp=csp)
+                self.headers.add(headers, csp=csp)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -299,4 +331,6 @@ def install_security(
     if cors is not None:
         app.add_middleware(CORSMiddleware, **cors)
     exempt = {app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url} - {None}
-    app.add_middleware(SecurityHeaders, csp_exempt=[path for path in exempt if path])
+    app.add_middleware(
+        SecurityHeaders, headers=AnswerHeaders.of(settings), csp_exempt=[path for path in exempt if path]
+    )
