@@ -69,3 +69,26 @@ async def test_every_answer_is_same_origin_for_embedding(database_url: str, cors
         answers = await every_kind_of_answer(client)
     for answer in answers:
         assert answer.headers.get("cross-origin-resource-policy") == "same-origin", answer.request.url
+
+
+@pytest.mark.parametrize("cors", ["", "https://app.example.com"], ids=["first", "inside-cors"])
+async def test_a_routed_bug_carries_the_headers_of_every_other_answer(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, cors: str
+) -> None:
+    """Starlette answers a bug in its outermost middleware, which ran outside the security headers'
+    and CORS's: a routed bug's 500 carried neither (the fast path's got both already)."""
+
+    async def broken(*_args: object) -> None:
+        raise RuntimeError("a bug")
+
+    origin = {"Origin": "https://app.example.com"}
+    async with app_for(database_url, public_url="https://id.example.com", cors_origins=cors) as (app, client):
+        routed = await client.get("/sessions", headers=origin)
+        monkeypatch.setattr(app.state.services.auth, "logout", broken)
+        # The exception goes on up after the 500 is sent (for the server to log): let it, and read the 500.
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as raw:
+            failed = await raw.post("/logout", headers={**bearer("A" * 43), **origin})
+    assert failed.json() == {"success": False, "error": "Internal error", "code": "internal"}
+    expected = {k: v for k, v in routed.headers.items() if k not in {"content-length", "www-authenticate"}}
+    assert {k: v for k, v in failed.headers.items() if k != "content-length"} == expected

@@ -22,7 +22,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -30,7 +29,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from doorward.core.errors import DoorwardError
 from doorward.web import routes
 from doorward.web.errors import answer_error, answer_unexpected
-from doorward.web.security import AnswerHeaders, SecurityHeaders
+from doorward.web.security import AnswerHeaders, wrap_answers
 
 Route = Callable[[Request], Awaitable[Response]]
 
@@ -52,8 +51,9 @@ class DoorwardApp(FastAPI):
         self, *, cors: dict[str, Any] | None = None, headers: AnswerHeaders | None = None, **options: Any
     ) -> None:
         super().__init__(**options)
-        headers = headers or AnswerHeaders()
-        self._fast_paths = {key: _fast_path(route, cors, headers) for key, route in FAST_ROUTES.items()}
+        self._cors = cors
+        self._headers = headers or AnswerHeaders()
+        self._fast_paths = {key: _fast_path(route, cors, self._headers) for key, route in FAST_ROUTES.items()}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         fast_path = (
@@ -64,6 +64,15 @@ class DoorwardApp(FastAPI):
             return
         scope["app"] = self
         await fast_path(scope, receive, send)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        # Outside Starlette's outermost middleware (ServerErrorMiddleware, which answers a bug's 500),
+        # so that every answer gets the security headers and CORS's, the 500 of a bug too.
+        exempt = {self.docs_url, self.redoc_url, self.swagger_ui_oauth2_redirect_url} - {None}
+        stack = super().build_middleware_stack()
+        return wrap_answers(
+            stack, cors=self._cors, headers=self._headers, csp_exempt=[p for p in exempt if p]
+        )
 
 
 def _fast_path(route: Route, cors: dict[str, Any] | None, headers: AnswerHeaders) -> ASGIApp:
@@ -85,4 +94,4 @@ def _fast_path(route: Route, cors: dict[str, Any] | None, headers: AnswerHeaders
     if cors is None:
         return answer
     # Wrapped as every routed answer is, in the same order: CORS's headers first, then security's.
-    return SecurityHeaders(CORSMiddleware(answer, **cors), headers=headers)
+    return wrap_answers(answer, cors=cors, headers=headers)

@@ -314,23 +314,26 @@ def cors_options(settings: Settings) -> dict[str, Any] | None:
     }
 
 
+def wrap_answers(
+    app: ASGIApp, *, cors: dict[str, Any] | None, headers: AnswerHeaders, csp_exempt: Iterable[str] = ()
+) -> ASGIApp:
+    """``app`` wrapped as every answer is, outermost first: security headers, then CORS (only with an
+    allow-list). web/fastpath.py wraps the whole routed stack in it, outside Starlette's own
+    ServerErrorMiddleware, so that a bug's 500 carries them too, and each of its fast paths alike."""
+    inner = app if cors is None else CORSMiddleware(app, **cors)
+    return SecurityHeaders(inner, headers=headers, csp_exempt=csp_exempt)
+
+
 def install_security(
     app: FastAPI, settings: Settings, *, page: PageRenderer, origin_only: Iterable[str] = ()
 ) -> None:
-    """Add the middlewares, outermost first: security headers, CORS (only with an allow-list), CSRF.
+    """Add the CSRF guard; the security headers and CORS go around the whole app (``wrap_answers``).
 
-    web/fastpath.py answers POST /login and GET /session ahead of them, with the same headers and CORS.
+    web/fastpath.py answers POST /login and GET /session ahead of it, with the same headers and CORS.
     """
     app.add_middleware(
         CsrfGuard,
         public_url=settings.public_url,
         page=page,
         origin_only=origin_only,
-    )
-    cors = cors_options(settings)
-    if cors is not None:
-        app.add_middleware(CORSMiddleware, **cors)
-    exempt = {app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url} - {None}
-    app.add_middleware(
-        SecurityHeaders, headers=AnswerHeaders.of(settings), csp_exempt=[path for path in exempt if path]
     )
