@@ -77,7 +77,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         # (curl -H 'Host: evil.example' .../session/). A wrong path is a 404 like any other.
         redirect_slashes=False,
     )
-    install_error_handlers(app)
+    install_error_handlers(app, not_found_page=pages.not_found_page)
     install_security(app, settings, page=pages.error_page, origin_only=pages.ORIGIN_ONLY_FORMS)
     app.include_router(routes.router)
     app.include_router(account_routes.router)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
+from starlette.responses import Response
 
 from doorward.core.errors import (
     DoorwardError,
@@ -150,16 +152,24 @@ def answer_unexpected(exc: Exception) -> Envelope:
     return error_response(InternalError())
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Route every failure, expected or not, through the table above."""
+def wants_page(request: Request) -> bool:
+    """A browser's address bar (a GET asking for HTML), which gets a page rather than JSON."""
+    return request.method in {"GET", "HEAD"} and "text/html" in request.headers.get("accept", "")
+
+
+def install_error_handlers(app: FastAPI, *, not_found_page: Callable[[], Response] | None = None) -> None:
+    """Route every failure, expected or not, through the table above; ``not_found_page`` renders the
+    404 of an unknown path for a browser (``wants_page``), API clients keep the envelope."""
 
     async def on_doorward_error(_request: Request, exc: Exception) -> Envelope:
         assert isinstance(exc, DoorwardError)
         return answer_error(exc)
 
-    async def on_http_error(_request: Request, exc: Exception) -> Envelope:
+    async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         if exc.status_code == 404:
+            if not_found_page is not None and wants_page(request):
+                return not_found_page()
             return error_response(NotFound())
         if exc.status_code == 405:
             response = error_response(MethodNotAllowed())

@@ -250,15 +250,18 @@ async def logout(request: Request) -> Envelope:
     return Envelope({"success": True})
 
 
-@router.get(
-    "/healthz",
-    summary="Is the service up and its database reachable",
-    response_model=None,
-    responses={
+_HEALTH: dict[str, Any] = {
+    "response_model": None,
+    "responses": {
         200: {"model": HealthOut, "description": "Healthy"},
         503: {"model": HealthOut, "description": "The database does not answer"},
     },
-)
+}
+
+
+# Two routes, not api_route(methods=[...]): FastAPI would give both methods one operation id.
+@router.head("/healthz", summary="The status of GET /healthz, without its body", **_HEALTH)
+@router.get("/healthz", summary="Is the service up and its database reachable", **_HEALTH)
 async def healthz(request: Request) -> Envelope:
     services = services_of(request)
     if await ping(services.engine, services.settings.db_timeout):
