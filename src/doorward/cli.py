@@ -74,14 +74,21 @@ def serve(
     With several workers on Linux, each worker accepts on a socket of its own (doorward/serve/workers.py).
     """
     import uvicorn
-    from uvicorn.config import STARTUP_FAILURE
 
     from doorward.serve.hash_processes import Hashers, HashersNotReady
-    from doorward.serve.workers import GRACEFUL_SECONDS, Workers, listening_sockets, reuse_port_supported
+    from doorward.serve.workers import (
+        GRACEFUL_SECONDS,
+        Workers,
+        listening_socket,
+        listening_sockets,
+        reuse_port_supported,
+    )
 
     settings = load_settings()
     if migrate:
         _migrate(settings)
+    else:
+        _require_current_schema(settings)
     config = uvicorn.Config(
         "doorward.web.app:create_served_app",
         factory=True,
@@ -93,20 +100,20 @@ def serve(
         server_header=False,
         timeout_graceful_shutdown=GRACEFUL_SECONDS,
     )
+    try:
+        if workers > 1 and reuse_port_supported():
+            sockets = listening_sockets(host, port, workers, config.backlog)
+        else:  # one worker; or no kernel balancing: the workers share one socket, as under uvicorn's own
+            sockets = [listening_socket(host, port, config.backlog)] * workers
+    except OSError as exc:  # in use, not allowed, no such address, a name that does not resolve
+        raise fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     if workers == 1:
         server = uvicorn.Server(config)
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl+C: uvicorn has shut down already
-            server.run()
+            server.run(sockets=sockets)
         if not server.started:
-            raise typer.Exit(code=STARTUP_FAILURE)  # uvicorn logged why
+            raise fail("the server did not start (its log is above)")
         return
-    if reuse_port_supported():
-        try:
-            sockets = listening_sockets(host, port, workers, config.backlog)
-        except OSError as exc:  # in use, not allowed, no such address, a name that does not resolve
-            raise fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    else:  # no kernel balancing: the workers share one socket, as under uvicorn's own supervisor
-        sockets = [config.bind_socket()] * workers
     try:
         hashers = Hashers(settings.hash_workers)
     except OSError as exc:  # a TMPDIR too long for a socket's path, or not writable
@@ -131,14 +138,36 @@ def migrate_command() -> None:
     typer.echo("database schema is up to date")
 
 
+def _require_current_schema(settings: Settings) -> None:
+    """Stop with one line unless the schema is up to date, rather than each worker with a traceback."""
+    from doorward.storage.migrate import current_revision, newest_revision
+
+    try:
+        current = current_revision(settings.database_url, settings.db_timeout)
+    except Exception as exc:
+        raise fail(f"cannot read the database schema's revision: {_first_line(exc)}") from None
+    newest = newest_revision()
+    if current != newest:
+        at = "no revision" if current is None else f"at {current}"
+        raise fail(
+            f"the database schema is not up to date ({at}; the newest is {newest}): "
+            "run doorward migrate, or serve without --no-migrate"
+        )
+
+
+def _first_line(exc: BaseException) -> str:
+    """``Type: the first line of its message``, of a driver's error too (its ``orig``)."""
+    lines = str(getattr(exc, "orig", None) or exc).splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
 def _migrate(settings: Settings) -> None:
     from doorward.storage import upgrade
 
     try:
         upgrade(settings.database_url)
     except Exception as exc:
-        first_line = str(getattr(exc, "orig", None) or exc).splitlines()[0] if str(exc) else ""
-        raise fail(f"migration failed: {type(exc).__name__}: {first_line}") from None
+        raise fail(f"migration failed: {_first_line(exc)}") from None
 
 
 @users_app.command("add")

@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -17,6 +18,7 @@ import httpx
 import pytest
 
 from doorward.serve.workers import listening_sockets
+from doorward.storage import upgrade
 from tests.servers import (
     HASHING_PROCESS,
     Server,
@@ -327,8 +329,13 @@ def test_no_place_for_the_hashing_socket_is_one_line(tmp_path: Path) -> None:
 
 
 def test_a_worker_that_cannot_start_stops_the_server(tmp_path: Path) -> None:
-    # No schema (--no-migrate on an empty file): the application cannot start, and restarting the
-    # worker would fail the same way, so the server gives up with an error rather than looping.
-    result = serve(f"sqlite:///{tmp_path / 'empty.db'}", "--no-migrate", "--port", str(free_port()))
+    # A table missing behind an up-to-date revision (serve checks the revision, not every table):
+    # the application cannot start, and restarting the worker would fail the same way, so the
+    # server gives up with an error rather than looping.
+    database_url = f"sqlite:///{tmp_path / 'broken.db'}"
+    upgrade(database_url)
+    with sqlite3.connect(tmp_path / "broken.db") as connection:
+        connection.execute("DROP TABLE secrets")
+    result = serve(database_url, "--no-migrate", "--port", str(free_port()))
     assert result.returncode == 1, result.stderr
     assert result.stderr.splitlines()[-1] == "error: a worker failed to start (its log is above)"

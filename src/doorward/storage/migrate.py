@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -9,7 +10,13 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+from doorward.storage.database import async_url
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -32,6 +39,28 @@ def downgrade(database_url: str, revision: str) -> None:
     """Take the schema down to ``revision`` ("base" removes every table)."""
     with _sqlite_lock(database_url):
         command.downgrade(alembic_config(database_url), revision)
+
+
+def newest_revision() -> str:
+    """The revision ``upgrade`` brings a database to."""
+    return str(ScriptDirectory.from_config(alembic_config("")).get_current_head())
+
+
+def current_revision(database_url: str, timeout: float) -> str | None:
+    """The database's schema revision, None when it has none (never migrated); an exception when
+    the database does not answer within ``timeout`` seconds."""
+
+    async def read() -> str | None:
+        engine = create_async_engine(async_url(database_url), poolclass=NullPool)
+        try:
+            async with asyncio.timeout(timeout), engine.connect() as connection:
+                return await connection.run_sync(
+                    lambda sync: MigrationContext.configure(sync).get_current_revision()
+                )
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(read())
 
 
 @contextmanager
