@@ -22,9 +22,19 @@ $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	touch $@ $(VENV)/.installed-app
 
-## Serve on http://127.0.0.1:8000 with ./doorward.db (migrated first).
+# `make run HOST=... PORT=...`, from the command line only: tcsh and others export a $HOST of their own.
+ifneq ($(origin HOST),command line)
+HOST := 127.0.0.1
+endif
+ifneq ($(origin PORT),command line)
+PORT := 8000
+endif
+
+## Serve on http://$(HOST):$(PORT) with ./doorward.db (migrated first). Links in mails point there
+## (0.0.0.0 and :: as the local address) unless DOORWARD_PUBLIC_URL is set.
 run: $(VENV)/.installed-app
-	$(BIN)/doorward serve
+	@case '$(HOST)' in 0.0.0.0) at=127.0.0.1;; ::) at='[::1]';; *:*) at='[$(HOST)]';; *) at='$(HOST)';; esac; \
+	DOORWARD_PUBLIC_URL="$${DOORWARD_PUBLIC_URL:-http://$$at:$(PORT)}" exec $(BIN)/doorward serve --host '$(HOST)' --port '$(PORT)'
 
 ## Linters, type checks, the layering contract and the whole test suite.
 test: lint
