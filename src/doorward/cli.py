@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
+import logging
 import os
 import sys
 import time
@@ -22,6 +23,8 @@ from doorward.logs import configure_logging
 from doorward.wiring import Services, open_services
 
 T = TypeVar("T")
+
+_log = logging.getLogger("doorward.serve")
 
 app = typer.Typer(help="doorward: a login and session service.", no_args_is_help=True, add_completion=False)
 users_app = typer.Typer(help="Manage accounts.", no_args_is_help=True)
@@ -108,6 +111,9 @@ def serve(
     except OSError as exc:  # in use, not allowed, no such address, a name that does not resolve
         raise fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     if workers == 1:
+        # uvicorn says where it listens only for a socket it bound itself.
+        address = f"[{host}]" if ":" in host else host
+        _log.info("serving on http://%s:%d (Ctrl+C to stop)", address, sockets[0].getsockname()[1])
         server = uvicorn.Server(config)
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl+C: uvicorn has shut down already
             server.run(sockets=sockets)

@@ -1,4 +1,5 @@
-"""``doorward serve`` keeps the command line's rule when it cannot start: one ``error:`` line, exit 1."""
+"""``doorward serve`` says where it listens, and keeps the command line's rule when it cannot start:
+one ``error:`` line, exit 1."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.servers import doorward_env, free_port
+from tests.servers import Server, doorward_env, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -69,3 +71,11 @@ def newest_revision() -> str:
     from doorward.storage.migrate import alembic_config
 
     return str(ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head())
+
+
+def test_one_worker_says_where_it_listens(start_server: Callable[..., Server]) -> None:
+    """uvicorn says it only for a socket it binds itself; serve binds the one worker's socket."""
+    server = start_server()
+    port = server.base_url.rsplit(":", 1)[1]
+    expected = f'"event": "serving on http://127.0.0.1:{port} (Ctrl+C to stop)"'
+    assert expected in server.stderr(), server.explain()
