@@ -16,7 +16,7 @@ from typing import Annotated, TypeVar
 import typer
 from pydantic import ValidationError
 
-from doorward.config import Settings
+from doorward.config import Settings, unknown_variables
 from doorward.core.admin import ImportRow
 from doorward.core.errors import DoorwardError
 from doorward.logs import configure_logging
@@ -24,7 +24,7 @@ from doorward.wiring import Services, open_services
 
 T = TypeVar("T")
 
-_log = logging.getLogger("doorward.serve")
+_log = logging.getLogger("doorward.cli")
 
 app = typer.Typer(help="doorward: a login and session service.", no_args_is_help=True, add_completion=False)
 users_app = typer.Typer(help="Manage accounts.", no_args_is_help=True)
@@ -48,7 +48,16 @@ def load_settings() -> Settings:
         name = "DOORWARD_" + str(first["loc"][0]).upper() if first["loc"] else "settings"
         raise fail(f"{name}: {first['msg']}") from None
     configure_logging(settings.log_level, access_log=settings.access_log)
+    warn_unknown_variables()
     return settings
+
+
+def warn_unknown_variables() -> None:
+    """A warning for each DOORWARD_* variable no setting reads: a misspelt one is otherwise ignored in
+    silence. The name only, never the value (it may be a secret)."""
+    for name, close in unknown_variables(os.environ):
+        guess = f"; did you mean {close}?" if close else ""
+        _log.warning("%s is not a doorward setting and is ignored%s", name, guess, extra={"variable": name})
 
 
 def run(action: Callable[[Services], Awaitable[T]]) -> T:
@@ -268,6 +277,9 @@ def tune(
 ) -> None:
     """Measure this machine and print argon2id parameters that take about --target-ms per hash."""
     import argon2
+
+    configure_logging()  # tune reads no setting, but says so of a misspelt one as every command does
+    warn_unknown_variables()
 
     time_cost = 1
     while True:

@@ -6,9 +6,11 @@ default, bounds, description and check; its parsing helpers are the 40 lines aro
 
 from __future__ import annotations
 
+import difflib
 import functools
 import ipaddress
 import os
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -355,3 +357,23 @@ def _origin(url: str) -> str:
 def _networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     parts = (part.strip() for part in text.split(","))
     return tuple(ipaddress.ip_network(part, strict=False) for part in parts if part)
+
+
+PREFIX = "DOORWARD_"
+NOT_SETTINGS = ("DOORWARD_TEST_",)
+"""Prefixes of DOORWARD_* variables that are not settings: the test suite's servers (README)."""
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[tuple[str, str | None]]:
+    """The ``DOORWARD_*`` names of ``environ`` that no setting reads (a misspelling, most likely), in
+    order, each with the setting's name it is closest to, or None. Names only: never a value."""
+    known = {name.upper(): f"{PREFIX}{name.upper()}" for name in Settings.model_fields}
+    found = []
+    for name in sorted(environ):
+        upper = name.upper()  # pydantic-settings reads names in any case
+        if not upper.startswith(PREFIX) or upper.startswith(NOT_SETTINGS) or upper[len(PREFIX) :] in known:
+            continue
+        # Compared without the prefix, which every name shares and which would make anything look close.
+        close = difflib.get_close_matches(upper[len(PREFIX) :], list(known), n=1)
+        found.append((name, known[close[0]] if close else None))
+    return found

@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TypeVar
 
 import httpx
+import pytest
 from click.testing import Result
 from typer.testing import CliRunner
 
@@ -24,6 +25,17 @@ from tests.db import fetch_sync
 T = TypeVar("T")
 
 runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _logging_put_back() -> Iterator[None]:
+    """What ``invoke`` does, for the tests that call ``runner.invoke`` themselves (``tune`` sets up
+    logging too): later records must not go to CliRunner's stream, closed by then."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def invoke(database_url: str, /, *args: str, input: str | None = None, **env: str) -> Result:
