@@ -29,8 +29,12 @@ _log = logging.getLogger("doorward.cli")
 app = typer.Typer(help="doorward: a login and session service.", no_args_is_help=True, add_completion=False)
 users_app = typer.Typer(help="Manage accounts.", no_args_is_help=True)
 sessions_app = typer.Typer(help="Manage sessions.", no_args_is_help=True)
+mail_app = typer.Typer(
+    help="Read the mails the file mailer wrote (DOORWARD_MAILER=file).", no_args_is_help=True
+)
 app.add_typer(users_app, name="users")
 app.add_typer(sessions_app, name="sessions")
+app.add_typer(mail_app, name="mail")
 
 
 def fail(message: str) -> typer.Exit:
@@ -261,6 +265,25 @@ def sessions_revoke(email: str) -> None:
     """End every session of an account."""
     ended = run(lambda s: s.admin.revoke_sessions(email))
     typer.echo(f"ended {ended} session(s) of {email}")
+
+
+@mail_app.command("last")
+def mail_last(
+    to: Annotated[str | None, typer.Option(help="The newest mail to this address.")] = None,
+) -> None:
+    """Print the newest mail in DOORWARD_MAIL_DIR: To, Subject, Date, then its plain text, links whole."""
+    from doorward.mail import last_mail, plain_text
+
+    settings = load_settings()
+    if settings.mailer != "file":
+        raise fail("DOORWARD_MAILER is smtp: mails are sent, not kept in DOORWARD_MAIL_DIR")
+    message = last_mail(settings.mail_dir, to)
+    if message is None:
+        raise fail(f"no mail{f' to {to}' if to else ''} in {settings.mail_dir}")
+    for header in ("To", "Subject", "Date"):
+        typer.echo(f"{header}: {message[header]}")
+    typer.echo("")
+    typer.echo(plain_text(message), nl=False)
 
 
 @app.command()

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.utils import make_msgid
+from email.utils import format_datetime, make_msgid, parseaddr
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
@@ -42,16 +43,33 @@ class Mail:
     subject: str
     text: str
     html: str
+    date: datetime
+    """When it was written (queued): its ``Date:``, however many tries the delivery takes."""
 
-    def message(self, sender: str) -> EmailMessage:
+    def message(self, sender: str, *, domain: str = "localhost") -> EmailMessage:
+        """The mail as sent from ``sender``, its ``Message-ID`` in ``domain`` (``message_id_domain``)."""
         message = EmailMessage()
         message["From"] = sender
         message["To"] = self.to
         message["Subject"] = self.subject
-        message["Message-ID"] = make_msgid(domain="doorward")
+        message["Date"] = format_datetime(self.date.astimezone(UTC))
+        message["Message-ID"] = make_msgid(domain=domain)
         message.set_content(self.text)
         message.add_alternative(self.html, subtype="html")
         return message
+
+
+def message_id_domain(public_url: str, sender: str) -> str:
+    """The domain of doorward's Message-IDs: its public URL's host, when that is a name; else the
+    sender's domain (``localhost`` if it has none). A bare ``@doorward`` marks a mail as made up to spam
+    filters, and a Message-ID with an address in it, though allowed, is rare enough to look so too."""
+    host = urlsplit(public_url).hostname
+    if host:
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            return host
+    return parseaddr(sender)[1].rpartition("@")[2].lower() or "localhost"
 
 
 class MailOutbox:
@@ -78,6 +96,7 @@ class MailOutbox:
         self._transport = transport
         self._sender = sender
         self._public_url = public_url.rstrip("/")
+        self._domain = message_id_domain(public_url, sender)
         self._attempts = attempts
         self._first_pause = first_pause
         self._queue: asyncio.Queue[Mail] = asyncio.Queue(maxsize=capacity)
@@ -147,6 +166,7 @@ class MailOutbox:
             subject=SUBJECTS[kind],
             text=self._templates.get_template(f"{kind}.txt").render(values),
             html=self._templates.get_template(f"{kind}.html").render(values),
+            date=self._clock(),
         )
 
     def _enqueue(self, kind: str, to: str, **context: Any) -> None:
@@ -165,7 +185,7 @@ class MailOutbox:
                 self._queue.task_done()
 
     async def _deliver(self, mail: Mail) -> None:
-        message = mail.message(self._sender)
+        message = mail.message(self._sender, domain=self._domain)
         for attempt in range(1, self._attempts + 1):
             try:
                 await self._transport.deliver(message)

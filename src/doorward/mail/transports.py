@@ -6,6 +6,7 @@ import asyncio
 import logging
 import secrets
 from datetime import UTC, datetime
+from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Protocol
@@ -40,6 +41,23 @@ class FileTransport:
     def _write(self, path: Path, data: bytes) -> None:
         self._directory.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
+
+
+def last_mail(directory: Path, to: str | None = None) -> EmailMessage | None:
+    """The newest mail ``FileTransport`` wrote into ``directory`` (to ``to``, in any case, if given)."""
+    # Named by the time of writing, so the names sort as the mails were written.
+    for path in sorted(directory.glob("*.eml"), reverse=True) if directory.is_dir() else ():
+        message = message_from_bytes(path.read_bytes(), policy=policy.default)
+        assert isinstance(message, EmailMessage)  # what policy.default makes
+        if to is None or str(message["To"]).strip().casefold() == to.strip().casefold():
+            return message
+    return None
+
+
+def plain_text(message: EmailMessage) -> str:
+    """A mail's plain-text part, decoded: links whole, where the file holds them quoted-printable."""
+    body = message.get_body(preferencelist=("plain",))
+    return "" if body is None else str(body.get_content())
 
 
 class SmtpTransport:
