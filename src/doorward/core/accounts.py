@@ -46,7 +46,8 @@ class Accounts:
         if d.account_policy.require_email_verification and not verified:
             password_hash = await d.hash(secret)
             self.background.spawn(
-                self._register_unverified(NewUser(stored_email, canonical, password_hash)), "registration"
+                self._register_unverified(NewUser(stored_email, canonical, password_hash), client),
+                "registration",
             )
             return None
         async with d.store.read() as tx:
@@ -57,10 +58,10 @@ class Accounts:
             user = await tx.users.add(
                 NewUser(stored_email, canonical, password_hash, email_verified=verified), d.clock()
             )
-        d.audit("user.registered", user_id=user.id)
+        d.audit("user.registered", user_id=user.id, client=client.address if client else None)
         return user
 
-    async def _register_unverified(self, new: NewUser) -> None:
+    async def _register_unverified(self, new: NewUser, client: Client | None) -> None:
         d = self._deps
         token = new_token()
         now = d.clock()
@@ -73,10 +74,14 @@ class Accounts:
                 existing = await tx.users.by_canonical_email(new.email_canonical)
             if existing is not None and await d.throttle.allow_account_mail(new.email_canonical):
                 d.notifications.registration_attempt(existing.email)
-            d.audit("user.registration_repeated", user_id=existing.id if existing else None)
+            d.audit(
+                "user.registration_repeated",
+                user_id=existing.id if existing else None,
+                client=client.address if client else None,
+            )
             return
         d.notifications.verify_email(user.email, token)
-        d.audit("user.registered", user_id=user.id)
+        d.audit("user.registered", user_id=user.id, client=client.address if client else None)
 
     def _account_token(self, token: str, user_id: int, purpose: TokenPurpose, now: datetime) -> AccountToken:
         policy = self._deps.account_policy

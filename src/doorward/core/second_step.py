@@ -58,7 +58,9 @@ async def require_second_factor(
         deps.audit("login.failed", reason="changed_meanwhile", user_id=user.id, client=client.address)
         raise InvalidCredentials()
     if new_hash is not None and seen == new_hash:
-        deps.audit("password.rehashed", user_id=user.id, profile=deps.pool.hasher.profile.name)
+        deps.audit(
+            "password.rehashed", user_id=user.id, profile=deps.pool.hasher.profile.name, client=client.address
+        )
     deps.audit("login.mfa_required", user_id=user.id, client=client.address, first_factor=first_factor)
     raise MfaRequired(token, methods)
 

@@ -103,7 +103,12 @@ class Authenticator:
             d.audit("login.failed", reason="changed_meanwhile", user_id=user.id, client=client.address)
             raise InvalidCredentials()
         if new_hash is not None:
-            d.audit("password.rehashed", user_id=user.id, profile=d.pool.hasher.profile.name)
+            d.audit(
+                "password.rehashed",
+                user_id=user.id,
+                profile=d.pool.hasher.profile.name,
+                client=client.address,
+            )
         d.audit("login.succeeded", user_id=user.id, session_id=session.id, client=client.address)
         return LoginResult(token, user, session, mfa_enrollment_required=self.enrollment_required(user))
 

@@ -39,11 +39,20 @@ def client_of(request: Request, trusted: Sequence[IPNetwork] = ()) -> Client:
     Behind trusted proxies the address is the right-most X-Forwarded-For entry that is not itself
     a trusted proxy: everything left of it was written by the client and proves nothing.
     """
-    user_agent = request.headers.get("user-agent") or None
+    user_agent = _utf8(request.headers.get("user-agent") or "") or None
     return Client(
         address=client_address(request, trusted),
         user_agent=user_agent[:MAX_USER_AGENT] if user_agent else None,
     )
+
+
+def _utf8(value: str) -> str:
+    """A header value as its sender meant it: Starlette decodes the bytes as Latin-1, but browsers and
+    clients send UTF-8 (an "é" would be stored as "Ã©"). Bytes that are not UTF-8 stay Latin-1."""
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return value
 
 
 def client_address(request: Request, trusted: Sequence[IPNetwork] = ()) -> str | None:
