@@ -11,6 +11,7 @@ from doorward.core.errors import (
     InvalidCurrentPassword,
     InvalidRequest,
     InvalidSession,
+    PasswordUnchanged,
     TokenExpired,
     TokenInvalid,
 )
@@ -113,6 +114,9 @@ class Accounts:
             d.audit("password.change_failed", user_id=user.id, client=client.address)
             raise InvalidCurrentPassword()
         new = Password(new_password)
+        if new.normalised == current.normalised:
+            # Accepted, it would end the other sessions and mail "your password was changed" for nothing.
+            raise PasswordUnchanged()
         d.password_policy.check(new, email=user.email_canonical)
         new_hash = await d.hash(new)
         async with d.store.write() as tx:
@@ -167,6 +171,24 @@ class Accounts:
         d.notifications.password_reset(user.email, token)
         d.audit("password.reset_requested", outcome="mailed", user_id=user.id, client=client.address)
 
+    async def check_reset_token(self, token: str) -> None:
+        """Raise TokenInvalid or TokenExpired unless ``token`` would reset a password now; it is not
+        used up (the page a mailed link opens asks, so that a dead link says so before the form)."""
+        await self._reset_token_user(token)
+
+    async def _reset_token_user(self, token: str) -> User:
+        d = self._deps
+        if not looks_like_token(token):
+            raise TokenInvalid()
+        async with d.store.read() as tx:
+            found = await tx.tokens.find(token_digest(token), TokenPurpose.RESET_PASSWORD)
+            user = await tx.users.by_id(found.user_id) if found else None
+        if found is None or user is None or user.disabled:
+            raise TokenInvalid()
+        if d.clock() >= found.expires_at:
+            raise TokenExpired()
+        return user
+
     async def reset_password(self, token: str, new_password: str) -> None:
         """Set a new password with a mailed token; all the user's sessions end; the token is used up.
 
@@ -177,13 +199,7 @@ class Accounts:
             raise TokenInvalid()
         digest = token_digest(token)
         new = Password(new_password)
-        async with d.store.read() as tx:
-            found = await tx.tokens.find(digest, TokenPurpose.RESET_PASSWORD)
-            user = await tx.users.by_id(found.user_id) if found else None
-        if found is None or user is None or user.disabled:
-            raise TokenInvalid()
-        if d.clock() >= found.expires_at:
-            raise TokenExpired()
+        user = await self._reset_token_user(token)
         d.password_policy.check(new, email=user.email_canonical)
         new_hash = await d.hash(new)
         now = d.clock()

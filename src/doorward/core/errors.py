@@ -70,6 +70,13 @@ class PasswordCommon(PasswordRejected):
     message = "This password is too common; choose one that is harder to guess"
 
 
+class PasswordUnchanged(PasswordRejected):
+    """A password change whose new password is the current one (compared after NFKC, as hashed)."""
+
+    code = "password_unchanged"
+    message = "The new password is the same as the current one"
+
+
 class PasswordContext(PasswordRejected):
     """The password is built from words of this context: the service's name or the user's email."""
 

@@ -107,7 +107,8 @@ async def logout_all(request: Request, auth: SignedIn) -> Envelope:  # open unde
         200: {"model": OkOut, "description": "Changed; a notification mail is on its way"},
         400: {
             "model": ErrorOut,
-            "description": "invalid_current_password, invalid_request, or a password_* policy code",
+            "description": "invalid_current_password, password_unchanged (the new password is the "
+            "current one), invalid_request, or a password_* policy code",
         },
         **UNAUTHENTICATED,
         **THROTTLED,

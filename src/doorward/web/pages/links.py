@@ -33,23 +33,34 @@ _VERIFY_REQUEST = {
 }
 
 
+DEAD_LINK = "This link was used or has expired."
+
+
 @router.get("/password/reset")
 @as_page
 async def reset_page(request: Request) -> Response:
     token = request.query_params.get("token")
     if token is None:
         return page(request, "email_request.html", notice=notice(request), email="", **_RESET_REQUEST)
-    if not looks_like_token(token):
-        return page(
-            request,
-            "reset.html",
-            status=400,
-            title="Set a new password",
-            token="",
-            form_error=TokenInvalid().text,
-            dead_link=True,
-        )
-    return page(request, "reset.html", title="Set a new password", token=token, dead_link=False)
+    if looks_like_token(token):
+        try:
+            # Asked now, not after the user has typed a new password (the token is not used up).
+            await services_of(request).accounts.check_reset_token(token)
+        except (TokenInvalid, TokenExpired):
+            dead = DEAD_LINK  # a well-formed token no longer stored was used up, or pruned after expiry
+        else:
+            return page(request, "reset.html", title="Set a new password", token=token, dead_link=False)
+    else:
+        dead = TokenInvalid().text  # mangled on its way (a mail client cut it), or not ours
+    return page(
+        request,
+        "reset.html",
+        status=400,
+        title="Set a new password",
+        token="",
+        form_error=dead,
+        dead_link=True,
+    )
 
 
 @router.post("/password/reset/request/form")
