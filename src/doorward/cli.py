@@ -16,6 +16,7 @@ from typing import Annotated, TypeVar
 import typer
 from pydantic import ValidationError
 
+from doorward import __version__
 from doorward.config import Settings, unknown_variables
 from doorward.core.admin import ImportRow
 from doorward.core.errors import DoorwardError
@@ -26,7 +27,13 @@ T = TypeVar("T")
 
 _log = logging.getLogger("doorward.cli")
 
-app = typer.Typer(help="doorward: a login and session service.", no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="doorward: a login and session service.",
+    no_args_is_help=True,
+    add_completion=False,
+    # Plain help, as click writes it: typer's rich panels show "<bool>" beside every flag.
+    rich_markup_mode=None,
+)
 users_app = typer.Typer(help="Manage accounts.", no_args_is_help=True)
 sessions_app = typer.Typer(help="Manage sessions.", no_args_is_help=True)
 mail_app = typer.Typer(
@@ -35,6 +42,22 @@ mail_app = typer.Typer(
 app.add_typer(users_app, name="users")
 app.add_typer(sessions_app, name="sessions")
 app.add_typer(mail_app, name="mail")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"doorward {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """doorward: a login and session service."""
 
 
 def fail(message: str) -> typer.Exit:
@@ -85,9 +108,10 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="Server processes.")] = 1,
     migrate: Annotated[bool, typer.Option(help="Bring the schema up to date first.")] = True,
 ) -> None:
-    """Serve the HTTP API (migrating the database first unless --no-migrate).
+    """Serve the HTTP API, migrating the database first.
 
-    With several workers on Linux, each worker accepts on a socket of its own (doorward/serve/workers.py).
+    With --no-migrate, the schema must be up to date already. With several workers on Linux, each
+    worker accepts on a socket of its own, and the workers share hashing processes.
     """
     import uvicorn
 
@@ -211,9 +235,14 @@ def users_import(
         bool, typer.Option(help="Import the valid lines even when some are refused.")
     ] = False,
 ) -> None:
-    """Import accounts from a CSV with header ``email,password_hash``, in one transaction.
+    """Import accounts with their password hashes from a CSV.
 
-    Recognised hashes: argon2 (any parameters), bcrypt, Django pbkdf2_sha256 and bare SHA-256 hex.
+    All in one transaction. The CSV's header names the columns email and password_hash (others are
+    ignored). Recognised
+    hashes, each within a limit: argon2id, argon2i and argon2d (m at most 262144 KiB, t at most 16,
+    p at most 16); bcrypt (cost at most 14); Django pbkdf2_sha256 (at most 5,000,000 iterations);
+    Django scrypt (128 * n * r at most 256 MiB, p at most 4); bare SHA-256 hex, wrapped at import.
+
     Unless --skip-invalid, one refused line imports nothing.
     """
     rows = list(_read_import(file))
@@ -242,13 +271,16 @@ def _read_import(file: Path) -> Iterator[ImportRow]:
 @users_app.command("disable")
 def users_disable(email: str) -> None:
     """Disable an account and end all its sessions."""
-    ended = run(lambda s: s.admin.disable_user(email))
-    typer.echo(f"disabled {email}; ended {ended} session(s)")
+    stored, ended = run(lambda s: _as_stored(s, email, s.admin.disable_user))
+    typer.echo(f"disabled {stored}; ended {ended} session(s)")
 
 
 @users_app.command("mfa-reset")
 def users_mfa_reset(email: str) -> None:
-    """Remove an account's two-step verification (device and codes lost), end its sessions, mail it."""
+    """Remove an account's two-step verification.
+
+    For a user who lost both the app and the recovery codes: ends every session and mails the user.
+    """
     ended = run(lambda s: s.admin.reset_mfa(email))
     typer.echo(f"reset two-step verification of {email}; ended {ended} session(s)")
 
@@ -256,22 +288,31 @@ def users_mfa_reset(email: str) -> None:
 @users_app.command("unlock")
 def users_unlock(email: str) -> None:
     """Lift a login wait or lockout on an account."""
-    run(lambda s: s.admin.unlock_user(email))
-    typer.echo(f"unlocked {email}")
+    stored, _ = run(lambda s: _as_stored(s, email, s.admin.unlock_user))
+    typer.echo(f"unlocked {stored}")
 
 
 @sessions_app.command("revoke")
 def sessions_revoke(email: str) -> None:
     """End every session of an account."""
-    ended = run(lambda s: s.admin.revoke_sessions(email))
-    typer.echo(f"ended {ended} session(s) of {email}")
+    stored, ended = run(lambda s: _as_stored(s, email, s.admin.revoke_sessions))
+    typer.echo(f"ended {ended} session(s) of {stored}")
+
+
+async def _as_stored(services: Services, email: str, action: Callable[[str], Awaitable[T]]) -> tuple[str, T]:
+    """``action(email)``, and the account's email as stored (as registered), for the echo: not as typed."""
+    user = await services.admin.find_user(email)
+    return user.email, await action(email)
 
 
 @mail_app.command("last")
 def mail_last(
     to: Annotated[str | None, typer.Option(help="The newest mail to this address.")] = None,
 ) -> None:
-    """Print the newest mail in DOORWARD_MAIL_DIR: To, Subject, Date, then its plain text, links whole."""
+    """Print the newest mail the file mailer wrote.
+
+    From DOORWARD_MAIL_DIR: its To, Subject and Date, then its plain text with links whole.
+    """
     from doorward.mail import last_mail, plain_text
 
     settings = load_settings()
@@ -288,7 +329,11 @@ def mail_last(
 
 @app.command()
 def prune() -> None:
-    """Delete expired sessions, mailed tokens and mfaTokens, and throttle counters no longer of use."""
+    """Delete what has expired or is no longer of use.
+
+    Expired sessions, mailed tokens and sign-ins waiting for a second factor, and throttle counters
+    no longer of use. Run it daily.
+    """
     pruned = run(lambda s: s.admin.prune())
     typer.echo(", ".join(f"{name.replace('_', ' ')}: {count}" for name, count in pruned.items()))
 
@@ -298,7 +343,10 @@ def tune(
     target_ms: Annotated[float, typer.Option(min=1, help="Time one hash may take on one core.")] = 100.0,
     memory_kib: Annotated[int, typer.Option(min=8, help="argon2 memory per hash.")] = 19_456,
 ) -> None:
-    """Measure this machine and print argon2id parameters that take about --target-ms per hash."""
+    """Print argon2id parameters measured on this machine.
+
+    The time cost is raised until one hash takes about --target-ms.
+    """
     import argon2
 
     configure_logging()  # tune reads no setting, but says so of a misspelt one as every command does

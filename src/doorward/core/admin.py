@@ -44,6 +44,11 @@ class Admin:
         self._deps.audit("admin.user_added", user_id=user.id)
         return user
 
+    async def find_user(self, email: str) -> User:
+        """The account of ``email`` (in any case and form, as at login); UserNotFound without one."""
+        async with self._deps.store.read() as tx:
+            return await self._require_user(tx.users, email)
+
     async def disable_user(self, email: str) -> int:
         """Disable an account and end all its sessions at once; return how many sessions ended."""
         async with self._deps.store.write() as tx:
