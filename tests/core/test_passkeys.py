@@ -729,6 +729,26 @@ async def test_the_last_factor_stays_while_mfa_is_required(
     await add(Passkeys(deps, RP), user, key())
 
 
+async def test_the_app_as_the_last_factor_stays_while_mfa_is_required(
+    deps: Deps, user: User, store: MemoryStore, clock: FakeClock
+) -> None:
+    """The rule holds for every factor, not only passkeys: turning the app off must not leave an
+    account the policy requires a second factor of with none."""
+    strict = replace(deps, account_policy=AccountPolicy(require_mfa=True))
+    mfa, passkeys = Mfa(strict, SecretBox([KEY]), RP), Passkeys(strict, RP)
+    secret, _ = await enrol_totp(mfa, user, clock)
+
+    with pytest.raises(LastFactor):
+        await mfa.disable_totp(user, PASSWORD, pyotp.TOTP(secret).at(clock()), CLIENT)
+    assert current(store, user).mfa_enabled
+    assert store.data.totp  # nothing was removed
+
+    await add(passkeys, user, key())  # with a passkey left, the app may go
+    clock.advance(seconds=30)
+    await mfa.disable_totp(user, PASSWORD, pyotp.TOTP(secret).at(clock()), CLIENT)
+    assert current(store, user).mfa_enabled
+
+
 async def test_the_flag_follows_the_factors_left(
     passkeys: Passkeys, user: User, auth: Authenticator, mfa: Mfa, store: MemoryStore, clock: FakeClock
 ) -> None:

@@ -998,3 +998,22 @@ async def test_openapi_documents_the_mfa_endpoints_and_the_new_session_fields(
         assert "mfaEnrollmentRequired" in schemas[name]["properties"]
         assert "mfaEnrollmentRequired" not in schemas[name]["required"]
     assert schemas["MfaRequiredOut"]["required"] == ["success", "error", "code", "mfaToken", "methods"]
+
+
+async def test_under_the_policy_the_app_as_the_last_factor_stays(database_url: str, clock: FakeClock) -> None:
+    async with policy_app(database_url, clock) as client:
+        enrolled = await enrol(client, clock)
+        response = await client.post(
+            "/mfa/totp/disable",
+            json={"password": PASSWORD, "code": enrolled.code(clock)},
+            headers=bearer(enrolled.session),
+        )
+        assert response.status_code == 409
+        assert response.json() == {
+            "success": False,
+            "error": "This is your last second factor: add another before removing it",
+            "code": "last_factor",
+        }
+        assert await mfa_status(client, enrolled.session) == (
+            b'{"success":true,"totp":true,"recoveryCodesLeft":10}'
+        )

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from doorward.core import totp
 from doorward.core.deps import Deps
-from doorward.core.errors import CodeInvalid, MfaNotEnabled, TotpActive, TotpNotPending
+from doorward.core.errors import CodeInvalid, LastFactor, MfaNotEnabled, TotpActive, TotpNotPending
 from doorward.core.factor_checks import FactorChecks, has_factor, step_up
 from doorward.core.models import Client, LoginResult, User
 from doorward.core.relying_party import CredentialJson, RelyingParty
@@ -93,11 +93,16 @@ class Mfa:
 
     async def disable_totp(self, user: User, password: str, code: str, client: Client) -> None:
         """Turn two-step verification off, proven by the password and a code (from the app, or a
-        recovery code); the factor, the codes and any sign-in waiting for them go."""
+        recovery code); the factor, the codes and any sign-in waiting for them go. Under
+        DOORWARD_REQUIRE_MFA the account's last second factor stays (LastFactor)."""
         d = self._deps
         factor = await self._checks.active_totp(user.id)
         if factor is None:
             raise MfaNotEnabled()
+        if d.account_policy.require_mfa:  # the app may go only while another factor stays
+            async with d.store.read() as tx:
+                if not await tx.passkeys.for_user(user.id):
+                    raise LastFactor()
         attempts = await step_up(d, user, password, client)
         if totp.clean_code(code) is None:  # not six digits: a recovery code, if anything
             proven = await self._checks.matching_recovery_code(user.id, code) is not None

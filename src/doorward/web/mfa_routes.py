@@ -119,7 +119,11 @@ async def confirm_totp(request: Request, auth: SignedIn, body: CodeBody) -> Enve
     responses={
         200: {"model": OkOut, "description": "Off; the recovery codes are void; a mail tells you"},
         400: {"model": ErrorOut, "description": f"code_invalid (counted by the throttle), {STEP_UP}"},
-        409: {"model": ErrorOut, "description": "mfa_not_enabled: two-step verification is not on"},
+        409: {
+            "model": ErrorOut,
+            "description": "mfa_not_enabled: two-step verification is not on; last_factor: under "
+            "DOORWARD_REQUIRE_MFA the account's last second factor stays",
+        },
         **SET_UP,
         **THROTTLED,
         **OVERLOADED,
