@@ -16,8 +16,9 @@ from doorward.logs import configure_logging
 from doorward.web import account_routes, mfa_routes, pages, passkey_routes, routes
 from doorward.web.errors import install_error_handlers
 from doorward.web.fastpath import DoorwardApp
+from doorward.web.headers import AnswerHeaders, cors_options
 from doorward.web.responses import Envelope
-from doorward.web.security import AnswerHeaders, cors_options, install_security
+from doorward.web.security import install_security
 from doorward.wiring import open_services
 
 DESCRIPTION = """\

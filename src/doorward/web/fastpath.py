@@ -11,8 +11,8 @@ FastAPI's middlewares and routing, which they do not need.
 
 ``DoorwardApp`` hands them to the very route functions of routes.py (``FAST_ROUTES``) and answers as
 the routed stack would: a DoorwardError through errors.py's table, a bug as its 500 envelope,
-security.py's headers and, with a CORS allow-list, Starlette's CORSMiddleware around the answer with
-the options every other answer gets (``security.cors_options``). The CSRF guard, which it skips,
+headers.py's headers and, with a CORS allow-list, Starlette's CORSMiddleware around the answer with
+the options every other answer gets (``headers.cors_options``). The CSRF guard, which it skips,
 lets both through untouched anyway: /login is in ``security.SESSIONLESS_API``, GET a safe method.
 """
 
@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from doorward.core.errors import DoorwardError
 from doorward.web import routes
 from doorward.web.errors import answer_error, answer_unexpected
-from doorward.web.security import AnswerHeaders, wrap_answers
+from doorward.web.headers import AnswerHeaders, wrap_answers
 
 Route = Callable[[Request], Awaitable[Response]]
 
@@ -43,8 +43,8 @@ FAST_ROUTES: dict[tuple[str, str], Route] = {
 class DoorwardApp(FastAPI):
     """FastAPI, with the requests of ``FAST_ROUTES`` answered before any of its middlewares.
 
-    ``cors``: CORSMiddleware's options when the app has an allow-list (``security.cors_options``);
-    ``headers``: the security headers of every answer (``security.AnswerHeaders.of``).
+    ``cors``: CORSMiddleware's options when the app has an allow-list (``headers.cors_options``);
+    ``headers``: the security headers of every answer (``headers.AnswerHeaders.of``).
     """
 
     def __init__(

@@ -14,19 +14,21 @@ from fastapi import APIRouter, Depends, Request
 
 from doorward.core.errors import InvalidRequest
 from doorward.web.body import documented_body, json_body
+from doorward.web.factor_schemas import (
+    MfaLoginIn,
+    MfaStatusOut,
+    RecoveryCodesOut,
+    TotpEnrolmentOut,
+)
 from doorward.web.responses import Envelope
 from doorward.web.routes import OVERLOADED, THROTTLED, TOO_LARGE, SignedIn, login_body, request_client
 from doorward.web.schemas import (
     CodeIn,
     ErrorOut,
     LoginOut,
-    MfaLoginIn,
-    MfaStatusOut,
     OkOut,
     PasswordIn,
-    RecoveryCodesOut,
     TotpDisableIn,
-    TotpEnrolmentOut,
 )
 from doorward.web.services import services_of
 

@@ -16,6 +16,17 @@ from fastapi import APIRouter, Depends, Request
 from doorward.core.errors import InvalidRequest
 from doorward.core.passkeys import PasskeyInfo
 from doorward.web.body import documented_body, json_body
+from doorward.web.factor_schemas import (
+    CredentialIn,
+    MfaRequiredOut,
+    MfaTokenIn,
+    OptionsOut,
+    PasskeyAddedOut,
+    PasskeyIn,
+    PasskeyListOut,
+    PasskeyRenamedOut,
+    PasskeyRenameIn,
+)
 from doorward.web.mfa_routes import SET_UP, STEP_UP
 from doorward.web.responses import Envelope
 from doorward.web.routes import (
@@ -28,18 +39,9 @@ from doorward.web.routes import (
     timestamp,
 )
 from doorward.web.schemas import (
-    CredentialIn,
     ErrorOut,
     LoginOut,
-    MfaRequiredOut,
-    MfaTokenIn,
     OkOut,
-    OptionsOut,
-    PasskeyAddedOut,
-    PasskeyIn,
-    PasskeyListOut,
-    PasskeyRenamedOut,
-    PasskeyRenameIn,
     PasswordIn,
     SeedErrorOut,
 )

@@ -18,13 +18,13 @@ from doorward.core.models import Client, LoginResult, Session, User
 from doorward.core.sessions import Authenticator
 from doorward.storage import ping
 from doorward.web.body import documented_body, json_body
+from doorward.web.factor_schemas import MfaRequiredOut
 from doorward.web.responses import Envelope
 from doorward.web.schemas import (
     Credentials,
     ErrorOut,
     HealthOut,
     LoginOut,
-    MfaRequiredOut,
     OkOut,
     RegisterOut,
     SeedErrorOut,
