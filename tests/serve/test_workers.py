@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from doorward.serve.workers import listening_sockets
+from doorward.serve.sockets import listening_sockets
 from doorward.storage import upgrade
 from tests.servers import (
     HASHING_PROCESS,

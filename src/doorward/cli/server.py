@@ -30,13 +30,8 @@ def serve(
     import uvicorn
 
     from doorward.serve.hash_processes import Hashers, HashersNotReady
-    from doorward.serve.workers import (
-        GRACEFUL_SECONDS,
-        Workers,
-        listening_socket,
-        listening_sockets,
-        reuse_port_supported,
-    )
+    from doorward.serve.sockets import listening_socket, listening_sockets, reuse_port_supported
+    from doorward.serve.workers import GRACEFUL_SECONDS, Workers
 
     settings = load_settings()
     if migrate:
