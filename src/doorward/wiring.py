@@ -53,6 +53,7 @@ class Services:
     mfa: Mfa
     passkeys: Passkeys
     throttle: Throttle
+    redis: RedisThrottleStore | None  # the throttle's counters, when DOORWARD_REDIS_URL is set
     audit_sink: SqlAuditSink
     outbox: MailOutbox
     csrf_key: bytes = field(repr=False)
@@ -137,6 +138,7 @@ async def open_services(settings: Settings, *, clock: Clock = utc_now) -> AsyncI
             mfa=Mfa(deps, await secret_box(settings, engine), rp),
             passkeys=Passkeys(deps, rp),
             throttle=deps.throttle,
+            redis=redis_store,
             audit_sink=audit_sink,
             outbox=outbox,
             csrf_key=await load_or_create_secret(engine, "csrf_key"),

@@ -1,8 +1,8 @@
 """Storage: SQLAlchemy Core tables, the Store and repositories the core asks for, Alembic migrations."""
 
-from doorward.storage.database import create_engine, open_checkpointer, ping
+from doorward.storage.database import create_engine, open_checkpointer, ping, schema_revision
 from doorward.storage.keys import load_or_create_secret
-from doorward.storage.migrate import downgrade, upgrade
+from doorward.storage.migrate import downgrade, newest_revision, upgrade
 from doorward.storage.store import SqlStore
 
 __all__ = [
@@ -10,7 +10,9 @@ __all__ = [
     "create_engine",
     "downgrade",
     "load_or_create_secret",
+    "newest_revision",
     "open_checkpointer",
     "ping",
+    "schema_revision",
     "upgrade",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,8 +42,10 @@ def downgrade(database_url: str, revision: str) -> None:
         command.downgrade(alembic_config(database_url), revision)
 
 
+@functools.cache
 def newest_revision() -> str:
-    """The revision ``upgrade`` brings a database to."""
+    """The revision ``upgrade`` brings a database to (read from the scripts once per process:
+    /readyz asks at every probe)."""
     return str(ScriptDirectory.from_config(alembic_config("")).get_current_head())
 
 
