@@ -60,8 +60,14 @@ class Services:
 
 
 @asynccontextmanager
-async def open_services(settings: Settings, *, clock: Clock = utc_now) -> AsyncIterator[Services]:
-    """Build the services for ``settings``; close the pool and the engine on exit."""
+async def open_services(
+    settings: Settings, *, clock: Clock = utc_now, serving: bool = True
+) -> AsyncIterator[Services]:
+    """Build the services for ``settings``; close the pool and the engine on exit.
+
+    ``serving``: for the app, whose requests' database work DOORWARD_DB_TIMEOUT bounds as a whole;
+    a command passes False.
+    """
     if settings.profile is TESTING:
         _log.warning("hash profile 'testing' is in use: never use it for real accounts")
     engine = create_engine(
@@ -77,7 +83,14 @@ async def open_services(settings: Settings, *, clock: Clock = utc_now) -> AsyncI
         statement_timeout=settings.db_statement_timeout,
         pool_size=settings.db_pool_size,
     )
-    store = SqlStore(engine, lookup=lookup, checkpointer=open_checkpointer(engine.url))
+    # Serving, a request's every use of the database ends within DOORWARD_DB_TIMEOUT, statements
+    # included; a command's statements may each take DOORWARD_DB_STATEMENT_TIMEOUT.
+    store = SqlStore(
+        engine,
+        lookup=lookup,
+        checkpointer=open_checkpointer(engine.url),
+        limit=settings.db_timeout if serving else None,
+    )
     audit_sink = SqlAuditSink(store)
     flusher = asyncio.create_task(audit_sink.run(), name="doorward-audit-flush")
     redis_store = (
