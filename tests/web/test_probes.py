@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
+from sqlalchemy import text
 
 from doorward.storage import downgrade
 from tests.conftest import EMAIL, PASSWORD, app_for, bearer, login, register
@@ -146,6 +147,15 @@ async def test_readyz_fails_while_migrations_are_behind_and_healthz_keeps_its_me
         assert "migrat" in ready.json()["error"].lower()
         # /healthz keeps the seed's meaning (the database answers and is migrated at all).
         assert (await client.get("/healthz")).json() == {"status": "ok"}
+
+
+async def test_readyz_stays_ready_on_a_schema_a_newer_release_migrated(sqlite_url: str) -> None:
+    """A rolling upgrade: the new release migrated, the old instances must keep serving meanwhile."""
+    async with app_for(sqlite_url) as (app, client):
+        async with app.state.services.engine.begin() as conn:
+            await conn.execute(text("UPDATE alembic_version SET version_num = '9999_from_the_future'"))
+        ready = await client.get("/readyz")
+        assert (ready.status_code, ready.json()["checks"]["migrations"]) == (200, "ok")
 
 
 async def test_the_probes_answer_get_and_head_and_are_in_openapi(client: httpx.AsyncClient) -> None:

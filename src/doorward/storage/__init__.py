@@ -2,7 +2,7 @@
 
 from doorward.storage.database import create_engine, open_checkpointer, ping, schema_revision
 from doorward.storage.keys import load_or_create_secret
-from doorward.storage.migrate import downgrade, newest_revision, upgrade
+from doorward.storage.migrate import downgrade, schema_current, upgrade
 from doorward.storage.store import SqlStore
 
 __all__ = [
@@ -10,9 +10,9 @@ __all__ = [
     "create_engine",
     "downgrade",
     "load_or_create_secret",
-    "newest_revision",
     "open_checkpointer",
     "ping",
+    "schema_current",
     "schema_revision",
     "upgrade",
 ]

@@ -49,6 +49,20 @@ def newest_revision() -> str:
     return str(ScriptDirectory.from_config(alembic_config("")).get_current_head())
 
 
+@functools.cache
+def known_revisions() -> frozenset[str]:
+    """Every revision this release's scripts know: one outside them was written by a newer release."""
+    return frozenset(
+        script.revision for script in ScriptDirectory.from_config(alembic_config("")).walk_revisions()
+    )
+
+
+def schema_current(revision: str | None) -> bool:
+    """A schema this release may serve: at its newest revision, or at one a newer release migrated to
+    (in a rolling upgrade the old instances must stay ready while the new ones start)."""
+    return revision is not None and (revision == newest_revision() or revision not in known_revisions())
+
+
 def current_revision(database_url: str, timeout: float) -> str | None:
     """The database's schema revision, None when it has none (never migrated); an exception when
     the database does not answer within ``timeout`` seconds."""

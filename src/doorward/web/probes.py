@@ -15,7 +15,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from doorward.storage import newest_revision, ping, schema_revision
+from doorward.storage import ping, schema_current, schema_revision
 from doorward.web.responses import Envelope
 from doorward.web.schemas import HealthOut, ReadyOut
 from doorward.web.services import services_of
@@ -46,7 +46,7 @@ async def _redis(services: Services) -> bool:
 
 
 async def _migrations(services: Services) -> bool:
-    return await schema_revision(services.engine, services.settings.db_timeout) == newest_revision()
+    return schema_current(await schema_revision(services.engine, services.settings.db_timeout))
 
 
 CHECKS: tuple[Check, ...] = (
