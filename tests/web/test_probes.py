@@ -1,25 +1,21 @@
 """The probes: /healthz (every store a login needs), /readyz (each check named, migrations at head),
 /livez (the process alone); and a Redis outage seen where an operator looks, with a Redis of the
-test's own that it can stop (never the shared one)."""
+test's own that it can stop (never the shared one: tests/redis_server.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import socket
-import subprocess
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-import redis
 from sqlalchemy import text
 
+from doorward.logs import JsonFormatter
 from doorward.storage import downgrade
 from tests.conftest import EMAIL, PASSWORD, app_for, bearer, login, register
+from tests.redis_server import OwnRedis
 
 HEALTH_DB_DOWN = (
     b'{"status":"unavailable","success":false,"error":"Database unavailable","code":"unavailable"}'
@@ -27,51 +23,6 @@ HEALTH_DB_DOWN = (
 """The README's /healthz row, byte for byte: load balancers may match it."""
 UNAVAILABLE = b'{"success":false,"error":"Service temporarily unavailable","code":"unavailable"}'
 """The contract's 503 for any call that reaches a store, byte for byte."""
-
-
-@dataclass
-class OwnRedis:
-    url: str
-    process: subprocess.Popen[bytes]
-
-    def stop(self) -> None:
-        self.process.kill()
-        self.process.wait(timeout=10)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
-    """A redis-server of this test's own, on a free port, without persistence, that it may kill."""
-    port = free_port()
-    try:
-        process = subprocess.Popen(
-            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            cwd=tmp_path,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-    except FileNotFoundError:
-        pytest.skip("no redis-server on the PATH")
-    url = f"redis://127.0.0.1:{port}/0"
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            with redis.Redis.from_url(url, socket_connect_timeout=1) as client:
-                client.ping()
-            break
-        except redis.ConnectionError:
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.05)
-    server = OwnRedis(url, process)
-    yield server
-    if process.poll() is None:
-        server.stop()
 
 
 def messages(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -92,6 +43,10 @@ async def test_a_redis_outage_fails_healthz_and_readyz_and_the_log_names_redis(
         assert (refused.status_code, refused.content) == (503, UNAVAILABLE)
         assert "Redis unavailable" in messages(caplog)
         assert "database unavailable" not in messages(caplog)
+        line = next(
+            JsonFormatter().format(r) for r in caplog.records if r.getMessage() == "Redis unavailable"
+        )
+        assert '"store": "Redis"' in line
 
         health = await client.get("/healthz")
         assert health.status_code == 503
