@@ -23,6 +23,7 @@ from doorward.config import Settings
 from doorward.core.clock import Clock
 from doorward.storage import upgrade
 from doorward.web import create_app
+from tests.redis_server import own_redis  # noqa: F401 - a fixture, offered to every test module
 from tests.servers import start_server  # noqa: F401 - a fixture, offered to every test module
 
 PASSWORD = "correct horse battery staple"

@@ -13,6 +13,8 @@ class TcpProxy:
 
     ``cut()`` drops every connection and resets new ones (a database that went away);
     ``blackhole()`` accepts and then says nothing (a network that hangs);
+    ``freeze()`` keeps every connection open but forwards nothing more, either way, and holds new ones
+    unanswered (a server that stopped: SIGSTOP, a stalled disk, a full network buffer);
     ``restore()`` forwards again.
     """
 
@@ -24,6 +26,8 @@ class TcpProxy:
         self._lock = threading.Lock()
         self._sockets: list[socket.socket] = []
         self._closed = False
+        self._frozen = threading.Event()  # set while data may flow; cleared by freeze()
+        self._frozen.set()
         threading.Thread(target=self._accept, daemon=True).start()
 
     def cut(self) -> None:
@@ -31,6 +35,11 @@ class TcpProxy:
 
     def blackhole(self) -> None:
         self._set_mode("blackhole")
+
+    def freeze(self) -> None:
+        with self._lock:
+            self._mode = "freeze"
+            self._frozen.clear()
 
     def restore(self) -> None:
         self._set_mode("forward")
@@ -50,6 +59,7 @@ class TcpProxy:
         with self._lock:
             self._mode = mode
             doomed, self._sockets = self._sockets, []
+            self._frozen.set()  # pumps held by a freeze go on, onto sockets that are now closed
         for sock in doomed:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
@@ -63,7 +73,7 @@ class TcpProxy:
                 return
             with self._lock:
                 mode = self._mode
-                if mode == "blackhole":
+                if mode in {"blackhole", "freeze"}:
                     self._sockets.append(client)  # held open, never answered
                     continue
             if mode == "cut":
@@ -81,10 +91,10 @@ class TcpProxy:
             for source, sink in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
 
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while data := source.recv(65536):
+                self._frozen.wait()  # a freeze holds what was read: it reaches nobody
                 sink.sendall(data)
         except OSError:
             pass

@@ -53,14 +53,21 @@ class Services:
     mfa: Mfa
     passkeys: Passkeys
     throttle: Throttle
+    redis: RedisThrottleStore | None  # the throttle's counters, when DOORWARD_REDIS_URL is set
     audit_sink: SqlAuditSink
     outbox: MailOutbox
     csrf_key: bytes = field(repr=False)
 
 
 @asynccontextmanager
-async def open_services(settings: Settings, *, clock: Clock = utc_now) -> AsyncIterator[Services]:
-    """Build the services for ``settings``; close the pool and the engine on exit."""
+async def open_services(
+    settings: Settings, *, clock: Clock = utc_now, serving: bool = True
+) -> AsyncIterator[Services]:
+    """Build the services for ``settings``; close the pool and the engine on exit.
+
+    ``serving``: for the app, whose requests' database work DOORWARD_DB_TIMEOUT bounds as a whole;
+    a command passes False.
+    """
     if settings.profile is TESTING:
         _log.warning("hash profile 'testing' is in use: never use it for real accounts")
     engine = create_engine(
@@ -76,7 +83,14 @@ async def open_services(settings: Settings, *, clock: Clock = utc_now) -> AsyncI
         statement_timeout=settings.db_statement_timeout,
         pool_size=settings.db_pool_size,
     )
-    store = SqlStore(engine, lookup=lookup, checkpointer=open_checkpointer(engine.url))
+    # Serving, a request's every use of the database ends within DOORWARD_DB_TIMEOUT, statements
+    # included; a command's statements may each take DOORWARD_DB_STATEMENT_TIMEOUT.
+    store = SqlStore(
+        engine,
+        lookup=lookup,
+        checkpointer=open_checkpointer(engine.url),
+        limit=settings.db_timeout if serving else None,
+    )
     audit_sink = SqlAuditSink(store)
     flusher = asyncio.create_task(audit_sink.run(), name="doorward-audit-flush")
     redis_store = (
@@ -137,6 +151,7 @@ async def open_services(settings: Settings, *, clock: Clock = utc_now) -> AsyncI
             mfa=Mfa(deps, await secret_box(settings, engine), rp),
             passkeys=Passkeys(deps, rp),
             throttle=deps.throttle,
+            redis=redis_store,
             audit_sink=audit_sink,
             outbox=outbox,
             csrf_key=await load_or_create_secret(engine, "csrf_key"),

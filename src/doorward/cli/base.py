@@ -87,7 +87,7 @@ def run(action: Callable[[Services], Awaitable[T]]) -> T:
     settings = load_settings()
 
     async def main() -> T:
-        async with open_services(settings) as services:
+        async with open_services(settings, serving=False) as services:
             return await action(services)
 
     try:

@@ -178,11 +178,18 @@ class Overloaded(DoorwardError):
 
 
 class StorageUnavailable(DoorwardError):
-    """The database did not answer in time or refused the connection."""
+    """A store (the database, or Redis) did not answer in time or refused the connection.
+
+    ``store`` names which one, for the operator's log line; the client's text is the same for both.
+    """
 
     code = "unavailable"
     message = "Service temporarily unavailable"
     retry_after: ClassVar[int] = 5
+
+    def __init__(self, message: str | None = None, *, store: str = "database") -> None:
+        super().__init__(message)
+        self.store = store
 
 
 # --- multi-factor login ----------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """Storage: SQLAlchemy Core tables, the Store and repositories the core asks for, Alembic migrations."""
 
-from doorward.storage.database import create_engine, open_checkpointer, ping
+from doorward.storage.database import create_engine, open_checkpointer, ping, schema_revision
 from doorward.storage.keys import load_or_create_secret
-from doorward.storage.migrate import downgrade, upgrade
+from doorward.storage.migrate import downgrade, schema_current, upgrade
 from doorward.storage.store import SqlStore
 
 __all__ = [
@@ -12,5 +12,7 @@ __all__ = [
     "load_or_create_secret",
     "open_checkpointer",
     "ping",
+    "schema_current",
+    "schema_revision",
     "upgrade",
 ]

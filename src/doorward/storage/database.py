@@ -138,3 +138,14 @@ async def ping(engine: AsyncEngine, limit: float) -> bool:
     except Exception:
         return False
     return True
+
+
+async def schema_revision(engine: AsyncEngine, limit: float) -> str | None:
+    """The revision the database's schema is at, read within ``limit`` seconds; None when the
+    database does not answer in time or holds no revision (never migrated)."""
+    try:
+        async with asyncio.timeout(limit):
+            async with engine.connect() as conn:
+                return (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
+    except Exception:
+        return None

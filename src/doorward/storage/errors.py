@@ -1,7 +1,8 @@
 """Driver errors become doorward's errors here, and only here.
 
 Each driver's way of saying "the database (or Redis) is not there" becomes the core's
-StorageUnavailable, chained to the driver's error, which the web layer answers with 503 and logs;
+StorageUnavailable, naming the store and chained to the driver's error, which the web layer answers
+with 503 and logs under the store's name;
 a refusal by the data itself becomes the core error it means (``unique_email``). SqlStore wraps
 every connection in ``sql_translated``; the session lookup catches in place, with no context
 manager on the busiest request, and asks here what its drivers' errors mean.
@@ -95,6 +96,9 @@ def sqlite_lookup_error(exc: sqlite3.OperationalError) -> Exception:
 # state was left mid-way.
 ASYNCPG_UNAVAILABLE = (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.InternalClientError)
 
+REDIS = "Redis"
+"""The name a Redis outage carries (StorageUnavailable.store), for the log line that reports it."""
+
 _REDIS_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
@@ -104,4 +108,4 @@ async def redis_translated() -> AsyncIterator[None]:
     try:
         yield
     except _REDIS_UNAVAILABLE as exc:
-        raise StorageUnavailable() from exc
+        raise StorageUnavailable(store=REDIS) from exc

@@ -114,6 +114,14 @@ class SqliteLookup:
             self._conn = None
 
 
+def _left(deadline: float) -> float:
+    """Seconds until ``deadline`` (the event loop's clock); TimeoutError once it has passed."""
+    left = deadline - asyncio.get_running_loop().time()
+    if left <= 0:
+        raise TimeoutError()
+    return left
+
+
 class PostgresLookup:
     """A few asyncpg connections of its own, opened on first use, with the statement prepared once
     on each. Having its own connections means session checks never queue behind logins for pooled ones.
@@ -144,7 +152,7 @@ class PostgresLookup:
         self._opening = 0
         self._closed = False  # by close(): a connect still in flight then must not outlive it
 
-    async def _acquire(self) -> asyncpg.Connection:
+    async def _acquire(self, deadline: float) -> asyncpg.Connection:
         while True:
             if self._closed:
                 raise StorageUnavailable()
@@ -153,10 +161,10 @@ class PostgresLookup:
             elif self._has_room():
                 conn = None
             else:
-                conn = await asyncio.wait_for(self._idle.get(), self._timeout)
+                conn = await asyncio.wait_for(self._idle.get(), _left(deadline))
             if conn is None:  # room to open one (a connection was dropped, or none is open yet)
                 if self._has_room():
-                    return await self._connect()
+                    return await self._connect(deadline)
                 continue  # another check took the room first: wait again
             if not conn.is_closed():
                 return conn
@@ -165,14 +173,14 @@ class PostgresLookup:
     def _has_room(self) -> bool:
         return len(self._open) + self._opening < self._size
 
-    async def _connect(self) -> asyncpg.Connection:
+    async def _connect(self, deadline: float) -> asyncpg.Connection:
         self._opening += 1
         try:
             # Ours win over the URL's options of the same name, as the engine's connect_args do.
             conn = await asyncpg.connect(
                 **{
                     **self._options,
-                    "timeout": self._timeout,
+                    "timeout": _left(deadline),
                     # As the engine's: the server's statement timeout, and a client-side backstop.
                     "command_timeout": self._statement_timeout + 1,
                     "server_settings": {
@@ -200,10 +208,14 @@ class PostgresLookup:
         self._idle.put_nowait(None)
 
     async def find(self, token_digest: bytes) -> tuple[Session, User] | None:
+        """The session and user of ``token_digest``; waiting for a connection, connecting and the
+        query take ``timeout`` seconds in all (DOORWARD_DB_TIMEOUT), then StorageUnavailable."""
+        deadline = asyncio.get_running_loop().time() + self._timeout
         try:
-            conn = await self._acquire()
+            conn = await self._acquire(deadline)
             try:
-                row = await conn.fetchrow(self._sql, token_digest)
+                # asyncpg's own per-query timeout, in place of the connection's command_timeout.
+                row = await conn.fetchrow(self._sql, token_digest, timeout=_left(deadline))
             except BaseException:
                 self._drop(conn)
                 raise

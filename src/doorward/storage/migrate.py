@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,9 +42,25 @@ def downgrade(database_url: str, revision: str) -> None:
         command.downgrade(alembic_config(database_url), revision)
 
 
+@functools.cache
 def newest_revision() -> str:
-    """The revision ``upgrade`` brings a database to."""
+    """The revision ``upgrade`` brings a database to (read from the scripts once per process:
+    /readyz asks at every probe)."""
     return str(ScriptDirectory.from_config(alembic_config("")).get_current_head())
+
+
+@functools.cache
+def known_revisions() -> frozenset[str]:
+    """Every revision this release's scripts know: one outside them was written by a newer release."""
+    return frozenset(
+        script.revision for script in ScriptDirectory.from_config(alembic_config("")).walk_revisions()
+    )
+
+
+def schema_current(revision: str | None) -> bool:
+    """A schema this release may serve: at its newest revision, or at one a newer release migrated to
+    (in a rolling upgrade the old instances must stay ready while the new ones start)."""
+    return revision is not None and (revision == newest_revision() or revision not in known_revisions())
 
 
 def current_revision(database_url: str, timeout: float) -> str | None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 from redis import asyncio as aioredis
 from redis.asyncio.client import Pipeline
 
+from doorward.core.errors import StorageUnavailable
 from doorward.core.models import AttemptState
 from doorward.core.ports import WaitUntil
 from doorward.storage.errors import redis_translated
@@ -40,6 +42,15 @@ class RedisThrottleStore:
 
     async def close(self) -> None:
         await self._redis.aclose()
+
+    async def ping(self, limit: float) -> bool:
+        """True when Redis answers a PING within ``limit`` seconds (for /healthz and /readyz)."""
+        try:
+            async with asyncio.timeout(limit), redis_translated():
+                await self._redis.ping()
+        except (StorageUnavailable, TimeoutError):
+            return False
+        return True
 
     async def login_state(
         self, key: str, counter: str | None, window_start: datetime

@@ -4,6 +4,7 @@ read and a login's write. Driver errors become core errors in errors.py."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -61,7 +62,13 @@ class SqlTransaction:
 
 
 class SqlStore:
-    """Opens transactions on an engine; a database that is down becomes StorageUnavailable."""
+    """Opens transactions on an engine; a database that is down becomes StorageUnavailable.
+
+    ``limit``: seconds each use of a connection may take in all (the wait for a pooled one,
+    connecting, every statement, the commit), so that a frozen database answers within it; the
+    served app's DOORWARD_DB_TIMEOUT. None for commands, whose statements DOORWARD_DB_STATEMENT_TIMEOUT
+    bounds one by one (an import or a prune may rightly take longer in all).
+    """
 
     def __init__(
         self,
@@ -69,8 +76,10 @@ class SqlStore:
         *,
         lookup: SessionLookup | None = None,
         checkpointer: Checkpointer | None = None,
+        limit: float | None = None,
     ) -> None:
         self.engine = engine
+        self._limit = limit
         self._lookup = lookup
         self._checkpointer = checkpointer
         # Reads on the request path are single statements: autocommit spares BEGIN and COMMIT,
@@ -82,14 +91,14 @@ class SqlStore:
     async def connection(self) -> AsyncIterator[AsyncConnection]:
         """An autocommit connection: for single-statement reads (and, on PostgreSQL, writes)."""
         with sql_translated():
-            async with self._reader.connect() as conn:
+            async with asyncio.timeout(self._limit), self._reader.connect() as conn:
                 yield conn
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction: committed on normal exit, rolled back on an exception."""
         with sql_translated():
-            async with self._writer.begin() as conn:
+            async with asyncio.timeout(self._limit), self._writer.begin() as conn:
                 yield conn
 
     async def find_session(self, token_digest: bytes) -> tuple[Session, User] | None:

@@ -13,7 +13,7 @@ from doorward import __version__
 from doorward.config import Settings
 from doorward.core.clock import Clock, utc_now
 from doorward.logs import configure_logging
-from doorward.web import account_routes, mfa_routes, pages, passkey_routes, routes
+from doorward.web import account_routes, mfa_routes, pages, passkey_routes, probes, routes
 from doorward.web.errors import install_error_handlers
 from doorward.web.fastpath import DoorwardApp
 from doorward.web.headers import AnswerHeaders, cors_options
@@ -81,6 +81,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
     install_error_handlers(app, not_found_page=pages.not_found_page)
     install_security(app, settings, page=pages.error_page, origin_only=pages.ORIGIN_ONLY_FORMS)
     app.include_router(routes.router)
+    app.include_router(probes.router)
     app.include_router(account_routes.router)
     app.include_router(mfa_routes.router)
     app.include_router(passkey_routes.router)

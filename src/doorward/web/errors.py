@@ -140,9 +140,10 @@ def retry_headers(error: DoorwardError) -> dict[str, str]:
 
 
 def answer_error(error: DoorwardError) -> Envelope:
-    """``error_response``, after logging what an operator must hear of (the database is down)."""
+    """``error_response``, after logging what an operator must hear of (a store is down), naming
+    the store: "database unavailable" or "Redis unavailable"."""
     if isinstance(error, StorageUnavailable):
-        _log.warning("database unavailable", exc_info=error.__cause__)
+        _log.warning("%s unavailable", error.store, exc_info=error.__cause__, extra={"store": error.store})
     return error_response(error)
 
 

@@ -1,4 +1,4 @@
-"""The JSON API's contract (login, register, session check, logout) and health, and what the account
+"""The JSON API's contract (login, register, session check, logout), and what the account
 and MFA routes (web/account_routes.py, web/mfa_routes.py) share with them: the JSON of a user, a
 session and a login, the client, the authenticated session (and DOORWARD_REQUIRE_MFA's limit on it),
 the documented error answers.
@@ -16,14 +16,12 @@ from fastapi import APIRouter, Depends, Request
 from doorward.core.errors import InvalidRequest, InvalidSession, LoginRequestInvalid, MfaEnrollmentRequired
 from doorward.core.models import Client, LoginResult, Session, User
 from doorward.core.sessions import Authenticator
-from doorward.storage import ping
 from doorward.web.body import documented_body, json_body
 from doorward.web.factor_schemas import MfaRequiredOut
 from doorward.web.responses import Envelope
 from doorward.web.schemas import (
     Credentials,
     ErrorOut,
-    HealthOut,
     LoginOut,
     OkOut,
     RegisterOut,
@@ -248,30 +246,3 @@ async def logout(request: Request) -> Envelope:
     if token is not None:
         await services_of(request).auth.logout(token)
     return Envelope({"success": True})
-
-
-_HEALTH: dict[str, Any] = {
-    "response_model": None,
-    "responses": {
-        200: {"model": HealthOut, "description": "Healthy"},
-        503: {"model": HealthOut, "description": "The database does not answer"},
-    },
-}
-
-
-# Two routes, not api_route(methods=[...]): FastAPI would give both methods one operation id.
-@router.head("/healthz", summary="The status of GET /healthz, without its body", **_HEALTH)
-@router.get("/healthz", summary="Is the service up and its database reachable", **_HEALTH)
-async def healthz(request: Request) -> Envelope:
-    services = services_of(request)
-    if await ping(services.engine, services.settings.db_timeout):
-        return Envelope({"status": "ok"})
-    return Envelope(
-        {
-            "status": "unavailable",
-            "success": False,
-            "error": "Database unavailable",
-            "code": "unavailable",
-        },
-        status_code=503,
-    )

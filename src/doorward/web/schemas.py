@@ -226,3 +226,10 @@ class HealthOut(BaseModel):
     """Liveness and database reachability."""
 
     status: Literal["ok", "unavailable"]
+
+
+class ReadyOut(BaseModel):
+    """Readiness: each check by name (database, redis when configured, migrations), ok or failed."""
+
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, Literal["ok", "failed"]]
