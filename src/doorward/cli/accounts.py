@@ -83,8 +83,8 @@ def users_mfa_reset(email: str) -> None:
 
     For a user who lost both the app and the recovery codes: ends every session and mails the user.
     """
-    ended = run(lambda s: s.admin.reset_mfa(email))
-    typer.echo(f"reset two-step verification of {email}; ended {ended} session(s)")
+    stored, ended = run(lambda s: _as_stored(s, email, s.admin.reset_mfa))
+    typer.echo(f"reset two-step verification of {stored}; ended {ended} session(s)")
 
 
 @users_app.command("unlock")
