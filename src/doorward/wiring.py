@@ -147,7 +147,7 @@ async def open_services(
             pool=pool,
             auth=Authenticator(deps),
             accounts=accounts,
-            admin=Admin(deps, accounts),
+            admin=Admin(deps, accounts, audit_retention=settings.audit_retention),
             mfa=Mfa(deps, await secret_box(settings, engine), rp),
             passkeys=Passkeys(deps, rp),
             throttle=deps.throttle,
