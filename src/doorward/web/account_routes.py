@@ -13,6 +13,7 @@ from doorward.web.responses import Envelope
 from doorward.web.routes import (
     OVERLOADED,
     THROTTLED,
+    UNAVAILABLE,
     Authenticated,
     SignedIn,
     request_client,
@@ -46,7 +47,11 @@ UNAUTHENTICATED: dict[int | str, dict[str, Any]] = {
     "/sessions",
     summary="List your live sessions",
     response_model=None,
-    responses={200: {"model": SessionListOut, "description": "Newest first"}, **UNAUTHENTICATED},
+    responses={
+        200: {"model": SessionListOut, "description": "Newest first"},
+        **UNAUTHENTICATED,
+        **UNAVAILABLE,
+    },
 )
 async def list_sessions(request: Request, auth: Authenticated) -> Envelope:
     user, current = auth
@@ -77,6 +82,7 @@ async def list_sessions(request: Request, auth: Authenticated) -> Envelope:
         200: {"model": OkOut, "description": "Ended"},
         404: {"model": ErrorOut, "description": "session_not_found: you have no session with this id"},
         **UNAUTHENTICATED,
+        **UNAVAILABLE,
     },
 )
 async def end_session(request: Request, session_id: str, auth: Authenticated) -> Envelope:
@@ -90,7 +96,11 @@ async def end_session(request: Request, session_id: str, auth: Authenticated) ->
     "/logout/all",
     summary="End every one of your sessions, this one included",
     response_model=None,
-    responses={200: {"model": EndedOut, "description": "How many ended"}, **UNAUTHENTICATED},
+    responses={
+        200: {"model": EndedOut, "description": "How many ended"},
+        **UNAUTHENTICATED,
+        **UNAVAILABLE,
+    },
 )
 async def logout_all(request: Request, auth: SignedIn) -> Envelope:  # open under DOORWARD_REQUIRE_MFA
     user, _ = auth
@@ -132,7 +142,12 @@ _ACCEPTED = {"success": True}
     status_code=202,
     response_model=None,
     openapi_extra=documented_body(EmailIn),
-    responses={202: {"model": OkOut, "description": "Accepted"}, **THROTTLED},
+    responses={
+        202: {"model": OkOut, "description": "Accepted"},
+        400: {"model": ErrorOut, "description": 'invalid_request: the body is not {"email": <string>}'},
+        **THROTTLED,
+        **UNAVAILABLE,
+    },
 )
 async def request_password_reset(request: Request, body: EmailBody) -> Envelope:
     services = services_of(request)
@@ -164,6 +179,7 @@ async def confirm_password_reset(request: Request, body: ResetConfirmBody) -> En
     responses={
         200: {"model": OkOut, "description": "Confirmed"},
         400: {"model": ErrorOut, "description": "token_invalid or token_expired"},
+        **UNAVAILABLE,
     },
 )
 async def verify_email(request: Request, body: TokenBody) -> Envelope:
@@ -177,7 +193,12 @@ async def verify_email(request: Request, body: TokenBody) -> Envelope:
     status_code=202,
     response_model=None,
     openapi_extra=documented_body(EmailIn),
-    responses={202: {"model": OkOut, "description": "Accepted"}, **THROTTLED},
+    responses={
+        202: {"model": OkOut, "description": "Accepted"},
+        400: {"model": ErrorOut, "description": 'invalid_request: the body is not {"email": <string>}'},
+        **THROTTLED,
+        **UNAVAILABLE,
+    },
 )
 async def resend_verification(request: Request, body: EmailBody) -> Envelope:
     services = services_of(request)
