@@ -57,7 +57,13 @@ async def test_no_operation_documents_a_422(client: httpx.AsyncClient) -> None:
     assert [(m, p) for m, p, op in operations(spec) if "422" in op["responses"]] == []
     assert {"HTTPValidationError", "ValidationError"}.isdisjoint(spec["components"]["schemas"])
     # Any string is a session id: ending one can say 404, never 400.
-    assert set(spec["paths"]["/sessions/{session_id}"]["delete"]["responses"]) == {"200", "401", "404", "503"}
+    assert set(spec["paths"]["/sessions/{session_id}"]["delete"]["responses"]) == {
+        "200",
+        "401",
+        "403",
+        "404",
+        "503",
+    }
 
 
 @pytest.mark.parametrize("path", ["/password/reset/request", "/email/verify/resend"])
@@ -94,3 +100,40 @@ async def test_the_docs_viewers_are_off_unless_asked_for(database_url: str) -> N
         for path in ("/docs", "/redoc"):
             answer = await client.get(path)
             assert answer.status_code == 200 and "/openapi.json" in answer.text, path
+
+
+async def test_a_change_made_with_the_cookie_without_its_csrf_token_is_a_documented_403(
+    database_url: str,
+) -> None:
+    async with app_for(database_url, base_url="https://testserver") as (_, client):
+        await register(client)
+        cookie = {"Cookie": f"__Host-doorward_session={await login(client)}", "Origin": "https://testserver"}
+        spec = (await client.get("/openapi.json")).json()
+        changes = [
+            (m, p, op)
+            for m, p, op in operations(spec)
+            if m in {"post", "patch", "delete"} and {"sessionCookie": []} in op.get("security", [])
+        ]
+        assert len(changes) >= 10
+        for method, path, op in changes:
+            url = path.replace("{session_id}", "x").replace("{passkey_id}", "x")
+            answer = await client.request(method, url, json={}, headers=cookie)
+            assert (method, path, answer.status_code, answer.json()["code"]) == (method, path, 403, "csrf")
+            assert "403" in op["responses"], (method, path)
+
+
+async def test_the_mfa_policys_403_is_documented_where_it_answers(database_url: str) -> None:
+    async with app_for(database_url, require_mfa=True) as (_, client):
+        await register(client)
+        session = bearer(await login(client))
+        spec = (await client.get("/openapi.json")).json()
+        calls = [
+            ("get", "/sessions", None),
+            ("delete", "/sessions/{session_id}", None),
+            ("post", "/password/change", {"currentPassword": "x" * 20, "newPassword": "y" * 20}),
+        ]
+        for method, path, body in calls:
+            url = path.replace("{session_id}", "x")
+            answer = await client.request(method, url, json=body, headers=session)
+            assert (answer.status_code, answer.json()["code"]) == (403, "mfa_enrollment_required"), path
+            assert "403" in spec["paths"][path][method]["responses"], path

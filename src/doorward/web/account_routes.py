@@ -11,6 +11,7 @@ from doorward.core.errors import InvalidRequest, SessionNotFound
 from doorward.web.body import documented_body, json_body
 from doorward.web.responses import Envelope
 from doorward.web.routes import (
+    CROSS_SITE,
     OVERLOADED,
     THROTTLED,
     UNAVAILABLE,
@@ -41,6 +42,8 @@ ResetConfirmBody = Annotated[ResetConfirmIn, Depends(json_body(ResetConfirmIn, I
 UNAUTHENTICATED: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "invalid_session: no valid session token"}
 }
+ENROLMENT_FIRST = "mfa_enrollment_required: DOORWARD_REQUIRE_MFA, and the account has no second factor yet"
+"""The 403 of an ``Authenticated`` route (a change also answers web/openapi.py's csrf with it)."""
 
 
 @router.get(
@@ -50,6 +53,7 @@ UNAUTHENTICATED: dict[int | str, dict[str, Any]] = {
     responses={
         200: {"model": SessionListOut, "description": "Newest first"},
         **UNAUTHENTICATED,
+        403: {"model": ErrorOut, "description": ENROLMENT_FIRST},
         **UNAVAILABLE,
     },
 )
@@ -80,6 +84,7 @@ async def list_sessions(request: Request, auth: Authenticated) -> Envelope:
     response_model=None,
     responses={
         200: {"model": OkOut, "description": "Ended"},
+        403: {"model": ErrorOut, "description": f"{ENROLMENT_FIRST}; or {CROSS_SITE[403]['description']}"},
         404: {"model": ErrorOut, "description": "session_not_found: you have no session with this id"},
         **UNAUTHENTICATED,
         **UNAVAILABLE,
@@ -120,6 +125,7 @@ async def logout_all(request: Request, auth: SignedIn) -> Envelope:  # open unde
             "description": "invalid_current_password, password_unchanged (the new password is the "
             "current one), invalid_request, or a password_* policy code",
         },
+        403: {"model": ErrorOut, "description": f"{ENROLMENT_FIRST}; or {CROSS_SITE[403]['description']}"},
         **UNAUTHENTICATED,
         **THROTTLED,
         **OVERLOADED,

@@ -53,6 +53,12 @@ THROTTLED: dict[int | str, dict[str, Any]] = {
 TOO_LARGE: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorOut, "description": "payload_too_large: the body is over DOORWARD_MAX_BODY_BYTES"}
 }
+CROSS_SITE: dict[int | str, dict[str, Any]] = {
+    403: {
+        "model": ErrorOut,
+        "description": "csrf: sent with the session cookie, from elsewhere or without X-CSRF-Token",
+    }
+}
 UNAVAILABLE: dict[int | str, dict[str, Any]] = {
     503: {"model": ErrorOut, "description": "unavailable: the database does not answer"}
 }
