@@ -199,6 +199,11 @@ class Settings(BaseSettings):
         "P365D); empty keeps them forever",
     )
     max_body_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024
+    api_docs: bool = Field(
+        False,
+        description="Serve the Swagger UI (/docs) and ReDoc (/redoc) viewers of /openapi.json. Off: they "
+        "run a CDN's script on the login page's origin, without a CSP (development only)",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     access_log: bool = Field(
         True,

@@ -279,8 +279,6 @@ async def test_openapi_documents_every_endpoint_and_error(client: httpx.AsyncCli
     assert set(body_schema["required"]) == {"email", "password"}
     assert set(paths["/register"]["post"]["responses"]) >= {"201", "400", "409"}
     assert set(paths["/session"]["get"]["responses"]) >= {"200", "401"}
-    docs = await client.get("/docs")
-    assert docs.status_code == 200 and "openapi.json" in docs.text
 
 
 async def test_healthz(client: httpx.AsyncClient) -> None:

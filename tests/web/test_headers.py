@@ -12,7 +12,8 @@ ONE_YEAR = 365 * 24 * 3600
 
 
 async def every_kind_of_answer(client: httpx.AsyncClient) -> list[httpx.Response]:
-    """A fast-path answer of each route, a routed JSON answer, a page, a static file, a 404, the docs."""
+    """A fast-path answer of each route, a routed JSON answer, a page, a static file, a 404, the docs
+    (of an app with DOORWARD_API_DOCS)."""
     await register(client)
     signed_in = await client.post("/login", json={"email": EMAIL, "password": PASSWORD})
     token = signed_in.json()["sessionToken"]
@@ -34,7 +35,9 @@ async def every_kind_of_answer(client: httpx.AsyncClient) -> list[httpx.Response
 
 @pytest.mark.parametrize("cors", ["", "https://app.example.com"], ids=["first", "inside-cors"])
 async def test_https_public_url_sends_hsts_on_every_answer(database_url: str, cors: str) -> None:
-    async with app_for(database_url, public_url="https://id.example.com", cors_origins=cors) as (_, client):
+    async with app_for(
+        database_url, public_url="https://id.example.com", cors_origins=cors, api_docs=True
+    ) as (_, client):
         answers = await every_kind_of_answer(client)
     for answer in answers:
         assert answer.headers.get("strict-transport-security") == f"max-age={ONE_YEAR}", answer.request.url
@@ -42,7 +45,11 @@ async def test_https_public_url_sends_hsts_on_every_answer(database_url: str, co
 
 async def test_hsts_max_age_and_preload_are_settings(database_url: str) -> None:
     async with app_for(
-        database_url, public_url="https://id.example.com", hsts_max_age="P730D", hsts_preload=True
+        database_url,
+        public_url="https://id.example.com",
+        hsts_max_age="P730D",
+        hsts_preload=True,
+        api_docs=True,
     ) as (_, client):
         answers = await every_kind_of_answer(client)
     expected = f"max-age={2 * ONE_YEAR}; includeSubDomains; preload"
@@ -51,7 +58,7 @@ async def test_hsts_max_age_and_preload_are_settings(database_url: str) -> None:
 
 async def test_plain_http_public_url_sends_no_hsts(database_url: str) -> None:
     """Browsers ignore HSTS over plain HTTP; and a development http://127.0.0.1 must not pin https."""
-    async with app_for(database_url, public_url="http://127.0.0.1:8000") as (_, client):
+    async with app_for(database_url, public_url="http://127.0.0.1:8000", api_docs=True) as (_, client):
         answers = await every_kind_of_answer(client)
     assert not [answer for answer in answers if "strict-transport-security" in answer.headers]
 
@@ -65,7 +72,7 @@ def test_preload_needs_a_year(sqlite_url: str) -> None:
 @pytest.mark.parametrize("cors", ["", "https://app.example.com"], ids=["first", "inside-cors"])
 async def test_every_answer_is_same_origin_for_embedding(database_url: str, cors: str) -> None:
     """Cross-Origin-Resource-Policy: another site may not load doorward's answers as an image or a script."""
-    async with app_for(database_url, cors_origins=cors) as (_, client):
+    async with app_for(database_url, cors_origins=cors, api_docs=True) as (_, client):
         answers = await every_kind_of_answer(client)
     for answer in answers:
         assert answer.headers.get("cross-origin-resource-policy") == "same-origin", answer.request.url

@@ -11,8 +11,10 @@ from doorward.core.errors import InvalidRequest, SessionNotFound
 from doorward.web.body import documented_body, json_body
 from doorward.web.responses import Envelope
 from doorward.web.routes import (
+    CROSS_SITE,
     OVERLOADED,
     THROTTLED,
+    UNAVAILABLE,
     Authenticated,
     SignedIn,
     request_client,
@@ -40,13 +42,20 @@ ResetConfirmBody = Annotated[ResetConfirmIn, Depends(json_body(ResetConfirmIn, I
 UNAUTHENTICATED: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "invalid_session: no valid session token"}
 }
+ENROLMENT_FIRST = "mfa_enrollment_required: DOORWARD_REQUIRE_MFA, and the account has no second factor yet"
+"""The 403 of an ``Authenticated`` route (a change also answers web/openapi.py's csrf with it)."""
 
 
 @router.get(
     "/sessions",
     summary="List your live sessions",
     response_model=None,
-    responses={200: {"model": SessionListOut, "description": "Newest first"}, **UNAUTHENTICATED},
+    responses={
+        200: {"model": SessionListOut, "description": "Newest first"},
+        **UNAUTHENTICATED,
+        403: {"model": ErrorOut, "description": ENROLMENT_FIRST},
+        **UNAVAILABLE,
+    },
 )
 async def list_sessions(request: Request, auth: Authenticated) -> Envelope:
     user, current = auth
@@ -75,8 +84,10 @@ async def list_sessions(request: Request, auth: Authenticated) -> Envelope:
     response_model=None,
     responses={
         200: {"model": OkOut, "description": "Ended"},
+        403: {"model": ErrorOut, "description": f"{ENROLMENT_FIRST}; or {CROSS_SITE[403]['description']}"},
         404: {"model": ErrorOut, "description": "session_not_found: you have no session with this id"},
         **UNAUTHENTICATED,
+        **UNAVAILABLE,
     },
 )
 async def end_session(request: Request, session_id: str, auth: Authenticated) -> Envelope:
@@ -90,7 +101,11 @@ async def end_session(request: Request, session_id: str, auth: Authenticated) ->
     "/logout/all",
     summary="End every one of your sessions, this one included",
     response_model=None,
-    responses={200: {"model": EndedOut, "description": "How many ended"}, **UNAUTHENTICATED},
+    responses={
+        200: {"model": EndedOut, "description": "How many ended"},
+        **UNAUTHENTICATED,
+        **UNAVAILABLE,
+    },
 )
 async def logout_all(request: Request, auth: SignedIn) -> Envelope:  # open under DOORWARD_REQUIRE_MFA
     user, _ = auth
@@ -110,6 +125,7 @@ async def logout_all(request: Request, auth: SignedIn) -> Envelope:  # open unde
             "description": "invalid_current_password, password_unchanged (the new password is the "
             "current one), invalid_request, or a password_* policy code",
         },
+        403: {"model": ErrorOut, "description": f"{ENROLMENT_FIRST}; or {CROSS_SITE[403]['description']}"},
         **UNAUTHENTICATED,
         **THROTTLED,
         **OVERLOADED,
@@ -132,7 +148,12 @@ _ACCEPTED = {"success": True}
     status_code=202,
     response_model=None,
     openapi_extra=documented_body(EmailIn),
-    responses={202: {"model": OkOut, "description": "Accepted"}, **THROTTLED},
+    responses={
+        202: {"model": OkOut, "description": "Accepted"},
+        400: {"model": ErrorOut, "description": 'invalid_request: the body is not {"email": <string>}'},
+        **THROTTLED,
+        **UNAVAILABLE,
+    },
 )
 async def request_password_reset(request: Request, body: EmailBody) -> Envelope:
     services = services_of(request)
@@ -164,6 +185,7 @@ async def confirm_password_reset(request: Request, body: ResetConfirmBody) -> En
     responses={
         200: {"model": OkOut, "description": "Confirmed"},
         400: {"model": ErrorOut, "description": "token_invalid or token_expired"},
+        **UNAVAILABLE,
     },
 )
 async def verify_email(request: Request, body: TokenBody) -> Envelope:
@@ -177,7 +199,12 @@ async def verify_email(request: Request, body: TokenBody) -> Envelope:
     status_code=202,
     response_model=None,
     openapi_extra=documented_body(EmailIn),
-    responses={202: {"model": OkOut, "description": "Accepted"}, **THROTTLED},
+    responses={
+        202: {"model": OkOut, "description": "Accepted"},
+        400: {"model": ErrorOut, "description": 'invalid_request: the body is not {"email": <string>}'},
+        **THROTTLED,
+        **UNAVAILABLE,
+    },
 )
 async def resend_verification(request: Request, body: EmailBody) -> Envelope:
     services = services_of(request)

@@ -17,6 +17,7 @@ from doorward.web import account_routes, mfa_routes, pages, passkey_routes, prob
 from doorward.web.errors import install_error_handlers
 from doorward.web.fastpath import DoorwardApp
 from doorward.web.headers import AnswerHeaders, cors_options
+from doorward.web.openapi import install_openapi
 from doorward.web.responses import Envelope
 from doorward.web.security import install_security
 from doorward.wiring import open_services
@@ -74,6 +75,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         description=DESCRIPTION,
         lifespan=lifespan,
         default_response_class=Envelope,
+        # The viewers run a CDN's script, unpinned, on the origin of the login page and its session
+        # cookie, so they are opt-in (README, "API documentation"); /openapi.json is always served.
+        docs_url="/docs" if settings.api_docs else None,
+        redoc_url="/redoc" if settings.api_docs else None,
         # Starlette's slash redirect writes the request's Host into Location: an open redirect
         # (curl -H 'Host: evil.example' .../session/). A wrong path is a 404 like any other.
         redirect_slashes=False,
@@ -86,5 +91,6 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
     app.include_router(mfa_routes.router)
     app.include_router(passkey_routes.router)
     app.include_router(pages.router)
+    install_openapi(app)
     app.mount("/static", StaticFiles(packages=[("doorward.web", "static")]), name="static")
     return app

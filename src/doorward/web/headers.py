@@ -81,8 +81,8 @@ class SecurityHeaders:
     """Adds the headers of ``BASE_HEADERS``, the page CSP and ``headers``' extra to every response
     that lacks them.
 
-    The interactive API docs (``/docs``, ``/redoc``) load FastAPI's script from a CDN and run inline
-    script, so they alone go without the CSP.
+    The interactive API docs (``/docs``, ``/redoc``, served only with DOORWARD_API_DOCS) load FastAPI's
+    script from a CDN and run inline script, so they alone go without the CSP.
     """
 
     def __init__(

@@ -21,7 +21,15 @@ from doorward.web.factor_schemas import (
     TotpEnrolmentOut,
 )
 from doorward.web.responses import Envelope
-from doorward.web.routes import OVERLOADED, THROTTLED, TOO_LARGE, SignedIn, login_body, request_client
+from doorward.web.routes import (
+    OVERLOADED,
+    THROTTLED,
+    TOO_LARGE,
+    UNAVAILABLE,
+    SignedIn,
+    login_body,
+    request_client,
+)
 from doorward.web.schemas import (
     CodeIn,
     ErrorOut,
@@ -59,6 +67,7 @@ STEP_UP = "invalid_current_password (counted by the throttle like a failed login
     responses={
         200: {"model": MfaStatusOut, "description": "recoveryCodesLeft is 0 while the app is off"},
         401: SET_UP[401],
+        **UNAVAILABLE,
     },
 )
 async def mfa_status(request: Request, auth: SignedIn) -> Envelope:

@@ -33,6 +33,7 @@ from doorward.web.routes import (
     OVERLOADED,
     THROTTLED,
     TOO_LARGE,
+    UNAVAILABLE,
     SignedIn,
     login_body,
     request_client,
@@ -133,6 +134,7 @@ async def add_passkey(request: Request, auth: SignedIn, body: PasskeyBody) -> En
     responses={
         200: {"model": PasskeyListOut, "description": "Never a key or a credential id"},
         401: SET_UP[401],
+        **UNAVAILABLE,
     },
 )
 async def list_passkeys(request: Request, auth: SignedIn) -> Envelope:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Security
 
 from doorward.core.errors import InvalidRequest, InvalidSession, LoginRequestInvalid, MfaEnrollmentRequired
 from doorward.core.models import Client, LoginResult, Session, User
@@ -20,6 +20,7 @@ from doorward.web.body import documented_body, json_body
 from doorward.web.factor_schemas import MfaRequiredOut
 from doorward.web.responses import Envelope
 from doorward.web.schemas import (
+    SESSION_SECURITY,
     Credentials,
     ErrorOut,
     LoginOut,
@@ -31,7 +32,7 @@ from doorward.web.schemas import (
     VerificationRequiredOut,
 )
 from doorward.web.services import services_of
-from doorward.web.transport import client_of, session_token
+from doorward.web.transport import SESSION_COOKIE, SESSION_TOKEN, client_of, session_token
 
 router = APIRouter(default_response_class=Envelope)
 
@@ -48,7 +49,16 @@ THROTTLED: dict[int | str, dict[str, Any]] = {
     }
 }
 TOO_LARGE: dict[int | str, dict[str, Any]] = {
-    413: {"model": ErrorOut, "description": "Body over the size limit"}
+    413: {"model": ErrorOut, "description": "payload_too_large: the body is over DOORWARD_MAX_BODY_BYTES"}
+}
+CROSS_SITE: dict[int | str, dict[str, Any]] = {
+    403: {
+        "model": ErrorOut,
+        "description": "csrf: sent with the session cookie, from elsewhere or without X-CSRF-Token",
+    }
+}
+UNAVAILABLE: dict[int | str, dict[str, Any]] = {
+    503: {"model": ErrorOut, "description": "unavailable: the database does not answer"}
 }
 
 
@@ -57,7 +67,11 @@ def request_client(request: Request) -> Client:
     return client_of(request, services_of(request).settings.trusted_networks)
 
 
-async def signed_in(request: Request) -> tuple[User, Session]:
+async def signed_in(
+    request: Request,
+    _token: Annotated[object, Security(SESSION_TOKEN)] = None,
+    _cookie: Annotated[object, Security(SESSION_COOKIE)] = None,
+) -> tuple[User, Session]:
     """The user and the session of the request's token (bearer or cookie); InvalidSession without one.
 
     Not limited by DOORWARD_REQUIRE_MFA: only what such a session may still do uses it directly
@@ -73,13 +87,14 @@ async def _checked(request: Request, auth: Authenticator) -> tuple[User, Session
     return await auth.check(token)
 
 
-async def authenticated(request: Request) -> tuple[User, Session]:
+async def authenticated(
+    request: Request, signed: Annotated[tuple[User, Session], Depends(signed_in)]
+) -> tuple[User, Session]:
     """``signed_in``, and MfaEnrollmentRequired (403) while DOORWARD_REQUIRE_MFA confines the user to
     setting up a second factor: the one place the policy is enforced on the API."""
-    user, session = await signed_in(request)
-    if services_of(request).auth.enrollment_required(user):
+    if services_of(request).auth.enrollment_required(signed[0]):
         raise MfaEnrollmentRequired()
-    return user, session
+    return signed
 
 
 Authenticated = Annotated[tuple[User, Session], Depends(authenticated)]
@@ -214,6 +229,7 @@ async def register(request: Request, body: RegisterBody) -> Envelope:
     "/session",
     summary="Check a session token",
     response_model=None,
+    openapi_extra={"security": SESSION_SECURITY},
     responses={
         200: {"model": SessionCheckOut, "description": "The session is valid"},
         401: {"model": ErrorOut, "description": "Invalid session"},
@@ -236,6 +252,7 @@ async def session(request: Request) -> Envelope:
     "/logout",
     summary="End the session of the bearer token (always succeeds)",
     response_model=None,
+    openapi_extra={"security": [*SESSION_SECURITY, {}]},  # {}: without a session too
     responses={
         200: {"model": OkOut, "description": "The session, if any, has ended"},
         **OVERLOADED,

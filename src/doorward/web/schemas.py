@@ -22,6 +22,11 @@ def _usable(text: str) -> str:
 
 Text = Annotated[StrictStr, AfterValidator(_usable)]
 
+SESSION_TOKEN_SCHEME = "sessionToken"  # noqa: S105 - the scheme's name, not a token
+SESSION_COOKIE_SCHEME = "sessionCookie"
+SESSION_SECURITY: list[dict[str, list[str]]] = [{SESSION_TOKEN_SCHEME: []}, {SESSION_COOKIE_SCHEME: []}]
+"""An operation's ``security`` in /openapi.json: a session, by bearer token or by the pages' cookie."""
+
 
 class Credentials(BaseModel):
     """An email and a password: the body of ``POST /login`` and ``POST /register``.

@@ -6,13 +6,32 @@ import ipaddress
 from collections.abc import Sequence
 
 from fastapi import Request
+from fastapi.security import APIKeyCookie, HTTPBearer
 
 from doorward.core.models import Client
-from doorward.web.cookies import cookie_name
+from doorward.web.cookies import SECURE_COOKIE, cookie_name
+from doorward.web.schemas import SESSION_COOKIE_SCHEME, SESSION_TOKEN_SCHEME
 from doorward.web.services import services_of
 
 MAX_USER_AGENT = 512
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+SESSION_TOKEN = HTTPBearer(
+    auto_error=False,
+    scheme_name=SESSION_TOKEN_SCHEME,
+    description="The sessionToken of a login, as Authorization: Bearer <token>",
+)
+"""/openapi.json's name for the bearer header (its Authorize button); routes.signed_in depends on it
+and on ``SESSION_COOKIE`` for that alone: neither ever refuses a request (auto_error=False), and
+``session_token`` reads the token itself."""
+
+SESSION_COOKIE = APIKeyCookie(
+    name=SECURE_COOKIE,
+    auto_error=False,
+    scheme_name=SESSION_COOKIE_SCHEME,
+    description="The pages' session cookie (doorward_session under DOORWARD_COOKIE_SECURE=false); a "
+    "change made with it also needs the X-CSRF-Token header (403 csrf without it)",
+)
 
 
 def session_token(request: Request) -> str | None:
