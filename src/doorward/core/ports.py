@@ -384,6 +384,10 @@ class Runner(Protocol):
         once it has finished or will never run, whether or not anyone still awaits it."""
         ...
 
+    async def reachable(self) -> bool:
+        """Whether hashes can run now, checked without computing one (for a health check)."""
+        ...
+
     def close(self) -> None:
         """Finish running hashes and stop."""
         ...

@@ -21,7 +21,7 @@ from doorward.core.password_hashes import HashOp, PasswordHasher
 from doorward.core.passwords import Password
 from doorward.core.priority import lower_priority
 from doorward.core.profiles import PROFILES
-from doorward.hashing.wire import encode, read_message
+from doorward.hashing.wire import PING, PONG, encode, read_message
 
 OPS: tuple[HashOp, ...] = get_args(HashOp)
 """What a hashing process runs: these methods of a PasswordHasher."""
@@ -77,7 +77,7 @@ def serve(listener: socket.socket, parent: int) -> None:
                 request = read_message(conn)
             except (OSError, ValueError):
                 continue  # the worker went away, or sent what no worker sends
-            answer = _answer(request, hashers)
+            answer = PONG if request == PING else _answer(request, hashers)
             with contextlib.suppress(OSError):  # the worker went away meanwhile
                 conn.sendall(encode(answer))
 

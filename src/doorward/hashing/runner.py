@@ -11,18 +11,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from doorward.core.errors import DoorwardError, Overloaded, UnrecognisedHash
 from doorward.core.password_hashes import HashOp, PasswordHasher, Verdict
 from doorward.core.passwords import Password
-from doorward.hashing.wire import encode, read_message_async
+from doorward.hashing.wire import PING, PONG, encode, read_message_async
 
 logger = logging.getLogger("doorward.hashers")  # the name its log lines have always carried
 
 ANSWER_SECONDS = 30.0
 """The longest a worker waits for a hash's answer (queued and computed) before answering 503."""
+
+ANSWERED_SECONDS = 5.0
+"""A hash answered this recently shows the hashing processes reachable without a ping."""
+
+PING_SECONDS = 2.0
+"""How long a health check waits for a hashing process to answer its ping (when no hash did lately)."""
 
 FAILURE_LOG_SECONDS = 1.0
 """After a failed hash is logged, the failures of this many seconds more are logged as one count."""
@@ -46,6 +53,7 @@ class ProcessRunner:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._unlogged = 0  # failures since the last line, while _summary is due
         self._summary: asyncio.TimerHandle | None = None
+        self._answered = -ANSWERED_SECONDS  # time.monotonic() of the last answer from a process
 
     def start(
         self, hasher: PasswordHasher, op: HashOp, args: tuple[object, ...], done: Callable[[], None]
@@ -73,24 +81,15 @@ class ProcessRunner:
                 "args": [_plain(arg) for arg in args],
             }
         )
-        loop = asyncio.get_running_loop()
-        sock: socket.socket | None = None
         try:
-            async with asyncio.timeout(ANSWER_SECONDS):
-                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                sock.setblocking(False)
-                await loop.sock_connect(sock, self.path)
-                await loop.sock_sendall(sock, request)
-                answer = await read_message_async(loop, sock)
+            answer = await self._exchange(request, ANSWER_SECONDS)
+            self._answered = time.monotonic()
         # Unreachable, gone mid-hash, an answer cut short, or none in time (no process accepts:
         # all dead and not yet replaced): the slot must not stay taken by a login long given up.
         except (OSError, ValueError) as exc:
             reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
             self._log_failure("the hashing processes did not answer: %s", reason)
             raise HashingFailed() from None
-        finally:
-            if sock is not None:
-                sock.close()
         if "error" in answer:
             error = _ERRORS.get(answer["error"])
             if error is None:
@@ -99,6 +98,38 @@ class ProcessRunner:
             raise error(answer.get("message") or error.message)
         result = answer["result"]
         return Verdict(ok=result[0], needs_rehash=result[1]) if op == "verify" else result
+
+    async def _exchange(self, request: bytes, seconds: float) -> Any:
+        """Send ``request`` on a connection of its own and return the answer (OSError, ValueError)."""
+        loop = asyncio.get_running_loop()
+        sock: socket.socket | None = None
+        try:
+            async with asyncio.timeout(seconds):
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock.setblocking(False)
+                await loop.sock_connect(sock, self.path)
+                await loop.sock_sendall(sock, request)
+                answer = await read_message_async(loop, sock)
+        finally:
+            if sock is not None:
+                sock.close()
+        return answer
+
+    async def reachable(self) -> bool:
+        """Whether a hashing process answers: one answered a hash within ANSWERED_SECONDS, or one
+        answers a ping within PING_SECONDS. Never a hash: a check must cost the processes next to
+        nothing, and under load, when a ping would wait behind the hashes, the hashes tell.
+
+        The socket alone does not tell: the supervisor holds it open, and connections wait in its
+        queue while no process is left to accept them (dead, and not replaced yet).
+        """
+        if time.monotonic() - self._answered < ANSWERED_SECONDS:
+            return True
+        try:
+            answer = await self._exchange(encode(PING), PING_SECONDS)
+        except (OSError, ValueError):
+            return False
+        return bool(answer == PONG)
 
     def _log_failure(self, message: str, *args: object) -> None:
         """Log a failed hash; those of the next FAILURE_LOG_SECONDS are summed up in one line.

@@ -6,6 +6,7 @@ One request per connection: a 4-byte big-endian length and a JSON object, answer
     {"op": "hash", ...,                                        "args": [password]}
     {"op": "for_import", ...,                                  "args": [stored]}
     -> {"result": ...} or {"error": "<DoorwardError subclass>", "message": "..."}
+    {"op": "ping"} -> {"result": "pong"}, answered without hashing (a health check's)
 
 A hashing process reads a request from a blocking socket (``read_message``), a worker its answer on
 the event loop (``read_message_async``); both collect it with one ``_Message``, so the format has one
@@ -25,6 +26,10 @@ if TYPE_CHECKING:
 LENGTH = struct.Struct(">I")
 MAX_MESSAGE = 1 << 20
 """A request or an answer longer than this is refused (a password is at most a few KiB)."""
+
+PING = {"op": "ping"}
+"""A request that a hashing process answers with PONG at once: it is alive and accepting."""
+PONG = {"result": "pong"}
 
 RECEIVE_BYTES = 65536
 """What the workers' side asks of each receive: an answer, whole, in one."""

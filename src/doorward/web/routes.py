@@ -254,7 +254,7 @@ _HEALTH: dict[str, Any] = {
     "response_model": None,
     "responses": {
         200: {"model": HealthOut, "description": "Healthy"},
-        503: {"model": HealthOut, "description": "The database does not answer"},
+        503: {"model": HealthOut, "description": "The database or the hashing processes do not answer"},
     },
 }
 
@@ -264,14 +264,15 @@ _HEALTH: dict[str, Any] = {
 @router.get("/healthz", summary="Is the service up and its database reachable", **_HEALTH)
 async def healthz(request: Request) -> Envelope:
     services = services_of(request)
-    if await ping(services.engine, services.settings.db_timeout):
-        return Envelope({"status": "ok"})
+    if not await ping(services.engine, services.settings.db_timeout):
+        return _unavailable("Database unavailable")
+    if not await services.pool.reachable():  # serve --workers N's hashing processes
+        return _unavailable("Hashing processes unavailable")
+    return Envelope({"status": "ok"})
+
+
+def _unavailable(error: str) -> Envelope:
     return Envelope(
-        {
-            "status": "unavailable",
-            "success": False,
-            "error": "Database unavailable",
-            "code": "unavailable",
-        },
+        {"status": "unavailable", "success": False, "error": error, "code": "unavailable"},
         status_code=503,
     )
