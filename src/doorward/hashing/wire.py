@@ -1,6 +1,7 @@
 """The hashing socket's message format, written and read here for both of its sides.
 
-One request per connection: a 4-byte big-endian length and a JSON object, answered the same way.
+One request per connection: a 4-byte big-endian length and a JSON object, answered with BEGUN once
+a process takes it up, then a length and a JSON object.
 
     {"op": "verify", "profile": "owasp-2023", "key": "<hex>", "args": [stored or null, password]}
     {"op": "hash", ...,                                        "args": [password]}
@@ -26,6 +27,10 @@ if TYPE_CHECKING:
 LENGTH = struct.Struct(">I")
 MAX_MESSAGE = 1 << 20
 """A request or an answer longer than this is refused (a password is at most a few KiB)."""
+
+BEGUN = b"+"
+"""What a hashing process sends before it computes a hash, then the answer: until this byte, the
+worker may close the connection to give the hash up (the process skips a request so closed)."""
 
 PING = {"op": "ping"}
 """A request that a hashing process answers with PONG at once: it is alive and accepting."""
