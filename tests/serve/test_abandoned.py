@@ -56,14 +56,18 @@ def failed_logins(database: Path) -> int:
         ).fetchone()[0]
 
 
+@pytest.mark.parametrize("workers", [1, 2], ids=["threads", "hashing-processes"])
 def test_logins_whose_clients_left_give_up_their_place_before_hashing(
-    start_server: Callable[..., Server], tmp_path: Path
+    start_server: Callable[..., Server], tmp_path: Path, workers: int
 ) -> None:
-    # One hashing thread and a queue of 8, and the slowest profile (~0.4 s a hash): the abandoned
-    # logins would hold the queue for seconds after their clients have gone.
-    server = start_server(hash_workers="1", hash_queue="8", hash_profile="rfc9106-low-memory")
+    # One hash at a time (a thread, or the one hashing process two workers share) and a queue of 8
+    # per worker, and the slowest profile (~0.4 s a hash): the abandoned logins would hold the
+    # queue for seconds after their clients have gone.
+    server = start_server(
+        "--workers", str(workers), hash_workers="1", hash_queue="8", hash_profile="rfc9106-low-memory"
+    )
     port = int(server.base_url.rsplit(":", 1)[1])
-    with full_queue(port, 16):
+    with full_queue(port, 12 * workers):  # 9 places per worker: at least one worker refuses some
         pass
     # Their clients are gone: a new client finds a place at once.
     response = httpx.post(
