@@ -268,15 +268,24 @@ _HEALTH: dict[str, Any] = {
 @router.get("/healthz", summary="Is the service up and its database reachable", **_HEALTH)
 async def healthz(request: Request) -> Envelope:
     services = services_of(request)
-    if not await ping(services.engine, services.settings.db_timeout):
-        return _unavailable("Database unavailable")
-    if not await services.pool.reachable():  # serve --workers N's hashing processes
-        return _unavailable("Hashing processes unavailable")
-    return Envelope({"status": "ok"})
-
-
-def _unavailable(error: str) -> Envelope:
+    if not await services.pool.reachable():  # serve --workers N's hashing processes: cheap, no hash
+        return Envelope(
+            {
+                "status": "unavailable",
+                "success": False,
+                "error": "Hashing processes unavailable",
+                "code": "unavailable",
+            },
+            status_code=503,
+        )
+    if await ping(services.engine, services.settings.db_timeout):
+        return Envelope({"status": "ok"})
     return Envelope(
-        {"status": "unavailable", "success": False, "error": error, "code": "unavailable"},
+        {
+            "status": "unavailable",
+            "success": False,
+            "error": "Database unavailable",
+            "code": "unavailable",
+        },
         status_code=503,
     )
