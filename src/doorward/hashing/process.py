@@ -79,10 +79,11 @@ def serve(listener: socket.socket, parent: int) -> None:
                 continue  # the worker went away, or sent what no worker sends
             if _given_up(conn):
                 continue  # its login ended while it waited here (runner.py): not hashed for no one
-            try:
-                conn.sendall(BEGUN)
-            except OSError:
-                continue
+            if isinstance(request, dict) and request.get("begun") is True:
+                try:
+                    conn.sendall(BEGUN)
+                except OSError:
+                    continue
             answer = PONG if request == PING else _answer(request, hashers)
             with contextlib.suppress(OSError):  # the worker went away meanwhile
                 conn.sendall(encode(answer))

@@ -64,6 +64,7 @@ class ProcessRunner:
                 "key": hasher.key.hex(),
                 "op": op,
                 "args": [_plain(arg) for arg in args],
+                "begun": True,  # one byte when a process takes it up: until then it may be given up
             }
         )
         task = asyncio.get_running_loop().create_task(self._ask(request, op, done))
