@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 
 from doorward.core.password_hashes import PasswordHasher
 from doorward.core.profiles import TESTING
+from doorward.hashing.wire import encode, read_message
 from doorward.serve.hash_processes import Hashers
 from tests.hashing.processes import RIGHT, pool_on
 from tests.servers import ended, wait_for
@@ -58,3 +60,15 @@ def test_they_end_when_the_server_that_started_them_is_gone() -> None:
     pid = int(pid)
     shutil.rmtree(Path(path).parent)  # its server died before it could
     assert wait_for(lambda: ended(pid), 10, every=0.01), f"hashing process {pid} outlived its server"
+
+
+def test_a_worker_of_the_previous_release_still_gets_its_answer(hashers: Hashers) -> None:
+    # SIGHUP starts the new hashing processes before it replaces the workers: a worker of the
+    # previous release asks without "begun", and reads the answer with nothing before it.
+    request = {"profile": "testing", "key": "6b", "op": "hash", "args": [RIGHT.raw]}
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(10)
+        sock.connect(hashers.path)
+        sock.sendall(encode(request))
+        answer = read_message(sock)
+    assert PasswordHasher(TESTING, key=b"k").verify(answer["result"], RIGHT).ok

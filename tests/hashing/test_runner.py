@@ -19,8 +19,8 @@ from doorward.core.profiles import OWASP_2023, RFC_9106_LOW_MEMORY, TESTING
 from doorward.hashing import runner
 from doorward.hashing.runner import HashingFailed, ProcessRunner
 from doorward.serve.hash_processes import Hashers
-from tests.hashing.processes import RIGHT, WRONG, cpu_ticks, pool_on
-from tests.servers import wait_for
+from tests.hashing.processes import RIGHT, WRONG, cpu_ticks, pool_on, settled
+from tests.servers import state, wait_for
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
@@ -89,12 +89,13 @@ async def test_a_process_that_dies_mid_hash_is_a_503_and_is_replaced(hashers: Ha
 
 
 async def test_a_hash_no_one_waits_for_keeps_its_place_until_it_ends(hashers: Hashers) -> None:
-    hasher = PasswordHasher(OWASP_2023, key=b"k")
+    hasher = PasswordHasher(RFC_9106_LOW_MEMORY, key=b"k")  # ~0.4 s: long enough to see it run
     stored = hasher.hash(RIGHT)
     pool = pool_on(hashers, hasher, capacity=1)
     asked = asyncio.ensure_future(pool.verify(stored, RIGHT))
-    await asyncio.sleep(0)
-    asked.cancel()  # the client went away: its hash is on its way to a process anyway
+    hashing = lambda: any(state(p.pid) == "R" for p in hashers.processes)  # noqa: E731
+    assert await asyncio.to_thread(wait_for, hashing, 10, 0.001)
+    asked.cancel()  # the client went away once its hash had begun: it runs to its end anyway
     with pytest.raises(asyncio.CancelledError):
         await asked
     assert pool.pending == 1
@@ -106,6 +107,30 @@ async def test_a_hash_no_one_waits_for_keeps_its_place_until_it_ends(hashers: Ha
         await asyncio.sleep(0.01)
     assert pool.pending == 0
     assert (await pool.verify(stored, RIGHT)).ok
+
+
+async def test_a_hash_given_up_while_queued_frees_its_slot_and_never_runs(hashers: Hashers) -> None:
+    # The processes held (SIGSTOP): the hashes wait in the socket's queue, as behind busy processes.
+    hasher = PasswordHasher(RFC_9106_LOW_MEMORY, key=b"k")  # ~0.4 s of CPU each, were they run
+    pool = pool_on(hashers, hasher, capacity=4)
+    for process in hashers.processes:
+        os.kill(process.pid, signal.SIGSTOP)
+    try:
+        asked = [asyncio.ensure_future(pool.verify(None, RIGHT)) for _ in range(4)]
+        await asyncio.sleep(0.2)  # each has connected and sent its request
+        assert pool.full
+        for waiting in asked:
+            waiting.cancel()  # their clients went away (web/disconnects.py)
+        await asyncio.gather(*asked, return_exceptions=True)
+        assert pool.pending == 0  # at once, while the processes still have not accepted them
+        before = sum(cpu_ticks(process.pid) for process in hashers.processes)
+    finally:
+        for process in hashers.processes:
+            os.kill(process.pid, signal.SIGCONT)
+    assert settled(hashers)  # they went through their queue, and wait for work again
+    spent = sum(cpu_ticks(process.pid) for process in hashers.processes) - before
+    assert spent < 20, f"{spent} ticks: the abandoned hashes ran"  # 4 hashes take ~150
+    assert (await pool.verify(await pool.hash(RIGHT), RIGHT)).ok
 
 
 async def test_no_processes_to_ask_is_a_503_at_once(tmp_path: Path) -> None:

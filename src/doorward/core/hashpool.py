@@ -45,6 +45,10 @@ class ThreadRunner:
         future.add_done_callback(lambda finished: done() if finished.cancelled() else None)
         return asyncio.wrap_future(future)
 
+    async def reachable(self) -> bool:
+        """Always: the threads are this process's own."""
+        return True
+
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
 
@@ -116,6 +120,10 @@ class HashPool:
 
     def _start(self, op: HashOp, args: tuple[object, ...]) -> Awaitable[object]:
         return self._runner.start(self.hasher, op, args, self._release)
+
+    async def reachable(self) -> bool:
+        """Whether the runner can hash now (hashing processes may be gone), without hashing."""
+        return await self._runner.reachable()
 
     def close(self) -> None:
         """Finish running hashes and stop the runner."""

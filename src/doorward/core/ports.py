@@ -415,7 +415,13 @@ class Runner(Protocol):
         self, hasher: PasswordHasher, op: HashOp, args: tuple[object, ...], done: Callable[[], None]
     ) -> Awaitable[object]:
         """Begin ``hasher``'s method ``op`` on ``args`` and return its result to await; call ``done``
-        once it has finished or will never run, whether or not anyone still awaits it."""
+        once it has finished or will never run, whether or not anyone still awaits it. A caller
+        that stops awaiting (cancelled: its client has gone) while the hash still waits for a
+        thread or process gives it up: it never runs, and ``done`` is called at once."""
+        ...
+
+    async def reachable(self) -> bool:
+        """Whether hashes can run now, checked without computing one (for a health check)."""
         ...
 
     def close(self) -> None:

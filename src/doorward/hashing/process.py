@@ -21,7 +21,7 @@ from doorward.core.password_hashes import HashOp, PasswordHasher
 from doorward.core.passwords import Password
 from doorward.core.priority import lower_priority
 from doorward.core.profiles import PROFILES
-from doorward.hashing.wire import encode, read_message
+from doorward.hashing.wire import BEGUN, PING, PONG, encode, read_message
 
 OPS: tuple[HashOp, ...] = get_args(HashOp)
 """What a hashing process runs: these methods of a PasswordHasher."""
@@ -77,9 +77,31 @@ def serve(listener: socket.socket, parent: int) -> None:
                 request = read_message(conn)
             except (OSError, ValueError):
                 continue  # the worker went away, or sent what no worker sends
-            answer = _answer(request, hashers)
+            if _given_up(conn):
+                continue  # its login ended while it waited here (runner.py): not hashed for no one
+            if isinstance(request, dict) and request.get("begun") is True:
+                try:
+                    conn.sendall(BEGUN)
+                except OSError:
+                    continue
+            answer = PONG if request == PING else _answer(request, hashers)
             with contextlib.suppress(OSError):  # the worker went away meanwhile
                 conn.sendall(encode(answer))
+
+
+def _given_up(conn: socket.socket) -> bool:
+    """Whether the worker has closed the connection after its request: nothing more is to come,
+    and an answer would reach no one."""
+    timeout = conn.gettimeout()
+    conn.settimeout(0)  # a look, not a wait
+    try:
+        return conn.recv(1, socket.MSG_PEEK) == b""
+    except BlockingIOError:
+        return False  # still open, waiting for the answer
+    except OSError:
+        return True
+    finally:
+        conn.settimeout(timeout)
 
 
 def _answer(request: dict[str, Any], hashers: dict[tuple[str, str], PasswordHasher]) -> dict[str, Any]:

@@ -1,11 +1,16 @@
 """The hashing socket's message format, written and read here for both of its sides.
 
-One request per connection: a 4-byte big-endian length and a JSON object, answered the same way.
+One request per connection: a 4-byte big-endian length and a JSON object, answered the same way;
+with ``"begun": true`` in the request, the answer is preceded by BEGUN, sent once a process takes it up.
 
-    {"op": "verify", "profile": "owasp-2023", "key": "<hex>", "args": [stored or null, password]}
-    {"op": "hash", ...,                                        "args": [password]}
-    {"op": "for_import", ...,                                  "args": [stored]}
+    {"op": "verify", "profile": "owasp-2023", "key": "<hex>", "args": [stored or null, password], ...}
+    {"op": "hash", ...,                                        "args": [password], ...}
+    {"op": "for_import", ...,                                  "args": [stored], ...}
     -> {"result": ...} or {"error": "<DoorwardError subclass>", "message": "..."}
+    {"op": "ping", "begun": true} -> {"result": "pong"}, answered without hashing (a health check's)
+
+BEGUN is asked for, not always sent, so that workers of the previous release (which read no such byte)
+still understand the new hashing processes that SIGHUP starts before it replaces them.
 
 A hashing process reads a request from a blocking socket (``read_message``), a worker its answer on
 the event loop (``read_message_async``); both collect it with one ``_Message``, so the format has one
@@ -25,6 +30,14 @@ if TYPE_CHECKING:
 LENGTH = struct.Struct(">I")
 MAX_MESSAGE = 1 << 20
 """A request or an answer longer than this is refused (a password is at most a few KiB)."""
+
+BEGUN = b"+"
+"""What a hashing process sends before it computes a hash, then the answer: until this byte, the
+worker may close the connection to give the hash up (the process skips a request so closed)."""
+
+PING = {"op": "ping", "begun": True}
+"""A request that a hashing process answers with PONG at once: it is alive and accepting."""
+PONG = {"result": "pong"}
 
 RECEIVE_BYTES = 65536
 """What the workers' side asks of each receive: an answer, whole, in one."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import socket
 import threading
@@ -24,6 +25,7 @@ from uvicorn import Config, Server
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors.multiprocess import Process
 
+from doorward.serve.orphans import watch_supervisor
 from doorward.serve.restarts import Restarts
 
 logger = logging.getLogger("doorward.serve")
@@ -72,7 +74,18 @@ class _Server(Server):
 
 
 class _Worker(Process):
-    """uvicorn's worker process, running ``_Server``."""
+    """uvicorn's worker process, running ``_Server``, which stops if its supervisor dies (orphans.py)."""
+
+    def __init__(self, config: Config, sockets: list[socket.socket]) -> None:
+        self.supervisor = os.getpid()  # set in the supervisor; the worker gets it with the rest
+        super().__init__(config, sockets)
+
+    def target(self, sockets: list[socket.socket] | None = None) -> None:  # in the worker
+        watch_supervisor(self.supervisor, self._stop)
+        super().target(sockets)
+
+    def _stop(self) -> None:
+        self.server.should_exit = True
 
     @property
     def server(self) -> Server:

@@ -1,7 +1,8 @@
 """The probes a load balancer and an orchestrator ask: /healthz, /readyz and /livez.
 
 ``/healthz`` keeps the seed's meaning, widened to every store a login needs: 200 while the database
-answers and is migrated and (when configured) Redis answers, else 503 naming what failed.
+answers and is migrated, (when configured) Redis answers and the hashing processes answer, else
+503 naming what failed.
 ``/readyz`` names each check, migrations at head among them; ``/livez`` touches no store. One list
 of checks (``CHECKS``) feeds the first two: a new check joins it, not the routes.
 """
@@ -37,6 +38,10 @@ class Check:
     healthz: bool = True
 
 
+async def _hashing(services: Services) -> bool:
+    return await services.pool.reachable()  # serve --workers N's hashing processes: cheap, no hash
+
+
 async def _database(services: Services) -> bool:
     return await ping(services.engine, services.settings.db_timeout)
 
@@ -50,6 +55,7 @@ async def _migrations(services: Services) -> bool:
 
 
 CHECKS: tuple[Check, ...] = (
+    Check("hashing", "Hashing processes unavailable", _hashing),
     Check("database", "Database unavailable", _database),
     Check("redis", "Redis unavailable", _redis, applies=lambda services: services.redis is not None),
     Check("migrations", "Migrations not at head (run doorward migrate)", _migrations, healthz=False),
@@ -77,7 +83,9 @@ def _documented(model: type, ok: str, failure: str | None = None) -> dict[str, A
     return {"response_model": None, "responses": responses}
 
 
-_HEALTH = _documented(HealthOut, "Healthy", "The database (or Redis, when configured) does not answer")
+_HEALTH = _documented(
+    HealthOut, "Healthy", "The database, Redis (when configured) or the hashing processes do not answer"
+)
 _READY = _documented(ReadyOut, "Ready: every check passed", "A check failed: checks names it")
 _LIVE = _documented(HealthOut, "The process is alive")
 

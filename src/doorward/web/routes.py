@@ -17,6 +17,7 @@ from doorward.core.errors import InvalidRequest, InvalidSession, LoginRequestInv
 from doorward.core.models import Client, LoginResult, Session, User
 from doorward.core.sessions import Authenticator
 from doorward.web.body import documented_body, json_body
+from doorward.web.disconnects import unless_disconnected
 from doorward.web.factor_schemas import MfaRequiredOut
 from doorward.web.responses import Envelope
 from doorward.web.schemas import (
@@ -186,7 +187,10 @@ async def login(request: Request) -> Envelope:
     auth = services_of(request).auth
     auth.refuse_if_overloaded()  # before the body is read: a refused login costs little more than its headers
     body = await _login_body(request)
-    result = await auth.login(body.email, body.password, request_client(request))
+    # Given up if the client goes meanwhile (a queued login then leaves its place before hashing).
+    result = await unless_disconnected(
+        request, auth.login(body.email, body.password, request_client(request))
+    )
     return Envelope(login_body(result))
 
 
