@@ -24,8 +24,9 @@ from doorward.core.errors import EmailTaken, StorageUnavailable
 from doorward.storage.loopsqlite import is_busy
 
 # PostgreSQL's ways of saying "not now": statement timeout or cancel (57014), shutting down (57P0x),
-# connection failures (08xxx), too many connections (53300), lock wait timeout (55P03).
-UNAVAILABLE_SQLSTATES = ("57014", "57P01", "57P02", "57P03", "08", "53300", "55P03")
+# connection failures (08xxx), too many connections (53300), lock wait timeout (55P03), a database
+# that takes no connections now (55000: ``ALLOW_CONNECTIONS false``, a restore or maintenance).
+UNAVAILABLE_SQLSTATES = ("57014", "57P01", "57P02", "57P03", "08", "53300", "55P03", "55000")
 
 
 def unavailable_sqlstate(sqlstate: object) -> bool:
