@@ -61,7 +61,7 @@ async def test_a_redis_outage_fails_healthz_and_readyz_and_the_log_names_redis(
         assert (await client.get("/session", headers=bearer(token))).status_code == 200
         ready = await client.get("/readyz")
         assert ready.status_code == 503
-        assert ready.json()["checks"] == {"database": "ok", "redis": "failed", "migrations": "ok"}
+        assert ready.json()["checks"] == {"hashing": "ok", "database": "ok", "redis": "failed", "migrations": "ok"}
         assert (ready.json()["success"], ready.json()["code"]) == (False, "unavailable")
         assert (await client.get("/livez")).json() == {"status": "ok"}
 
@@ -86,7 +86,7 @@ async def test_a_database_outage_keeps_the_healthz_body_and_the_log_names_the_da
         assert (health.status_code, health.content) == (503, HEALTH_DB_DOWN)
         ready = await client.get("/readyz")
         assert ready.status_code == 503
-        assert ready.json()["checks"] == {"database": "failed", "migrations": "failed"}
+        assert ready.json()["checks"] == {"hashing": "ok", "database": "failed", "migrations": "failed"}
         live = await client.get("/livez")  # the process is alive: a restart would not bring the database
         assert (live.status_code, live.json()) == (200, {"status": "ok"})
 
@@ -98,7 +98,7 @@ async def test_readyz_fails_while_migrations_are_behind_and_healthz_keeps_its_me
     async with app_for(sqlite_url) as (_app, client):
         ready = await client.get("/readyz")
         assert ready.status_code == 503
-        assert ready.json()["checks"] == {"database": "ok", "migrations": "failed"}
+        assert ready.json()["checks"] == {"hashing": "ok", "database": "ok", "migrations": "failed"}
         assert "migrat" in ready.json()["error"].lower()
         # /healthz keeps the seed's meaning (the database answers and is migrated at all).
         assert (await client.get("/healthz")).json() == {"status": "ok"}
@@ -122,7 +122,7 @@ async def test_the_probes_answer_get_and_head_and_are_in_openapi(client: httpx.A
         assert head.headers["content-type"] == get.headers["content-type"]
     assert (await client.get("/readyz")).json() == {
         "status": "ok",
-        "checks": {"database": "ok", "migrations": "ok"},
+        "checks": {"hashing": "ok", "database": "ok", "migrations": "ok"},
     }
 
     paths = (await client.get("/openapi.json")).json()["paths"]
@@ -135,5 +135,5 @@ async def test_readyz_names_redis_when_it_is_configured(sqlite_url: str, own_red
         ready = await client.get("/readyz")
         assert ready.json() == {
             "status": "ok",
-            "checks": {"database": "ok", "redis": "ok", "migrations": "ok"},
+            "checks": {"hashing": "ok", "database": "ok", "redis": "ok", "migrations": "ok"},
         }
