@@ -197,6 +197,11 @@ class Settings(BaseSettings):
         "",
         description="Comma-separated origins (https://app.example.com) that may call the API from a browser",
     )
+    audit_retention: OptionalDuration = Field(
+        timedelta(days=365),
+        description="doorward prune deletes audit events older than this (seconds or ISO 8601, e.g. "
+        "P365D); empty keeps them forever",
+    )
     max_body_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     access_log: bool = Field(

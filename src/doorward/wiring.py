@@ -135,7 +135,7 @@ async def open_services(settings: Settings, *, clock: Clock = utc_now) -> AsyncI
             pool=pool,
             auth=Authenticator(deps),
             accounts=accounts,
-            admin=Admin(deps, accounts),
+            admin=Admin(deps, accounts, audit_retention=settings.audit_retention),
             keyring=AdminKeyring(deps),
             mfa=Mfa(deps, await secret_box(settings, engine), rp),
             passkeys=Passkeys(deps, rp),

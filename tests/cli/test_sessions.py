@@ -59,7 +59,8 @@ def test_prune_deletes_what_has_expired_and_keeps_what_has_not(database_url: str
     result = invoke(database_url, "prune")
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == (
-        "sessions: 1, tokens: 0, throttle entries: 1, mfa challenges: 1, webauthn challenges: 1"
+        "sessions: 1, tokens: 0, throttle entries: 1, mfa challenges: 1, webauthn challenges: 1, "
+        "audit events: 0"
     )
     assert query(database_url, "SELECT count(*) FROM sessions") == [(1,)]
     assert query(database_url, "SELECT count(*) FROM rate_windows") == [(0,)]

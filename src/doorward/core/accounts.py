@@ -167,9 +167,14 @@ class Accounts:
         if not await d.throttle.allow_account_mail(canonical):
             d.audit("password.reset_requested", outcome="mail_limit", user_id=user.id, client=client.address)
             return
-        token = await self._replace_token(user.id, TokenPurpose.RESET_PASSWORD)
-        d.notifications.password_reset(user.email, token)
+        await self.mail_reset_link(user)
         d.audit("password.reset_requested", outcome="mailed", user_id=user.id, client=client.address)
+
+    async def mail_reset_link(self, user: User) -> None:
+        """Mail ``user`` a new password reset link (an earlier one stops working): the user's own
+        request and the administrator's (Admin.send_password_reset) send the same mail."""
+        token = await self._replace_token(user.id, TokenPurpose.RESET_PASSWORD)
+        self._deps.notifications.password_reset(user.email, token)
 
     async def check_reset_token(self, token: str) -> None:
         """Raise TokenInvalid or TokenExpired unless ``token`` would reset a password now; it is not

@@ -1,16 +1,22 @@
-"""The administrator's actions: add, disable and unlock accounts, revoke sessions, import, prune."""
+"""The administrator's actions: add, disable, enable, unlock and delete accounts, revoke sessions,
+reset second factors, mail a reset link, import, prune. The reads are admin_queries.py's.
+
+Every action names its account by a ``UserRef``: an id (the admin API) or an email (the CLI)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from doorward.core.accounts import Accounts
+from doorward.core.admin_queries import AdminQueries
+from doorward.core.admin_records import CLI, AccountDisabled, Actor, UserRef
+from doorward.core.deletion import DeletedAccount, delete_account
 from doorward.core.deps import Deps
 from doorward.core.emails import canonical_email, validate_new_email
-from doorward.core.errors import DoorwardError, EmailTaken, MfaNotEnabled, UserNotFound
+from doorward.core.errors import DoorwardError, EmailTaken, MfaNotEnabled
 from doorward.core.models import NewUser, TokenPurpose, User
-from doorward.core.ports import Users
 
 
 @dataclass(frozen=True)
@@ -30,60 +36,87 @@ class ImportReport:
     skipped: list[tuple[int, str]] = field(default_factory=list)
 
 
-class Admin:
-    """Every use case of the command line: accounts and sessions by email, imports, housekeeping."""
+class Admin(AdminQueries):
+    """Every use case of the command line and the admin API: accounts and sessions by id or email,
+    imports, housekeeping. ``audit_retention``: how long ``prune`` keeps audit events (None: forever)."""
 
-    def __init__(self, deps: Deps, accounts: Accounts) -> None:
-        self._deps = deps
+    def __init__(
+        self, deps: Deps, accounts: Accounts, *, audit_retention: timedelta | None = timedelta(days=365)
+    ) -> None:
+        super().__init__(deps)
         self._accounts = accounts
+        self._audit_retention = audit_retention
 
-    async def add_user(self, email: str, password: str) -> User:
+    async def add_user(self, email: str, password: str, actor: Actor = CLI) -> User:
         """Administrative account creation: the same rules as registration; the address counts as verified."""
         user = await self._accounts.register(email, password, verified=True)
         assert user is not None  # verified accounts never hide existence: EmailTaken instead
-        self._deps.audit("admin.user_added", user_id=user.id)
+        self._audit("admin.user_added", user.id, actor)
         return user
 
-    async def find_user(self, email: str) -> User:
-        """The account of ``email`` (in any case and form, as at login); UserNotFound without one."""
-        async with self._deps.store.read() as tx:
-            return await self._require_user(tx.users, email)
+    async def disable_user(self, ref: UserRef, actor: Actor = CLI) -> int:
+        """Disable an account and end all its sessions at once; return how many sessions ended.
 
-    async def disable_user(self, email: str) -> int:
-        """Disable an account and end all its sessions at once; return how many sessions ended."""
+        ``actor`` says who acted in the audit event (the CLI, or the admin API and its key), as in
+        every action here."""
         async with self._deps.store.write() as tx:
-            user = await self._require_user(tx.users, email)
+            user = await self._require_user(tx.users, ref)
             await tx.users.set_disabled(user.id, True, self._deps.clock())
             ended = await tx.sessions.delete_for_user(user.id)
             for purpose in TokenPurpose:
                 await tx.tokens.delete_for_user(user.id, purpose)
             await tx.factors.delete_challenges(user.id)
             await tx.passkeys.delete_challenges(user.id)
-        self._deps.audit("admin.user_disabled", user_id=user.id, sessions_ended=ended)
+        self._audit("admin.user_disabled", user.id, actor, sessions_ended=ended)
         return ended
 
-    async def unlock_user(self, email: str) -> None:
-        """Lift a throttle wait or lockout on an account."""
-        async with self._deps.store.read() as tx:
-            user = await self._require_user(tx.users, email)
-        await self._deps.throttle.unlock(user.email_canonical)
-        self._deps.audit("admin.user_unlocked", user_id=user.id)
+    async def enable_user(self, ref: UserRef, actor: Actor = CLI) -> User:
+        """Enable a disabled account again (its password works again; no session comes back); return
+        it as it is now. Enabling an enabled account changes nothing and is audited alike."""
+        async with self._deps.store.write() as tx:
+            user = await self._require_user(tx.users, ref)
+            await tx.users.set_disabled(user.id, False, self._deps.clock())
+            enabled = await self._require_user(tx.users, user.id)
+        self._audit("admin.user_enabled", user.id, actor, was_disabled=user.disabled)
+        return enabled
 
-    async def revoke_sessions(self, email: str) -> int:
+    async def delete_user(self, ref: UserRef, actor: Actor = CLI) -> DeletedAccount:
+        """Delete an account and every row of it (core/deletion.py); ``user.deleted`` keeps its id."""
+        user = await self.find_user(ref)
+        return await delete_account(self._deps, user, by="admin", actor=actor)
+
+    async def send_password_reset(self, ref: UserRef, actor: Actor = CLI) -> User:
+        """Mail the account the reset link the user's own request mails (an earlier link stops
+        working); AccountDisabled for a disabled account, whose link would not work. Not counted
+        against the address's mail limit: an administrator asked, not a stranger."""
+        user = await self.find_user(ref)
+        if user.disabled:
+            raise AccountDisabled()
+        await self._accounts.mail_reset_link(user)
+        self._audit("admin.password_reset_mailed", user.id, actor)
+        return user
+
+    async def unlock_user(self, ref: UserRef, actor: Actor = CLI) -> None:
+        """Lift a throttle wait or lockout on an account."""
+        user = await self.find_user(ref)
+        await self._deps.throttle.unlock(user.email_canonical)
+        self._audit("admin.user_unlocked", user.id, actor)
+
+    async def revoke_sessions(self, ref: UserRef, actor: Actor = CLI) -> int:
         """End every session of an account; return how many ended."""
         async with self._deps.store.write() as tx:
-            user = await self._require_user(tx.users, email)
+            user = await self._require_user(tx.users, ref)
             ended = await tx.sessions.delete_for_user(user.id)
-        self._deps.audit("admin.sessions_revoked", user_id=user.id, sessions_ended=ended)
+        self._audit("admin.sessions_revoked", user.id, actor, sessions_ended=ended)
         return ended
 
-    async def reset_mfa(self, email: str) -> int:
+    async def reset_mfa(self, ref: UserRef, actor: Actor = CLI) -> int:
         """Remove an account's second factors (the app, the recovery codes and the passkeys: for a
         user who lost them) and end all its sessions; the user is mailed. Return how many sessions
         ended."""
         now = self._deps.clock()
         async with self._deps.store.write() as tx:
-            user = await self._require_user(tx.users, email)
+            user = await self._require_user(tx.users, ref)
             if not user.mfa_enabled:
                 raise MfaNotEnabled()
             await tx.factors.delete_totp(user.id)
@@ -95,14 +128,14 @@ class Admin:
             ended = await tx.sessions.delete_for_user(user.id)
         self._deps.notifications.mfa_reset(user.email)
         if passkeys:
-            self._deps.audit(
-                "mfa.admin_reset", user_id=user.id, sessions_ended=ended, passkeys_removed=passkeys
-            )
+            self._audit("mfa.admin_reset", user.id, actor, sessions_ended=ended, passkeys_removed=passkeys)
         else:
-            self._deps.audit("mfa.admin_reset", user_id=user.id, sessions_ended=ended)
+            self._audit("mfa.admin_reset", user.id, actor, sessions_ended=ended)
         return ended
 
-    async def import_users(self, rows: Iterable[ImportRow], *, skip_invalid: bool) -> ImportReport:
+    async def import_users(
+        self, rows: Iterable[ImportRow], *, skip_invalid: bool, actor: Actor = CLI
+    ) -> ImportReport:
         """Import accounts with their existing hashes, all in one transaction.
 
         Every line is checked first. Unless ``skip_invalid``, one bad line imports nothing; the report
@@ -127,7 +160,9 @@ class Admin:
         if accepted:
             async with self._deps.store.write() as tx:
                 report.imported = await tx.users.add_many(accepted, self._deps.clock())
-        self._deps.audit("admin.users_imported", imported=report.imported, skipped=len(report.skipped))
+        self._audit(
+            "admin.users_imported", None, actor, imported=report.imported, skipped=len(report.skipped)
+        )
         return report
 
     async def _import_row(self, row: ImportRow, seen: set[str]) -> NewUser:
@@ -142,34 +177,28 @@ class Admin:
 
     async def prune(self) -> dict[str, int]:
         """Delete what has expired: sessions, mailed tokens, finished throttle windows, mfaTokens,
-        passkey ceremonies' challenges."""
+        passkey ceremonies' challenges, and audit events older than the retention."""
         now = self._deps.clock()
         idle = self._deps.session_policy.idle_timeout
+        retention = self._audit_retention
         async with self._deps.store.write() as tx:
             sessions = await tx.sessions.delete_expired(now, now - idle if idle else None)
             tokens = await tx.tokens.delete_expired(now)
             challenges = await tx.factors.delete_expired_challenges(now)
             ceremonies = await tx.passkeys.delete_expired_challenges(now)
+            events = await tx.audit.delete_before(now - retention) if retention is not None else 0
         counters = await self._deps.throttle.prune(now)
-        self._deps.audit(
-            "admin.pruned",
-            sessions=sessions,
-            tokens=tokens,
-            throttle_entries=counters,
-            mfa_challenges=challenges,
-            webauthn_challenges=ceremonies,
-        )
-        return {
+        pruned = {
             "sessions": sessions,
             "tokens": tokens,
             "throttle_entries": counters,
             "mfa_challenges": challenges,
             "webauthn_challenges": ceremonies,
+            "audit_events": events,
         }
+        self._deps.audit.record("admin.pruned", None, None, pruned)
+        return pruned
 
-    @staticmethod
-    async def _require_user(users: Users, email: str) -> User:
-        user = await users.by_canonical_email(canonical_email(email))
-        if user is None:
-            raise UserNotFound()
-        return user
+    def _audit(self, event: str, user_id: int | None, actor: Actor, **detail: object) -> None:
+        """An admin action's audit event, saying who acted (``Actor``): never a key, an email."""
+        self._deps.audit.record(event, user_id, actor.client, {**detail, **actor.fields()})

@@ -8,7 +8,7 @@ characters, so a crafted email cannot forge log lines.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from doorward.core.clock import Clock, utc_now
 from doorward.core.models import AuditEvent
@@ -27,7 +27,13 @@ class Auditor:
     def __call__(
         self, event: str, *, user_id: int | None = None, client: str | None = None, **detail: object
     ) -> None:
+        self.record(event, user_id, client, detail)
+
+    def record(
+        self, event: str, user_id: int | None, client: str | None, detail: Mapping[str, object]
+    ) -> None:
+        """What calling does, with the fields in a mapping (built by the caller: an admin action's actor)."""
         _log.info(event, extra={"audit": {"user_id": user_id, "client": client, **detail}})
-        record = AuditEvent(self._clock(), event, user_id, client, detail)
+        record = AuditEvent(self._clock(), event, user_id, client, dict(detail))
         for sink in self._sinks:
             sink.record(record)

@@ -11,6 +11,7 @@ from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from doorward.core.admin_records import AuditEntry
 from doorward.core.models import (
     AccountToken,
     AdminKey,
@@ -58,6 +59,13 @@ class Users(Protocol):
 
     async def mark_verified(self, user_id: int, now: datetime) -> None:
         """Record that the account's email address was confirmed."""
+
+    async def search(self, prefix: str, after_id: int | None, limit: int) -> list[User]:
+        """Up to ``limit`` accounts whose canonical email starts with ``prefix`` (taken literally:
+        ``%`` and ``_`` are no wildcards), with ids above ``after_id``, in the order of their ids."""
+
+    async def delete(self, user_id: int) -> bool:
+        """Remove the account's row (its dependent rows first: see core/deletion.py); False if none."""
 
 
 class Sessions(Protocol):
@@ -237,6 +245,26 @@ class AdminKeys(Protocol):
         return it, or None if no key has this name."""
 
 
+class AuditTrail(Protocol):
+    """The stored audit events, read back (they are written by the AuditSink, in batches)."""
+
+    async def query(
+        self,
+        *,
+        user_id: int | None,
+        event: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        before: tuple[datetime, int] | None,
+        limit: int,
+    ) -> list[AuditEntry]:
+        """Up to ``limit`` events, newest first by (at, id): of ``user_id``, named ``event``, at or
+        after ``since`` and before ``until`` (each when given), and after ``before`` in that order."""
+
+    async def delete_before(self, at: datetime) -> int:
+        """Remove events older than ``at`` (the retention); return how many went."""
+
+
 class Transaction(Protocol):
     """One database transaction: everything done through it commits together or not at all."""
 
@@ -263,6 +291,10 @@ class Transaction(Protocol):
     @property
     def admin_keys(self) -> AdminKeys:
         """The admin API's keys, inside this transaction."""
+
+    @property
+    def audit(self) -> AuditTrail:
+        """The stored audit events, inside this transaction."""
 
 
 class Store(Protocol):
@@ -331,7 +363,9 @@ class ThrottleStore(Protocol):
         right after it (it depends on the count); return the new count."""
 
     async def clear(self, key: str) -> None:
-        """Forget ``key`` (a success, an unlock, a password reset)."""
+        """Forget ``key`` (a success, an unlock, a password reset, a deleted account): its state and,
+        where windows are rows (the database), its window; where they expire by themselves (Redis),
+        the window is left to expire."""
 
     async def hit(self, key: str, window_start: datetime, window: timedelta) -> int:
         """Count one event in the fixed window starting at ``window_start``; return the window's count."""

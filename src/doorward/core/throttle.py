@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from doorward.core.admin_records import ThrottleState
 from doorward.core.audit import Auditor
 from doorward.core.clock import Clock
 from doorward.core.errors import TooManyAttempts
@@ -137,6 +138,22 @@ class Throttle:
     async def unlock(self, account: str) -> None:
         """Lift a lockout or a wait (admin unlock, password reset)."""
         await self._store.clear(f"account:{account}")
+
+    async def account_state(self, account: str) -> ThrottleState:
+        """The account's failed logins now: the count, the lockout, a back-off wait in force."""
+        now = self._clock()
+        state, _ = await self._store.login_state(f"account:{account}", None, now)
+        waiting = state.next_allowed_at is not None and now < state.next_allowed_at
+        return ThrottleState(
+            failures=state.failures,
+            locked=state.failures >= self.policy.lockout_failures,
+            wait_until=state.next_allowed_at if waiting else None,
+        )
+
+    async def forget(self, account: str) -> None:
+        """Remove every counter named after the account (a deleted one): its failures, its mails."""
+        await self._store.clear(f"account:{account}")
+        await self._store.clear(f"account-mails:{account}")
 
     async def admit_registration(self, client: str | None) -> None:
         """Count a registration attempt against the client, or raise TooManyAttempts."""

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from doorward.core.models import NewUser, User
@@ -87,6 +87,20 @@ class SqlUsers:
         await self._conn.execute(
             update(users).where(users.c.id == user_id).values(disabled=disabled, updated_at=now)
         )
+
+    async def search(self, prefix: str, after_id: int | None, limit: int) -> list[User]:
+        # Keyset pagination on the primary key: each page is one index range, however deep, and
+        # the cursor carries an id, not an email (it travels in URLs, which access logs keep).
+        statement = select(users).order_by(users.c.id).limit(limit)
+        if prefix:
+            statement = statement.where(users.c.email_canonical.startswith(prefix, autoescape=True))
+        if after_id is not None:
+            statement = statement.where(users.c.id > after_id)
+        return [_user(row) for row in await self._conn.execute(statement)]
+
+    async def delete(self, user_id: int) -> bool:
+        result = await self._conn.execute(delete(users).where(users.c.id == user_id))
+        return result.rowcount == 1
 
 
 def _new_user_values(new: NewUser, now: datetime) -> dict[str, Any]:

@@ -19,8 +19,8 @@ secret) and the recovery codes.
 
 from fastapi import APIRouter
 
+from doorward.core.devices import describe_device
 from doorward.web.pages import account, links, login, mfa, passkeys, site
-from doorward.web.pages.account import describe_device
 from doorward.web.pages.forms import ORIGIN_ONLY_FORMS
 from doorward.web.pages.render import error_page
 from doorward.web.pages.site import not_found_page

@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import HTMLResponse, Response
 
+from doorward.core.devices import describe_device
 from doorward.core.errors import InvalidCurrentPassword, MfaEnrollmentRequired, PasswordRejected
 from doorward.core.models import Session, User
 from doorward.core.passkeys import PasskeyInfo
@@ -25,41 +26,10 @@ from doorward.web.transport import client_of
 
 router = APIRouter(include_in_schema=False)
 
-_BROWSERS = (
-    ("Edg/", "Edge"),
-    ("OPR/", "Opera"),
-    ("Firefox/", "Firefox"),
-    ("Chrome/", "Chrome"),
-    ("Safari/", "Safari"),
-    ("curl/", "curl"),
-)
-_SYSTEMS = (
-    ("Android", "Android"),
-    ("iPhone", "iPhone"),
-    ("iPad", "iPad"),
-    ("Windows", "Windows"),
-    ("Mac OS X", "macOS"),
-    ("CrOS", "ChromeOS"),
-    ("Linux", "Linux"),
-)
-
 
 def _time(moment: datetime) -> tuple[str, str]:
     utc = moment.astimezone(UTC)
     return utc.strftime("%Y-%m-%d %H:%M UTC"), utc.isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def describe_device(user_agent: str | None) -> str:
-    """A short name for a User-Agent ("Chrome on Linux"): enough to recognise a session, no full parser."""
-    if not user_agent:
-        return "Unknown device"
-    browser = next((name for mark, name in _BROWSERS if mark in user_agent), None)
-    system = next((name for mark, name in _SYSTEMS if mark in user_agent), None)
-    if browser and system:
-        return f"{browser} on {system}"
-    if browser or system:
-        return str(browser or system)
-    return user_agent if len(user_agent) <= 60 else user_agent[:59] + "…"
 
 
 def _session_view(session: Session, current: Session) -> dict[str, Any]:
