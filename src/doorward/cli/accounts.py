@@ -82,8 +82,48 @@ def users_mfa_reset(email: str) -> None:
 
     For a user who lost both the app and the recovery codes: ends every session and mails the user.
     """
-    ended = run(lambda s: s.admin.reset_mfa(email))
-    typer.echo(f"reset two-step verification of {email}; ended {ended} session(s)")
+    stored, ended = run(lambda s: _as_stored(s, email, s.admin.reset_mfa))
+    typer.echo(f"reset two-step verification of {stored}; ended {ended} session(s)")
+
+
+@users_app.command("enable")
+def users_enable(email: str) -> None:
+    """Enable a disabled account: its password logs in again."""
+    user = run(lambda s: s.admin.enable_user(email))
+    typer.echo(f"enabled {user.email}")
+
+
+@users_app.command("delete")
+def users_delete(
+    email: str,
+    yes: Annotated[bool, typer.Option("--yes", help="Delete without asking to confirm.")] = False,
+) -> None:
+    """Delete an account and everything of it: sessions, links, second factors, passkeys.
+
+    It cannot be undone. The audit trail keeps the account's events, by its id, and a user.deleted
+    event without the email. Asks to confirm unless --yes.
+    """
+    ref: int | str = email
+    if not yes:
+        user = run(lambda s: s.admin.find_user(email))
+        question = f"Delete {user.email} (user {user.id}) and all its sessions, factors and passkeys?"
+        if not typer.confirm(question, default=False):
+            raise fail("nothing deleted")
+        ref = user.id  # the account confirmed, even if the email changed hands meanwhile
+    deleted = run(lambda s: s.admin.delete_user(ref))
+    typer.echo(
+        f"deleted {deleted.user.email} (user {deleted.user.id}); ended {deleted.sessions_ended} session(s)"
+    )
+
+
+@users_app.command("reset-password")
+def users_reset_password(email: str) -> None:
+    """Mail the account a password reset link.
+
+    The link the user's own request mails; an earlier link stops working. Not for a disabled account.
+    """
+    user = run(lambda s: s.admin.send_password_reset(email))
+    typer.echo(f"mailed a password reset link to {user.email}")
 
 
 @users_app.command("unlock")
