@@ -7,7 +7,10 @@ import hashlib
 import json
 import re
 
-from tests.cli.conftest import assert_one_line_error, human_lines, invoke, query
+import httpx
+
+from tests.cli.conftest import api, assert_one_line_error, human_lines, invoke, query
+from tests.conftest import bearer
 
 KEY = re.compile(r"dwa_[A-Za-z0-9_-]{43}")
 
@@ -91,3 +94,20 @@ def test_a_bad_name_scope_or_unknown_key_is_one_line(database_url: str) -> None:
     assert bad_scope.exit_code != 0
     assert_one_line_error(invoke(database_url, "admin", "keys", "revoke", "nobody"), "No admin key")
     assert query(database_url, "SELECT name FROM admin_keys") == []
+
+
+def test_a_key_made_here_opens_the_admin_api_until_revoked_here(database_url: str) -> None:
+    """The command and the server share only the database: a key works, and a revocation is seen at
+    the next call."""
+    write, read = create(database_url, "ops", "--scope", "write"), create(database_url, "dashboard")
+
+    async def calls(client: httpx.AsyncClient) -> list[int]:
+        return [
+            (await client.get("/admin/users", headers=bearer(write))).status_code,
+            (await client.get("/admin/users", headers=bearer(read))).status_code,
+            (await client.post("/admin/users/1/disable", headers=bearer(read))).status_code,
+        ]
+
+    assert api(database_url, calls) == [200, 200, 403]
+    assert invoke(database_url, "admin", "keys", "revoke", "ops").exit_code == 0
+    assert api(database_url, calls) == [401, 200, 403]
