@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from doorward.core.admin_records import AuditEntry
 from doorward.core.errors import EmailTaken
 from doorward.core.models import (
     AccountToken,
@@ -39,6 +40,7 @@ class _Data:
     next_code_id: int = 1
     passkeys: dict[str, Passkey] = field(default_factory=dict)
     ceremonies: dict[bytes, WebauthnChallenge] = field(default_factory=dict)
+    audit: list[AuditEntry] = field(default_factory=list)  # what the database's audit trail holds
 
 
 class MemoryUsers:
@@ -88,6 +90,46 @@ class MemoryUsers:
 
     async def set_disabled(self, user_id: int, disabled: bool, now: datetime) -> None:
         self._data.users[user_id] = replace(self._data.users[user_id], disabled=disabled, updated_at=now)
+
+    async def search(self, prefix: str, after_id: int | None, limit: int) -> list[User]:
+        found = sorted(
+            (u for u in self._data.users.values() if u.email_canonical.startswith(prefix)), key=lambda u: u.id
+        )
+        return [u for u in found if after_id is None or u.id > after_id][:limit]
+
+    async def delete(self, user_id: int) -> bool:
+        return self._data.users.pop(user_id, None) is not None
+
+
+class MemoryAuditTrail:
+    def __init__(self, data: _Data) -> None:
+        self._data = data
+
+    async def query(
+        self,
+        *,
+        user_id: int | None,
+        event: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        before: tuple[datetime, int] | None,
+        limit: int,
+    ) -> list[AuditEntry]:
+        found = [
+            e
+            for e in self._data.audit
+            if (user_id is None or e.user_id == user_id)
+            and (event is None or e.event == event)
+            and (since is None or e.at >= since)
+            and (until is None or e.at < until)
+            and (before is None or (e.at, e.id) < before)
+        ]
+        return sorted(found, key=lambda e: (e.at, e.id), reverse=True)[:limit]
+
+    async def delete_before(self, at: datetime) -> int:
+        kept = [e for e in self._data.audit if e.at >= at]
+        gone, self._data.audit = len(self._data.audit) - len(kept), kept
+        return gone
 
 
 class MemorySessions:
@@ -372,6 +414,7 @@ class MemoryTransaction:
         self.tokens = MemoryTokens(data)
         self.factors = MemoryFactors(data)
         self.passkeys = MemoryPasskeys(data)
+        self.audit = MemoryAuditTrail(data)
 
 
 class MemoryStore:
