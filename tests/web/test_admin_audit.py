@@ -64,3 +64,18 @@ async def test_the_audit_trail_filters_and_pages_newest_first(database_url: str,
             assert (refused.status_code, refused.json()["code"]) == (status, code), params
         assert await admin.events(user="999999") == []  # an id names a deleted account too: no 404
         assert EMAIL not in str(every)  # events carry ids, never emails
+
+
+async def test_nul_in_a_parameter_is_a_400_not_a_500(database_url: str) -> None:
+    """PostgreSQL refuses NUL in text with an error that is no outage: it must not reach the database."""
+    async with admin_app(database_url) as admin:
+        await register(admin.client)
+        for path, params in (
+            ("/admin/users", {"query": "ada\x00"}),
+            ("/admin/users", {"cursor": "\x00"}),
+            ("/admin/audit", {"user": "ada\x00@example.com"}),
+            ("/admin/audit", {"event": "login.failed\x00"}),
+            ("/admin/audit", {"since": "2026-01-01\x00"}),
+        ):
+            refused = await admin.call("GET", path, admin.read, params=params)
+            assert (refused.status_code, refused.json()["code"]) == (400, "invalid_request"), params

@@ -14,6 +14,7 @@ from doorward.web.admin_routes import NOT_FOUND, TAG
 from doorward.web.admin_schemas import AuditPageOut
 from doorward.web.responses import Envelope
 from doorward.web.routes import timestamp
+from doorward.web.schemas import Text
 from doorward.web.services import services_of
 
 router = APIRouter(prefix="/admin", tags=[TAG], default_response_class=Envelope, route_class=AdminRoute)
@@ -66,13 +67,13 @@ async def audit(
     request: Request,
     key: AdminReader,
     user: Annotated[
-        str | None, Query(max_length=320, description="An account's id, or its email (an existing account)")
+        Text | None, Query(max_length=320, description="An account's id, or its email (an existing account)")
     ] = None,
-    event: Annotated[str | None, Query(max_length=64, description="An event's exact name")] = None,
-    since: Annotated[str | None, Query(max_length=64, description=f"From (inclusive). {TIME}")] = None,
-    until: Annotated[str | None, Query(max_length=64, description=f"Before (exclusive). {TIME}")] = None,
+    event: Annotated[Text | None, Query(max_length=64, description="An event's exact name")] = None,
+    since: Annotated[Text | None, Query(max_length=64, description=f"From (inclusive). {TIME}")] = None,
+    until: Annotated[Text | None, Query(max_length=64, description=f"Before (exclusive). {TIME}")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200, description="From the last page")] = None,
+    cursor: Annotated[Text | None, Query(max_length=200, description="From the last page")] = None,
 ) -> Envelope:
     query = AuditQuery(
         user=user_ref(user),

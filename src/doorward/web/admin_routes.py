@@ -28,7 +28,7 @@ from doorward.web.admin_schemas import AdminAccountDetailOut, AdminUserListOut, 
 from doorward.web.body import media_type, read_limited
 from doorward.web.responses import Envelope
 from doorward.web.routes import timestamp
-from doorward.web.schemas import EndedOut, ErrorOut, OkOut
+from doorward.web.schemas import EndedOut, ErrorOut, OkOut, Text
 from doorward.web.services import services_of
 
 TAG = "admin"
@@ -100,9 +100,9 @@ def account_body(detail: AccountDetail) -> dict[str, Any]:
 async def list_users(
     request: Request,
     key: AdminReader,
-    query: Annotated[str, Query(max_length=320, description="Email prefix (any case)")] = "",
+    query: Annotated[Text, Query(max_length=320, description="Email prefix (any case)")] = "",
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200, description="From the last page")] = None,
+    cursor: Annotated[Text | None, Query(max_length=200, description="From the last page")] = None,
 ) -> Envelope:
     page = await services_of(request).admin.list_users(query, limit=limit, cursor=cursor)
     return Envelope(
