@@ -15,8 +15,39 @@ import re
 import secrets
 
 from doorward.core.deps import Deps
-from doorward.core.errors import AdminKeyInvalid, AdminKeyNotFound, AdminKeyReadOnly, InvalidRequest
+from doorward.core.errors import DoorwardError, InvalidRequest
 from doorward.core.models import AdminKey, AdminScope
+
+
+class AdminKeyInvalid(DoorwardError):
+    """An admin API call without a usable admin key: none, malformed, unknown or revoked (the answer
+    never says which), or a session token where an admin key belongs."""
+
+    code = "invalid_admin_key"
+    message = "Invalid admin key"
+
+
+class AdminKeyReadOnly(DoorwardError):
+    """A key of scope ``read`` on an admin call that changes something."""
+
+    code = "admin_key_read_only"
+    message = "This admin key may only read"
+
+
+class AdminKeyNameTaken(DoorwardError):
+    """An admin key with this name exists, or existed: a revoked key keeps its name, so the audit
+    trail's key names stay unambiguous."""
+
+    code = "admin_key_exists"
+    message = "An admin key with this name exists (revoked keys keep their name)"
+
+
+class AdminKeyNotFound(DoorwardError):
+    """No admin key has this name."""
+
+    code = "admin_key_not_found"
+    message = "No admin key with this name"
+
 
 KEY_PREFIX = "dwa_"
 _KEY_SHAPE = re.compile(r"dwa_[A-Za-z0-9_-]{43}")

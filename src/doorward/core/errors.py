@@ -291,36 +291,3 @@ class UserVerificationRequired(DoorwardError):
 
     code = "user_verification_required"
     message = "Use your passkey with its PIN or biometrics, or sign in with your password"
-
-
-# --- the admin API's keys ----------------------------------------------------------------------
-
-
-class AdminKeyInvalid(DoorwardError):
-    """An admin API call without a usable admin key: none, malformed, unknown or revoked (the answer
-    never says which), or a session token where an admin key belongs."""
-
-    code = "invalid_admin_key"
-    message = "Invalid admin key"
-
-
-class AdminKeyReadOnly(DoorwardError):
-    """A key of scope ``read`` on an admin call that changes something."""
-
-    code = "admin_key_read_only"
-    message = "This admin key may only read"
-
-
-class AdminKeyNameTaken(DoorwardError):
-    """An admin key with this name exists, or existed: a revoked key keeps its name, so the audit
-    trail's key names stay unambiguous."""
-
-    code = "admin_key_exists"
-    message = "An admin key with this name exists (revoked keys keep their name)"
-
-
-class AdminKeyNotFound(DoorwardError):
-    """No admin key has this name."""
-
-    code = "admin_key_not_found"
-    message = "No admin key with this name"

@@ -9,7 +9,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from doorward.core.errors import AdminKeyNameTaken
+from doorward.core.admin_keys import AdminKeyNameTaken
 from doorward.core.models import AdminKey, AdminScope
 from doorward.storage.tables import admin_keys, utc
 

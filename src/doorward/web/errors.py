@@ -10,11 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from doorward.core.admin_keys import AdminKeyInvalid, AdminKeyNameTaken, AdminKeyNotFound, AdminKeyReadOnly
 from doorward.core.errors import (
-    AdminKeyInvalid,
-    AdminKeyNameTaken,
-    AdminKeyNotFound,
-    AdminKeyReadOnly,
     DoorwardError,
     EmailTaken,
     EmailUnverified,
