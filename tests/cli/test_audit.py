@@ -47,7 +47,7 @@ def test_audit_lists_events_newest_first_with_filters(database_url: str) -> None
     assert mine.exit_code == 0, mine.output
     (event,) = json.loads(mine.stdout)
     assert (event["event"], event["userId"]) == ("login.succeeded", 1)
-    assert set(event) == {"id", "at", "event", "userId", "client", "detail"}
+    assert set(event) == {"id", "at", "event", "userId", "clientAddress", "detail"}
     assert "session_id" in event["detail"]
     by_id = invoke(database_url, "audit", "--user", "2", "--event", "login.succeeded", "--json")
     assert [e["userId"] for e in json.loads(by_id.stdout)] == [2]

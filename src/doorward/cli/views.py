@@ -1,7 +1,8 @@
 """What the operator reads: ``doorward users list``, ``users show`` and ``audit``, as text or --json.
 
-Times are UTC. The JSON names follow the HTTP API's (camelCase, ISO 8601 times); the text is for a
-person and may change.
+Times are UTC. The JSON has the admin API's names and shapes (times to the second): an account as it
+answers one, without "success"; lists as arrays of every page's items. The text is for a person and may
+change.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ JSON = Annotated[bool, typer.Option("--json", help="Print JSON instead of text."
 
 
 def _iso(moment: datetime | None) -> str | None:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z") if moment is not None else None
+    """To the second, in UTC, as the API writes times: 2026-11-24T09:22:35Z."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if moment is not None else None
 
 
 def _shown(moment: datetime | None) -> str:
@@ -83,17 +85,20 @@ def users_list(
 
 
 def _account_json(detail: AccountDetail) -> dict[str, Any]:
+    """What GET /admin/users/{id} answers, without "success"; and ``verifiedAt``."""
     return {
-        **_user_json(detail.user),
-        "verifiedAt": _iso(detail.user.email_verified_at),
-        "locked": detail.locked,
-        "lockedOut": detail.throttle.locked,
-        "lockedUntil": _iso(detail.throttle.wait_until),
-        "failedLogins": detail.throttle.failures,
-        "factors": {
-            "totp": detail.factors.totp,
-            "recoveryCodesLeft": detail.factors.recovery_codes_left,
-            "passkeys": detail.factors.passkeys,
+        "user": {
+            **_user_json(detail.user),
+            "verifiedAt": _iso(detail.user.email_verified_at),
+            "locked": detail.locked,
+            "failedLogins": detail.throttle.failures,
+            "lockedOut": detail.throttle.locked,
+            "retryAt": _iso(detail.throttle.wait_until),
+            "factors": {
+                "totp": detail.factors.totp,
+                "recoveryCodesLeft": detail.factors.recovery_codes_left,
+                "passkeys": detail.factors.passkeys,
+            },
         },
         "sessions": [
             {
@@ -171,7 +176,7 @@ def _entry_json(entry: AuditEntry) -> dict[str, Any]:
         "at": _iso(entry.at),
         "event": entry.event,
         "userId": entry.user_id,
-        "client": entry.client,
+        "clientAddress": entry.client,
         "detail": entry.detail,
     }
 
