@@ -189,8 +189,17 @@ async def test_an_admin_key_is_never_a_session(database_url: str) -> None:
         assert (await admin.call("GET", "/admin/users", admin.write)).status_code == 200
 
 
-async def test_each_key_has_a_rate_limit_of_its_own(database_url: str, clock: FakeClock) -> None:
-    async with admin_app(database_url, clock, throttle_admin_requests=3) as admin:
+@pytest.mark.parametrize("backend", ["database", "redis"])
+async def test_each_key_has_a_rate_limit_of_its_own(
+    request: pytest.FixtureRequest, database_url: str, clock: FakeClock, backend: str
+) -> None:
+    counters: dict[str, object] = {}
+    if backend == "redis":  # where the throttle counts, there the keys' calls are counted too
+        counters = {
+            "redis_url": request.getfixturevalue("redis_url"),
+            "redis_prefix": request.getfixturevalue("redis_prefix"),
+        }
+    async with admin_app(database_url, clock, throttle_admin_requests=3, **counters) as admin:
         user_id = await register(admin.client)
         for _ in range(3):
             assert (await admin.call("GET", "/admin/users", admin.read)).status_code == 200
@@ -211,6 +220,8 @@ async def test_each_key_has_a_rate_limit_of_its_own(database_url: str, clock: Fa
         assert (await admin.call("GET", "/admin/users", admin.read)).status_code == 200
         limited = await admin.events(event="throttle.rejected")
         assert {(e["detail"]["scope"], e["detail"]["key"]) for e in limited} == {("admin_key", "dashboard")}
+    in_table = await fetch(database_url, "SELECT key FROM rate_windows WHERE key LIKE 'admin-key:%'")
+    assert sorted(in_table) == ([] if backend == "redis" else [("admin-key:dashboard",), ("admin-key:ops",)])
 
 
 async def test_every_call_is_an_audit_event_with_the_keys_name(database_url: str, clock: FakeClock) -> None:
