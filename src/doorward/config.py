@@ -140,6 +140,10 @@ class Settings(BaseSettings):
         20, description="Registrations per client address per window"
     )
     throttle_registration_window: Duration = Field(timedelta(hours=1), description="Window of the above")
+    throttle_admin_requests: Annotated[int, Field(ge=1)] = Field(
+        600, description="Admin API calls per admin key per window; beyond, 429"
+    )
+    throttle_admin_window: Duration = Field(timedelta(minutes=1), description="Window of the above")
     public_url: str = Field(
         "http://127.0.0.1:8000", description="Where users reach doorward: the base of links in mails"
     )

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from doorward.config import Settings
 from doorward.core.accounts import Accounts
 from doorward.core.admin import Admin
+from doorward.core.admin_keys import AdminKeyring
 from doorward.core.audit import Auditor
 from doorward.core.clock import Clock, utc_now
 from doorward.core.deps import AccountPolicy, Deps, SessionPolicy
@@ -50,6 +51,7 @@ class Services:
     auth: Authenticator
     accounts: Accounts
     admin: Admin
+    keyring: AdminKeyring
     mfa: Mfa
     passkeys: Passkeys
     throttle: Throttle
@@ -148,6 +150,7 @@ async def open_services(
             auth=Authenticator(deps),
             accounts=accounts,
             admin=Admin(deps, accounts, audit_retention=settings.audit_retention),
+            keyring=AdminKeyring(deps),
             mfa=Mfa(deps, await secret_box(settings, engine), rp),
             passkeys=Passkeys(deps, rp),
             throttle=deps.throttle,
@@ -241,4 +244,6 @@ def throttle_policy(settings: Settings) -> ThrottlePolicy:
         client_window=settings.throttle_client_window,
         client_registrations=settings.throttle_client_registrations,
         registration_window=settings.throttle_registration_window,
+        admin_requests=settings.throttle_admin_requests,
+        admin_window=settings.throttle_admin_window,
     )

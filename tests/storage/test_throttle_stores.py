@@ -152,6 +152,23 @@ async def test_audit_events_reach_the_table_in_batches(database_url: str) -> Non
     assert rows == [("login.failed", n, "192.0.2.1", '{"reason": "x"}') for n in range(5)]
 
 
+async def test_two_flushes_at_once_write_each_event_once(database_url: str) -> None:
+    """The app's flusher runs every half second; shutdown, and a test reading the trail, flush too. Two
+    flushes at once must neither write a batch twice nor fail (the flusher's failure would end it)."""
+    engine = create_engine(database_url)
+    sink = SqlAuditSink(SqlStore(engine))
+    events = 2 * BATCH + 7
+    for n in range(events):
+        sink.record(AuditEvent(T0, "login.failed", user_id=n, client="192.0.2.1", detail={}))
+    try:
+        written = await asyncio.gather(sink.flush(), sink.flush(), sink.flush())
+    finally:
+        await engine.dispose()
+    assert sum(written) == events
+    rows = await fetch(database_url, "SELECT user_id FROM audit_events ORDER BY id")
+    assert rows == [(n,) for n in range(events)]
+
+
 async def test_a_large_flush_lets_other_requests_in_between_its_batches(sqlite_url: str) -> None:
     """On SQLite the inserts run on the event loop's thread: a flood's backlog must not hold it at once."""
     engine = create_engine(sqlite_url)

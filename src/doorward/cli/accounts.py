@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import csv
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -12,6 +11,8 @@ import typer
 
 from doorward.cli.base import T, fail, run, sessions_app, users_app
 from doorward.core.admin import ImportRow
+from doorward.core.errors import DoorwardError
+from doorward.core.import_csv import read_import_csv
 from doorward.wiring import Services
 
 
@@ -47,7 +48,7 @@ def users_import(
 
     Unless --skip-invalid, one refused line imports nothing.
     """
-    rows = list(_read_import(file))
+    rows = _read_import(file)
     report = run(lambda s: s.admin.import_users(rows, skip_invalid=skip_invalid))
     for line, reason in report.skipped:
         typer.echo(f"line {line}: skipped: {reason}", err=True)
@@ -56,18 +57,16 @@ def users_import(
     typer.echo(f"imported {report.imported}, skipped {len(report.skipped)}")
 
 
-def _read_import(file: Path) -> Iterator[ImportRow]:
+def _read_import(file: Path) -> list[ImportRow]:
     try:
         with file.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            if reader.fieldnames is None or {"email", "password_hash"} - set(reader.fieldnames):
-                raise fail("the CSV header must be: email,password_hash")
-            for row in reader:
-                yield ImportRow(reader.line_num, row["email"] or "", row["password_hash"] or "")
+            text = handle.read()
     except UnicodeDecodeError:
         raise fail("the file is not UTF-8 text") from None
-    except csv.Error as exc:
-        raise fail(f"malformed CSV: {exc}") from None
+    try:
+        return read_import_csv(text)
+    except DoorwardError as exc:
+        raise fail(exc.text) from None
 
 
 @users_app.command("disable")

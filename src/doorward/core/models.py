@@ -187,3 +187,20 @@ class WebauthnChallenge:
     mfa_digest: bytes | None = None
     user_handle: bytes | None = None
     used_at: datetime | None = None
+
+
+class AdminScope(enum.Enum):
+    """What an admin API key may do: read accounts and the audit trail, or change them too."""
+
+    READ = "read"
+    WRITE = "write"
+
+
+@dataclass(frozen=True)
+class AdminKey:
+    """An admin API key as stored: its name and scope, never the key (only its digest is kept)."""
+
+    name: str
+    scope: AdminScope
+    created_at: datetime
+    revoked_at: datetime | None = None

@@ -14,6 +14,7 @@ from typing import Protocol
 from doorward.core.admin_records import AuditEntry
 from doorward.core.models import (
     AccountToken,
+    AdminKey,
     AttemptState,
     AuditEvent,
     CeremonyPurpose,
@@ -227,6 +228,23 @@ class Passkeys(Protocol):
         """Remove challenges past their expiry, used or not."""
 
 
+class AdminKeys(Protocol):
+    """The admin API's keys, found by the SHA-256 digest of the key; the key itself is never stored."""
+
+    async def add(self, key: AdminKey, digest: bytes) -> None:
+        """Store a new key; raise AdminKeyNameTaken if a key (revoked or not) has its name."""
+
+    async def by_digest(self, digest: bytes) -> AdminKey | None:
+        """The key with this digest, revoked or not, if any."""
+
+    async def all(self) -> list[AdminKey]:
+        """Every key, revoked ones included, oldest first."""
+
+    async def revoke(self, name: str, now: datetime) -> AdminKey | None:
+        """Mark the key named ``name`` revoked (once: a second revocation keeps the first time);
+        return it, or None if no key has this name."""
+
+
 class AuditTrail(Protocol):
     """The stored audit events, read back (they are written by the AuditSink, in batches)."""
 
@@ -269,6 +287,10 @@ class Transaction(Protocol):
     @property
     def passkeys(self) -> Passkeys:
         """The passkeys and their ceremonies' challenges, inside this transaction."""
+
+    @property
+    def admin_keys(self) -> AdminKeys:
+        """The admin API's keys, inside this transaction."""
 
     @property
     def audit(self) -> AuditTrail:

@@ -36,6 +36,8 @@ class ThrottlePolicy:
     client_mails: int = 10  # requests that send mail (reset, verification) per client address per window
     account_mails: int = 3  # mails of those kinds to one address per window: no mail bombing
     mail_window: timedelta = timedelta(hours=1)
+    admin_requests: int = 600  # admin API calls per key per window: a runaway script, not a person
+    admin_window: timedelta = timedelta(minutes=1)
 
     def delay_after(self, failures: int) -> timedelta:
         """The wait imposed after ``failures`` consecutive failures: none, then 1 s doubling to the cap."""
@@ -196,3 +198,15 @@ class Throttle:
         start, _ = self._window(self.policy.mail_window, self._clock())
         count = await self._store.hit(f"account-mails:{account}", start, self.policy.mail_window)
         return count <= self.policy.account_mails
+
+    async def admit_admin(self, key_name: str) -> None:
+        """Count one admin API call against its key, or raise TooManyAttempts: each key has a limit
+        of its own, so one runaway script does not starve the others."""
+        now = self._clock()
+        start, end = self._window(self.policy.admin_window, now)
+        if (
+            await self._store.hit(f"admin-key:{key_name}", start, self.policy.admin_window)
+            > self.policy.admin_requests
+        ):
+            self._audit("throttle.rejected", scope="admin_key", key=key_name)
+            raise TooManyAttempts(_seconds_until(end, now))

@@ -35,6 +35,9 @@ class SqlAuditSink:
         self._buffer: deque[AuditEvent] = deque()
         self._capacity = capacity
         self.dropped = 0
+        # One flush at a time: two would both insert the buffer's head, then both pop it (the
+        # background flusher runs beside shutdown's flush and anyone reading the trail right away).
+        self._flushing = asyncio.Lock()
 
     def record(self, event: AuditEvent) -> None:
         if len(self._buffer) >= self._capacity:
@@ -49,6 +52,10 @@ class SqlAuditSink:
         SQLite the inserts run on the loop's thread (loopsqlite.py), and a flood's half second of
         events in one go would hold every request behind it for milliseconds.
         """
+        async with self._flushing:
+            return await self._flush()
+
+    async def _flush(self) -> int:
         written = 0
         while self._buffer:
             batch = list(itertools.islice(self._buffer, BATCH))

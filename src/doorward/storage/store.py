@@ -1,6 +1,6 @@
 """The Store the core asks for: transactions over SQLAlchemy Core, binding the repositories of
-users.py, sessions.py, tokens.py, factors.py, passkeys.py and audit_trail.py to one connection, the
-session check's read and a login's write. Driver errors become core errors in errors.py."""
+users.py, sessions.py, tokens.py, factors.py, passkeys.py, admin_keys.py and audit_trail.py to one
+connection, the session check's read and a login's write. Driver errors become core errors in errors.py."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from doorward.core.models import Session, User
 from doorward.core.ports import SessionLookup
+from doorward.storage.admin_keys import SqlAdminKeys
 from doorward.storage.audit_trail import SqlAuditTrail
 from doorward.storage.database import WRITE_OPTION, read_options
 from doorward.storage.errors import LookupBusy, sql_translated
@@ -60,6 +61,7 @@ class SqlTransaction:
         self.tokens = SqlTokens(conn)
         self.factors = SqlFactors(conn)
         self.passkeys = SqlPasskeys(conn)
+        self.admin_keys = SqlAdminKeys(conn)
         self.audit = SqlAuditTrail(conn)
 
 

@@ -218,3 +218,18 @@ webauthn_challenges = Table(
     Index("ix_webauthn_challenges_user_id", "user_id"),
 )
 """The challenges of passkey ceremonies: SHA-256 digests, single-use, five minutes."""
+
+admin_keys = Table(
+    "admin_keys",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False),
+    Column("scope", String(8), nullable=False),  # read, write
+    Column("digest", LargeBinary(32), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime),
+    Index("ix_admin_keys_name", "name", unique=True),
+    Index("ix_admin_keys_digest", "digest", unique=True),
+)
+"""The admin API's keys: SHA-256 digests only (core/admin_keys.py says why not argon2). A revoked
+key's row stays, so its name is never reused and the audit trail's key names stay unambiguous."""

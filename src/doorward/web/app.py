@@ -13,7 +13,16 @@ from doorward import __version__
 from doorward.config import Settings
 from doorward.core.clock import Clock, utc_now
 from doorward.logs import configure_logging
-from doorward.web import account_routes, mfa_routes, pages, passkey_routes, probes, routes
+from doorward.web import (
+    account_routes,
+    admin_audit_routes,
+    admin_routes,
+    mfa_routes,
+    pages,
+    passkey_routes,
+    probes,
+    routes,
+)
 from doorward.web.errors import install_error_handlers
 from doorward.web.fastpath import DoorwardApp
 from doorward.web.headers import AnswerHeaders, cors_options
@@ -36,7 +45,17 @@ Passkeys (WebAuthn): add one at `/passkeys/options` then `/passkeys`; sign in wi
 `/login/passkey/options` then `/login/passkey`, or use one as the second step (`/login/mfa/options`,
 then `/login/mfa` with `credential`). The WebAuthn JSON is the Level 3 serialisation the browser's
 `PublicKeyCredential.parse...OptionsFromJSON` reads and `credential.toJSON()` writes.
+
+The admin API (`/admin/*`, tag `admin`) takes an admin key from `doorward admin keys create`, as
+`Authorization: Bearer dwa_...`, never a session; a key of scope `read` may only read (403
+`admin_key_read_only` elsewhere). Each key has a rate limit of its own, and every call is an audit event
+with the key's name.
 """
+
+ADMIN_TAG = {
+    "name": "admin",
+    "description": "Accounts and the audit trail for operators, with an admin key (not a session)",
+}
 
 
 _log = logging.getLogger("doorward")
@@ -73,6 +92,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         title="doorward",
         version=__version__,
         description=DESCRIPTION,
+        openapi_tags=[ADMIN_TAG],
         lifespan=lifespan,
         default_response_class=Envelope,
         # The viewers run a CDN's script, unpinned, on the origin of the login page and its session
@@ -90,6 +110,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
     app.include_router(account_routes.router)
     app.include_router(mfa_routes.router)
     app.include_router(passkey_routes.router)
+    app.include_router(admin_routes.router)
+    app.include_router(admin_audit_routes.router)
     app.include_router(pages.router)
     install_openapi(app)
     app.mount("/static", StaticFiles(packages=[("doorward.web", "static")]), name="static")

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from doorward.core.admin_keys import AdminKeyInvalid, AdminKeyNameTaken, AdminKeyNotFound, AdminKeyReadOnly
 from doorward.core.errors import (
     DoorwardError,
     EmailTaken,
@@ -83,6 +84,8 @@ STATUS: dict[type[DoorwardError], int] = {
     MfaInvalid: 401,
     MfaTokenInvalid: 401,
     UserVerificationRequired: 401,
+    AdminKeyInvalid: 401,
+    AdminKeyReadOnly: 403,
     EmailUnverified: 403,
     MfaEnrollmentRequired: 403,
     CrossSiteRequest: 403,
@@ -90,6 +93,7 @@ STATUS: dict[type[DoorwardError], int] = {
     UserNotFound: 404,
     SessionNotFound: 404,
     PasskeyNotFound: 404,
+    AdminKeyNotFound: 404,
     MethodNotAllowed: 405,
     EmailTaken: 409,
     TotpActive: 409,
@@ -97,6 +101,7 @@ STATUS: dict[type[DoorwardError], int] = {
     MfaNotEnabled: 409,
     PasskeyLimit: 409,
     LastFactor: 409,
+    AdminKeyNameTaken: 409,
     PayloadTooLarge: 413,
     TooManyAttempts: 429,
     InternalError: 500,
@@ -128,7 +133,7 @@ def error_response(error: DoorwardError) -> Envelope:
         body["mfaToken"] = error.token
         body["methods"] = list(error.methods)
     headers = retry_headers(error)
-    if isinstance(error, InvalidSession):
+    if isinstance(error, InvalidSession | AdminKeyInvalid):
         headers["WWW-Authenticate"] = "Bearer"
     return Envelope(body, status_of(error), headers)
 

@@ -1,0 +1,93 @@
+"""The admin API's audit trail: ``GET /admin/audit``, newest first, filtered, a page at a time."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+
+from doorward.core.admin_records import AuditEntry, AuditQuery, UserRef
+from doorward.core.errors import InvalidRequest
+from doorward.web.admin_auth import ADMIN_ERRORS, AdminReader, AdminRoute
+from doorward.web.admin_routes import NOT_FOUND, TAG
+from doorward.web.admin_schemas import AuditPageOut
+from doorward.web.responses import Envelope
+from doorward.web.routes import timestamp
+from doorward.web.schemas import Text
+from doorward.web.services import services_of
+
+router = APIRouter(prefix="/admin", tags=[TAG], default_response_class=Envelope, route_class=AdminRoute)
+
+TIME = "A date (2026-12-01, midnight UTC) or an ISO 8601 time (2026-12-01T09:30:00Z); UTC unless it says"
+
+
+def moment(text: str | None, name: str) -> datetime | None:
+    """A query parameter's time, aware UTC; InvalidRequest naming the parameter if it is none."""
+    if text is None or not text.strip():
+        return None
+    try:
+        parsed = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidRequest(f"{name} must be a date or an ISO 8601 time") from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def user_ref(text: str | None) -> UserRef | None:
+    """``user=``: an account's id (digits; a deleted account's events are found so), else its email."""
+    if text is None or not text.strip():
+        return None
+    text = text.strip()
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 10 else text
+
+
+def event_body(entry: AuditEntry) -> dict[str, object]:
+    """One audit event as the API shows it."""
+    return {
+        "id": entry.id,
+        "at": timestamp(entry.at),
+        "event": entry.event,
+        "userId": entry.user_id,
+        "clientAddress": entry.client,
+        "detail": entry.detail,
+    }
+
+
+@router.get(
+    "/audit",
+    summary="The audit trail, newest first, a page at a time",
+    response_model=None,
+    responses={
+        200: {"model": AuditPageOut, "description": "A page of events"},
+        **NOT_FOUND,
+        **ADMIN_ERRORS,
+    },
+)
+async def audit(
+    request: Request,
+    key: AdminReader,
+    user: Annotated[
+        Text | None, Query(max_length=320, description="An account's id, or its email (an existing account)")
+    ] = None,
+    event: Annotated[Text | None, Query(max_length=64, description="An event's exact name")] = None,
+    since: Annotated[Text | None, Query(max_length=64, description=f"From (inclusive). {TIME}")] = None,
+    until: Annotated[Text | None, Query(max_length=64, description=f"Before (exclusive). {TIME}")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[Text | None, Query(max_length=200, description="From the last page")] = None,
+) -> Envelope:
+    query = AuditQuery(
+        user=user_ref(user),
+        event=event or None,
+        since=moment(since, "since"),
+        until=moment(until, "until"),
+        limit=limit,
+        cursor=cursor,
+    )
+    page = await services_of(request).admin.audit_events(query)
+    return Envelope(
+        {
+            "success": True,
+            "events": [event_body(entry) for entry in page.events],
+            "nextCursor": page.next_cursor,
+        }
+    )
