@@ -61,7 +61,12 @@ async def test_a_redis_outage_fails_healthz_and_readyz_and_the_log_names_redis(
         assert (await client.get("/session", headers=bearer(token))).status_code == 200
         ready = await client.get("/readyz")
         assert ready.status_code == 503
-        assert ready.json()["checks"] == {"hashing": "ok", "database": "ok", "redis": "failed", "migrations": "ok"}
+        assert ready.json()["checks"] == {
+            "hashing": "ok",
+            "database": "ok",
+            "redis": "failed",
+            "migrations": "ok",
+        }
         assert (ready.json()["success"], ready.json()["code"]) == (False, "unavailable")
         assert (await client.get("/livez")).json() == {"status": "ok"}
 
