@@ -7,6 +7,7 @@ import httpx
 import pytest
 
 from tests.conftest import app_for, bearer, login, register
+from tests.web.admin import admin_app
 
 SESSION_OPERATIONS = {
     ("get", "/session"),
@@ -40,10 +41,12 @@ async def test_operations_that_take_a_session_name_the_bearer_scheme(client: htt
         name for name, s in schemes.items() if (s["type"], s.get("scheme")) == ("http", "bearer")
     ]
     cookie = [name for name, s in schemes.items() if (s["type"], s.get("in")) == ("apiKey", "cookie")]
-    assert len(bearer_schemes) == 1 and len(cookie) == 1
-    session = [{bearer_schemes[0]: []}, {cookie[0]: []}]
+    assert sorted(bearer_schemes) == ["AdminKey", "sessionToken"] and len(cookie) == 1
+    session = [{"sessionToken": []}, {cookie[0]: []}]
     for method, path, op in operations(spec):
-        if (method, path) in SESSION_OPERATIONS:
+        if path.startswith("/admin/"):
+            assert op["security"] == [{"AdminKey": []}], (method, path)  # never a session
+        elif (method, path) in SESSION_OPERATIONS:
             assert op["security"] == session, (method, path)
         elif (method, path) == ("post", "/logout"):
             assert op["security"] == [*session, {}]  # a token is optional: logout always succeeds
@@ -75,16 +78,22 @@ async def test_the_always_202_mail_requests_document_their_400(client: httpx.Asy
 
 
 async def test_every_json_body_over_the_limit_is_a_documented_413(database_url: str) -> None:
-    async with app_for(database_url, max_body_bytes=1024) as (_, client):
+    async with admin_app(database_url, max_body_bytes=1024) as admin:
+        client = admin.client
         await register(client)
-        headers = {**bearer(await login(client)), "Content-Type": "application/json"}
+        session = bearer(await login(client))
         spec = (await client.get("/openapi.json")).json()
         with_body = [(m, p, op) for m, p, op in operations(spec) if "requestBody" in op]
         assert len(with_body) >= 15
         for method, path, op in with_body:
             url = path.replace("{session_id}", "x").replace("{passkey_id}", "x")
+            content_type = next(iter(op["requestBody"]["content"]))
+            who = bearer(admin.write) if path.startswith("/admin/") else session
             answer = await client.request(
-                method, url, content=b'{"a":"' + b"x" * 2000 + b'"}', headers=headers
+                method,
+                url,
+                content=b'{"a":"' + b"x" * 2000 + b'"}',
+                headers={**who, "Content-Type": content_type},
             )
             assert (method, path, answer.status_code) == (method, path, 413)
             assert "413" in op["responses"], (method, path)
