@@ -1,18 +1,24 @@
-"""Throttle counters in the database: atomic upserts every instance sees."""
+"""Throttle counters in the database: atomic upserts every instance sees.
+
+A login's reservation is two conditional upserts (``INSERT ... ON CONFLICT DO UPDATE ... WHERE``,
+``RETURNING``), the client's window first, then the account: each row is incremented only while
+the limits hold, under the row's lock, so concurrent reservations on any number of instances are
+admitted one after another and never past a limit.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, bindparam, case, delete, or_, select, update
+from sqlalchemy import ColumnElement, Table, bindparam, case, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from doorward.core.models import AttemptState
+from doorward.core.models import AttemptState, LoginLimits, Reservation
 from doorward.core.ports import WaitUntil
 from doorward.storage.store import SqlStore
-from doorward.storage.tables import attempts, rate_windows
+from doorward.storage.tables import UTCDateTime, attempts, rate_windows
 
 _KEY = attempts.c.key == bindparam("key")
 # One statement for both of a login's reads: an account's state and its client's failures.
@@ -23,6 +29,29 @@ _LOGIN_STATE = select(
     .where(rate_windows.c.key == bindparam("counter"), rate_windows.c.window_start == bindparam("start"))
     .scalar_subquery()
     .label("counted"),
+)
+
+# Taking a reservation back: the client's attempt (in its window only), and the account's failure.
+_UNHIT = (
+    update(rate_windows)
+    .where(
+        rate_windows.c.key == bindparam("counter"),
+        rate_windows.c.window_start == bindparam("start"),
+        rate_windows.c.count > 0,
+    )
+    .values(count=rate_windows.c.count - 1)
+)
+_FORGET = delete(attempts).where(_KEY)
+_UNFAIL = (
+    update(attempts)
+    .where(attempts.c.key == bindparam("account"), attempts.c.failures > 0)
+    .values(
+        failures=attempts.c.failures - 1,
+        # The wait before this reservation had passed (it was admitted): none is the same.
+        next_allowed_at=case(
+            (attempts.c.failures == bindparam("reserved"), None), else_=attempts.c.next_allowed_at
+        ),
+    )
 )
 
 
@@ -40,6 +69,8 @@ class SqlThrottleStore:
         failure = self._record_failure.cte("failure")
         self._failure_alone = select(failure.c.failures)
         self._failure_and_hit = select(failure.c.failures).add_cte(self._hit_upsert("counter").cte("hit"))
+        self._reserve_client = self._client_reservation()
+        self._reservations: dict[int, Any] = {}
 
     def _failure_upsert(self, key: str) -> Any:
         """One more failure for the account ``key`` names; returns the new count."""
@@ -62,6 +93,113 @@ class SqlThrottleStore:
                 "window_start": hit.excluded.window_start,
             },
         ).returning(rate_windows.c.count)
+
+    def _client_reservation(self) -> Any:
+        """One more attempt in the window of ``counter``, only while it counts under ``limit``."""
+        hit = self._insert(rate_windows).values(
+            key=bindparam("counter"), window_start=bindparam("start"), count=1
+        )
+        return hit.on_conflict_do_update(
+            index_elements=[rate_windows.c.key],
+            set_={
+                "count": case(
+                    (rate_windows.c.window_start == hit.excluded.window_start, rate_windows.c.count + 1),
+                    else_=1,
+                ),
+                "window_start": hit.excluded.window_start,
+            },
+            where=or_(
+                rate_windows.c.window_start != hit.excluded.window_start,
+                rate_windows.c.count < bindparam("limit"),
+            ),
+        ).returning(rate_windows.c.count)
+
+    def _account_reservation(self, steps: int) -> Any:
+        """One more failure of ``key`` with the wait it brings (``wait0`` .. ``wait{steps-1}`` from
+        failure ``free`` on), only while the account is neither locked nor waiting at ``now``."""
+        cached = self._reservations.get(steps)
+        if cached is not None:
+            return cached
+        when = UTCDateTime()
+        reserve = self._insert(attempts).values(
+            key=bindparam("key"),
+            failures=1,
+            updated_at=bindparam("now", type_=when),
+            next_allowed_at=bindparam("first_wait", type_=when),
+        )
+        failures = attempts.c.failures + 1
+        branches: list[tuple[ColumnElement[bool], Any]] = [
+            (failures == bindparam(f"at{i}"), bindparam(f"wait{i}", type_=when)) for i in range(steps - 1)
+        ]
+        branches.append((failures >= bindparam(f"at{steps - 1}"), bindparam(f"wait{steps - 1}", type_=when)))
+        statement = reserve.on_conflict_do_update(
+            index_elements=[attempts.c.key],
+            set_={
+                "failures": failures,
+                "updated_at": reserve.excluded.updated_at,
+                "next_allowed_at": case(*branches, else_=attempts.c.next_allowed_at),
+            },
+            where=(attempts.c.failures < bindparam("lockout"))
+            & or_(
+                attempts.c.next_allowed_at.is_(None),
+                attempts.c.next_allowed_at <= bindparam("now", type_=when),
+            ),
+        ).returning(attempts.c.failures, attempts.c.next_allowed_at)
+        self._reservations[steps] = statement
+        return statement
+
+    async def reserve_login(
+        self, key: str, counter: str | None, window_start: datetime, window: timedelta, limits: LoginLimits
+    ) -> Reservation:
+        waits = limits.waits or (limits.now,)
+        parameters: dict[str, Any] = {
+            "key": key,
+            "counter": counter,
+            "start": window_start,
+            "limit": limits.client,
+            "now": limits.now,
+            "first_wait": limits.wait_after(1),
+            "lockout": limits.lockout,
+        }
+        for i, wait in enumerate(waits):
+            parameters[f"at{i}"] = limits.free + i
+            parameters[f"wait{i}"] = wait
+        account = self._account_reservation(len(waits))
+        # SQLite: one write transaction (BEGIN IMMEDIATE orders it against every other writer).
+        # PostgreSQL: each upsert is atomic on its own row; between the two the client's count is
+        # one ahead, which can only refuse, never admit, a concurrent attempt.
+        opened = self._store.connection if self._dialect == "postgresql" else self._store.transaction
+        async with opened() as conn:
+            counted = 0
+            if counter is not None:
+                counted = (await conn.execute(self._reserve_client, parameters)).scalar()
+                if counted is None:  # the client is at its limit: the account is not touched
+                    state, found = await self._found(conn, parameters)
+                    return Reservation(False, state, found)
+            row = (await conn.execute(account, parameters)).one_or_none()
+            if row is not None:
+                return Reservation(True, AttemptState(row.failures, row.next_allowed_at), int(counted))
+            if counter is not None:  # the account refused: the client's attempt is taken back
+                await conn.execute(_UNHIT, {"counter": counter, "start": window_start})
+            state, found = await self._found(conn, parameters)
+            return Reservation(False, state, found)
+
+    @staticmethod
+    async def _found(conn: AsyncConnection, parameters: dict[str, Any]) -> tuple[AttemptState, int]:
+        row = (await conn.execute(_LOGIN_STATE, parameters)).one()
+        return AttemptState(row.failures or 0, row.next_allowed_at), int(row.counted or 0)
+
+    async def release_login(
+        self, key: str, counter: str | None, window_start: datetime, *, reset: bool, reserved: int
+    ) -> None:
+        # Each statement takes only its own parameters: an UPDATE would SET a column named as one.
+        async with self._store.transaction() as conn:
+            if reset:
+                await conn.execute(_FORGET, {"key": key})
+            else:
+                await conn.execute(_UNFAIL, {"account": key, "reserved": reserved})
+            if counter is not None:
+                await conn.execute(_UNHIT, {"counter": counter, "start": window_start})
 
     async def login_state(
         self, key: str, counter: str | None, window_start: datetime
