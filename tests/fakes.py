@@ -481,6 +481,12 @@ class MemoryThrottleStore:
         self.windows[key, window_start] = self.windows.get((key, window_start), 0) + 1
         return self.windows[key, window_start]
 
+    async def forget_windows(self, keys: Sequence[str]) -> dict[str, int]:
+        forgotten: dict[str, int] = {}
+        for key, start in [k for k in self.windows if k[0] in keys]:
+            forgotten[key] = forgotten.get(key, 0) + self.windows.pop((key, start))
+        return forgotten
+
     async def prune(self, windows_before: datetime, idle_before: datetime) -> int:
         old = [k for k in self.windows if k[1] < windows_before]
         for key in old:

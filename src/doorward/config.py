@@ -140,6 +140,13 @@ class Settings(BaseSettings):
         20, description="Registrations per client address per window"
     )
     throttle_registration_window: Duration = Field(timedelta(hours=1), description="Window of the above")
+    throttle_client_mails: Annotated[int, Field(ge=1)] = Field(
+        10, description="Password reset requests and verification resends per client address per window"
+    )
+    throttle_account_mails: Annotated[int, Field(ge=1)] = Field(
+        3, description="Mails of those kinds to one address per window (more are dropped in silence)"
+    )
+    throttle_mail_window: Duration = Field(timedelta(hours=1), description="Window of the two above")
     public_url: str = Field(
         "http://127.0.0.1:8000", description="Where users reach doorward: the base of links in mails"
     )

@@ -49,7 +49,7 @@ async def test_a_burst_against_one_account_gets_only_the_free_failures_verified(
     request: pytest.FixtureRequest, database_url: str, backend: str
 ) -> None:
     async with app_for(database_url, hash_workers=4, hash_queue=64, **counters(request, backend)) as (
-        app,
+        _,
         client,
     ):
         await register(client)
@@ -63,7 +63,7 @@ async def test_a_burst_of_unknown_emails_is_throttled_as_a_known_one(
     request: pytest.FixtureRequest, database_url: str, backend: str
 ) -> None:
     async with app_for(database_url, hash_workers=4, hash_queue=64, **counters(request, backend)) as (
-        app,
+        _,
         client,
     ):
         statuses = await burst(client, ["nobody@example.com"] * BURST, "not the password")

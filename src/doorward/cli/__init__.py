@@ -1,7 +1,8 @@
 """The ``doorward`` command: serve, migrate, tune, and the administrative user and session commands.
 
 A package, one module per concept: base.py (the Typer app, its groups and their shared helpers),
-server.py (serve, migrate), accounts.py (users, sessions) and upkeep.py (mail last, prune, tune).
+server.py (serve, migrate), accounts.py (users, sessions) and upkeep.py (mail last, throttle clear,
+prune, tune).
 Importing them registers their commands; help lists them in that order.
 """
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from doorward.core.accounts import Accounts
 from doorward.core.deps import Deps
 from doorward.core.emails import canonical_email, validate_new_email
-from doorward.core.errors import DoorwardError, EmailTaken, MfaNotEnabled, UserNotFound
+from doorward.core.errors import DoorwardError, EmailTaken, InvalidRequest, MfaNotEnabled, UserNotFound
 from doorward.core.models import NewUser, TokenPurpose, User
 from doorward.core.ports import Users
 
@@ -68,6 +69,17 @@ class Admin:
             user = await self._require_user(tx.users, email)
         await self._deps.throttle.unlock(user.email_canonical)
         self._deps.audit("admin.user_unlocked", user_id=user.id)
+
+    async def clear_client(self, address: str) -> tuple[str, dict[str, int]]:
+        """Lift every per-client limit of ``address`` (an IPv4 or IPv6 address, written in any
+        form Python reads); return it as the throttle keys it, with the counts forgotten."""
+        try:
+            client = str(ipaddress.ip_address(address.strip()))
+        except ValueError:
+            raise InvalidRequest(f"not an IP address: {address!r}") from None
+        cleared = await self._deps.throttle.clear_client(client)
+        self._deps.audit("admin.client_cleared", client=client, **cleared)
+        return client, cleared
 
     async def revoke_sessions(self, email: str) -> int:
         """End every session of an account; return how many ended."""

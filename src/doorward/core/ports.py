@@ -332,6 +332,9 @@ class ThrottleStore(Protocol):
     async def hit(self, key: str, window_start: datetime, window: timedelta) -> int:
         """Count one event in the fixed window starting at ``window_start``; return the window's count."""
 
+    async def forget_windows(self, keys: Sequence[str]) -> dict[str, int]:
+        """Delete every window of these counters; return what each of those that existed counted."""
+
     async def prune(self, windows_before: datetime, idle_before: datetime) -> int:
         """Forget windows that started before ``windows_before`` and accounts untouched since
         ``idle_before`` that are not locked out; return how many entries went (0 where entries expire

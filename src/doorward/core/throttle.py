@@ -67,6 +67,14 @@ class Reserved:
     failures: int  # the account's failures, this attempt included
 
 
+CLIENT_COUNTERS = {
+    "registrations": "registrations",
+    "ceremonies": "passkey sign-ins",
+    "mails": "mail requests",
+}
+"""The per-client counters besides failed logins, by their key's prefix: what each one counts."""
+
+
 def _client_key(client: str | None) -> str | None:
     """The counter of a client's failed logins (none when the client is unknown)."""
     return f"login-failures:{client}" if client is not None else None
@@ -237,6 +245,15 @@ class Throttle:
         ):
             self._audit("throttle.rejected", scope="mail", client=client)
             raise TooManyAttempts(_seconds_until(end, now))
+
+    async def clear_client(self, client: str) -> dict[str, int]:
+        """Forget every count of ``client`` (an address, as the socket or a trusted proxy gives it):
+        failed logins, registrations, passkey sign-ins, mail requests. Return the counts forgotten
+        by their names in ``CLIENT_COUNTERS`` (only those there were)."""
+        keys = {_client_key(client) or "": "failed logins"}
+        keys.update({f"{prefix}:{client}": name for prefix, name in CLIENT_COUNTERS.items()})
+        forgotten = await self._store.forget_windows(list(keys))
+        return {keys[key]: count for key, count in forgotten.items()}
 
     async def allow_account_mail(self, account: str) -> bool:
         """Whether one more mail may go to this address in this window (silently dropped if not)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from redis import asyncio as aioredis
@@ -173,6 +175,26 @@ class RedisThrottleStore:
     def _count_in(pipe: Pipeline, name: str, window: timedelta) -> None:
         pipe.incr(name)
         pipe.expire(name, int(window.total_seconds()) + 60)
+
+    async def forget_windows(self, keys: Sequence[str]) -> dict[str, int]:
+        forgotten: dict[str, int] = {}
+        async with redis_translated():
+            for key in keys:
+                # One key per window (``_window_key``): every window of this counter, escaped for MATCH.
+                start = f"{self._prefix}{key}:"
+                pattern = re.sub(r"([*?\[\]\\])", r"\\\1", start) + "*"
+                # Only the window's start after it: an IPv6 address may be another's beginning.
+                names = [
+                    name
+                    async for name in self._redis.scan_iter(match=pattern, count=1000)
+                    if name[len(start.encode()) :].isdigit()
+                ]
+                if not names:
+                    continue
+                counts = await self._redis.mget(names)
+                await self._redis.delete(*names)
+                forgotten[key] = sum(int(count or 0) for count in counts)
+        return forgotten
 
     async def prune(self, windows_before: datetime, idle_before: datetime) -> int:
         return 0  # every Redis key carries its own expiry

@@ -8,6 +8,7 @@ admitted one after another and never past a limit.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -170,7 +171,7 @@ class SqlThrottleStore:
         # one ahead, which can only refuse, never admit, a concurrent attempt.
         opened = self._store.connection if self._dialect == "postgresql" else self._store.transaction
         async with opened() as conn:
-            counted = 0
+            counted: int | None = 0
             if counter is not None:
                 counted = (await conn.execute(self._reserve_client, parameters)).scalar()
                 if counted is None:  # the client is at its limit: the account is not touched
@@ -178,7 +179,7 @@ class SqlThrottleStore:
                     return Reservation(False, state, found)
             row = (await conn.execute(account, parameters)).one_or_none()
             if row is not None:
-                return Reservation(True, AttemptState(row.failures, row.next_allowed_at), int(counted))
+                return Reservation(True, AttemptState(row.failures, row.next_allowed_at), int(counted or 0))
             if counter is not None:  # the account refused: the client's attempt is taken back
                 await conn.execute(_UNHIT, {"counter": counter, "start": window_start})
             state, found = await self._found(conn, parameters)
@@ -267,6 +268,15 @@ class SqlThrottleStore:
     async def hit(self, key: str, window_start: datetime, window: timedelta) -> int:
         async with self._store.transaction() as conn:
             return int((await conn.execute(self._hit, {"key": key, "start": window_start})).scalar_one())
+
+    async def forget_windows(self, keys: Sequence[str]) -> dict[str, int]:
+        async with self._store.transaction() as conn:
+            deleted = await conn.execute(
+                delete(rate_windows)
+                .where(rate_windows.c.key.in_(list(keys)))
+                .returning(rate_windows.c.key, rate_windows.c.count)
+            )
+            return {key: int(count) for key, count in deleted.all()}
 
     async def prune(self, windows_before: datetime, idle_before: datetime) -> int:
         async with self._store.transaction() as conn:
