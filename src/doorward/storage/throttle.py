@@ -12,7 +12,19 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, bindparam, case, delete, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Table,
+    bindparam,
+    case,
+    delete,
+    exists,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -42,7 +54,8 @@ _UNHIT = (
     )
     .values(count=rate_windows.c.count - 1)
 )
-_FORGET = delete(attempts).where(_KEY)
+# Named ``account``, not ``key``: beside an UPDATE, a parameter named as a column becomes a SET.
+_FORGET = delete(attempts).where(attempts.c.key == bindparam("account"))
 _UNFAIL = (
     update(attempts)
     .where(attempts.c.key == bindparam("account"), attempts.c.failures > 0)
@@ -71,7 +84,7 @@ class SqlThrottleStore:
         self._failure_alone = select(failure.c.failures)
         self._failure_and_hit = select(failure.c.failures).add_cte(self._hit_upsert("counter").cte("hit"))
         self._reserve_client = self._client_reservation()
-        self._reservations: dict[int, Any] = {}
+        self._reservations: dict[tuple[int, bool], Any] = {}
 
     def _failure_upsert(self, key: str) -> Any:
         """One more failure for the account ``key`` names; returns the new count."""
@@ -115,19 +128,31 @@ class SqlThrottleStore:
             ),
         ).returning(rate_windows.c.count)
 
-    def _account_reservation(self, steps: int) -> Any:
+    def _account_reservation(self, steps: int, gated: bool = False) -> Any:
         """One more failure of ``key`` with the wait it brings (``wait0`` .. ``wait{steps-1}`` from
-        failure ``free`` on), only while the account is neither locked nor waiting at ``now``."""
-        cached = self._reservations.get(steps)
+        failure ``free`` on), only while the account is neither locked nor waiting at ``now``.
+
+        ``gated`` (PostgreSQL): one statement with the client's reservation, the account's only
+        if the client's was admitted; it answers both counts (None where refused).
+        """
+        cached = self._reservations.get((steps, gated))
         if cached is not None:
             return cached
         when = UTCDateTime()
-        reserve = self._insert(attempts).values(
-            key=bindparam("key"),
-            failures=1,
-            updated_at=bindparam("now", type_=when),
-            next_allowed_at=bindparam("first_wait", type_=when),
-        )
+        row = {
+            "key": bindparam("key", type_=attempts.c.key.type),
+            "failures": literal(1, Integer),
+            "updated_at": bindparam("now", type_=when),
+            "next_allowed_at": bindparam("first_wait", type_=when),
+        }
+        client = self._client_reservation().cte("client") if gated else None
+        if client is None:
+            reserve = self._insert(attempts).values(**row)
+        else:
+            admitted = select(*(value.label(name) for name, value in row.items())).where(
+                exists(select(client.c.count))
+            )
+            reserve = self._insert(attempts).from_select(list(row), admitted)
         failures = attempts.c.failures + 1
         branches: list[tuple[ColumnElement[bool], Any]] = [
             (failures == bindparam(f"at{i}"), bindparam(f"wait{i}", type_=when)) for i in range(steps - 1)
@@ -146,7 +171,14 @@ class SqlThrottleStore:
                 attempts.c.next_allowed_at <= bindparam("now", type_=when),
             ),
         ).returning(attempts.c.failures, attempts.c.next_allowed_at)
-        self._reservations[steps] = statement
+        if client is not None:
+            account = statement.cte("account")
+            statement = select(
+                select(client.c.count).scalar_subquery().label("counted"),
+                select(account.c.failures).scalar_subquery().label("failures"),
+                select(account.c.next_allowed_at).scalar_subquery().label("next_allowed_at"),
+            ).add_cte(client, account)
+        self._reservations[steps, gated] = statement
         return statement
 
     async def reserve_login(
@@ -165,10 +197,11 @@ class SqlThrottleStore:
         for i, wait in enumerate(waits):
             parameters[f"at{i}"] = limits.free + i
             parameters[f"wait{i}"] = wait
+        if self._dialect == "postgresql" and counter is not None:
+            return await self._reserve_in_one(parameters, len(waits))
         account = self._account_reservation(len(waits))
         # SQLite: one write transaction (BEGIN IMMEDIATE orders it against every other writer).
-        # PostgreSQL: each upsert is atomic on its own row; between the two the client's count is
-        # one ahead, which can only refuse, never admit, a concurrent attempt.
+        # PostgreSQL without a client: the one upsert, its own transaction.
         opened = self._store.connection if self._dialect == "postgresql" else self._store.transaction
         async with opened() as conn:
             counted: int | None = 0
@@ -185,6 +218,19 @@ class SqlThrottleStore:
             state, found = await self._found(conn, parameters)
             return Reservation(False, state, found)
 
+    async def _reserve_in_one(self, parameters: dict[str, Any], steps: int) -> Reservation:
+        """PostgreSQL: both upserts in one statement, one round trip. Each is atomic on its own row;
+        when the account refuses after the client's count went up, a second statement takes it
+        back (meanwhile the count is one ahead, which can only refuse a concurrent attempt)."""
+        async with self._store.connection() as conn:  # autocommit: the statement is its transaction
+            row = (await conn.execute(self._account_reservation(steps, gated=True), parameters)).one()
+            if row.failures is not None:
+                return Reservation(True, AttemptState(row.failures, row.next_allowed_at), int(row.counted))
+            if row.counted is not None:  # the account refused: the client's attempt is taken back
+                await conn.execute(_UNHIT, {"counter": parameters["counter"], "start": parameters["start"]})
+            state, found = await self._found(conn, parameters)
+            return Reservation(False, state, found)
+
     @staticmethod
     async def _found(conn: AsyncConnection, parameters: dict[str, Any]) -> tuple[AttemptState, int]:
         row = (await conn.execute(_LOGIN_STATE, parameters)).one()
@@ -193,10 +239,19 @@ class SqlThrottleStore:
     async def release_login(
         self, key: str, counter: str | None, window_start: datetime, *, reset: bool, reserved: int
     ) -> None:
+        if self._dialect == "postgresql":  # one statement, one round trip
+            forget = (_FORGET if reset else _UNFAIL).cte("account")
+            statement = select(literal(1)).add_cte(forget)
+            if counter is not None:
+                statement = statement.add_cte(_UNHIT.cte("client"))
+            parameters = {"account": key, "reserved": reserved, "counter": counter}
+            async with self._store.connection() as conn:
+                await conn.execute(statement, {**parameters, "start": window_start})
+            return
         # Each statement takes only its own parameters: an UPDATE would SET a column named as one.
         async with self._store.transaction() as conn:
             if reset:
-                await conn.execute(_FORGET, {"key": key})
+                await conn.execute(_FORGET, {"account": key})
             else:
                 await conn.execute(_UNFAIL, {"account": key, "reserved": reserved})
             if counter is not None:
