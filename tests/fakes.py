@@ -15,10 +15,12 @@ from doorward.core.models import (
     AttemptState,
     AuditEvent,
     CeremonyPurpose,
+    LoginLimits,
     MfaChallenge,
     NewUser,
     Passkey,
     RecoveryCode,
+    Reservation,
     Session,
     TokenPurpose,
     TotpFactor,
@@ -471,6 +473,32 @@ class MemoryThrottleStore:
         count = self.windows.get((counter, window_start), 0) if counter is not None else 0
         return self.states.get(key, AttemptState()), count
 
+    async def reserve_login(
+        self, key: str, counter: str | None, window_start: datetime, window: timedelta, limits: LoginLimits
+    ) -> Reservation:
+        state, counted = await self.login_state(key, counter, window_start)
+        waiting = state.next_allowed_at is not None and state.next_allowed_at > limits.now
+        if (counter is not None and counted >= limits.client) or state.failures >= limits.lockout or waiting:
+            return Reservation(False, state, counted)
+        failures = state.failures + 1
+        state = AttemptState(failures, limits.wait_after(failures) or state.next_allowed_at)
+        self.states[key] = state
+        if counter is not None:
+            counted = await self.hit(counter, window_start, window)
+        return Reservation(True, state, counted)
+
+    async def release_login(
+        self, key: str, counter: str | None, window_start: datetime, *, reset: bool, reserved: int
+    ) -> None:
+        if reset:
+            self.states.pop(key, None)
+        elif key in self.states:
+            state = self.states[key]
+            until = None if state.failures == reserved else state.next_allowed_at
+            self.states[key] = AttemptState(max(0, state.failures - 1), until)
+        if self.windows.get((counter, window_start), 0) > 0:
+            self.windows[counter, window_start] -= 1  # type: ignore[index]
+
     async def record_login_failure(
         self,
         key: str,
@@ -495,6 +523,12 @@ class MemoryThrottleStore:
     async def hit(self, key: str, window_start: datetime, window: timedelta) -> int:
         self.windows[key, window_start] = self.windows.get((key, window_start), 0) + 1
         return self.windows[key, window_start]
+
+    async def forget_windows(self, keys: Sequence[str]) -> dict[str, int]:
+        forgotten: dict[str, int] = {}
+        for key, start in [k for k in self.windows if k[0] in keys]:
+            forgotten[key] = forgotten.get(key, 0) + self.windows.pop((key, start))
+        return forgotten
 
     async def prune(self, windows_before: datetime, idle_before: datetime) -> int:
         old = [k for k in self.windows if k[1] < windows_before]

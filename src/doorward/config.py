@@ -140,6 +140,13 @@ class Settings(BaseSettings):
         20, description="Registrations per client address per window"
     )
     throttle_registration_window: Duration = Field(timedelta(hours=1), description="Window of the above")
+    throttle_client_mails: Annotated[int, Field(ge=1)] = Field(
+        10, description="Password reset requests and verification resends per client address per window"
+    )
+    throttle_account_mails: Annotated[int, Field(ge=1)] = Field(
+        3, description="Mails of those kinds to one address per window (more are dropped in silence)"
+    )
+    throttle_mail_window: Duration = Field(timedelta(hours=1), description="Window of the two above")
     throttle_admin_requests: Annotated[int, Field(ge=1)] = Field(
         600, description="Admin API calls per admin key per window; beyond, 429"
     )

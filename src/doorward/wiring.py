@@ -244,6 +244,9 @@ def throttle_policy(settings: Settings) -> ThrottlePolicy:
         client_window=settings.throttle_client_window,
         client_registrations=settings.throttle_client_registrations,
         registration_window=settings.throttle_registration_window,
+        client_mails=settings.throttle_client_mails,
+        account_mails=settings.throttle_account_mails,
+        mail_window=settings.throttle_mail_window,
         admin_requests=settings.throttle_admin_requests,
         admin_window=settings.throttle_admin_window,
     )

@@ -90,6 +90,41 @@ def test_the_throttle_holds_when_attempts_alternate_between_instances(
     assert int(right.headers["retry-after"]) >= 1
 
 
+@pytest.mark.parametrize("backend", ["database", "redis"])
+def test_a_burst_on_two_workers_of_each_of_two_instances_gets_only_the_free_failures_verified(
+    request: pytest.FixtureRequest, start_server: Callable[..., Server], database_url: str, backend: str
+) -> None:
+    """40 wrong passwords for one account at once, spread over ``serve --workers 2`` on two
+    instances: each 401 is a verify, and only the 5 free failures get one."""
+    counters = {}
+    if backend == "redis":
+        counters = {
+            "redis_url": request.getfixturevalue("redis_url"),
+            "redis_prefix": request.getfixturevalue("redis_prefix"),
+        }
+    servers = [
+        start_server("--workers", "2", database_url=database_url, hash_queue="64", **counters)
+        for _ in range(2)
+    ]
+    with httpx.Client() as client:
+        registered = client.post(
+            f"{servers[0].base_url}/register", json={"email": EMAIL, "password": PASSWORD}
+        )
+        assert registered.status_code == 201
+
+    async def burst() -> list[httpx.Response]:
+        # A connection each, so the workers' shared socket spreads them over both workers.
+        limits = httpx.Limits(max_keepalive_connections=0)
+        async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+            wrong = {"email": EMAIL, "password": "not the password"}
+            return await asyncio.gather(
+                *(client.post(f"{servers[n % 2].base_url}/login", json=wrong) for n in range(40))
+            )
+
+    statuses = Counter(answer.status_code for answer in asyncio.run(burst()))
+    assert statuses == {401: 5, 429: 35}, statuses
+
+
 def wait_for(client: httpx.Client, path: str, status: int, headers: dict[str, str], within: float) -> int:
     """Poll until ``path`` answers ``status``; return how many answers it took."""
     deadline = time.monotonic() + within

@@ -12,8 +12,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import make_url
 
-from doorward.core.models import AttemptState, AuditEvent
+from doorward.core.models import AttemptState, AuditEvent, LoginLimits, Reservation
 from doorward.core.ports import ThrottleStore, WaitUntil
+from doorward.core.throttle import ThrottlePolicy
 from doorward.storage import SqlStore, create_engine
 from doorward.storage.audit import BATCH, SqlAuditSink
 from doorward.storage.redis_throttle import RedisThrottleStore
@@ -194,3 +195,67 @@ async def test_a_large_flush_lets_other_requests_in_between_its_batches(sqlite_u
     assert {BATCH, 2 * BATCH, 3 * BATCH, 4 * BATCH} <= seen
     rows = await fetch(sqlite_url, "SELECT count(*) FROM audit_events WHERE event = 'overload.rejected'")
     assert rows == [(events,)]
+
+
+def limits(now: datetime = T0, *, lockout: int = 50, client: int = 100) -> LoginLimits:
+    """The default policy's numbers: 5 free failures, then 1 s doubling to 15 min."""
+    waits = tuple(now + delay for delay in ThrottlePolicy().delays())
+    return LoginLimits(now=now, lockout=lockout, client=client, free=5, waits=waits)
+
+
+async def test_concurrent_reservations_admit_only_the_free_failures(throttle_store: ThrottleStore) -> None:
+    answers = await asyncio.gather(
+        *(throttle_store.reserve_login("account:b", "client:b", T0, WINDOW, limits()) for _ in range(40))
+    )
+    admitted = sorted(a.state.failures for a in answers if a.admitted)
+    assert admitted == [1, 2, 3, 4, 5]
+    fifth = T0 + timedelta(seconds=1)
+    assert await state(throttle_store, "account:b", "client:b") == (AttemptState(5, fifth), 5)
+    refused = [a for a in answers if not a.admitted]
+    assert all(a.state.failures == 5 for a in refused)  # refused ones count nothing
+    later = limits(fifth)
+    sixth = await throttle_store.reserve_login("account:b", "client:b", T0, WINDOW, later)
+    assert sixth == Reservation(True, AttemptState(6, fifth + timedelta(seconds=2)), 6)
+
+
+async def test_concurrent_reservations_from_one_client_admit_exactly_its_limit(
+    throttle_store: ThrottleStore,
+) -> None:
+    answers = await asyncio.gather(
+        *(
+            throttle_store.reserve_login(f"account:{n}", "client:s", T0, WINDOW, limits(client=7))
+            for n in range(40)
+        )
+    )
+    assert sum(a.admitted for a in answers) == 7
+    assert (await state(throttle_store, "account:39", "client:s"))[1] == 7
+    accounts = [(await state(throttle_store, f"account:{n}"))[0].failures for n in range(40)]
+    assert sum(accounts) == 7
+    # A new window starts at one again.
+    later = await throttle_store.reserve_login("account:x", "client:s", T0 + WINDOW, WINDOW, limits(client=7))
+    assert later.admitted and later.counted == 1
+
+
+async def test_a_locked_account_is_refused_without_counting_the_client(throttle_store: ThrottleStore) -> None:
+    for _ in range(3):
+        await throttle_store.record_login_failure("account:l", None, T0, WINDOW)
+    refused = await throttle_store.reserve_login("account:l", "client:l", T0, WINDOW, limits(lockout=3))
+    assert refused == Reservation(False, AttemptState(3), 0)
+    assert await state(throttle_store, "account:l", "client:l") == (AttemptState(3), 0)
+
+
+async def test_a_release_takes_the_attempt_back(throttle_store: ThrottleStore) -> None:
+    for _ in range(4):
+        await throttle_store.reserve_login("account:s", "client:s", T0, WINDOW, limits())
+    fifth = await throttle_store.reserve_login("account:s", "client:s", T0, WINDOW, limits())
+    assert fifth.state == AttemptState(5, T0 + timedelta(seconds=1))
+    # A right password whose second factor is to come: its failure and its wait go, the rest stays.
+    await throttle_store.release_login("account:s", "client:s", T0, reset=False, reserved=5)
+    assert await state(throttle_store, "account:s", "client:s") == (AttemptState(4), 4)
+    again = await throttle_store.reserve_login("account:s", "client:s", T0, WINDOW, limits())
+    assert again.admitted
+    await throttle_store.release_login("account:s", "client:s", T0, reset=True, reserved=5)  # a success
+    assert await state(throttle_store, "account:s", "client:s") == (AttemptState(), 4)
+    # A window that has rolled over is not taken below nothing, nor created.
+    await throttle_store.release_login("account:s", "client:s", T0 + WINDOW, reset=True, reserved=1)
+    assert (await throttle_store.login_state("account:s", "client:s", T0 + WINDOW))[1] == 0

@@ -136,3 +136,35 @@ async def test_a_flood_gets_only_expected_answers_and_sessions_keep_working(
     assert set(statuses) <= {200, 401, 429, 503}, statuses
     assert statuses[503] > 0  # the pool did refuse: this was a flood
     assert {a.status_code for a in answers[200:]} == {200}
+
+
+async def test_requests_that_send_mail_are_limited_per_client_by_their_settings(
+    database_url: str, clock: FakeClock
+) -> None:
+    """The reset request and the resend share one counter per client (DOORWARD_THROTTLE_CLIENT_MAILS
+    in DOORWARD_THROTTLE_MAIL_WINDOW): 202 for a known or unknown email alike, then 429."""
+    async with app_for(database_url, clock, throttle_client_mails=2, throttle_mail_window=60) as (_, client):
+        body = {"email": "nobody@example.com"}
+        statuses = [
+            (await client.post("/password/reset/request", json=body)).status_code,
+            (await client.post("/email/verify/resend", json=body)).status_code,
+            (await client.post("/password/reset/request", json=body)).status_code,
+        ]
+        refused = await client.post("/email/verify/resend", json=body)
+        clock.advance(seconds=60)
+        again = await client.post("/password/reset/request", json=body)
+    assert statuses == [202, 202, 429]
+    assert refused.status_code == 429
+    assert refused.json() == {**TOO_MANY, "retryAfter": 60}
+    assert again.status_code == 202
+
+
+async def test_failed_sign_ups_count_toward_the_registration_limit(database_url: str) -> None:
+    """Each attempt counts, whatever its answer: a 409 email_taken says an account exists, so the
+    limit is what bounds that question (and each attempt costs a hash)."""
+    async with app_for(database_url, throttle_client_registrations=3) as (_, client):
+        await register(client)
+        taken = await client.post("/register", json={"email": EMAIL, "password": PASSWORD})
+        weak = await client.post("/register", json={"email": "new@example.com", "password": "short"})
+        refused = await client.post("/register", json={"email": "new@example.com", "password": PASSWORD})
+    assert [taken.status_code, weak.status_code, refused.status_code] == [409, 400, 429]

@@ -2,8 +2,8 @@
 
 A package, one module per concept: base.py (the Typer app, its groups and their shared helpers),
 server.py (serve, migrate), accounts.py (users, sessions: the actions), views.py (users list and show,
-audit), upkeep.py (mail last, prune, tune), checks.py (info, config check) and admin_keys.py
-(admin keys ...).
+audit), upkeep.py (mail last, throttle clear, prune, tune), checks.py (info, config check) and
+admin_keys.py (admin keys ...).
 Importing them registers their commands; help lists them in that order.
 """
 

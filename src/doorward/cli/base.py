@@ -36,7 +36,9 @@ mail_app = typer.Typer(
 )
 app.add_typer(users_app, name="users")
 app.add_typer(sessions_app, name="sessions")
+throttle_app = typer.Typer(help="Lift throttle limits.", no_args_is_help=True)
 app.add_typer(mail_app, name="mail")
+app.add_typer(throttle_app, name="throttle")
 
 
 def _print_version(value: bool) -> None:

@@ -1,4 +1,5 @@
-"""Upkeep: ``doorward mail last`` (the file mailer's newest mail), ``prune`` and ``tune``."""
+"""Upkeep: ``doorward mail last`` (the file mailer's newest mail), ``throttle clear``, ``prune`` and
+``tune``."""
 
 from __future__ import annotations
 
@@ -8,7 +9,15 @@ from typing import Annotated
 
 import typer
 
-from doorward.cli.base import app, fail, load_settings, mail_app, run, warn_unknown_variables
+from doorward.cli.base import (
+    app,
+    fail,
+    load_settings,
+    mail_app,
+    run,
+    throttle_app,
+    warn_unknown_variables,
+)
 from doorward.logs import configure_logging
 
 
@@ -32,6 +41,24 @@ def mail_last(
         typer.echo(f"{header}: {message[header]}")
     typer.echo("")
     typer.echo(plain_text(message), nl=False)
+
+
+@throttle_app.command("clear")
+def throttle_clear(
+    client: Annotated[str, typer.Option("--client", help="The client's IP address, as doorward sees it.")],
+) -> None:
+    """Lift every per-client limit of an address.
+
+    Its failed logins, registrations, passkey sign-ins and mail requests are forgotten, in the
+    throttle store that is configured (the database, or Redis). An account's wait or lockout is
+    lifted by 'users unlock'.
+    """
+    address, cleared = run(lambda s: s.admin.clear_client(client))
+    if not cleared:
+        typer.echo(f"nothing to clear for {address}")
+        return
+    counts = ", ".join(f"{name} {count}" for name, count in sorted(cleared.items()))
+    typer.echo(f"cleared {address}: {counts}")
 
 
 @app.command()

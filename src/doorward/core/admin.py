@@ -5,6 +5,7 @@ Every action names its account by a ``UserRef``: an id (the admin API) or an ema
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -15,7 +16,7 @@ from doorward.core.admin_records import CLI, AccountDisabled, Actor, UserRef
 from doorward.core.deletion import DeletedAccount, delete_account
 from doorward.core.deps import Deps
 from doorward.core.emails import canonical_email, validate_new_email
-from doorward.core.errors import DoorwardError, EmailTaken, MfaNotEnabled
+from doorward.core.errors import DoorwardError, EmailTaken, InvalidRequest, MfaNotEnabled
 from doorward.core.models import NewUser, TokenPurpose, User
 
 
@@ -101,6 +102,17 @@ class Admin(AdminQueries):
         user = await self.find_user(ref)
         await self._deps.throttle.unlock(user.email_canonical)
         self._audit("admin.user_unlocked", user.id, actor)
+
+    async def clear_client(self, address: str) -> tuple[str, dict[str, int]]:
+        """Lift every per-client limit of ``address`` (an IPv4 or IPv6 address, written in any
+        form Python reads); return it as the throttle keys it, with the counts forgotten."""
+        try:
+            client = str(ipaddress.ip_address(address.strip()))
+        except ValueError:
+            raise InvalidRequest(f"not an IP address: {address!r}") from None
+        cleared = await self._deps.throttle.clear_client(client)
+        self._deps.audit("admin.client_cleared", client=client, **cleared)
+        return client, cleared
 
     async def revoke_sessions(self, ref: UserRef, actor: Actor = CLI) -> int:
         """End every session of an account; return how many ended."""

@@ -92,6 +92,34 @@ class AttemptState:
 
 
 @dataclass(frozen=True)
+class LoginLimits:
+    """What a reservation checks and sets, for one attempt at ``now``: the policy as values a store
+    can apply in one atomic step (a conditional upsert, a script), so no decision waits on a read."""
+
+    now: datetime
+    lockout: int  # no attempt once the account counts this many failures
+    client: int  # nor once the client's window counts this many attempts
+    free: int  # failures without a wait
+    waits: tuple[datetime, ...]  # the wait after failure ``free + i``: ``waits[min(i, len - 1)]``
+
+    def wait_after(self, failures: int) -> datetime | None:
+        """When the account may try next once it counts ``failures`` (None: at once)."""
+        if failures < self.free or not self.waits:
+            return None
+        return self.waits[min(failures - self.free, len(self.waits) - 1)]
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """A store's answer to a reservation: admitted with the account's state after it (this attempt
+    counted as a failure) and the client's count; or refused with both as found."""
+
+    admitted: bool
+    state: AttemptState
+    counted: int
+
+
+@dataclass(frozen=True)
 class AuditEvent:
     """What happened, when, to whom, from where."""
 

@@ -18,10 +18,12 @@ from doorward.core.models import (
     AttemptState,
     AuditEvent,
     CeremonyPurpose,
+    LoginLimits,
     MfaChallenge,
     NewUser,
     Passkey,
     RecoveryCode,
+    Reservation,
     Session,
     TokenPurpose,
     TotpFactor,
@@ -349,6 +351,22 @@ class ThrottleStore(Protocol):
         """The state of ``key`` (the zero state when there is none) and the events ``counter``
         counted in the window starting at ``window_start`` (0 without a counter), read at once."""
 
+    async def reserve_login(
+        self, key: str, counter: str | None, window_start: datetime, window: timedelta, limits: LoginLimits
+    ) -> Reservation:
+        """Count one attempt before its verify, atomically and only if ``limits`` admit it: the
+        account ``key`` not locked nor waiting, the window of ``counter`` under ``limits.client``.
+        Admitted, the attempt counts as a failure of ``key`` (with its wait) and as an event of
+        ``counter``; refused, nothing is counted. A burst on any number of instances gets no more."""
+
+    async def release_login(
+        self, key: str, counter: str | None, window_start: datetime, *, reset: bool, reserved: int
+    ) -> None:
+        """Take a reserved attempt back from ``counter``'s window (if still that window) and, with
+        ``reset``, forget ``key`` (a success); without, take back its one failure (a right password
+        whose second factor is still to come), and its wait if the account still counts
+        ``reserved`` (what the reservation made it: no attempt reserved since)."""
+
     async def record_login_failure(
         self,
         key: str,
@@ -369,6 +387,9 @@ class ThrottleStore(Protocol):
 
     async def hit(self, key: str, window_start: datetime, window: timedelta) -> int:
         """Count one event in the fixed window starting at ``window_start``; return the window's count."""
+
+    async def forget_windows(self, keys: Sequence[str]) -> dict[str, int]:
+        """Delete every window of these counters; return what each of those that existed counted."""
 
     async def prune(self, windows_before: datetime, idle_before: datetime) -> int:
         """Forget windows that started before ``windows_before`` and accounts untouched since

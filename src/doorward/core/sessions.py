@@ -59,10 +59,11 @@ class Authenticator:
             raise LoginRequestInvalid()
 
         # A place to hash first: when every one is taken, 503 before any database work, so a
-        # flood of logins costs little more than its parsing. Then throttled before the lookup,
-        # by the same rule for every email: a 429 reveals nothing.
+        # flood of logins costs little more than its parsing. Then the attempt is reserved before
+        # the lookup (counted as a failure until it succeeds), by the same rule for every email: a
+        # 429 reveals nothing, and a burst gets no more verifies than attempts one by one would.
         with d.hash_slot() as slot:
-            attempts = await d.throttle.admit_login(canonical, client.address)
+            reserved = await d.throttle.reserve_login(canonical, client.address)
             async with d.store.read() as tx:
                 user = await tx.users.by_canonical_email(canonical)
             stored = user.password_hash if user is not None else None
@@ -75,10 +76,11 @@ class Authenticator:
                 user_id=user.id if user else None,
                 client=client.address,
             )
-            await d.throttle.login_failed(canonical, client.address)
+            d.throttle.reserved_failed(reserved, client.address)  # counted when reserved
             raise InvalidCredentials()
-        if not user.mfa_enabled:  # with a second factor, only that resets the failures (core/second_step.py)
-            await d.throttle.login_succeeded(canonical, attempts)
+        # With a second factor, only that resets the failures (core/second_step.py): the right
+        # password takes back just its own attempt.
+        await d.throttle.reserved_succeeded(reserved, reset=not user.mfa_enabled)
         if d.account_policy.require_email_verification and user.email_verified_at is None:
             d.audit("login.unverified", user_id=user.id, client=client.address)
             raise EmailUnverified()

@@ -1,9 +1,13 @@
 """Throttling: exponential waits per account, fixed-window limits per client, shared by every instance.
 
-Before a password is checked, the account's state is read: waiting or locked means 429 at once,
-without a hash. After a failure the counter is incremented atomically and the wait only ever moves
-later. Guesses sent all at once can overtake the counter, but no more of them than the hash pool
-admits (its capacity, per instance), and the lockout still caps the total.
+A login reserves its attempt before its password is checked: one atomic step in the store counts
+it as a failure of the account (with the wait that failure brings) and as an attempt of the client,
+or refuses it (429 at once, without a hash, nothing counted). Guesses sent all at once therefore get
+no more verifies than guesses sent one by one: the free failures per account, the client's limit
+per client, across every worker and instance. A success takes its reservation back (and resets the
+account, as before); an attempt that ends without a verdict (a store or the client gone) stays
+counted: the throttle fails closed. Flows that check a password inside a session (a password change,
+a step-up, the second factor) read the state first and count a failure after, as before.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from doorward.core.admin_records import ThrottleState
 from doorward.core.audit import Auditor
 from doorward.core.clock import Clock
 from doorward.core.errors import TooManyAttempts
-from doorward.core.models import AttemptState
+from doorward.core.models import AttemptState, LoginLimits
 from doorward.core.ports import ThrottleStore
 
 
@@ -46,6 +50,32 @@ class ThrottlePolicy:
         exponent = min(failures - self.free_failures, 32)  # 2**32 s is far past any cap
         delay: timedelta = self.base_delay * (2**exponent)
         return min(delay, self.max_delay)
+
+    def delays(self) -> list[timedelta]:
+        """The waits after failures ``free_failures``, ``free_failures + 1``, ... up to the first
+        at the cap: every wait after that is the last one (see ``LoginLimits``)."""
+        delays = [self.delay_after(self.free_failures)]
+        while delays[-1] < self.max_delay and len(delays) < 64:
+            delays.append(self.delay_after(self.free_failures + len(delays)))
+        return delays
+
+
+@dataclass(frozen=True)
+class Reserved:
+    """An attempt counted before its verify: what taking it back needs."""
+
+    key: str
+    counter: str | None
+    window_start: datetime
+    failures: int  # the account's failures, this attempt included
+
+
+CLIENT_COUNTERS = {
+    "registrations": "registrations",
+    "ceremonies": "passkey sign-ins",
+    "mails": "mail requests",
+}
+"""The per-client counters besides failed logins, by their key's prefix: what each one counts."""
 
 
 def _client_key(client: str | None) -> str | None:
@@ -88,6 +118,48 @@ class Throttle:
             self._audit("throttle.rejected", scope="account", reason="backoff", client=client)
             raise TooManyAttempts(_seconds_until(state.next_allowed_at, now))
         return state
+
+    async def reserve_login(self, account: str, client: str | None) -> Reserved:
+        """Count this attempt before its password is checked, or raise TooManyAttempts (nothing
+        counted): the same for every email, known or not, so a 429 reveals nothing."""
+        now = self._clock()
+        policy = self.policy
+        start, end = self._window(policy.client_window, now)
+        limits = LoginLimits(
+            now=now,
+            lockout=policy.lockout_failures,
+            client=policy.client_failures,
+            free=policy.free_failures,
+            waits=tuple(now + delay for delay in policy.delays()),
+        )
+        key, counter = f"account:{account}", _client_key(client)
+        found = await self._store.reserve_login(key, counter, start, policy.client_window, limits)
+        if found.admitted:
+            return Reserved(key, counter, start, found.state.failures)
+        state = found.state
+        if counter is not None and found.counted >= policy.client_failures:
+            self._audit("throttle.rejected", scope="client", client=client)
+            raise TooManyAttempts(_seconds_until(end, now))
+        if state.failures >= policy.lockout_failures:
+            self._audit("throttle.rejected", scope="account", reason="locked", client=client)
+            raise TooManyAttempts(int(policy.max_delay.total_seconds()))
+        self._audit("throttle.rejected", scope="account", reason="backoff", client=client)
+        # Refused on a state a concurrent attempt changed since: at least a second.
+        until = state.next_allowed_at if state.next_allowed_at is not None else now
+        raise TooManyAttempts(_seconds_until(until, now))
+
+    def reserved_failed(self, reserved: Reserved, client: str | None) -> None:
+        """A reserved attempt failed: it is counted already; audit the lockout it may have reached."""
+        if reserved.failures == self.policy.lockout_failures:
+            self._audit("throttle.locked", client=client)
+
+    async def reserved_succeeded(self, reserved: Reserved, *, reset: bool = True) -> None:
+        """A reserved attempt's password was right: take the attempt back from the client and
+        reset the account (``reset``), or take back only its one failure (a second factor is
+        still to come: only that resets the account, as before)."""
+        await self._store.release_login(
+            reserved.key, reserved.counter, reserved.window_start, reset=reset, reserved=reserved.failures
+        )
 
     async def login_failed(self, account: str, client: str | None) -> None:
         """Count a failure against the account (and its wait) and against the client."""
@@ -192,6 +264,15 @@ class Throttle:
         ):
             self._audit("throttle.rejected", scope="mail", client=client)
             raise TooManyAttempts(_seconds_until(end, now))
+
+    async def clear_client(self, client: str) -> dict[str, int]:
+        """Forget every count of ``client`` (an address, as the socket or a trusted proxy gives it):
+        failed logins, registrations, passkey sign-ins, mail requests. Return the counts forgotten
+        by their names in ``CLIENT_COUNTERS`` (only those there were)."""
+        keys = {_client_key(client) or "": "failed logins"}
+        keys.update({f"{prefix}:{client}": name for prefix, name in CLIENT_COUNTERS.items()})
+        forgotten = await self._store.forget_windows(list(keys))
+        return {keys[key]: count for key, count in forgotten.items()}
 
     async def allow_account_mail(self, account: str) -> bool:
         """Whether one more mail may go to this address in this window (silently dropped if not)."""

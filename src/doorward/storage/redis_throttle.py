@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import re
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from redis import asyncio as aioredis
 from redis.asyncio.client import Pipeline
 
 from doorward.core.errors import StorageUnavailable
-from doorward.core.models import AttemptState
+from doorward.core.models import AttemptState, LoginLimits, Reservation
 from doorward.core.ports import WaitUntil
 from doorward.storage.errors import redis_translated
 
@@ -27,6 +29,54 @@ return 1
 """
 
 
+# A login's reservation, atomic as every script is. KEYS: the account's hash, then the client's
+# window (if any). ARGV: now, lockout, client limit, free failures, the state's TTL, the window's
+# TTL, then the waits after failure free, free + 1, ... (the last one for every failure after).
+# Answers {admitted, failures, next allowed at, the window's count}.
+_RESERVE = """
+local now = tonumber(ARGV[1])
+local counted = 0
+local f = tonumber(redis.call('HGET', KEYS[1], 'f') or '0')
+local n = redis.call('HGET', KEYS[1], 'n') or ''
+if #KEYS == 2 then
+  counted = tonumber(redis.call('GET', KEYS[2]) or '0')
+  if counted >= tonumber(ARGV[3]) then return {0, tostring(f), n, tostring(counted)} end
+end
+if f >= tonumber(ARGV[2]) or (n ~= '' and tonumber(n) > now) then
+  return {0, tostring(f), n, tostring(counted)}
+end
+f = redis.call('HINCRBY', KEYS[1], 'f', 1)
+local free = tonumber(ARGV[4])
+if f >= free and #ARGV > 6 then
+  n = ARGV[7 + math.min(f - free, #ARGV - 7)]
+  redis.call('HSET', KEYS[1], 'n', n)
+end
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+if #KEYS == 2 then
+  counted = redis.call('INCR', KEYS[2])
+  redis.call('EXPIRE', KEYS[2], ARGV[6])
+end
+return {1, tostring(f), n, tostring(counted)}
+"""
+
+# Taking a reservation back. KEYS as _RESERVE's; ARGV[1] '1' to forget the account, '0' to take
+# back its one failure, and its wait while the account counts ARGV[2] (no reservation since). The
+# window is taken back only while it exists (a DECR would create it).
+_RELEASE = """
+local f = tonumber(redis.call('HGET', KEYS[1], 'f') or '0')
+if ARGV[1] == '1' then
+  redis.call('DEL', KEYS[1])
+elseif f > 0 then
+  redis.call('HINCRBY', KEYS[1], 'f', -1)
+  if f == tonumber(ARGV[2]) then redis.call('HDEL', KEYS[1], 'n') end
+end
+if #KEYS == 2 and tonumber(redis.call('GET', KEYS[2]) or '0') > 0 then
+  redis.call('DECR', KEYS[2])
+end
+return 1
+"""
+
+
 class RedisThrottleStore:
     """Counters as Redis hashes and expiring integers, under ``prefix``."""
 
@@ -34,6 +84,8 @@ class RedisThrottleStore:
         self._redis = client
         self._prefix = prefix
         self._defer = client.register_script(_DEFER)
+        self._reserve = client.register_script(_RESERVE)
+        self._release = client.register_script(_RELEASE)
 
     @classmethod
     def from_url(cls, url: str, *, timeout: float, prefix: str = "doorward:") -> RedisThrottleStore:
@@ -51,6 +103,35 @@ class RedisThrottleStore:
         except (StorageUnavailable, TimeoutError):
             return False
         return True
+
+    async def reserve_login(
+        self, key: str, counter: str | None, window_start: datetime, window: timedelta, limits: LoginLimits
+    ) -> Reservation:
+        keys = [self._prefix + key]
+        if counter is not None:
+            keys.append(self._window_key(counter, window_start))
+        args: list[str | int | float] = [
+            limits.now.timestamp(),
+            limits.lockout,
+            limits.client,
+            limits.free,
+            int(STATE_TTL.total_seconds()),
+            int(window.total_seconds()) + 60,
+            *(wait.timestamp() for wait in limits.waits),
+        ]
+        async with redis_translated():
+            admitted, failures, moment, counted = await self._reserve(keys=keys, args=args)
+        until = datetime.fromtimestamp(float(moment), UTC) if moment else None
+        return Reservation(bool(admitted), AttemptState(int(failures), until), int(counted))
+
+    async def release_login(
+        self, key: str, counter: str | None, window_start: datetime, *, reset: bool, reserved: int
+    ) -> None:
+        keys = [self._prefix + key]
+        if counter is not None:
+            keys.append(self._window_key(counter, window_start))
+        async with redis_translated():
+            await self._release(keys=keys, args=["1" if reset else "0", reserved])
 
     async def login_state(
         self, key: str, counter: str | None, window_start: datetime
@@ -105,6 +186,26 @@ class RedisThrottleStore:
     def _count_in(pipe: Pipeline, name: str, window: timedelta) -> None:
         pipe.incr(name)
         pipe.expire(name, int(window.total_seconds()) + 60)
+
+    async def forget_windows(self, keys: Sequence[str]) -> dict[str, int]:
+        forgotten: dict[str, int] = {}
+        async with redis_translated():
+            for key in keys:
+                # One key per window (``_window_key``): every window of this counter, escaped for MATCH.
+                start = f"{self._prefix}{key}:"
+                pattern = re.sub(r"([*?\[\]\\])", r"\\\1", start) + "*"
+                # Only the window's start after it: an IPv6 address may be another's beginning.
+                names = [
+                    name
+                    async for name in self._redis.scan_iter(match=pattern, count=1000)
+                    if name[len(start.encode()) :].isdigit()
+                ]
+                if not names:
+                    continue
+                counts = await self._redis.mget(names)
+                await self._redis.delete(*names)
+                forgotten[key] = sum(int(count or 0) for count in counts)
+        return forgotten
 
     async def prune(self, windows_before: datetime, idle_before: datetime) -> int:
         return 0  # every Redis key carries its own expiry

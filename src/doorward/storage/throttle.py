@@ -1,18 +1,37 @@
-"""Throttle counters in the database: atomic upserts every instance sees."""
+"""Throttle counters in the database: atomic upserts every instance sees.
+
+A login's reservation is two conditional upserts (``INSERT ... ON CONFLICT DO UPDATE ... WHERE``,
+``RETURNING``), the client's window first, then the account: each row is incremented only while
+the limits hold, under the row's lock, so concurrent reservations on any number of instances are
+admitted one after another and never past a limit.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, bindparam, case, delete, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Table,
+    bindparam,
+    case,
+    delete,
+    exists,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from doorward.core.models import AttemptState
+from doorward.core.models import AttemptState, LoginLimits, Reservation
 from doorward.core.ports import WaitUntil
 from doorward.storage.store import SqlStore
-from doorward.storage.tables import attempts, rate_windows
+from doorward.storage.tables import UTCDateTime, attempts, rate_windows
 
 _KEY = attempts.c.key == bindparam("key")
 # One statement for both of a login's reads: an account's state and its client's failures.
@@ -23,6 +42,30 @@ _LOGIN_STATE = select(
     .where(rate_windows.c.key == bindparam("counter"), rate_windows.c.window_start == bindparam("start"))
     .scalar_subquery()
     .label("counted"),
+)
+
+# Taking a reservation back: the client's attempt (in its window only), and the account's failure.
+_UNHIT = (
+    update(rate_windows)
+    .where(
+        rate_windows.c.key == bindparam("counter"),
+        rate_windows.c.window_start == bindparam("start"),
+        rate_windows.c.count > 0,
+    )
+    .values(count=rate_windows.c.count - 1)
+)
+# Named ``account``, not ``key``: beside an UPDATE, a parameter named as a column becomes a SET.
+_FORGET = delete(attempts).where(attempts.c.key == bindparam("account"))
+_UNFAIL = (
+    update(attempts)
+    .where(attempts.c.key == bindparam("account"), attempts.c.failures > 0)
+    .values(
+        failures=attempts.c.failures - 1,
+        # The wait before this reservation had passed (it was admitted): none is the same.
+        next_allowed_at=case(
+            (attempts.c.failures == bindparam("reserved"), None), else_=attempts.c.next_allowed_at
+        ),
+    )
 )
 
 
@@ -40,6 +83,8 @@ class SqlThrottleStore:
         failure = self._record_failure.cte("failure")
         self._failure_alone = select(failure.c.failures)
         self._failure_and_hit = select(failure.c.failures).add_cte(self._hit_upsert("counter").cte("hit"))
+        self._reserve_client = self._client_reservation()
+        self._reservations: dict[tuple[int, bool], Any] = {}
 
     def _failure_upsert(self, key: str) -> Any:
         """One more failure for the account ``key`` names; returns the new count."""
@@ -62,6 +107,155 @@ class SqlThrottleStore:
                 "window_start": hit.excluded.window_start,
             },
         ).returning(rate_windows.c.count)
+
+    def _client_reservation(self) -> Any:
+        """One more attempt in the window of ``counter``, only while it counts under ``limit``."""
+        hit = self._insert(rate_windows).values(
+            key=bindparam("counter"), window_start=bindparam("start"), count=1
+        )
+        return hit.on_conflict_do_update(
+            index_elements=[rate_windows.c.key],
+            set_={
+                "count": case(
+                    (rate_windows.c.window_start == hit.excluded.window_start, rate_windows.c.count + 1),
+                    else_=1,
+                ),
+                "window_start": hit.excluded.window_start,
+            },
+            where=or_(
+                rate_windows.c.window_start != hit.excluded.window_start,
+                rate_windows.c.count < bindparam("limit"),
+            ),
+        ).returning(rate_windows.c.count)
+
+    def _account_reservation(self, steps: int, gated: bool = False) -> Any:
+        """One more failure of ``key`` with the wait it brings (``wait0`` .. ``wait{steps-1}`` from
+        failure ``free`` on), only while the account is neither locked nor waiting at ``now``.
+
+        ``gated`` (PostgreSQL): one statement with the client's reservation, the account's only
+        if the client's was admitted; it answers both counts (None where refused).
+        """
+        cached = self._reservations.get((steps, gated))
+        if cached is not None:
+            return cached
+        when = UTCDateTime()
+        row = {
+            "key": bindparam("key", type_=attempts.c.key.type),
+            "failures": literal(1, Integer),
+            "updated_at": bindparam("now", type_=when),
+            "next_allowed_at": bindparam("first_wait", type_=when),
+        }
+        client = self._client_reservation().cte("client") if gated else None
+        if client is None:
+            reserve = self._insert(attempts).values(**row)
+        else:
+            admitted = select(*(value.label(name) for name, value in row.items())).where(
+                exists(select(client.c.count))
+            )
+            reserve = self._insert(attempts).from_select(list(row), admitted)
+        failures = attempts.c.failures + 1
+        branches: list[tuple[ColumnElement[bool], Any]] = [
+            (failures == bindparam(f"at{i}"), bindparam(f"wait{i}", type_=when)) for i in range(steps - 1)
+        ]
+        branches.append((failures >= bindparam(f"at{steps - 1}"), bindparam(f"wait{steps - 1}", type_=when)))
+        statement = reserve.on_conflict_do_update(
+            index_elements=[attempts.c.key],
+            set_={
+                "failures": failures,
+                "updated_at": reserve.excluded.updated_at,
+                "next_allowed_at": case(*branches, else_=attempts.c.next_allowed_at),
+            },
+            where=(attempts.c.failures < bindparam("lockout"))
+            & or_(
+                attempts.c.next_allowed_at.is_(None),
+                attempts.c.next_allowed_at <= bindparam("now", type_=when),
+            ),
+        ).returning(attempts.c.failures, attempts.c.next_allowed_at)
+        if client is not None:
+            account = statement.cte("account")
+            statement = select(
+                select(client.c.count).scalar_subquery().label("counted"),
+                select(account.c.failures).scalar_subquery().label("failures"),
+                select(account.c.next_allowed_at).scalar_subquery().label("next_allowed_at"),
+            ).add_cte(client, account)
+        self._reservations[steps, gated] = statement
+        return statement
+
+    async def reserve_login(
+        self, key: str, counter: str | None, window_start: datetime, window: timedelta, limits: LoginLimits
+    ) -> Reservation:
+        waits = limits.waits or (limits.now,)
+        parameters: dict[str, Any] = {
+            "key": key,
+            "counter": counter,
+            "start": window_start,
+            "limit": limits.client,
+            "now": limits.now,
+            "first_wait": limits.wait_after(1),
+            "lockout": limits.lockout,
+        }
+        for i, wait in enumerate(waits):
+            parameters[f"at{i}"] = limits.free + i
+            parameters[f"wait{i}"] = wait
+        if self._dialect == "postgresql" and counter is not None:
+            return await self._reserve_in_one(parameters, len(waits))
+        account = self._account_reservation(len(waits))
+        # SQLite: one write transaction (BEGIN IMMEDIATE orders it against every other writer).
+        # PostgreSQL without a client: the one upsert, its own transaction.
+        opened = self._store.connection if self._dialect == "postgresql" else self._store.transaction
+        async with opened() as conn:
+            counted: int | None = 0
+            if counter is not None:
+                counted = (await conn.execute(self._reserve_client, parameters)).scalar()
+                if counted is None:  # the client is at its limit: the account is not touched
+                    state, found = await self._found(conn, parameters)
+                    return Reservation(False, state, found)
+            row = (await conn.execute(account, parameters)).one_or_none()
+            if row is not None:
+                return Reservation(True, AttemptState(row.failures, row.next_allowed_at), int(counted or 0))
+            if counter is not None:  # the account refused: the client's attempt is taken back
+                await conn.execute(_UNHIT, {"counter": counter, "start": window_start})
+            state, found = await self._found(conn, parameters)
+            return Reservation(False, state, found)
+
+    async def _reserve_in_one(self, parameters: dict[str, Any], steps: int) -> Reservation:
+        """PostgreSQL: both upserts in one statement, one round trip. Each is atomic on its own row;
+        when the account refuses after the client's count went up, a second statement takes it
+        back (meanwhile the count is one ahead, which can only refuse a concurrent attempt)."""
+        async with self._store.connection() as conn:  # autocommit: the statement is its transaction
+            row = (await conn.execute(self._account_reservation(steps, gated=True), parameters)).one()
+            if row.failures is not None:
+                return Reservation(True, AttemptState(row.failures, row.next_allowed_at), int(row.counted))
+            if row.counted is not None:  # the account refused: the client's attempt is taken back
+                await conn.execute(_UNHIT, {"counter": parameters["counter"], "start": parameters["start"]})
+            state, found = await self._found(conn, parameters)
+            return Reservation(False, state, found)
+
+    @staticmethod
+    async def _found(conn: AsyncConnection, parameters: dict[str, Any]) -> tuple[AttemptState, int]:
+        row = (await conn.execute(_LOGIN_STATE, parameters)).one()
+        return AttemptState(row.failures or 0, row.next_allowed_at), int(row.counted or 0)
+
+    async def release_login(
+        self, key: str, counter: str | None, window_start: datetime, *, reset: bool, reserved: int
+    ) -> None:
+        if self._dialect == "postgresql":  # one statement, one round trip
+            forget = (_FORGET if reset else _UNFAIL).cte("account")
+            statement = select(literal(1)).add_cte(forget)
+            if counter is not None:
+                statement = statement.add_cte(_UNHIT.cte("client"))
+            parameters = {"account": key, "reserved": reserved, "counter": counter}
+            async with self._store.connection() as conn:
+                await conn.execute(statement, {**parameters, "start": window_start})
+            return
+        # Each statement takes only its own parameters: an UPDATE would SET a column named as one.
+        async with self._store.transaction() as conn:
+            if reset:
+                await conn.execute(_FORGET, {"account": key})
+            else:
+                await conn.execute(_UNFAIL, {"account": key, "reserved": reserved})
+            if counter is not None:
+                await conn.execute(_UNHIT, {"counter": counter, "start": window_start})
 
     async def login_state(
         self, key: str, counter: str | None, window_start: datetime
@@ -131,6 +325,15 @@ class SqlThrottleStore:
     async def hit(self, key: str, window_start: datetime, window: timedelta) -> int:
         async with self._store.transaction() as conn:
             return int((await conn.execute(self._hit, {"key": key, "start": window_start})).scalar_one())
+
+    async def forget_windows(self, keys: Sequence[str]) -> dict[str, int]:
+        async with self._store.transaction() as conn:
+            deleted = await conn.execute(
+                delete(rate_windows)
+                .where(rate_windows.c.key.in_(list(keys)))
+                .returning(rate_windows.c.key, rate_windows.c.count)
+            )
+            return {key: int(count) for key, count in deleted.all()}
 
     async def prune(self, windows_before: datetime, idle_before: datetime) -> int:
         async with self._store.transaction() as conn:
