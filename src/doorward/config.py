@@ -117,6 +117,15 @@ class Settings(BaseSettings):
         None, description="redis://host:port/db: keep throttle counters in Redis instead of the database"
     )
     redis_prefix: str = Field("doorward:", description="Prefix of every Redis key doorward writes")
+    breached_passwords_url: str | None = Field(
+        None,
+        description="A k-anonymity range service of breached passwords (such as "
+        "https://api.pwnedpasswords.com/range): new passwords it lists are refused, and a login with one "
+        "is flagged passwordCompromised. Unset: no check",
+    )
+    breached_passwords_timeout: Annotated[float, Field(gt=0, le=30)] = Field(
+        1.0, description="Seconds to wait for the range service; then the check fails open (logged)"
+    )
     trusted_proxies: str = Field(
         "",
         description="Comma-separated addresses or networks whose X-Forwarded-For is believed; "

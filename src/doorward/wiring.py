@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from doorward.breaches import RangeClient
 from doorward.config import Settings
 from doorward.core.accounts import Accounts
 from doorward.core.admin import Admin
@@ -111,6 +112,11 @@ async def open_services(
         clock=clock,
     )
     postman = asyncio.create_task(outbox.run(), name="doorward-mail")
+    breached = (
+        RangeClient(settings.breached_passwords_url, settings.breached_passwords_timeout)
+        if settings.breached_passwords_url
+        else None
+    )
     deps: Deps | None = None
     pool: HashPool | None = None
     try:
@@ -139,6 +145,7 @@ async def open_services(
                 require_mfa=settings.require_mfa,
             ),
             clock=clock,
+            breached=breached,
         )
         accounts = Accounts(deps)
         rp = relying_party(settings)
@@ -173,6 +180,8 @@ async def open_services(
         await audit_sink.flush()
         if redis_store is not None:
             await redis_store.close()
+        if breached is not None:
+            await breached.close()
         if pool is not None:
             pool.close()
         await store.close()

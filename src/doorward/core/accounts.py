@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from doorward.core.breaches import refuse_breached
 from doorward.core.deps import Deps
 from doorward.core.emails import MAX_EMAIL_LENGTH, canonical_email, validate_new_email
 from doorward.core.errors import (
@@ -44,6 +45,7 @@ class Accounts:
         canonical = canonical_email(email)
         secret = Password(password)
         d.password_policy.check(secret, email=canonical)
+        await refuse_breached(d.breached, secret)  # before the hash: a refused password costs none
         if d.account_policy.require_email_verification and not verified:
             password_hash = await d.hash(secret)
             self.background.spawn(
@@ -118,6 +120,7 @@ class Accounts:
             # Accepted, it would end the other sessions and mail "your password was changed" for nothing.
             raise PasswordUnchanged()
         d.password_policy.check(new, email=user.email_canonical)
+        await refuse_breached(d.breached, new)
         new_hash = await d.hash(new)
         async with d.store.write() as tx:
             # Compare-and-set, and only while this session lives: a reset, another change, or a
@@ -206,6 +209,7 @@ class Accounts:
         new = Password(new_password)
         user = await self._reset_token_user(token)
         d.password_policy.check(new, email=user.email_canonical)
+        await refuse_breached(d.breached, new)
         new_hash = await d.hash(new)
         now = d.clock()
         async with d.store.write() as tx:

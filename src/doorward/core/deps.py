@@ -13,7 +13,7 @@ from doorward.core.errors import Overloaded
 from doorward.core.hashpool import HashPool, Slot
 from doorward.core.password_hashes import Verdict
 from doorward.core.passwords import Password, PasswordPolicy
-from doorward.core.ports import Notifications, Store
+from doorward.core.ports import BreachedPasswords, Notifications, Store
 from doorward.core.throttle import Throttle
 
 REFUSAL_SUMMARY_SECONDS = 1.0
@@ -50,7 +50,7 @@ class AccountPolicy:
 
 @dataclass(frozen=True)
 class Deps:
-    """Storage, hashing, throttle, audit, mail, background work, clock and policies.
+    """Storage, hashing, throttle, audit, mail, background work, clock, policies, breach checks.
 
     One instance is handed to Authenticator, Accounts and Admin, so they share one hash pool, one
     set of background tasks (drained once at shutdown) and one set of policies. Framework-free:
@@ -67,6 +67,7 @@ class Deps:
     account_policy: AccountPolicy = field(default_factory=AccountPolicy)
     background: Background = field(default_factory=Background)
     clock: Clock = utc_now
+    breached: BreachedPasswords | None = None  # DOORWARD_BREACHED_PASSWORDS_URL; None: no check
     refusals: Refusals = field(init=False, default_factory=Refusals)  # state, not a dependency
 
     async def hash(self, password: Password) -> str:

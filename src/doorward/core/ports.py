@@ -451,6 +451,15 @@ class Notifications(Protocol):
         copied. The login was refused."""
 
 
+class BreachedPasswords(Protocol):
+    """A k-anonymity range service of breached passwords (doorward/breaches.py)."""
+
+    async def occurrences(self, sha1_hex: str) -> int | None:
+        """How often the password with this upper-case SHA-1 hex appears in breaches (0: never), or
+        None when the service did not answer in time (fail open; the adapter logs and counts it).
+        Only the first 5 characters may leave the process."""
+
+
 class Runner(Protocol):
     """Where a HashPool's hashes run: threads of this process, or processes of their own."""
 
