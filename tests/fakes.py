@@ -29,6 +29,8 @@ from doorward.core.models import (
 )
 from doorward.core.ports import WaitUntil
 
+_NEW_PASSWORD: dict[str, None] = {"breach_checked_at": None, "password_compromised_at": None}
+
 
 @dataclass
 class _Data:
@@ -78,14 +80,35 @@ class MemoryUsers:
         user = self._data.users[user_id]
         if user.password_hash != old:
             return False
-        self._data.users[user_id] = replace(user, password_hash=new, updated_at=now)
+        self._data.users[user_id] = replace(user, password_hash=new, updated_at=now, **_NEW_PASSWORD)
         return True
 
     async def by_id(self, user_id: int) -> User | None:
         return self._data.users.get(user_id)
 
     async def set_password_hash(self, user_id: int, new: str, now: datetime) -> None:
-        self._data.users[user_id] = replace(self._data.users[user_id], password_hash=new, updated_at=now)
+        self._data.users[user_id] = replace(
+            self._data.users[user_id], password_hash=new, updated_at=now, **_NEW_PASSWORD
+        )
+
+    async def claim_breach_check(self, user_id: int, now: datetime, due_before: datetime) -> bool:
+        user = self._data.users[user_id]
+        if user.breach_checked_at is not None and user.breach_checked_at > due_before:
+            return False
+        self._data.users[user_id] = replace(user, breach_checked_at=now)
+        return True
+
+    async def undo_breach_check(self, user_id: int, claimed_at: datetime, before: datetime | None) -> None:
+        user = self._data.users[user_id]
+        if user.breach_checked_at == claimed_at:
+            self._data.users[user_id] = replace(user, breach_checked_at=before)
+
+    async def mark_compromised(self, user_id: int, seen_hash: str, now: datetime) -> bool:
+        user = self._data.users[user_id]
+        if user.password_hash != seen_hash or user.password_compromised_at is not None:
+            return False
+        self._data.users[user_id] = replace(user, password_compromised_at=now)
+        return True
 
     async def mark_verified(self, user_id: int, now: datetime) -> None:
         self._data.users[user_id] = replace(self._data.users[user_id], email_verified_at=now)
@@ -161,6 +184,18 @@ class MemorySessions:
 
     async def exists(self, session_id: str) -> bool:
         return any(s.id == session_id for s in self._data.sessions.values())
+
+    async def set_compromised(self, user_id: int, compromised: bool) -> int:
+        changed = [
+            d
+            for d, s in self._data.sessions.items()
+            if s.user_id == user_id and s.password_compromised is not compromised
+        ]
+        for digest in changed:
+            self._data.sessions[digest] = replace(
+                self._data.sessions[digest], password_compromised=compromised
+            )
+        return len(changed)
 
     async def delete_expired(self, now: datetime, idle_before: datetime | None) -> int:
         doomed = [
@@ -561,6 +596,9 @@ class RecordingNotifications:
 
     def password_changed(self, to: str) -> None:
         self.sent.append(("password_changed", to, None))
+
+    def password_breached(self, to: str) -> None:
+        self.sent.append(("password_breached", to, None))
 
     def verify_email(self, to: str, token: str) -> None:
         self.sent.append(("verify_email", to, token))

@@ -115,3 +115,109 @@ async def test_password_change_and_reset_refuse_a_listed_password(
         "/password/reset/confirm", json={"token": reset_token, "newPassword": NEW_PASSWORD}
     )
     assert reset.status_code == 200, reset.text
+
+
+# --- at login: after the answer, at most once a day per account ------------------------------------
+
+
+def breach_mails(inbox: Inbox) -> list[str]:
+    return [m["Subject"] for m in inbox.messages if "data breach" in m["Subject"]]
+
+
+@pytest.fixture
+async def checking_both(
+    database_url: str, range_server: RangeServer, smtp_server: tuple[Inbox, int], clock: FakeClock
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """``checking`` on SQLite and on PostgreSQL (the login's check writes on the user and session rows)."""
+    async with app_for(
+        database_url,
+        clock,
+        breached_passwords_url=range_server.url,
+        mailer="smtp",
+        smtp_host="127.0.0.1",
+        smtp_port=smtp_server[1],
+        smtp_tls="none",
+    ) as started:
+        yield started
+
+
+async def test_a_login_with_a_breached_password_logs_in_flagged_and_mails_once(
+    checking_both: tuple[FastAPI, httpx.AsyncClient],
+    range_server: RangeServer,
+    smtp_server: tuple[Inbox, int],
+    clock: FakeClock,
+) -> None:
+    app, client = checking_both
+    inbox = smtp_server[0]
+    user_id = await register(client)  # not listed yet: accepted
+    range_server.add(PASSWORD)  # then a breach lists it
+
+    first = await client.post("/login", json={"email": EMAIL, "password": PASSWORD})
+    assert first.status_code == 200
+    # The check runs after the answer: this body is still the seed's, byte for byte.
+    assert first.json() == {
+        "success": True,
+        "sessionToken": first.json()["sessionToken"],
+        "user": {"id": user_id, "email": EMAIL},
+    }
+    await settle(app)
+    assert len(range_server.requests) == 2  # registration, then this login
+    checked = (await client.get("/session", headers=bearer(first.json()["sessionToken"]))).json()
+    assert checked["passwordCompromised"] is True
+    inbox.wait_for(EMAIL, "data breach")
+
+    clock.advance(days=2)
+    second = await client.post("/login", json={"email": EMAIL, "password": PASSWORD})
+    assert second.json()["passwordCompromised"] is True  # at once, from the account's mark
+    await settle(app)
+    assert len(range_server.requests) == 2  # known: not asked again
+    assert breach_mails(inbox) == ["Your password appears in a data breach: change it"]  # once
+
+    # A new password clears it: the session it was changed in, and the next logins.
+    token = second.json()["sessionToken"]
+    changed = await client.post(
+        "/password/change",
+        json={"currentPassword": PASSWORD, "newPassword": NEW_PASSWORD},
+        headers=bearer(token),
+    )
+    assert changed.status_code == 200, changed.text
+    assert "passwordCompromised" not in (await client.get("/session", headers=bearer(token))).json()
+    third = await client.post("/login", json={"email": EMAIL, "password": NEW_PASSWORD})
+    assert set(third.json()) == {"success", "sessionToken", "user"}
+    await settle(app)
+    assert "passwordCompromised" not in (await client.get("/session", headers=bearer(token))).json()
+
+
+async def test_a_login_checks_the_password_at_most_once_a_day(
+    checking: tuple[FastAPI, httpx.AsyncClient], range_server: RangeServer, clock: FakeClock
+) -> None:
+    app, client = checking
+    await register(client)
+    for _ in range(3):
+        token = await login(client)
+        await settle(app)
+        clock.advance(hours=7)
+    assert len(range_server.requests) == 2  # registration, and the first login of the day
+    clock.advance(hours=3)  # a day after that first login
+    await login(client)
+    await settle(app)
+    assert len(range_server.requests) == 3
+    assert "passwordCompromised" not in (await client.get("/session", headers=bearer(token))).json()
+
+
+async def test_a_login_check_that_times_out_fails_open_and_is_tried_again(
+    sqlite_url: str, range_server: RangeServer, clock: FakeClock
+) -> None:
+    async with app_for(
+        sqlite_url, clock, breached_passwords_url=range_server.url, breached_passwords_timeout=0.2
+    ) as (app, client):
+        await register(client)
+        range_server.add(PASSWORD)
+        range_server.delay = 1.0
+        token = await login(client)
+        await settle(app)
+        assert "passwordCompromised" not in (await client.get("/session", headers=bearer(token))).json()
+        range_server.delay = 0.0
+        token = await login(client)  # the failed check did not count as the day's check
+        await settle(app)
+        assert (await client.get("/session", headers=bearer(token))).json()["passwordCompromised"] is True

@@ -129,6 +129,7 @@ class Accounts:
             if not changed or not await tx.sessions.exists(session.id):
                 raise InvalidSession()
             ended = await tx.sessions.delete_for_user(user.id, keep=session.id)
+            await tx.sessions.set_compromised(user.id, False)  # this one's password is new
             await tx.tokens.delete_for_user(user.id, TokenPurpose.RESET_PASSWORD)
             await tx.factors.delete_challenges(user.id)  # a sign-in half done with the old password
             await tx.passkeys.delete_challenges(user.id)  # and a passkey's set-up it allowed

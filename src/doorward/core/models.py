@@ -20,6 +20,8 @@ class User:
     updated_at: datetime
     email_verified_at: datetime | None = None
     mfa_enabled: bool = False  # a second factor is active: a password alone opens no session
+    breach_checked_at: datetime | None = None  # the last breached-password check at login
+    password_compromised_at: datetime | None = None  # since when a breach lists the current password
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class Session:
     user_agent: str | None
     aal: int = 1  # NIST SP 800-63B assurance level: 1 a password, 2 a password and a second factor
     amr: tuple[str, ...] = ("pwd",)  # how the user authenticated (RFC 8176 values)
+    password_compromised: bool = False  # a breach lists the password: the user should change it first
 
 
 @dataclass(frozen=True)

@@ -119,6 +119,7 @@ class PasskeyLogin:
             user_agent=client.user_agent,
             aal=aal,
             amr=amr,
+            password_compromised=user.password_compromised_at is not None,  # the account's password
         )
         if not await d.store.open_session(session, token_digest(token), user.password_hash):
             await self._login_failed(client, "changed_meanwhile", user)  # disabled meanwhile

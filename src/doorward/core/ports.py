@@ -54,7 +54,21 @@ class Users(Protocol):
         """Compare-and-set: replace the hash only if it is still ``old`` (no lost concurrent change)."""
 
     async def set_password_hash(self, user_id: int, new: str, now: datetime) -> None:
-        """Replace the hash unconditionally (a change or a reset)."""
+        """Replace the hash unconditionally (a change or a reset).
+
+        This and ``replace_password_hash`` forget the breach check of the old password (both times)."""
+
+    async def claim_breach_check(self, user_id: int, now: datetime, due_before: datetime) -> bool:
+        """Record a breached-password check at ``now`` if none was recorded since ``due_before``
+        (compare-and-set: one of concurrent logins makes the check); else False."""
+
+    async def undo_breach_check(self, user_id: int, claimed_at: datetime, before: datetime | None) -> None:
+        """Put back ``before`` if the recorded check is still the one claimed at ``claimed_at`` (the
+        range service did not answer: the next login tries again)."""
+
+    async def mark_compromised(self, user_id: int, seen_hash: str, now: datetime) -> bool:
+        """Record that a breach lists the password, if the hash is still ``seen_hash`` and it was not
+        recorded yet; True only then (the mail is sent once)."""
 
     async def set_disabled(self, user_id: int, disabled: bool, now: datetime) -> None:
         """Disable or re-enable an account."""
@@ -96,6 +110,9 @@ class Sessions(Protocol):
 
     async def exists(self, session_id: str) -> bool:
         """Whether the session is still there (not ended meanwhile)."""
+
+    async def set_compromised(self, user_id: int, compromised: bool) -> int:
+        """Flag (or unflag) every session of the user as using a breached password; return how many changed."""
 
     async def delete_expired(self, now: datetime, idle_before: datetime | None) -> int:
         """Remove sessions past their expiry (or, with ``idle_before``, unused since before it)."""
@@ -418,6 +435,9 @@ class Notifications(Protocol):
 
     def password_changed(self, to: str) -> None:
         """The password was changed or reset: if it was not you, act now."""
+
+    def password_breached(self, to: str) -> None:
+        """The password just used to log in appears in a known data breach: change it."""
 
     def verify_email(self, to: str, token: str) -> None:
         """A single-use link confirming the address of a new account."""

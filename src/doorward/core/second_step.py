@@ -182,6 +182,7 @@ class SecondStep:
             user_agent=client.user_agent,
             aal=2,
             amr=(challenge.first_factor, claim.amr),
+            password_compromised=user.password_compromised_at is not None,
         )
         if not await d.store.open_session(session, token_digest(token), user.password_hash):
             d.audit("login.failed", reason="changed_meanwhile", user_id=user.id, client=client.address)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
+from doorward.core.breaches import CHECK_INTERVAL, check_due, sha1_hex
 from doorward.core.deps import Deps
 from doorward.core.emails import MAX_EMAIL_LENGTH, canonical_email
 from doorward.core.errors import (
@@ -37,6 +38,7 @@ class Authenticator:
         self._deps = deps
         self.background = deps.background
         self._touching: set[str] = set()
+        self._breach_checks: set[int] = set()  # users whose password is being checked now
 
     async def login(self, email: str, password: str, client: Client) -> LoginResult:
         """Verify the credentials and open a session.
@@ -87,6 +89,7 @@ class Authenticator:
 
         new_hash = await self._rehash(secret) if verdict.needs_rehash else None
         if user.mfa_enabled:
+            self._check_breach_behind(user, secret, new_hash or user.password_hash)
             await require_second_factor(d, user, client, new_hash)  # raises MfaRequired
         token = new_token()
         now = d.clock()
@@ -98,6 +101,7 @@ class Authenticator:
             expires_at=now + d.session_policy.lifetime,
             client_address=client.address,
             user_agent=client.user_agent,
+            password_compromised=user.password_compromised_at is not None,
         )
         # The password was checked against the hash read before hashing; a reset, change or
         # disable that committed since then must win, or a login in flight would outlive it.
@@ -112,6 +116,7 @@ class Authenticator:
                 client=client.address,
             )
         d.audit("login.succeeded", user_id=user.id, session_id=session.id, client=client.address)
+        self._check_breach_behind(user, secret, new_hash or user.password_hash)
         return LoginResult(token, user, session, mfa_enrollment_required=self.enrollment_required(user))
 
     def enrollment_required(self, user: User) -> bool:
@@ -133,6 +138,51 @@ class Authenticator:
             return await self._deps.pool.hash(secret)
         except Overloaded:
             return None  # the upgrade waits for the next login; this one still succeeds
+
+    def _check_breach_behind(self, user: User, secret: Password, seen_hash: str) -> None:
+        """Ask the range service about the password just verified, after the answer, once a day.
+
+        Behind the answer, not before it: a login must not wait for another service (up to
+        DOORWARD_BREACHED_PASSWORDS_TIMEOUT) on its hot path, and a verdict changes nothing about
+        whether it may log in. A listed password flags every session of the account, this one
+        included (its next check shows passwordCompromised), marks the account so that later logins
+        say so at once, and mails the user once. Only the SHA-1 stays in memory meanwhile.
+        """
+        d = self._deps
+        breached = d.breached
+        if (
+            breached is None
+            or user.password_compromised_at is not None  # known already: flagged at login
+            or not check_due(user.breach_checked_at, d.clock())
+            or user.id in self._breach_checks
+        ):
+            return
+        digest = sha1_hex(secret)
+        self._breach_checks.add(user.id)
+
+        async def check() -> None:
+            try:
+                now = d.clock()
+                async with d.store.write() as tx:  # one of concurrent logins (or instances) asks
+                    if not await tx.users.claim_breach_check(user.id, now, now - CHECK_INTERVAL):
+                        return
+                count = await breached.occurrences(digest)
+                if count is None:  # failed open (logged by the adapter): the next login tries again
+                    async with d.store.write() as tx:
+                        await tx.users.undo_breach_check(user.id, now, user.breach_checked_at)
+                    return
+                if not count:
+                    return
+                async with d.store.write() as tx:
+                    first = await tx.users.mark_compromised(user.id, seen_hash, now)
+                    flagged = await tx.sessions.set_compromised(user.id, True) if first else 0
+                if first:
+                    d.notifications.password_breached(user.email)
+                    d.audit("password.breached", user_id=user.id, sessions_flagged=flagged)
+            finally:
+                self._breach_checks.discard(user.id)
+
+        self.background.spawn(check(), "breach-check")
 
     async def check(self, token: str) -> tuple[User, Session]:
         """The user and session behind a token, or InvalidSession."""

@@ -22,6 +22,7 @@ _log = logging.getLogger("doorward.mail")
 SUBJECTS = {
     "password_reset": "Reset your password",
     "password_changed": "Your password was changed",
+    "password_breached": "Your password appears in a data breach: change it",
     "verify_email": "Confirm your email address",
     "registration_attempt": "Someone tried to register with your address",
     "totp_enabled": "Two-step verification is on",
@@ -115,6 +116,9 @@ class MailOutbox:
 
     def password_changed(self, to: str) -> None:
         self._enqueue("password_changed", to, reset_link=f"{self._public_url}/password/reset")
+
+    def password_breached(self, to: str) -> None:
+        self._enqueue("password_breached", to, change_link=f"{self._public_url}/account")
 
     def verify_email(self, to: str, token: str) -> None:
         self._enqueue("verify_email", to, link=self._link("/email/verify", token))

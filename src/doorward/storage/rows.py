@@ -38,6 +38,8 @@ def user_of(row: Mapping[Any, Any]) -> User:
         updated_at=_utc(row["updated_at"]),
         email_verified_at=utc(row["email_verified_at"]),
         mfa_enabled=bool(row["mfa_enabled"]),
+        breach_checked_at=utc(row["breach_checked_at"]),
+        password_compromised_at=utc(row["password_compromised_at"]),
     )
 
 
@@ -53,6 +55,7 @@ def session_and_user(row: Mapping[Any, Any]) -> tuple[Session, User]:
         user_agent=row["s_user_agent"],
         aal=row["s_aal"],
         amr=tuple(row["s_amr"].split()),
+        password_compromised=bool(row["s_password_compromised"]),
     )
     return session, user_of(row)
 
@@ -69,4 +72,5 @@ def session_of(row: Mapping[Any, Any]) -> Session:
         user_agent=row["user_agent"],
         aal=row["aal"],
         amr=tuple(row["amr"].split()),
+        password_compromised=bool(row["password_compromised"]),
     )

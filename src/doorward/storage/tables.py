@@ -73,6 +73,10 @@ users = Table(
     Column("email_verified_at", UTCDateTime),
     # On the user row, so a login without MFA pays no read to learn there is none.
     Column("mfa_enabled", Boolean, nullable=False, default=False, server_default=false()),
+    # The breached-password check at login: only when it last ran, and since when the range service
+    # lists the current password; never the password or a hash of it (a new password clears both).
+    Column("breach_checked_at", UTCDateTime),
+    Column("password_compromised_at", UTCDateTime),
     Index("ix_users_email_canonical", "email_canonical", unique=True),
 )
 
@@ -89,6 +93,7 @@ sessions = Table(
     Column("user_agent", String(512)),
     Column("aal", SmallInteger, nullable=False, server_default="1"),
     Column("amr", String(64), nullable=False, server_default="pwd"),  # RFC 8176 values, space-separated
+    Column("password_compromised", Boolean, nullable=False, server_default=false()),
     Index("ix_sessions_token_digest", "token_digest", unique=True),
     Index("ix_sessions_user_id", "user_id"),
 )

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from doorward.core.models import NewUser, User
@@ -65,7 +65,7 @@ class SqlUsers:
         result = await self._conn.execute(
             update(users)
             .where(users.c.id == user_id, users.c.password_hash == old)
-            .values(password_hash=new, updated_at=now)
+            .values(password_hash=new, updated_at=now, **_NEW_PASSWORD)
         )
         return result.rowcount == 1
 
@@ -75,8 +75,40 @@ class SqlUsers:
 
     async def set_password_hash(self, user_id: int, new: str, now: datetime) -> None:
         await self._conn.execute(
-            update(users).where(users.c.id == user_id).values(password_hash=new, updated_at=now)
+            update(users)
+            .where(users.c.id == user_id)
+            .values(password_hash=new, updated_at=now, **_NEW_PASSWORD)
         )
+
+    async def claim_breach_check(self, user_id: int, now: datetime, due_before: datetime) -> bool:
+        result = await self._conn.execute(
+            update(users)
+            .where(
+                users.c.id == user_id,
+                or_(users.c.breach_checked_at.is_(None), users.c.breach_checked_at <= due_before),
+            )
+            .values(breach_checked_at=now)
+        )
+        return result.rowcount == 1
+
+    async def undo_breach_check(self, user_id: int, claimed_at: datetime, before: datetime | None) -> None:
+        await self._conn.execute(
+            update(users)
+            .where(users.c.id == user_id, users.c.breach_checked_at == claimed_at)
+            .values(breach_checked_at=before)
+        )
+
+    async def mark_compromised(self, user_id: int, seen_hash: str, now: datetime) -> bool:
+        result = await self._conn.execute(
+            update(users)
+            .where(
+                users.c.id == user_id,
+                users.c.password_hash == seen_hash,
+                users.c.password_compromised_at.is_(None),
+            )
+            .values(password_compromised_at=now)
+        )
+        return result.rowcount == 1
 
     async def mark_verified(self, user_id: int, now: datetime) -> None:
         await self._conn.execute(
@@ -101,6 +133,10 @@ class SqlUsers:
     async def delete(self, user_id: int) -> bool:
         result = await self._conn.execute(delete(users).where(users.c.id == user_id))
         return result.rowcount == 1
+
+
+_NEW_PASSWORD: dict[str, Any] = {"breach_checked_at": None, "password_compromised_at": None}
+"""What a new password resets: the breach check's verdict was about the old one."""
 
 
 def _new_user_values(new: NewUser, now: datetime) -> dict[str, Any]:

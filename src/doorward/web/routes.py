@@ -155,10 +155,13 @@ def session_times(session: Session) -> dict[str, Any]:
 
 def login_body(result: LoginResult) -> dict[str, Any]:
     """A successful login as the seed answered it, and ``mfaEnrollmentRequired`` only when the policy
-    asks (so every other login body stays byte for byte the seed's)."""
+    asks, ``passwordCompromised`` only when a breach lists the password (so every other login body
+    stays byte for byte the seed's)."""
     body = {"success": True, "sessionToken": result.token, "user": user_body(result.user)}
     if result.mfa_enrollment_required:
         body["mfaEnrollmentRequired"] = True
+    if result.session.password_compromised:
+        body["passwordCompromised"] = True
     return body
 
 
@@ -249,6 +252,8 @@ async def session(request: Request) -> Envelope:
     body = {"success": True, "user": user_body(user), "session": session_body(current)}
     if auth.enrollment_required(user):
         body["mfaEnrollmentRequired"] = True  # the policy's word, for a backend to send the user to set-up
+    if current.password_compromised:
+        body["passwordCompromised"] = True  # a breach lists the password: send the user to change it
     return Envelope(body)
 
 

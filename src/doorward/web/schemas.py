@@ -116,6 +116,13 @@ ENROLMENT_REQUIRED_FLAG = Field(
     json_schema_extra=_no_default,
 )
 
+COMPROMISED_FLAG = Field(
+    default=None,
+    description="Only present, and true, when DOORWARD_BREACHED_PASSWORDS_URL's range service lists the "
+    "account's password (checked after a login, at most once a day): ask the user to change it first",
+    json_schema_extra=_no_default,
+)
+
 
 class LoginOut(BaseModel):
     """A successful login (the seed's body)."""
@@ -124,6 +131,7 @@ class LoginOut(BaseModel):
     sessionToken: str = Field(description="Opaque; send as `Authorization: Bearer <token>`")
     user: UserOut
     mfaEnrollmentRequired: Literal[True] | SkipJsonSchema[None] = ENROLMENT_REQUIRED_FLAG
+    passwordCompromised: Literal[True] | SkipJsonSchema[None] = COMPROMISED_FLAG
 
 
 class RegisterOut(BaseModel):
@@ -164,6 +172,7 @@ class SessionCheckOut(BaseModel):
     user: UserOut
     session: SessionOut
     mfaEnrollmentRequired: Literal[True] | SkipJsonSchema[None] = ENROLMENT_REQUIRED_FLAG
+    passwordCompromised: Literal[True] | SkipJsonSchema[None] = COMPROMISED_FLAG
 
 
 class SessionListItem(_SessionTimes):
