@@ -15,6 +15,7 @@ from tests.mailbox import Inbox, link_token
 from tests.mailbox import smtp_server as smtp_server
 from tests.range_server import RangeServer, sha1_hex
 from tests.range_server import range_server as range_server
+from tests.web.pages.conftest import SAME_SITE, browser_for, csrf_of, form_login
 
 BREACHED = "a well known passphrase from a breach"
 NEW_PASSWORD = "a brand new passphrase for ada"
@@ -221,3 +222,27 @@ async def test_a_login_check_that_times_out_fails_open_and_is_tried_again(
         token = await login(client)  # the failed check did not count as the day's check
         await settle(app)
         assert (await client.get("/session", headers=bearer(token))).json()["passwordCompromised"] is True
+
+
+async def test_the_account_page_asks_for_a_new_password_first(
+    checking: tuple[FastAPI, httpx.AsyncClient], range_server: RangeServer
+) -> None:
+    app, client = checking
+    await register(client)
+    range_server.add(PASSWORD)
+    async with browser_for(app) as browser:
+        await form_login(browser)
+        await settle(app)
+        page = (await browser.get("/account")).text
+        assert "This password appears in a known data breach" in page
+        # The warning, then the password form, before everything else on the page.
+        assert page.index("password-compromised") < page.index('action="/account/password"')
+        assert page.index('action="/account/password"') < page.index("sessions-heading")
+        assert page.count('action="/account/password"') == 1
+        csrf = await csrf_of(browser)
+        form = {"csrf_token": csrf, "current_password": PASSWORD, "new_password": NEW_PASSWORD}
+        changed = await browser.post("/account/password", data=form, headers=SAME_SITE)
+        assert changed.status_code == 303, changed.text
+        page = (await browser.get("/account")).text
+        assert "data breach" not in page
+        assert page.index("sessions-heading") < page.index('action="/account/password"')
