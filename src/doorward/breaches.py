@@ -7,6 +7,7 @@ with lines of count 0, so the answer's size says nothing either.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 
@@ -23,6 +24,7 @@ class RangeClient:
 
     def __init__(self, url: str, timeout: float, on_failure: Callable[[], None] | None = None) -> None:
         self._url = url.rstrip("/")
+        self._timeout = timeout
         self._client = httpx.AsyncClient(timeout=timeout, headers={"Add-Padding": "true"})
         self._on_failure = on_failure
         self.failures = 0
@@ -30,9 +32,10 @@ class RangeClient:
     async def occurrences(self, sha1_hex: str) -> int | None:
         prefix, suffix = sha1_hex[:5].upper(), sha1_hex[5:].upper()
         try:
-            response = await self._client.get(f"{self._url}/{prefix}")
+            async with asyncio.timeout(self._timeout):  # httpx's timeout bounds each phase, this the whole
+                response = await self._client.get(f"{self._url}/{prefix}")
             response.raise_for_status()
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, TimeoutError) as exc:
             # The reason's class only: no password, hash or prefix in the log (an URL would carry it).
             _log.warning("breached-password check failed open: %s", type(exc).__name__)
             self.failures += 1

@@ -270,6 +270,13 @@ class Settings(BaseSettings):
             raise ValueError("must be an http(s) URL without query or fragment, e.g. https://id.example.com")
         return value.rstrip("/")
 
+    @field_validator("breached_passwords_url")
+    @classmethod
+    def _range_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None  # empty, as unset: no check
+        return cls._http_url(value)
+
     @model_validator(mode="after")
     def _preload_needs_a_year(self) -> Settings:
         # hstspreload.org refuses shorter: better one line at start than a refusal weeks later.

@@ -9,7 +9,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from fastapi import FastAPI
+from pydantic import ValidationError
 
+from doorward.config import Settings
 from tests.conftest import EMAIL, PASSWORD, FakeClock, app_for, bearer, login, register
 from tests.mailbox import Inbox, link_token
 from tests.mailbox import smtp_server as smtp_server
@@ -246,3 +248,11 @@ async def test_the_account_page_asks_for_a_new_password_first(
         page = (await browser.get("/account")).text
         assert "data breach" not in page
         assert page.index("sessions-heading") < page.index('action="/account/password"')
+
+
+def test_the_url_setting_is_an_http_url_and_empty_means_off() -> None:
+    assert Settings(breached_passwords_url="").breached_passwords_url is None
+    listed = Settings(breached_passwords_url="https://api.pwnedpasswords.com/range/")
+    assert listed.breached_passwords_url == "https://api.pwnedpasswords.com/range"
+    with pytest.raises(ValidationError, match="breached_passwords_url"):
+        Settings(breached_passwords_url="ftp://example.com/range")

@@ -213,7 +213,7 @@ async def login(request: Request) -> Envelope:
         400: {
             "model": ErrorOut,
             "description": "invalid_request, email_invalid, password_too_short, "
-            "password_too_long, password_common, password_context",
+            "password_too_long, password_common, password_context, password_breached",
         },
         409: {"model": ErrorOut, "description": "email_taken"},
         **THROTTLED,
