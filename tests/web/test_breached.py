@@ -11,6 +11,7 @@ import pytest
 from fastapi import FastAPI
 from pydantic import ValidationError
 
+from doorward.breaches import RangeClient
 from doorward.config import Settings
 from tests.conftest import EMAIL, PASSWORD, FakeClock, app_for, bearer, login, register
 from tests.mailbox import Inbox, link_token
@@ -256,3 +257,22 @@ def test_the_url_setting_is_an_http_url_and_empty_means_off() -> None:
     assert listed.breached_passwords_url == "https://api.pwnedpasswords.com/range"
     with pytest.raises(ValidationError, match="breached_passwords_url"):
         Settings(breached_passwords_url="ftp://example.com/range")
+
+
+async def test_the_range_client_reads_counts_and_fails_open_through_its_hook(
+    range_server: RangeServer,
+) -> None:
+    failed: list[bool] = []
+    client = RangeClient(range_server.url, timeout=0.3, on_failure=lambda: failed.append(True))
+    try:
+        listed = range_server.add(BREACHED, count=42)
+        range_server.padding = [sha1_hex(PASSWORD)[5:]]
+        assert await client.occurrences(listed.lower()) == 42  # the service's case does not matter
+        assert await client.occurrences(sha1_hex(PASSWORD)) == 0  # padding: count 0
+        assert await client.occurrences(sha1_hex(NEW_PASSWORD)) == 0
+        assert failed == []
+        range_server.delay = 1.0
+        assert await client.occurrences(listed) is None
+        assert (failed, client.failures) == ([True], 1)
+    finally:
+        await client.close()
