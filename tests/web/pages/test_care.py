@@ -31,10 +31,13 @@ Started = tuple[FastAPI, httpx.AsyncClient, httpx.AsyncClient, Path]
 @pytest.fixture
 async def site(database_url: str, clock: FakeClock, tmp_path: Path) -> AsyncIterator[Started]:
     mail = tmp_path / "mail"
-    async with app_for(database_url, clock, base_url=ORIGIN, public_url=ORIGIN, mail_dir=mail) as (
-        app,
-        client,
-    ), browser_for(app) as browser:
+    async with (
+        app_for(database_url, clock, base_url=ORIGIN, public_url=ORIGIN, mail_dir=mail) as (
+            app,
+            client,
+        ),
+        browser_for(app) as browser,
+    ):
         yield app, client, browser, mail
 
 
