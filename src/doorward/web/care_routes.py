@@ -117,6 +117,10 @@ async def confirm_email_change(request: Request, body: TokenBody) -> Envelope:
     responses={
         200: {"model": OkOut, "description": "Done: a password reset link is on its way"},
         400: {"model": ErrorOut, "description": LINK_ERRORS},
+        409: {
+            "model": ErrorOut,
+            "description": "email_taken: another account took the old address in the same instant",
+        },
         **UNAVAILABLE,
     },
 )
@@ -132,6 +136,7 @@ async def revert_email_change(request: Request, body: TokenBody) -> Envelope:
     openapi_extra=documented_body(AccountDeleteIn),
     responses={
         200: {"model": OkOut, "description": "Deleted; a last mail confirms it"},
+        404: {"model": ErrorOut, "description": "user_not_found: the account was deleted meanwhile"},
         400: {
             "model": ErrorOut,
             "description": f"code_invalid (the app is on: a code, or a recovery code; counted by the "
