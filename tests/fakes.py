@@ -116,6 +116,14 @@ class MemoryUsers:
     async def set_disabled(self, user_id: int, disabled: bool, now: datetime) -> None:
         self._data.users[user_id] = replace(self._data.users[user_id], disabled=disabled, updated_at=now)
 
+    async def set_email(self, user_id: int, email: str, email_canonical: str, now: datetime) -> None:
+        other = await self.by_canonical_email(email_canonical)
+        if other is not None and other.id != user_id:
+            raise EmailTaken()
+        self._data.users[user_id] = replace(
+            self._data.users[user_id], email=email, email_canonical=email_canonical, email_verified_at=now
+        )
+
     async def search(self, prefix: str, after_id: int | None, limit: int) -> list[User]:
         found = sorted(
             (u for u in self._data.users.values() if u.email_canonical.startswith(prefix)), key=lambda u: u.id
@@ -629,3 +637,12 @@ class RecordingNotifications:
 
     def passkey_cloned(self, to: str, name: str) -> None:
         self.sent.append(("passkey_cloned", to, name))
+
+    def email_change_confirm(self, to: str, token: str) -> None:
+        self.sent.append(("email_change_confirm", to, token))
+
+    def email_change_notice(self, to: str, token: str) -> None:
+        self.sent.append(("email_change_notice", to, token))
+
+    def account_deleted(self, to: str) -> None:
+        self.sent.append(("account_deleted", to, None))

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from doorward.breaches import RangeClient
 from doorward.config import Settings
+from doorward.core.account_care import AccountCare
 from doorward.core.accounts import Accounts
 from doorward.core.admin import Admin
 from doorward.core.admin_keys import AdminKeyring
@@ -54,6 +55,7 @@ class Services:
     admin: Admin
     keyring: AdminKeyring
     mfa: Mfa
+    care: AccountCare  # the holder's own email change and deletion
     passkeys: Passkeys
     throttle: Throttle
     redis: RedisThrottleStore | None  # the throttle's counters, when DOORWARD_REDIS_URL is set
@@ -109,6 +111,7 @@ async def open_services(
         sender=settings.mail_from,
         public_url=settings.public_url,
         reset_minutes=max(1, int(settings.reset_token_lifetime.total_seconds() // 60)),
+        link_hours=max(1, int(settings.verification_token_lifetime.total_seconds() // 3600)),
         clock=clock,
     )
     postman = asyncio.create_task(outbox.run(), name="doorward-mail")
@@ -149,6 +152,7 @@ async def open_services(
         )
         accounts = Accounts(deps)
         rp = relying_party(settings)
+        box = await secret_box(settings, engine)
         yield Services(
             settings=settings,
             engine=engine,
@@ -158,7 +162,8 @@ async def open_services(
             accounts=accounts,
             admin=Admin(deps, accounts, audit_retention=settings.audit_retention),
             keyring=AdminKeyring(deps),
-            mfa=Mfa(deps, await secret_box(settings, engine), rp),
+            mfa=Mfa(deps, box, rp),
+            care=AccountCare(deps, box, accounts),
             passkeys=Passkeys(deps, rp),
             throttle=deps.throttle,
             redis=redis_store,

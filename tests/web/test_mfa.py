@@ -653,6 +653,8 @@ CLOSED_UNDER_POLICY = {
     ("GET", "/sessions"),
     ("DELETE", "/sessions/{session_id}"),
     ("POST", "/password/change"),
+    ("POST", "/email/change"),
+    ("POST", "/account/delete"),
 }
 
 

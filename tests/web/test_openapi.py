@@ -15,6 +15,8 @@ SESSION_OPERATIONS = {
     ("delete", "/sessions/{session_id}"),
     ("post", "/logout/all"),
     ("post", "/password/change"),
+    ("post", "/email/change"),
+    ("post", "/account/delete"),
     ("get", "/mfa"),
     ("post", "/mfa/totp"),
     ("post", "/mfa/totp/confirm"),

@@ -9,7 +9,6 @@ from doorward.core.deps import Deps
 from doorward.core.emails import MAX_EMAIL_LENGTH, canonical_email, validate_new_email
 from doorward.core.errors import (
     EmailTaken,
-    InvalidCurrentPassword,
     InvalidRequest,
     InvalidSession,
     PasswordUnchanged,
@@ -18,6 +17,7 @@ from doorward.core.errors import (
 )
 from doorward.core.models import AccountToken, Client, NewUser, Session, TokenPurpose, User
 from doorward.core.passwords import Password
+from doorward.core.reauth import reauthenticate
 from doorward.core.tokens import looks_like_token, new_token, token_digest
 
 
@@ -105,18 +105,17 @@ class Accounts:
         A wrong current password counts as a failed login for the throttle.
         """
         d = self._deps
-        attempts = await d.throttle.admit_login(user.email_canonical, client.address)
-        try:
-            current = Password(current_password)
-        except InvalidRequest as exc:
-            raise InvalidCurrentPassword() from exc
-        verdict = await d.verify(user.password_hash, current)
-        if not verdict.ok:
-            await d.throttle.login_failed(user.email_canonical, client.address)
-            d.audit("password.change_failed", user_id=user.id, client=client.address)
-            raise InvalidCurrentPassword()
+        proof = await reauthenticate(
+            d,
+            user,
+            current_password,
+            client,
+            purpose="password_change",
+            failed_event="password.change_failed",
+        )
+        attempts = proof.attempts
         new = Password(new_password)
-        if new.normalised == current.normalised:
+        if new.normalised == proof.password.normalised:
             # Accepted, it would end the other sessions and mail "your password was changed" for nothing.
             raise PasswordUnchanged()
         d.password_policy.check(new, email=user.email_canonical)

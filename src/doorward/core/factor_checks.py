@@ -1,5 +1,6 @@
-"""An account's factors: which it has, what proves each (the password again before a factor
-changes, a code of the app whose secret the secret box keeps, a recovery code), and new recovery codes."""
+"""An account's factors: which it has, what proves each (a code of the app whose secret the secret
+box keeps, a recovery code), and new recovery codes. The password asked again before a change is
+core/reauth.py's."""
 
 from __future__ import annotations
 
@@ -7,8 +8,7 @@ import logging
 
 from doorward.core import recovery_codes, totp
 from doorward.core.deps import Deps
-from doorward.core.errors import InvalidCurrentPassword, InvalidRequest
-from doorward.core.models import AttemptState, Client, TotpFactor, User
+from doorward.core.models import TotpFactor
 from doorward.core.passwords import Password
 from doorward.core.ports import Transaction
 from doorward.core.secret_box import SecretBox, SecretUndecryptable
@@ -46,22 +46,6 @@ async def has_factor(tx: Transaction, user_id: int) -> bool:
 def _context(user_id: int) -> bytes:
     """What a TOTP secret's blob is bound to: its row, so a blob copied to another account fails."""
     return b"totp:%d" % user_id
-
-
-async def step_up(deps: Deps, user: User, password: str, client: Client) -> AttemptState:
-    """The one re-authentication before a factor changes: the current password, checked as a
-    password change checks it (throttled, a wrong one counted). The caller resets the account's
-    failures when it is done, if the account has no second factor (else only a complete proof does)."""
-    attempts = await deps.throttle.admit_login(user.email_canonical, client.address)
-    try:
-        secret = Password(password)
-    except InvalidRequest as exc:
-        raise InvalidCurrentPassword() from exc
-    if not (await deps.verify(user.password_hash, secret)).ok:
-        await deps.throttle.login_failed(user.email_canonical, client.address)
-        deps.audit("mfa.step_up_failed", user_id=user.id, client=client.address)
-        raise InvalidCurrentPassword()
-    return attempts
 
 
 class FactorChecks:

@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from doorward.core import totp
 from doorward.core.deps import Deps
 from doorward.core.errors import CodeInvalid, LastFactor, MfaNotEnabled, TotpActive, TotpNotPending
-from doorward.core.factor_checks import FactorChecks, has_factor, step_up
+from doorward.core.factor_checks import FactorChecks, has_factor
 from doorward.core.models import Client, LoginResult, User
+from doorward.core.reauth import reauthenticate
 from doorward.core.relying_party import CredentialJson, RelyingParty
 from doorward.core.second_step import SecondStep
 from doorward.core.secret_box import SecretBox
@@ -55,7 +56,7 @@ class Mfa:
         d = self._deps
         if await self._checks.active_totp(user.id) is not None:
             raise TotpActive()
-        attempts = await step_up(d, user, password, client)
+        attempts = (await reauthenticate(d, user, password, client, purpose="totp_enrol")).attempts
         secret = totp.new_secret()
         blob = self._checks.seal(user.id, secret)
         async with d.store.write() as tx:
@@ -103,15 +104,10 @@ class Mfa:
             async with d.store.read() as tx:
                 if not await tx.passkeys.for_user(user.id):
                     raise LastFactor()
-        attempts = await step_up(d, user, password, client)
-        if totp.clean_code(code) is None:  # not six digits: a recovery code, if anything
-            proven = await self._checks.matching_recovery_code(user.id, code) is not None
-        else:
-            proven = self._checks.matching_step(factor, code) is not None
-        if not proven:
-            await d.throttle.login_failed(user.email_canonical, client.address)
-            d.audit("mfa.code_failed", user_id=user.id, client=client.address, purpose="disable")
-            raise CodeInvalid()
+        proof = await reauthenticate(
+            d, user, password, client, code=code, factors=self._checks, purpose="disable"
+        )
+        attempts = proof.attempts
         async with d.store.write() as tx:
             if not await tx.factors.delete_totp(user.id):
                 raise MfaNotEnabled()  # turned off by a concurrent request
@@ -130,7 +126,7 @@ class Mfa:
             raise MfaNotEnabled()
         # A password alone does not reset the account's failures: for an account with a second
         # factor only a complete proof does (as at login).
-        await step_up(d, user, password, client)
+        await reauthenticate(d, user, password, client, purpose="recovery_codes")
         codes, hashes = await self._checks.new_recovery_codes()
         now = d.clock()
         async with d.store.write() as tx:

@@ -73,6 +73,8 @@ class TokenPurpose(enum.Enum):
 
     RESET_PASSWORD = "reset"  # noqa: S105 - a purpose label, not a password
     VERIFY_EMAIL = "verify"
+    EMAIL_CHANGE = "email_change"  # mailed to the new address; ``detail`` is that address
+    EMAIL_REVERT = "email_revert"  # mailed to the old address ("this wasn't me"); ``detail`` is it
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,7 @@ class AccountToken:
     purpose: TokenPurpose
     created_at: datetime
     expires_at: datetime
+    detail: str | None = None  # what the token is about beyond its user: an email change's address
 
 
 @dataclass(frozen=True)

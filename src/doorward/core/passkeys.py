@@ -20,7 +20,7 @@ from doorward.core.errors import (
     PasskeyLimit,
     PasskeyNotFound,
 )
-from doorward.core.factor_checks import PASSWORD_AMR, has_factor, step_up
+from doorward.core.factor_checks import PASSWORD_AMR, has_factor
 from doorward.core.models import (
     CeremonyPurpose,
     Client,
@@ -30,6 +30,7 @@ from doorward.core.models import (
     WebauthnChallenge,
 )
 from doorward.core.passkey_login import PasskeyLogin
+from doorward.core.reauth import reauthenticate
 from doorward.core.relying_party import (
     CHALLENGE_LIFETIME,
     CeremonyFailed,
@@ -99,7 +100,7 @@ class Passkeys:
             existing = await tx.passkeys.for_user(user.id)
         if len(existing) >= MAX_PASSKEYS:
             raise PasskeyLimit()
-        attempts = await step_up(d, user, password, client)
+        attempts = (await reauthenticate(d, user, password, client, purpose="passkey_add")).attempts
         # The handle the authenticator keeps and gives back at every sign-in: the account's own if
         # it has passkeys, else a new one, stored with the challenge until the passkey is.
         handle = existing[0].user_handle if existing else secrets.token_bytes(USER_HANDLE_BYTES)
@@ -226,7 +227,7 @@ class Passkeys:
         others = len(mine) > 1 or (factor is not None and factor.confirmed_at is not None)
         if d.account_policy.require_mfa and not others:
             raise LastFactor()
-        await step_up(d, user, password, client)
+        await reauthenticate(d, user, password, client, purpose="passkey_remove")
         async with d.store.write() as tx:
             if not await tx.passkeys.delete(user.id, passkey_id):
                 raise PasskeyNotFound()  # removed by a concurrent request

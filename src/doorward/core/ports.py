@@ -73,6 +73,10 @@ class Users(Protocol):
     async def set_disabled(self, user_id: int, disabled: bool, now: datetime) -> None:
         """Disable or re-enable an account."""
 
+    async def set_email(self, user_id: int, email: str, email_canonical: str, now: datetime) -> None:
+        """Give the account a new address, verified ``now`` (its mailed link was followed); EmailTaken
+        if another account has the canonical form (the unique index decides, inside the transaction)."""
+
     async def mark_verified(self, user_id: int, now: datetime) -> None:
         """Record that the account's email address was confirmed."""
 
@@ -470,6 +474,16 @@ class Notifications(Protocol):
     def passkey_cloned(self, to: str, name: str) -> None:
         """The passkey named ``name`` signed with a count that went backwards: it may have been
         copied. The login was refused."""
+
+    def email_change_confirm(self, to: str, token: str) -> None:
+        """To the new address: a single-use link that makes it the account's address."""
+
+    def email_change_notice(self, to: str, token: str) -> None:
+        """To the current address: a change to another one was asked; a single-use "this wasn't me"
+        link ends every session, keeps (or restores) this address and mails a reset link."""
+
+    def account_deleted(self, to: str) -> None:
+        """The account was deleted, with everything it held: the last mail it gets."""
 
 
 class BreachedPasswords(Protocol):

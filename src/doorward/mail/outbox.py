@@ -33,6 +33,9 @@ SUBJECTS = {
     "passkey_added": "A passkey was added to your account",
     "passkey_removed": "A passkey was removed from your account",
     "passkey_cloned": "A sign-in with a possibly copied passkey was refused",
+    "email_change_confirm": "Confirm your new email address",
+    "email_change_notice": "Your email address is being changed",
+    "account_deleted": "Your account was deleted",
 }
 
 
@@ -90,9 +93,11 @@ class MailOutbox:
         first_pause: float = 1.0,
         capacity: int = 1000,
         reset_minutes: int = 30,
+        link_hours: int = 24,
         clock: Clock = utc_now,
     ) -> None:
         self._reset_minutes = reset_minutes
+        self._link_hours = link_hours
         self._clock = clock
         self._transport = transport
         self._sender = sender
@@ -152,6 +157,19 @@ class MailOutbox:
 
     def passkey_cloned(self, to: str, name: str) -> None:
         self._enqueue_change("passkey_cloned", to, name=name)
+
+    # An email change (issue 23): the link to the new address, the "this wasn't me" to the old one.
+
+    def email_change_confirm(self, to: str, token: str) -> None:
+        link = self._link("/email/change/confirm", token)
+        self._enqueue("email_change_confirm", to, link=link, hours=self._link_hours)
+
+    def email_change_notice(self, to: str, token: str) -> None:
+        link = self._link("/email/change/revert", token)
+        self._enqueue_change("email_change_notice", to, link=link, hours=self._link_hours)
+
+    def account_deleted(self, to: str) -> None:
+        self._enqueue_change("account_deleted", to)
 
     def _enqueue_change(self, kind: str, to: str, **context: Any) -> None:
         when = self._clock().astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -106,9 +106,10 @@ account_tokens = Table(
     Column("purpose", String(16), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
+    Column("detail", String(320)),  # an email change's address (not a secret; the token is)
     Index("ix_account_tokens_user_id", "user_id"),
 )
-"""Mailed single-use tokens (password reset, email verification): SHA-256 digests only."""
+"""Mailed single-use tokens (password reset, email verification, email change): SHA-256 digests only."""
 
 attempts = Table(
     "attempts",

@@ -14,7 +14,12 @@ from doorward.storage.tables import account_tokens
 
 def _token(row: Any) -> AccountToken:
     return AccountToken(
-        bytes(row.digest), row.user_id, TokenPurpose(row.purpose), row.created_at, row.expires_at
+        bytes(row.digest),
+        row.user_id,
+        TokenPurpose(row.purpose),
+        row.created_at,
+        row.expires_at,
+        row.detail,
     )
 
 
@@ -32,6 +37,7 @@ class SqlTokens:
                 purpose=token.purpose.value,
                 created_at=token.created_at,
                 expires_at=token.expires_at,
+                detail=token.detail,
             )
         )
 

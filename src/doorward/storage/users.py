@@ -115,6 +115,14 @@ class SqlUsers:
             update(users).where(users.c.id == user_id).values(email_verified_at=now, updated_at=now)
         )
 
+    async def set_email(self, user_id: int, email: str, email_canonical: str, now: datetime) -> None:
+        with unique_email():
+            await self._conn.execute(
+                update(users)
+                .where(users.c.id == user_id)
+                .values(email=email, email_canonical=email_canonical, email_verified_at=now, updated_at=now)
+            )
+
     async def set_disabled(self, user_id: int, disabled: bool, now: datetime) -> None:
         await self._conn.execute(
             update(users).where(users.c.id == user_id).values(disabled=disabled, updated_at=now)

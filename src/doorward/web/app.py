@@ -17,6 +17,7 @@ from doorward.web import (
     account_routes,
     admin_audit_routes,
     admin_routes,
+    care_routes,
     mfa_routes,
     pages,
     passkey_routes,
@@ -108,6 +109,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
     app.include_router(routes.router)
     app.include_router(probes.router)
     app.include_router(account_routes.router)
+    app.include_router(care_routes.router)
     app.include_router(mfa_routes.router)
     app.include_router(passkey_routes.router)
     app.include_router(admin_routes.router)

@@ -37,6 +37,11 @@ NOTICES = {
     "passkey_added": "Your passkey is added: use it to log in, or as the second step after your password.",
     "passkey_renamed": "Your passkey is renamed.",
     "passkey_removed": "Your passkey is removed.",
+    "email_change_sent": "A link is on its way to the new address: follow it to make the change.",
+    "email_changed": "Your new email address is in use; your other sessions have ended.",
+    "email_reverted": "Every session has ended and your address stays. A link to set a new password is on "
+    "its way.",
+    "account_deleted": "Your account is deleted.",
 }
 """What ``?done=`` may show: a fixed table, so nothing from the address bar is ever echoed."""
 
