@@ -18,6 +18,7 @@ from doorward.core.models import (
     LoginLimits,
     MfaChallenge,
     NewUser,
+    Opening,
     Passkey,
     RecoveryCode,
     Reservation,
@@ -517,7 +518,13 @@ class MemoryThrottleStore:
         return self.states.get(key, AttemptState()), count
 
     async def reserve_login(
-        self, key: str, counter: str | None, window_start: datetime, window: timedelta, limits: LoginLimits
+        self,
+        key: str,
+        counter: str | None,
+        window_start: datetime,
+        window: timedelta,
+        limits: LoginLimits,
+        email: str | None = None,  # the users are elsewhere: the caller reads the user
     ) -> Reservation:
         state, counted = await self.login_state(key, counter, window_start)
         waiting = state.next_allowed_at is not None and state.next_allowed_at > limits.now
@@ -531,7 +538,14 @@ class MemoryThrottleStore:
         return Reservation(True, state, counted)
 
     async def release_login(
-        self, key: str, counter: str | None, window_start: datetime, *, reset: bool, reserved: int
+        self,
+        key: str,
+        counter: str | None,
+        window_start: datetime,
+        *,
+        reset: bool,
+        reserved: int,
+        opening: Opening | None = None,  # the sessions are elsewhere: the caller writes it
     ) -> None:
         if reset:
             self.states.pop(key, None)

@@ -123,6 +123,21 @@ class Reservation:
     admitted: bool
     state: AttemptState
     counted: int
+    # With an email to read (a store on the users' database reads it in the same trip): whether
+    # it was read, and the user found.
+    read: bool = False
+    user: User | None = None
+
+
+@dataclass(frozen=True)
+class Opening:
+    """A login's session write, handed to the throttle store that takes its reservation back, so
+    that a store on the same database writes both at once (``Store.open_session``'s arguments)."""
+
+    session: Session
+    token_digest: bytes
+    seen_hash: str
+    new_hash: str | None = None
 
 
 @dataclass(frozen=True)

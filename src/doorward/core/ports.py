@@ -21,6 +21,7 @@ from doorward.core.models import (
     LoginLimits,
     MfaChallenge,
     NewUser,
+    Opening,
     Passkey,
     RecoveryCode,
     Reservation,
@@ -374,20 +375,40 @@ class ThrottleStore(Protocol):
         counted in the window starting at ``window_start`` (0 without a counter), read at once."""
 
     async def reserve_login(
-        self, key: str, counter: str | None, window_start: datetime, window: timedelta, limits: LoginLimits
+        self,
+        key: str,
+        counter: str | None,
+        window_start: datetime,
+        window: timedelta,
+        limits: LoginLimits,
+        email: str | None = None,
     ) -> Reservation:
         """Count one attempt before its verify, atomically and only if ``limits`` admit it: the
         account ``key`` not locked nor waiting, the window of ``counter`` under ``limits.client``.
         Admitted, the attempt counts as a failure of ``key`` (with its wait) and as an event of
-        ``counter``; refused, nothing is counted. A burst on any number of instances gets no more."""
+        ``counter``; refused, nothing is counted. A burst on any number of instances gets no more.
+
+        ``email``: a store on the users' database also reads the user of this canonical email in
+        the same trip (``Reservation.read``); another leaves that to the caller."""
 
     async def release_login(
-        self, key: str, counter: str | None, window_start: datetime, *, reset: bool, reserved: int
-    ) -> None:
+        self,
+        key: str,
+        counter: str | None,
+        window_start: datetime,
+        *,
+        reset: bool,
+        reserved: int,
+        opening: Opening | None = None,
+    ) -> bool | None:
         """Take a reserved attempt back from ``counter``'s window (if still that window) and, with
         ``reset``, forget ``key`` (a success); without, take back its one failure (a right password
         whose second factor is still to come), and its wait if the account still counts
-        ``reserved`` (what the reservation made it: no attempt reserved since)."""
+        ``reserved`` (what the reservation made it: no attempt reserved since).
+
+        ``opening`` (with ``reset``): a store on the users' database writes the session in the same
+        trip and answers ``Store.open_session``'s answer (the attempt is taken back either way);
+        another answers None, and the caller opens the session."""
 
     async def record_login_failure(
         self,

@@ -16,7 +16,7 @@ from doorward.core.errors import (
     LoginRequestInvalid,
     Overloaded,
 )
-from doorward.core.models import Client, LoginResult, Session, User
+from doorward.core.models import Client, LoginResult, Opening, Session, User
 from doorward.core.passwords import MAX_RAW_PASSWORD_LENGTH, Password
 from doorward.core.second_step import require_second_factor
 from doorward.core.tokens import (
@@ -65,9 +65,8 @@ class Authenticator:
         # the lookup (counted as a failure until it succeeds), by the same rule for every email: a
         # 429 reveals nothing, and a burst gets no more verifies than attempts one by one would.
         with d.hash_slot() as slot:
-            reserved = await d.throttle.reserve_login(canonical, client.address)
-            async with d.store.read() as tx:
-                user = await tx.users.by_canonical_email(canonical)
+            reserved = await d.throttle.reserve_login(canonical, client.address, read_user=True)
+            user = reserved.user if reserved.read else await self._user_of(canonical)
             stored = user.password_hash if user is not None else None
             verdict = await slot.verify(stored, secret)
         if user is None or not verdict.ok or user.disabled:
@@ -80,10 +79,12 @@ class Authenticator:
             )
             d.throttle.reserved_failed(reserved, client.address)  # counted when reserved
             raise InvalidCredentials()
-        # With a second factor, only that resets the failures (core/second_step.py): the right
-        # password takes back just its own attempt.
-        await d.throttle.reserved_succeeded(reserved, reset=not user.mfa_enabled)
-        if d.account_policy.require_email_verification and user.email_verified_at is None:
+        unverified = d.account_policy.require_email_verification and user.email_verified_at is None
+        if user.mfa_enabled or unverified:
+            # With a second factor, only that resets the failures (core/second_step.py): the right
+            # password takes back just its own attempt. Otherwise it is taken back with the session.
+            await d.throttle.reserved_succeeded(reserved, reset=not user.mfa_enabled)
+        if unverified:
             d.audit("login.unverified", user_id=user.id, client=client.address)
             raise EmailUnverified()
 
@@ -105,7 +106,12 @@ class Authenticator:
         )
         # The password was checked against the hash read before hashing; a reset, change or
         # disable that committed since then must win, or a login in flight would outlive it.
-        if not await d.store.open_session(session, token_digest(token), user.password_hash, new_hash):
+        # The attempt is taken back and the session written in one trip where the store can.
+        opening = Opening(session, token_digest(token), user.password_hash, new_hash)
+        opened = await d.throttle.reserved_succeeded(reserved, opening=opening)
+        if opened is None:
+            opened = await d.store.open_session(session, opening.token_digest, user.password_hash, new_hash)
+        if not opened:
             d.audit("login.failed", reason="changed_meanwhile", user_id=user.id, client=client.address)
             raise InvalidCredentials()
         if new_hash is not None:
@@ -118,6 +124,10 @@ class Authenticator:
         d.audit("login.succeeded", user_id=user.id, session_id=session.id, client=client.address)
         self._check_breach_behind(user, secret, new_hash or user.password_hash)
         return LoginResult(token, user, session, mfa_enrollment_required=self.enrollment_required(user))
+
+    async def _user_of(self, canonical: str) -> User | None:
+        async with self._deps.store.read() as tx:
+            return await tx.users.by_canonical_email(canonical)
 
     def enrollment_required(self, user: User) -> bool:
         """Whether DOORWARD_REQUIRE_MFA confines this user to enrolment, /session, /mfa and logout

@@ -20,7 +20,7 @@ from doorward.core.admin_records import ThrottleState
 from doorward.core.audit import Auditor
 from doorward.core.clock import Clock
 from doorward.core.errors import TooManyAttempts
-from doorward.core.models import AttemptState, LoginLimits
+from doorward.core.models import AttemptState, LoginLimits, Opening, User
 from doorward.core.ports import ThrottleStore
 
 
@@ -68,6 +68,8 @@ class Reserved:
     counter: str | None
     window_start: datetime
     failures: int  # the account's failures, this attempt included
+    read: bool = False  # the store read the account's user in the same trip (``reserve_login``)
+    user: User | None = None
 
 
 CLIENT_COUNTERS = {
@@ -119,9 +121,12 @@ class Throttle:
             raise TooManyAttempts(_seconds_until(state.next_allowed_at, now))
         return state
 
-    async def reserve_login(self, account: str, client: str | None) -> Reserved:
+    async def reserve_login(self, account: str, client: str | None, *, read_user: bool = False) -> Reserved:
         """Count this attempt before its password is checked, or raise TooManyAttempts (nothing
-        counted): the same for every email, known or not, so a 429 reveals nothing."""
+        counted): the same for every email, known or not, so a 429 reveals nothing.
+
+        ``read_user``: a store on the users' database reads the user of ``account`` (a canonical
+        email) in the same trip; ``Reserved.read`` says whether it did."""
         now = self._clock()
         policy = self.policy
         start, end = self._window(policy.client_window, now)
@@ -133,9 +138,10 @@ class Throttle:
             waits=tuple(now + delay for delay in policy.delays()),
         )
         key, counter = f"account:{account}", _client_key(client)
-        found = await self._store.reserve_login(key, counter, start, policy.client_window, limits)
+        email = account if read_user else None
+        found = await self._store.reserve_login(key, counter, start, policy.client_window, limits, email)
         if found.admitted:
-            return Reserved(key, counter, start, found.state.failures)
+            return Reserved(key, counter, start, found.state.failures, found.read, found.user)
         state = found.state
         if counter is not None and found.counted >= policy.client_failures:
             self._audit("throttle.rejected", scope="client", client=client)
@@ -153,12 +159,22 @@ class Throttle:
         if reserved.failures == self.policy.lockout_failures:
             self._audit("throttle.locked", client=client)
 
-    async def reserved_succeeded(self, reserved: Reserved, *, reset: bool = True) -> None:
+    async def reserved_succeeded(
+        self, reserved: Reserved, *, reset: bool = True, opening: Opening | None = None
+    ) -> bool | None:
         """A reserved attempt's password was right: take the attempt back from the client and
         reset the account (``reset``), or take back only its one failure (a second factor is
-        still to come: only that resets the account, as before)."""
-        await self._store.release_login(
-            reserved.key, reserved.counter, reserved.window_start, reset=reset, reserved=reserved.failures
+        still to come: only that resets the account, as before).
+
+        ``opening``: the session to write in the same trip where the store can (the database's
+        counters): whether it was written; None where the caller must open it."""
+        return await self._store.release_login(
+            reserved.key,
+            reserved.counter,
+            reserved.window_start,
+            reset=reset,
+            reserved=reserved.failures,
+            opening=opening,
         )
 
     async def login_failed(self, account: str, client: str | None) -> None:

@@ -11,7 +11,7 @@ from redis import asyncio as aioredis
 from redis.asyncio.client import Pipeline
 
 from doorward.core.errors import StorageUnavailable
-from doorward.core.models import AttemptState, LoginLimits, Reservation
+from doorward.core.models import AttemptState, LoginLimits, Opening, Reservation
 from doorward.core.ports import WaitUntil
 from doorward.storage.errors import redis_translated
 
@@ -105,7 +105,13 @@ class RedisThrottleStore:
         return True
 
     async def reserve_login(
-        self, key: str, counter: str | None, window_start: datetime, window: timedelta, limits: LoginLimits
+        self,
+        key: str,
+        counter: str | None,
+        window_start: datetime,
+        window: timedelta,
+        limits: LoginLimits,
+        email: str | None = None,  # the users are elsewhere: the caller reads the user
     ) -> Reservation:
         keys = [self._prefix + key]
         if counter is not None:
@@ -125,7 +131,14 @@ class RedisThrottleStore:
         return Reservation(bool(admitted), AttemptState(int(failures), until), int(counted))
 
     async def release_login(
-        self, key: str, counter: str | None, window_start: datetime, *, reset: bool, reserved: int
+        self,
+        key: str,
+        counter: str | None,
+        window_start: datetime,
+        *,
+        reset: bool,
+        reserved: int,
+        opening: Opening | None = None,  # the sessions are elsewhere: the caller writes it
     ) -> None:
         keys = [self._prefix + key]
         if counter is not None:

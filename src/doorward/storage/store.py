@@ -27,7 +27,7 @@ from doorward.storage.tokens import SqlTokens
 from doorward.storage.users import CONFIRM_CREDENTIALS, SqlUsers
 
 
-def _open_session_statement(*, rehash: bool) -> Any:
+def open_session_statement(*, rehash: bool) -> Any:
     """A login's one write on PostgreSQL, as one statement: the credentials' check, the hash's
     upgrade (``rehash``) and the new session, which ``SqlStore.open_session`` runs as three
     statements in a transaction on SQLite.
@@ -48,8 +48,23 @@ def _open_session_statement(*, rehash: bool) -> Any:
     return insert(sessions).from_select(list(sessions.c), select(*values))
 
 
-_OPEN_SESSION = _open_session_statement(rehash=False)
-_OPEN_SESSION_REHASHED = _open_session_statement(rehash=True)
+_OPEN_SESSION = open_session_statement(rehash=False)
+_OPEN_SESSION_REHASHED = open_session_statement(rehash=True)
+
+
+def open_session_values(
+    session: Session, token_digest: bytes, seen_hash: str, new_hash: str | None
+) -> dict[str, Any]:
+    """The parameters of ``open_session_statement``."""
+    values = {  # all but the user's id, which the statement takes from its CTE
+        f"session_{name}": value
+        for name, value in session_values(session, token_digest).items()
+        if name != "user_id"
+    }
+    values.update(user_id=session.user_id, seen_hash=seen_hash)
+    if new_hash is not None:
+        values.update(new_hash=new_hash, now=session.created_at)
+    return values
 
 
 class SqlTransaction:
@@ -126,14 +141,7 @@ class SqlStore:
         transaction, which costs no round trips (BEGIN IMMEDIATE orders it against other writers).
         """
         if self.engine.dialect.name == "postgresql":
-            values = {  # all but the user's id, which the statement takes from its CTE
-                f"session_{name}": value
-                for name, value in session_values(session, token_digest).items()
-                if name != "user_id"
-            }
-            values.update(user_id=session.user_id, seen_hash=seen_hash)
-            if new_hash is not None:
-                values.update(new_hash=new_hash, now=session.created_at)
+            values = open_session_values(session, token_digest, seen_hash, new_hash)
             statement = _OPEN_SESSION if new_hash is None else _OPEN_SESSION_REHASHED
             async with self.connection() as conn:  # autocommit: the statement is its transaction
                 return bool((await conn.execute(statement, values)).rowcount == 1)

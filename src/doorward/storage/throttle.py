@@ -28,8 +28,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from doorward.core.models import AttemptState, LoginLimits, Reservation
+from doorward.core.models import AttemptState, LoginLimits, Opening, Reservation
 from doorward.core.ports import WaitUntil
+from doorward.storage.login_trips import FORGET, UNHIT, read_user, release_and_open, user_in, with_user
 from doorward.storage.store import SqlStore
 from doorward.storage.tables import UTCDateTime, attempts, rate_windows
 
@@ -44,18 +45,7 @@ _LOGIN_STATE = select(
     .label("counted"),
 )
 
-# Taking a reservation back: the client's attempt (in its window only), and the account's failure.
-_UNHIT = (
-    update(rate_windows)
-    .where(
-        rate_windows.c.key == bindparam("counter"),
-        rate_windows.c.window_start == bindparam("start"),
-        rate_windows.c.count > 0,
-    )
-    .values(count=rate_windows.c.count - 1)
-)
-# Named ``account``, not ``key``: beside an UPDATE, a parameter named as a column becomes a SET.
-_FORGET = delete(attempts).where(attempts.c.key == bindparam("account"))
+# Taking back only the account's one failure (login_trips.py has the rest of a release).
 _UNFAIL = (
     update(attempts)
     .where(attempts.c.key == bindparam("account"), attempts.c.failures > 0)
@@ -85,6 +75,7 @@ class SqlThrottleStore:
         self._failure_and_hit = select(failure.c.failures).add_cte(self._hit_upsert("counter").cte("hit"))
         self._reserve_client = self._client_reservation()
         self._reservations: dict[tuple[int, bool], Any] = {}
+        self._with_user: dict[int, Any] = {}  # with_user(the reservation), by its steps
 
     def _failure_upsert(self, key: str) -> Any:
         """One more failure for the account ``key`` names; returns the new count."""
@@ -182,10 +173,17 @@ class SqlThrottleStore:
         return statement
 
     async def reserve_login(
-        self, key: str, counter: str | None, window_start: datetime, window: timedelta, limits: LoginLimits
+        self,
+        key: str,
+        counter: str | None,
+        window_start: datetime,
+        window: timedelta,
+        limits: LoginLimits,
+        email: str | None = None,
     ) -> Reservation:
         waits = limits.waits or (limits.now,)
         parameters: dict[str, Any] = {
+            "email": email,
             "key": key,
             "counter": counter,
             "start": window_start,
@@ -198,7 +196,7 @@ class SqlThrottleStore:
             parameters[f"at{i}"] = limits.free + i
             parameters[f"wait{i}"] = wait
         if self._dialect == "postgresql" and counter is not None:
-            return await self._reserve_in_one(parameters, len(waits))
+            return await self._reserve_in_one(parameters, len(waits), read=email is not None)
         account = self._account_reservation(len(waits))
         # SQLite: one write transaction (BEGIN IMMEDIATE orders it against every other writer).
         # PostgreSQL without a client: the one upsert, its own transaction.
@@ -212,22 +210,36 @@ class SqlThrottleStore:
                     return Reservation(False, state, found)
             row = (await conn.execute(account, parameters)).one_or_none()
             if row is not None:
-                return Reservation(True, AttemptState(row.failures, row.next_allowed_at), int(counted or 0))
+                state = AttemptState(row.failures, row.next_allowed_at)
+                if email is None:
+                    return Reservation(True, state, int(counted or 0))
+                # SQLite: in the reservation's transaction, which costs no trip; PostgreSQL
+                # without a client (no address known): a statement of its own.
+                user = await read_user(conn, email)
+                return Reservation(True, state, int(counted or 0), read=True, user=user)
             if counter is not None:  # the account refused: the client's attempt is taken back
-                await conn.execute(_UNHIT, {"counter": counter, "start": window_start})
+                await conn.execute(UNHIT, {"counter": counter, "start": window_start})
             state, found = await self._found(conn, parameters)
             return Reservation(False, state, found)
 
-    async def _reserve_in_one(self, parameters: dict[str, Any], steps: int) -> Reservation:
-        """PostgreSQL: both upserts in one statement, one round trip. Each is atomic on its own row;
-        when the account refuses after the client's count went up, a second statement takes it
-        back (meanwhile the count is one ahead, which can only refuse a concurrent attempt)."""
+    async def _reserve_in_one(self, parameters: dict[str, Any], steps: int, *, read: bool) -> Reservation:
+        """PostgreSQL: both upserts in one statement, one round trip, and with ``read`` the user
+        too (login_trips.with_user). Each upsert is atomic on its own row; when the account refuses
+        after the client's count went up, a second statement takes it back (meanwhile the count
+        is one ahead, which can only refuse a concurrent attempt)."""
+        statement = self._account_reservation(steps, gated=True)
+        if read:
+            statement = self._with_user.get(steps)
+            if statement is None:
+                statement = self._with_user[steps] = with_user(self._account_reservation(steps, gated=True))
         async with self._store.connection() as conn:  # autocommit: the statement is its transaction
-            row = (await conn.execute(self._account_reservation(steps, gated=True), parameters)).one()
+            row = (await conn.execute(statement, parameters)).one()
             if row.failures is not None:
-                return Reservation(True, AttemptState(row.failures, row.next_allowed_at), int(row.counted))
+                state = AttemptState(row.failures, row.next_allowed_at)
+                user = user_in(row) if read else None
+                return Reservation(True, state, int(row.counted), read=read, user=user)
             if row.counted is not None:  # the account refused: the client's attempt is taken back
-                await conn.execute(_UNHIT, {"counter": parameters["counter"], "start": parameters["start"]})
+                await conn.execute(UNHIT, {"counter": parameters["counter"], "start": parameters["start"]})
             state, found = await self._found(conn, parameters)
             return Reservation(False, state, found)
 
@@ -237,25 +249,35 @@ class SqlThrottleStore:
         return AttemptState(row.failures or 0, row.next_allowed_at), int(row.counted or 0)
 
     async def release_login(
-        self, key: str, counter: str | None, window_start: datetime, *, reset: bool, reserved: int
-    ) -> None:
+        self,
+        key: str,
+        counter: str | None,
+        window_start: datetime,
+        *,
+        reset: bool,
+        reserved: int,
+        opening: Opening | None = None,
+    ) -> bool | None:
+        if opening is not None and reset:  # the session's write in the same trip
+            return await release_and_open(self._store, key, counter, window_start, opening)
         if self._dialect == "postgresql":  # one statement, one round trip
-            forget = (_FORGET if reset else _UNFAIL).cte("account")
+            forget = (FORGET if reset else _UNFAIL).cte("account")
             statement = select(literal(1)).add_cte(forget)
             if counter is not None:
-                statement = statement.add_cte(_UNHIT.cte("client"))
+                statement = statement.add_cte(UNHIT.cte("client"))
             parameters = {"account": key, "reserved": reserved, "counter": counter}
             async with self._store.connection() as conn:
                 await conn.execute(statement, {**parameters, "start": window_start})
-            return
+            return None
         # Each statement takes only its own parameters: an UPDATE would SET a column named as one.
         async with self._store.transaction() as conn:
             if reset:
-                await conn.execute(_FORGET, {"account": key})
+                await conn.execute(FORGET, {"account": key})
             else:
                 await conn.execute(_UNFAIL, {"account": key, "reserved": reserved})
             if counter is not None:
-                await conn.execute(_UNHIT, {"counter": counter, "start": window_start})
+                await conn.execute(UNHIT, {"counter": counter, "start": window_start})
+        return None
 
     async def login_state(
         self, key: str, counter: str | None, window_start: datetime

@@ -16,7 +16,7 @@ from doorward.storage.tables import users
 
 # Built once, as rows.py's FIND_SESSION: a statement built per call costs more CPU than
 # answering it. These are the statements of every login.
-_USER_BY_EMAIL = select(users).where(users.c.email_canonical == bindparam("email"))
+USER_BY_EMAIL = select(users).where(users.c.email_canonical == bindparam("email"))
 # A no-op update: its WHERE re-checks the row and its lock orders this transaction against a
 # concurrent reset or change of the same user (on SQLite, BEGIN IMMEDIATE already does).
 CONFIRM_CREDENTIALS = (
@@ -41,7 +41,7 @@ class SqlUsers:
         self._conn = conn
 
     async def by_canonical_email(self, email_canonical: str) -> User | None:
-        result = await self._conn.execute(_USER_BY_EMAIL, {"email": email_canonical})
+        result = await self._conn.execute(USER_BY_EMAIL, {"email": email_canonical})
         row = result.first()
         return _user(row) if row else None
 

@@ -1,0 +1,110 @@
+"""A login's two trips to the database, when the throttle's counters live there beside the users.
+
+The attempt must be counted before the verify and the session written after it, so a login cannot
+take fewer than two trips; these statements make it two (issue 24 item 2). Before the verify, the
+user's row is read with the reservation: on PostgreSQL in its statement (a join on the reservation's
+row), on SQLite in its write transaction. After a right password, the reservation is taken back with
+the session's write: on PostgreSQL one statement (CTEs), on SQLite one write transaction. A failed
+login needs no second trip: its attempt was counted as a failure when it was reserved.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from doorward.core.models import Opening, User
+from doorward.storage.rows import user_of
+from doorward.storage.sessions import SqlSessions
+from doorward.storage.store import SqlStore, open_session_statement, open_session_values
+from doorward.storage.tables import attempts, rate_windows, users
+from doorward.storage.users import USER_BY_EMAIL, SqlUsers
+
+# Taking a reservation back: the client's attempt (in its window only), and the account's failures.
+UNHIT = (
+    update(rate_windows)
+    .where(
+        rate_windows.c.key == bindparam("counter"),
+        rate_windows.c.window_start == bindparam("start"),
+        rate_windows.c.count > 0,
+    )
+    .values(count=rate_windows.c.count - 1)
+)
+# Named ``account``, not ``key``: beside an UPDATE, a parameter named as a column becomes a SET.
+FORGET = delete(attempts).where(attempts.c.key == bindparam("account"))
+
+
+def with_user(reservation: Any) -> Any:
+    """PostgreSQL: the reservation's one row, joined with the user of ``email`` (columns all None
+    when there is none), so that reading the user costs no trip of its own."""
+    row = reservation.subquery("reservation")
+    joined = row.outerjoin(users, users.c.email_canonical == bindparam("email"))
+    return select(row, users).select_from(joined)
+
+
+def user_in(row: Any) -> User | None:
+    """The user of a ``with_user`` row, or None."""
+    return user_of(row._mapping) if row.id is not None else None
+
+
+async def read_user(conn: AsyncConnection, email: str) -> User | None:
+    """SQLite: the user of ``email``, read inside the reservation's transaction."""
+    row = (await conn.execute(USER_BY_EMAIL, {"email": email})).first()
+    return user_of(row._mapping) if row is not None else None
+
+
+def _release_and_open(*, rehash: bool, client: bool) -> Any:
+    """PostgreSQL: ``open_session_statement`` with the reservation taken back in CTEs of its own,
+    which run whether or not the session is written (a right password takes its attempt back
+    even when a reset won meanwhile, as it did in a trip of its own).
+
+    The client's row is locked before the account's, as a reservation locks them (its account
+    upsert reads the client's CTE): the account's DELETE reads the client's CTE too, which makes
+    PostgreSQL run that first. In the other order, a reservation and a release of the same
+    account and client could each wait for the other's row: a deadlock, one of them failed.
+    """
+    statement = open_session_statement(rehash=rehash)
+    if not client:
+        return statement.add_cte(FORGET.cte("account"))
+    unhit = UNHIT.returning(rate_windows.c.count).cte("client")
+    after = select(func.count()).select_from(unhit).scalar_subquery() >= 0
+    return statement.add_cte(unhit, FORGET.where(after).cte("account"))
+
+
+_RELEASE_AND_OPEN = {
+    (rehash, client): _release_and_open(rehash=rehash, client=client)
+    for rehash in (False, True)
+    for client in (False, True)
+}
+
+
+async def release_and_open(
+    store: SqlStore, key: str, counter: str | None, window_start: datetime, opening: Opening
+) -> bool:
+    """Forget the account ``key``, take the attempt back from ``counter``'s window, and write the
+    session of ``opening`` if its user's hash is still the one seen (``Store.open_session``)."""
+    if store.engine.dialect.name == "postgresql":
+        values = open_session_values(
+            opening.session, opening.token_digest, opening.seen_hash, opening.new_hash
+        )
+        values.update(account=key, counter=counter, start=window_start)
+        statement = _RELEASE_AND_OPEN[opening.new_hash is not None, counter is not None]
+        async with store.connection() as conn:  # autocommit: the statement is its transaction
+            return bool((await conn.execute(statement, values)).rowcount == 1)
+    session = opening.session
+    async with store.transaction() as conn:  # committed even when no session is written
+        await conn.execute(FORGET, {"account": key})
+        if counter is not None:
+            await conn.execute(UNHIT, {"counter": counter, "start": window_start})
+        accounts = SqlUsers(conn)
+        if not await accounts.confirm_credentials(session.user_id, opening.seen_hash):
+            return False
+        if opening.new_hash is not None:
+            await accounts.replace_password_hash(
+                session.user_id, opening.seen_hash, opening.new_hash, session.created_at
+            )
+        await SqlSessions(conn).add(session, opening.token_digest)
+    return True
