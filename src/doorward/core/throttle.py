@@ -123,10 +123,8 @@ class Throttle:
 
     async def reserve_login(self, account: str, client: str | None, *, read_user: bool = False) -> Reserved:
         """Count this attempt before its password is checked, or raise TooManyAttempts (nothing
-        counted): the same for every email, known or not, so a 429 reveals nothing.
-
-        ``read_user``: a store on the users' database reads the user of ``account`` (a canonical
-        email) in the same trip; ``Reserved.read`` says whether it did."""
+        counted): the same for every email, known or not, so a 429 reveals nothing. ``read_user``:
+        a store on the users' database reads ``account``'s user in the trip (``Reserved.read``)."""
         now = self._clock()
         policy = self.policy
         start, end = self._window(policy.client_window, now)
@@ -137,8 +135,7 @@ class Throttle:
             free=policy.free_failures,
             waits=tuple(now + delay for delay in policy.delays()),
         )
-        key, counter = f"account:{account}", _client_key(client)
-        email = account if read_user else None
+        key, counter, email = f"account:{account}", _client_key(client), account if read_user else None
         found = await self._store.reserve_login(key, counter, start, policy.client_window, limits, email)
         if found.admitted:
             return Reserved(key, counter, start, found.state.failures, found.read, found.user)
@@ -164,17 +161,11 @@ class Throttle:
     ) -> bool | None:
         """A reserved attempt's password was right: take the attempt back from the client and
         reset the account (``reset``), or take back only its one failure (a second factor is
-        still to come: only that resets the account, as before).
-
-        ``opening``: the session to write in the same trip where the store can (the database's
-        counters): whether it was written; None where the caller must open it."""
+        still to come: only that resets the account, as before). ``opening``: the session, written
+        in the same trip where the store can (whether it was); None: the caller must open it."""
+        r = reserved
         return await self._store.release_login(
-            reserved.key,
-            reserved.counter,
-            reserved.window_start,
-            reset=reset,
-            reserved=reserved.failures,
-            opening=opening,
+            r.key, r.counter, r.window_start, reset=reset, reserved=r.failures, opening=opening
         )
 
     async def login_failed(self, account: str, client: str | None) -> None:
