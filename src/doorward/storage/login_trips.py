@@ -13,14 +13,26 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    bindparam,
+    case,
+    delete,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from doorward.core.models import Opening, User
 from doorward.storage.rows import user_of
 from doorward.storage.sessions import SqlSessions
 from doorward.storage.store import SqlStore, open_session_statement, open_session_values
-from doorward.storage.tables import attempts, rate_windows, users
+from doorward.storage.tables import UTCDateTime, attempts, rate_windows, users
 from doorward.storage.users import USER_BY_EMAIL, SqlUsers
 
 # Taking a reservation back: the client's attempt (in its window only), and the account's failures.
@@ -35,6 +47,77 @@ UNHIT = (
 )
 # Named ``account``, not ``key``: beside an UPDATE, a parameter named as a column becomes a SET.
 FORGET = delete(attempts).where(attempts.c.key == bindparam("account"))
+
+
+def client_reservation(insert: Any) -> Any:
+    """One more attempt in the window of ``counter``, only while it counts under ``limit``
+    (``insert``: the dialect's INSERT of ``rate_windows``)."""
+    hit = insert.values(key=bindparam("counter"), window_start=bindparam("start"), count=1)
+    return hit.on_conflict_do_update(
+        index_elements=[rate_windows.c.key],
+        set_={
+            "count": case(
+                (rate_windows.c.window_start == hit.excluded.window_start, rate_windows.c.count + 1),
+                else_=1,
+            ),
+            "window_start": hit.excluded.window_start,
+        },
+        where=or_(
+            rate_windows.c.window_start != hit.excluded.window_start,
+            rate_windows.c.count < bindparam("limit"),
+        ),
+    ).returning(rate_windows.c.count)
+
+
+def account_reservation(insert: Any, steps: int, client_reservation: Any = None) -> Any:
+    """One more failure of ``key`` with the wait it brings (``wait0`` .. ``wait{steps-1}`` from
+    failure ``free`` on), only while the account is neither locked nor waiting at ``now``
+    (``insert``: the dialect's INSERT of ``attempts``).
+
+    With the ``client_reservation`` (PostgreSQL): one statement with it, the account's only if
+    the client's was admitted; it answers both counts (None where refused).
+    """
+    when = UTCDateTime()
+    row = {
+        "key": bindparam("key", type_=attempts.c.key.type),
+        "failures": literal(1, Integer),
+        "updated_at": bindparam("now", type_=when),
+        "next_allowed_at": bindparam("first_wait", type_=when),
+    }
+    client = client_reservation.cte("client") if client_reservation is not None else None
+    if client is None:
+        reserve = insert.values(**row)
+    else:
+        admitted = select(*(value.label(name) for name, value in row.items())).where(
+            exists(select(client.c.count))
+        )
+        reserve = insert.from_select(list(row), admitted)
+    failures = attempts.c.failures + 1
+    branches: list[tuple[ColumnElement[bool], Any]] = [
+        (failures == bindparam(f"at{i}"), bindparam(f"wait{i}", type_=when)) for i in range(steps - 1)
+    ]
+    branches.append((failures >= bindparam(f"at{steps - 1}"), bindparam(f"wait{steps - 1}", type_=when)))
+    statement = reserve.on_conflict_do_update(
+        index_elements=[attempts.c.key],
+        set_={
+            "failures": failures,
+            "updated_at": reserve.excluded.updated_at,
+            "next_allowed_at": case(*branches, else_=attempts.c.next_allowed_at),
+        },
+        where=(attempts.c.failures < bindparam("lockout"))
+        & or_(
+            attempts.c.next_allowed_at.is_(None),
+            attempts.c.next_allowed_at <= bindparam("now", type_=when),
+        ),
+    ).returning(attempts.c.failures, attempts.c.next_allowed_at)
+    if client is None:
+        return statement
+    account = statement.cte("account")
+    return select(
+        select(client.c.count).scalar_subquery().label("counted"),
+        select(account.c.failures).scalar_subquery().label("failures"),
+        select(account.c.next_allowed_at).scalar_subquery().label("next_allowed_at"),
+    ).add_cte(client, account)
 
 
 def with_user(reservation: Any) -> Any:

@@ -13,13 +13,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
-    ColumnElement,
-    Integer,
     Table,
     bindparam,
     case,
     delete,
-    exists,
     literal,
     or_,
     select,
@@ -30,9 +27,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from doorward.core.models import AttemptState, LoginLimits, Opening, Reservation
 from doorward.core.ports import WaitUntil
-from doorward.storage.login_trips import FORGET, UNHIT, read_user, release_and_open, user_in, with_user
+from doorward.storage.login_trips import (
+    FORGET,
+    UNHIT,
+    account_reservation,
+    client_reservation,
+    read_user,
+    release_and_open,
+    user_in,
+    with_user,
+)
 from doorward.storage.store import SqlStore
-from doorward.storage.tables import UTCDateTime, attempts, rate_windows
+from doorward.storage.tables import attempts, rate_windows
 
 _KEY = attempts.c.key == bindparam("key")
 # One statement for both of a login's reads: an account's state and its client's failures.
@@ -100,77 +106,17 @@ class SqlThrottleStore:
         ).returning(rate_windows.c.count)
 
     def _client_reservation(self) -> Any:
-        """One more attempt in the window of ``counter``, only while it counts under ``limit``."""
-        hit = self._insert(rate_windows).values(
-            key=bindparam("counter"), window_start=bindparam("start"), count=1
-        )
-        return hit.on_conflict_do_update(
-            index_elements=[rate_windows.c.key],
-            set_={
-                "count": case(
-                    (rate_windows.c.window_start == hit.excluded.window_start, rate_windows.c.count + 1),
-                    else_=1,
-                ),
-                "window_start": hit.excluded.window_start,
-            },
-            where=or_(
-                rate_windows.c.window_start != hit.excluded.window_start,
-                rate_windows.c.count < bindparam("limit"),
-            ),
-        ).returning(rate_windows.c.count)
+        return client_reservation(self._insert(rate_windows))
 
     def _account_reservation(self, steps: int, gated: bool = False) -> Any:
-        """One more failure of ``key`` with the wait it brings (``wait0`` .. ``wait{steps-1}`` from
-        failure ``free`` on), only while the account is neither locked nor waiting at ``now``.
-
-        ``gated`` (PostgreSQL): one statement with the client's reservation, the account's only
-        if the client's was admitted; it answers both counts (None where refused).
-        """
+        """``login_trips.account_reservation``, built once per number of steps."""
         cached = self._reservations.get((steps, gated))
-        if cached is not None:
-            return cached
-        when = UTCDateTime()
-        row = {
-            "key": bindparam("key", type_=attempts.c.key.type),
-            "failures": literal(1, Integer),
-            "updated_at": bindparam("now", type_=when),
-            "next_allowed_at": bindparam("first_wait", type_=when),
-        }
-        client = self._client_reservation().cte("client") if gated else None
-        if client is None:
-            reserve = self._insert(attempts).values(**row)
-        else:
-            admitted = select(*(value.label(name) for name, value in row.items())).where(
-                exists(select(client.c.count))
+        if cached is None:
+            client = self._client_reservation() if gated else None
+            cached = self._reservations[steps, gated] = account_reservation(
+                self._insert(attempts), steps, client
             )
-            reserve = self._insert(attempts).from_select(list(row), admitted)
-        failures = attempts.c.failures + 1
-        branches: list[tuple[ColumnElement[bool], Any]] = [
-            (failures == bindparam(f"at{i}"), bindparam(f"wait{i}", type_=when)) for i in range(steps - 1)
-        ]
-        branches.append((failures >= bindparam(f"at{steps - 1}"), bindparam(f"wait{steps - 1}", type_=when)))
-        statement = reserve.on_conflict_do_update(
-            index_elements=[attempts.c.key],
-            set_={
-                "failures": failures,
-                "updated_at": reserve.excluded.updated_at,
-                "next_allowed_at": case(*branches, else_=attempts.c.next_allowed_at),
-            },
-            where=(attempts.c.failures < bindparam("lockout"))
-            & or_(
-                attempts.c.next_allowed_at.is_(None),
-                attempts.c.next_allowed_at <= bindparam("now", type_=when),
-            ),
-        ).returning(attempts.c.failures, attempts.c.next_allowed_at)
-        if client is not None:
-            account = statement.cte("account")
-            statement = select(
-                select(client.c.count).scalar_subquery().label("counted"),
-                select(account.c.failures).scalar_subquery().label("failures"),
-                select(account.c.next_allowed_at).scalar_subquery().label("next_allowed_at"),
-            ).add_cte(client, account)
-        self._reservations[steps, gated] = statement
-        return statement
+        return cached
 
     async def reserve_login(
         self,
