@@ -35,7 +35,7 @@ from doorward.core.throttle import Throttle, ThrottlePolicy
 from doorward.mail import FileTransport, MailOutbox, SmtpTransport, Transport
 from doorward.storage import SqlStore, create_engine, load_or_create_secret, open_checkpointer
 from doorward.storage.audit import SqlAuditSink
-from doorward.storage.lookup import open_lookup
+from doorward.storage.lookup import open_driver, open_lookup
 from doorward.storage.redis_throttle import RedisThrottleStore
 from doorward.storage.throttle import SqlThrottleStore
 
@@ -93,6 +93,13 @@ async def open_services(
     store = SqlStore(
         engine,
         lookup=lookup,
+        driver=open_driver(
+            engine.url,
+            engine.dialect,
+            timeout=settings.db_timeout,
+            statement_timeout=settings.db_statement_timeout,
+            pool_size=settings.db_pool_size,
+        ),
         checkpointer=open_checkpointer(engine.url),
         limit=settings.db_timeout if serving else None,
     )

@@ -25,6 +25,7 @@ from doorward.storage.errors import ASYNCPG_UNAVAILABLE, sqlite_lookup_error, un
 from doorward.storage.rows import FIND_SESSION, session_and_user
 
 LOOKUP_APPLICATION_NAME = "doorward-session-lookup"
+LOGIN_APPLICATION_NAME = "doorward-login"
 
 
 MMAP_BYTES = 1 << 30
@@ -72,6 +73,23 @@ def open_lookup(
             pool_size=pool_size,
         )
     return None
+
+
+def open_driver(
+    url: URL, dialect: Dialect, *, timeout: float, statement_timeout: float, pool_size: int
+) -> PostgresLookup | None:
+    """PostgreSQL: connections of their own for a login's two statements (storage/login_trips.py),
+    run on the driver as the session check's read is; None on another database."""
+    if url.get_backend_name() != "postgresql":
+        return None
+    return PostgresLookup(
+        _asyncpg_options(url, dialect),
+        "",
+        timeout=timeout,
+        statement_timeout=statement_timeout,
+        pool_size=pool_size,
+        application_name=LOGIN_APPLICATION_NAME,
+    )
 
 
 class SqliteLookup:
@@ -141,9 +159,11 @@ class PostgresLookup:
         timeout: float,
         statement_timeout: float,
         pool_size: int,
+        application_name: str = LOOKUP_APPLICATION_NAME,
     ) -> None:
         self._options = options  # asyncpg.connect's keywords, the password among them
         self._sql = sql
+        self._application_name = application_name
         self._timeout = timeout
         self._statement_timeout = statement_timeout
         self._size = pool_size
@@ -185,7 +205,7 @@ class PostgresLookup:
                     "command_timeout": self._statement_timeout + 1,
                     "server_settings": {
                         "statement_timeout": str(int(self._statement_timeout * 1000)),
-                        "application_name": LOOKUP_APPLICATION_NAME,  # so pg_stat_activity says
+                        "application_name": self._application_name,  # so pg_stat_activity says
                     },
                 }
             )
@@ -210,12 +230,18 @@ class PostgresLookup:
     async def find(self, token_digest: bytes) -> tuple[Session, User] | None:
         """The session and user of ``token_digest``; waiting for a connection, connecting and the
         query take ``timeout`` seconds in all (DOORWARD_DB_TIMEOUT), then StorageUnavailable."""
+        row = await self.fetchrow(self._sql, token_digest)
+        return session_and_user(row) if row is not None else None
+
+    async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
+        """The first row of one statement (autocommit: its own transaction), within ``timeout``
+        seconds in all, as ``find``: a connection that is not there is StorageUnavailable."""
         deadline = asyncio.get_running_loop().time() + self._timeout
         try:
             conn = await self._acquire(deadline)
             try:
                 # asyncpg's own per-query timeout, in place of the connection's command_timeout.
-                row = await conn.fetchrow(self._sql, token_digest, timeout=_left(deadline))
+                row = await conn.fetchrow(sql, *args, timeout=_left(deadline))
             except BaseException:
                 self._drop(conn)
                 raise
@@ -226,7 +252,7 @@ class PostgresLookup:
             if unavailable_sqlstate(exc.sqlstate):
                 raise StorageUnavailable() from exc
             raise
-        return session_and_user(row) if row is not None else None
+        return row
 
     async def close(self) -> None:
         self._closed = True

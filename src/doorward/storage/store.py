@@ -19,6 +19,7 @@ from doorward.storage.audit_trail import SqlAuditTrail
 from doorward.storage.database import WRITE_OPTION, read_options
 from doorward.storage.errors import LookupBusy, sql_translated
 from doorward.storage.factors import SqlFactors
+from doorward.storage.lookup import PostgresLookup
 from doorward.storage.loopsqlite import Checkpointer
 from doorward.storage.passkeys import SqlPasskeys
 from doorward.storage.sessions import SqlSessions, session_values
@@ -94,12 +95,14 @@ class SqlStore:
         engine: AsyncEngine,
         *,
         lookup: SessionLookup | None = None,
+        driver: PostgresLookup | None = None,
         checkpointer: Checkpointer | None = None,
         limit: float | None = None,
     ) -> None:
         self.engine = engine
         self._limit = limit
         self._lookup = lookup
+        self.driver = driver  # a login's statements on the driver (login_trips.py), PostgreSQL only
         self._checkpointer = checkpointer
         # Reads on the request path are single statements: autocommit spares BEGIN and COMMIT,
         # two of the three round trips a session check would otherwise cost.
@@ -159,6 +162,8 @@ class SqlStore:
             self._checkpointer.stop()
         if self._lookup is not None:
             await self._lookup.close()
+        if self.driver is not None:
+            await self.driver.close()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[SqlTransaction]:

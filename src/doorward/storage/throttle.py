@@ -8,7 +8,7 @@ admitted one after another and never past a limit.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -30,6 +30,7 @@ from doorward.core.ports import WaitUntil
 from doorward.storage.login_trips import (
     FORGET,
     UNHIT,
+    OnDriver,
     account_reservation,
     client_reservation,
     read_user,
@@ -82,6 +83,7 @@ class SqlThrottleStore:
         self._reserve_client = self._client_reservation()
         self._reservations: dict[tuple[int, bool], Any] = {}
         self._with_user: dict[int, Any] = {}  # with_user(the reservation), by its steps
+        self._on_driver: dict[int, OnDriver] = {}  # the same, compiled for SqlStore.driver
 
     def _failure_upsert(self, key: str) -> Any:
         """One more failure for the account ``key`` names; returns the new count."""
@@ -173,21 +175,37 @@ class SqlThrottleStore:
         too (login_trips.with_user). Each upsert is atomic on its own row; when the account refuses
         after the client's count went up, a second statement takes it back (meanwhile the count
         is one ahead, which can only refuse a concurrent attempt)."""
+        driver = self._store.driver
+        if read and driver is not None:  # a login's statement: on the driver (login_trips.OnDriver)
+            driven = self._on_driver.get(steps)
+            if driven is None:
+                statement = with_user(self._account_reservation(steps, gated=True))
+                driven = self._on_driver[steps] = OnDriver(statement, self._store.engine.dialect)
+            found = await driver.fetchrow(driven.sql, *driven.args(parameters))
+            assert found is not None  # a SELECT without FROM's filter: one row, always
+            return await self._reserved(found, parameters, read)
         statement = self._account_reservation(steps, gated=True)
         if read:
             statement = self._with_user.get(steps)
             if statement is None:
-                statement = self._with_user[steps] = with_user(self._account_reservation(steps, gated=True))
+                reservation = self._account_reservation(steps, gated=True)
+                statement = self._with_user[steps] = with_user(reservation)
         async with self._store.connection() as conn:  # autocommit: the statement is its transaction
-            row = (await conn.execute(statement, parameters)).one()
-            if row.failures is not None:
-                state = AttemptState(row.failures, row.next_allowed_at)
-                user = user_in(row) if read else None
-                return Reservation(True, state, int(row.counted), read=read, user=user)
-            if row.counted is not None:  # the account refused: the client's attempt is taken back
+            row = (await conn.execute(statement, parameters)).one()._mapping
+        return await self._reserved(row, parameters, read)
+
+    async def _reserved(self, row: Mapping[Any, Any], parameters: dict[str, Any], read: bool) -> Reservation:
+        """The reservation a gated statement's ``row`` answers; refused, the client's attempt is
+        taken back if it was counted (the account refused it)."""
+        if row["failures"] is not None:
+            state = AttemptState(row["failures"], row["next_allowed_at"])
+            user = user_in(row) if read else None
+            return Reservation(True, state, int(row["counted"]), read=read, user=user)
+        async with self._store.connection() as conn:
+            if row["counted"] is not None:
                 await conn.execute(UNHIT, {"counter": parameters["counter"], "start": parameters["start"]})
-            state, found = await self._found(conn, parameters)
-            return Reservation(False, state, found)
+            state, counted = await self._found(conn, parameters)
+        return Reservation(False, state, counted)
 
     @staticmethod
     async def _found(conn: AsyncConnection, parameters: dict[str, Any]) -> tuple[AttemptState, int]:
