@@ -22,6 +22,7 @@ from uvicorn.server import ServerState
 
 from doorward.config import Settings
 from doorward.core.errors import DoorwardError, InvalidRequest
+from doorward.logs import ACCESS_LOG
 from doorward.web.errors import HeadersTooLarge, RequestTimeout, error_response
 from doorward.web.headers import AnswerHeaders
 
@@ -93,6 +94,8 @@ class DoorwardHttpProtocol(HttpToolsProtocol):
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
+        self.access_logger = ACCESS_LOG  # uvicorn's access line, without logging's machinery
+        self.access_log = ACCESS_LOG.enabled
         self._limits = _transport()
         self._reading_head = True  # the bytes now coming are a request head's (or the wait for one)
         self._head_bytes = 0
