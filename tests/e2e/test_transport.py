@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 
+from tests.e2e.rawhttp import assert_envelope, connect, exchange, read_answer, read_answer_keep_alive
 from tests.servers import Server, launch
 
 pytestmark = pytest.mark.e2e
@@ -24,22 +22,10 @@ HEADER_TIMEOUT = 1.0
 BODY_TIMEOUT = 1.0
 MAX_HEADER_BYTES = 16384  # the default, stated here so the tests build heads of exactly that size
 MAX_HEADERS = 100
-JSON = "application/json; charset=utf-8"
 
 INVALID = {"success": False, "error": "Invalid request", "code": "invalid_request"}
 TOO_LARGE = {"success": False, "error": "Request headers too large", "code": "headers_too_large"}
 TIMED_OUT = {"success": False, "error": "Request not received in time", "code": "request_timeout"}
-
-
-@dataclass
-class Answer:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-    closed: bool  # the server closed the connection after it
-
-    def json(self) -> object:
-        return json.loads(self.body)
 
 
 def _settings() -> dict[str, str]:
@@ -52,55 +38,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     started = launch(tmp_path_factory.mktemp("transport"), 0, **_settings())
     yield started
     started.stop()
-
-
-def connect(server: Server) -> socket.socket:
-    parts = urlsplit(server.base_url)
-    sock = socket.create_connection((parts.hostname, parts.port), timeout=10)
-    return sock
-
-
-def read_answer(sock: socket.socket, timeout: float = 10) -> Answer:
-    """One HTTP answer from ``sock``, and whether the server then closed the connection."""
-    sock.settimeout(timeout)
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise AssertionError(f"closed without an answer; got {data!r}")
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    status_line, *lines = head.decode("latin-1").split("\r\n")
-    headers = {}
-    for line in lines:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    length = int(headers.get("content-length", "0"))
-    while len(body) < length:
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        body += chunk
-    closed = False
-    with contextlib.suppress(TimeoutError, ConnectionResetError):
-        sock.settimeout(2)
-        closed = sock.recv(1) == b""
-    return Answer(int(status_line.split()[1]), headers, body[:length], closed)
-
-
-def exchange(server: Server, request: bytes) -> Answer:
-    with connect(server) as sock:
-        sock.sendall(request)
-        return read_answer(sock)
-
-
-def assert_envelope(answer: Answer, status: int, body: object, server: Server) -> None:
-    assert answer.status == status, server.explain(answer)
-    assert answer.headers["content-type"] == JSON, answer
-    assert answer.headers["cache-control"] == "no-store", answer
-    assert answer.headers["x-content-type-options"] == "nosniff", answer
-    assert answer.json() == body, answer
-    assert answer.closed, answer
 
 
 HOST = b"Host: doorward\r\n"
@@ -148,22 +85,6 @@ def test_a_malformed_request_after_a_good_one_on_the_same_connection(server: Ser
         assert first.status == 200
         sock.sendall(b"GET /healthz HTTP/1.1\r\n" + HOST + b"X: \x7f\r\n\r\n")
         assert_envelope(read_answer(sock), 400, INVALID, server)
-
-
-def read_answer_keep_alive(sock: socket.socket) -> Answer:
-    """An answer on a connection that stays open: read exactly its head and its Content-Length."""
-    sock.settimeout(10)
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(1)
-        assert chunk, data
-        data += chunk
-    head = data.decode("latin-1").split("\r\n")
-    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in head[1:] if line)}
-    body = b""
-    while len(body) < int(headers["content-length"]):
-        body += sock.recv(int(headers["content-length"]) - len(body))
-    return Answer(int(head[0].split()[1]), headers, body, closed=False)
 
 
 def head_of(size: int, path: bytes = b"/healthz") -> bytes:
@@ -294,6 +215,22 @@ def test_keep_alive_waits_between_requests_are_not_the_head_timeout(server: Serv
         time.sleep(HEADER_TIMEOUT + 0.5)
         sock.sendall(b"GET /healthz HTTP/1.1\r\n" + HOST + b"\r\n")
         assert read_answer_keep_alive(sock).status == 200
+
+
+def test_a_client_that_expects_100_continue_sends_its_body_after_it(server: Server) -> None:
+    body = json.dumps({"email": "expect@example.com", "password": "a long enough passphrase 1"}).encode()
+    with connect(server) as sock:
+        sock.sendall(
+            b"POST /register HTTP/1.1\r\n" + HOST + b"Content-Type: application/json\r\n"
+            b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body)
+        )
+        interim = b""
+        while not interim.endswith(b"\r\n\r\n"):
+            interim += sock.recv(1)
+        assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(body)
+        answer = read_answer_keep_alive(sock)
+    assert answer.status == 201, server.explain(answer)
 
 
 def test_a_body_over_the_limit_is_still_413(server: Server) -> None:

@@ -72,7 +72,7 @@ def _transport() -> _Transport:
 
 
 class _TooManyHeaders(Exception):
-    """Raised in the parser's callback to stop it at the first header line over the count."""
+    """Raised in the parser's callback to refuse a head with more header lines than allowed."""
 
 
 class DoorwardHttpProtocol(HttpToolsProtocol):
@@ -99,7 +99,6 @@ class DoorwardHttpProtocol(HttpToolsProtocol):
         self._limits = _transport()
         self._reading_head = True  # the bytes now coming are a request head's (or the wait for one)
         self._head_bytes = 0
-        self._header_count = 0
         self._head_started: float | None = None  # loop time the unfinished head began
         self._body_started: float | None = None  # loop time the unfinished body's head ended
         self._timer: asyncio.TimerHandle | None = None
@@ -152,17 +151,13 @@ class DoorwardHttpProtocol(HttpToolsProtocol):
     # Parser callbacks: where a head and a body begin and end.
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._header_count = 0
         if self._head_started is None:
             self._head_started = self.loop.time()
 
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._header_count += 1
-        if self._header_count > self._limits.max_headers:
-            raise _TooManyHeaders
-        super().on_header(name, value)
-
     def on_headers_complete(self) -> None:
+        # Counted here, not per header line: the size limit already bounds what they hold.
+        if len(self.headers) > self._limits.max_headers:
+            raise _TooManyHeaders
         super().on_headers_complete()  # which may refuse the head (a path that is not ASCII)
         self._reading_head = False
         self._head_started = None
@@ -195,8 +190,8 @@ class DoorwardHttpProtocol(HttpToolsProtocol):
         self._timer = None
         if self._refused or self.transport.is_closing():
             return
-        if self._answer_pending_before():
-            # Late because doorward is still answering a request sent before it: count from now.
+        if self._answer_pending_before() or self._waiting_on_doorward():
+            # Late because of doorward, not of the client: count from now.
             if self._body_started is not None:
                 self._body_started = self.loop.time()
             else:
@@ -204,6 +199,12 @@ class DoorwardHttpProtocol(HttpToolsProtocol):
             self._arm()
             return
         self._refuse(self._limits.timed_out)
+
+    def _waiting_on_doorward(self) -> bool:
+        """Reading is paused (a body the app has not taken yet), or the client waits for 100 Continue."""
+        cycle = self.cycle
+        waiting = self._body_started is not None and cycle is not None and cycle.waiting_for_100_continue
+        return self.flow.read_paused or waiting
 
     def _answer_pending_before(self) -> bool:
         """A request before the one being read still waits for its answer (pipelining)."""
