@@ -47,6 +47,14 @@ class RedactQueryStrings(logging.Filter):
         return True
 
 
+ACCESS_FLUSH_SECONDS = 0.1
+"""How long an access line may wait to be written with those after it: a write to stderr cost about
+as much as the rest of a session check on a file, and one a request was most of the line's cost."""
+
+ACCESS_FLUSH_LINES = 512
+"""Written at once when this many wait (about 70 KiB)."""
+
+
 class AccessLog(logging.Logger):
     """uvicorn's access line, written as JsonFormatter writes it but at a fraction of the cost.
 
@@ -54,7 +62,8 @@ class AccessLog(logging.Logger):
     answer. Through logging that is a caller lookup, a LogRecord, a filter, a formatter walking the
     record, and a write and flush of its own: a third of a session check (issue 21 item 20). Here the
     line is put together from its five values (the query string redacted, the time formatted once a
-    second) and the lines of one pass of the event loop are written together, at its end.
+    second), and the lines are written together, at most ``ACCESS_FLUSH_SECONDS`` after the first of
+    them (and when the process exits), each with the time of its own answer.
     web/protocol.py hands this to uvicorn in place of the "uvicorn.access" logger.
     """
 
@@ -82,9 +91,11 @@ class AccessLog(logging.Logger):
         )
         if len(self._pending) == 1:
             try:
-                asyncio.get_running_loop().call_soon(self.flush)
+                asyncio.get_running_loop().call_later(ACCESS_FLUSH_SECONDS, self.flush)
             except RuntimeError:  # no loop: at once
                 self.flush()
+        elif len(self._pending) >= ACCESS_FLUSH_LINES:
+            self.flush()  # the timer still comes, and finds nothing or the lines since
 
     def configure(self, handler: logging.StreamHandler[Any], *, enabled: bool) -> None:
         """Write to ``handler``'s stream (the lines waiting go to the one before), if ``enabled``."""

@@ -10,7 +10,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import EMAIL, PASSWORD
 from tests.servers import Server
 
 pytestmark = pytest.mark.e2e
@@ -24,18 +23,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / 100  # utime, stime: clock ticks of 1/100 s on Linux
 
 
-def session_token(server: Server) -> str:
-    with httpx.Client(base_url=server.base_url, timeout=10) as http:
-        assert http.post("/register", json={"email": EMAIL, "password": PASSWORD}).status_code == 201
-        return str(http.post("/login", json={"email": EMAIL, "password": PASSWORD}).json()["sessionToken"])
+def check_cost(server: Server) -> float:
+    """The server's CPU seconds for CHECKS session checks over one kept-alive connection.
 
-
-def check_cost(server: Server, token: str) -> float:
-    """The server's CPU seconds for CHECKS session checks over one kept-alive connection."""
-    auth = {"Authorization": f"Bearer {token}"}
+    The token is a junk one, refused before any database read: the cheaper the check, the larger
+    the share of it an access line takes, and the clearer the measure on a busy machine.
+    """
+    auth = {"Authorization": "Bearer junk"}
     with httpx.Client(base_url=server.base_url, timeout=10) as http:
         for _ in range(200):  # warm up: the first requests connect and fill caches
-            assert http.get("/session", headers=auth).status_code == 200
+            assert http.get("/session", headers=auth).status_code == 401
         before = cpu_seconds(server.process.pid)
         for _ in range(CHECKS):
             http.get("/session", headers=auth)
@@ -44,19 +41,19 @@ def check_cost(server: Server, token: str) -> float:
 
 def test_the_access_line_costs_little_of_a_session_check(start_server: Callable[..., Server]) -> None:
     """Measured as the server's own CPU time, which other work on a shared machine disturbs less than
-    a rate; the two servers take turns, so that a busy moment is likely to fall on both."""
+    a rate; the two servers take turns, and the cheapest of three rounds counts. Two servers alike
+    differ by up to 0.13 here on a busy machine; logging's line made it 1.5."""
     quiet = start_server(access_log="false")
     logged = start_server(access_log="true")
-    tokens = {quiet.base_url: session_token(quiet), logged.base_url: session_token(logged)}
     costs: dict[str, list[float]] = {"off": [], "on": []}
-    for _ in range(2):
-        costs["off"].append(check_cost(quiet, tokens[quiet.base_url]))
-        costs["on"].append(check_cost(logged, tokens[logged.base_url]))
+    for _ in range(3):
+        costs["off"].append(check_cost(quiet))
+        costs["on"].append(check_cost(logged))
     ratio = min(costs["on"]) / min(costs["off"])
-    assert ratio < 1.15, f"with the access log a check costs {ratio:.2f} times as much: {costs}"
+    assert ratio < 1.2, f"with the access log a check costs {ratio:.2f} times as much: {costs}"
     logged.stop()  # its last lines are written at the latest when it stops
     lines = [line for line in logged.stderr().splitlines() if '"uvicorn.access"' in line]
-    assert len(lines) >= 2 * (CHECKS + 200)
+    assert len(lines) >= 3 * (CHECKS + 200)
 
 
 def test_the_access_line_reads_as_before(start_server: Callable[..., Server]) -> None:
