@@ -212,7 +212,7 @@ class Settings(BaseSettings):
     access_log: bool = Field(
         True,
         description="One JSON line per request (query strings redacted); off when a proxy in "
-        "front already logs requests: it is under a tenth of a session check's cost",
+        "front already logs requests: it is about a twentieth of a session check's cost",
     )
 
     @field_validator("hash_profile")
