@@ -129,8 +129,10 @@ class DoorwardHttpProtocol(HttpToolsProtocol):
                 piece, data = (data, b"") if len(data) <= room else (data[:room], data[room:])
                 self._head_bytes += len(piece)
                 self.parser.feed_data(piece)
-                # A pipelined head that began within this piece is counted from the next one on.
+                # A pipelined head begun in a read fed whole as a body is counted from the next
+                # read on: at most one read (256 KiB under uvloop) beyond the limit reaches the parser.
                 if self._reading_head and self._head_bytes >= self._limits.max_head:
+                    self.logger.info("request refused: head over %d bytes", self._limits.max_head)
                     self._refuse(self._limits.too_large)
                     return
         except httptools.HttpParserUpgrade:
@@ -141,7 +143,9 @@ class DoorwardHttpProtocol(HttpToolsProtocol):
             return
         except httptools.HttpParserError as exc:
             too_many = isinstance(exc.__context__, _TooManyHeaders)
-            if not too_many:
+            if too_many:
+                self.logger.info("request refused: over %d header lines", self._limits.max_headers)
+            else:
                 self.logger.info("malformed request refused: %s", exc)
             self._refuse(self._limits.too_large if too_many else self._limits.invalid)
             return
@@ -198,6 +202,8 @@ class DoorwardHttpProtocol(HttpToolsProtocol):
                 self._head_started = self.loop.time()
             self._arm()
             return
+        phase = "head" if self._body_started is None else "body"
+        self.logger.info("request refused: its %s did not arrive in time", phase)
         self._refuse(self._limits.timed_out)
 
     def _waiting_on_doorward(self) -> bool:
