@@ -83,6 +83,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--profile", action="store_true", help="also profile the session check with py-spy")
     parser.add_argument(
+        "--access-log",
+        action="store_true",
+        help="serve doorward with its access log on, as it runs by default (the bare reference has none)",
+    )
+    parser.add_argument(
         "--render",
         action="store_true",
         help="measure nothing: redraw latest.md and chart.png from latest.json",

@@ -77,7 +77,8 @@ class Suite:
         settings = {"hash_profile": self.profile.name, "log_level": "INFO"}
         if "access_log" in self.settings:
             # As the bare reference, which uvicorn serves with --no-access-log: a proxy in front logs.
-            settings["access_log"] = "false"
+            # --access-log measures what the line costs.
+            settings["access_log"] = "true" if getattr(self.args, "access_log", False) else "false"
         if self.many_clients:
             # wrk plays a reverse proxy in front of many clients (login.lua's X-Forwarded-For).
             settings["trusted_proxies"] = "127.0.0.1"

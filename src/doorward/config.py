@@ -224,11 +224,25 @@ class Settings(BaseSettings):
         description="Serve the Swagger UI (/docs) and ReDoc (/redoc) viewers of /openapi.json. Off: they "
         "run a CDN's script on the login page's origin, without a CSP (development only)",
     )
+    max_header_bytes: Annotated[int, Field(ge=1024)] = Field(
+        16 * 1024,
+        description="Largest request head (request line and headers); larger answers 431 and is not read",
+    )
+    max_headers: Annotated[int, Field(ge=8)] = Field(100, description="Most header lines in a request; 431")
+    header_timeout: Duration = Field(
+        timedelta(seconds=10),
+        description="The whole request head must arrive within this, counted from the connection's "
+        "start or the request's first byte (a keep-alive wait is uvicorn's 5 s); then 408",
+    )
+    body_timeout: Duration = Field(
+        timedelta(seconds=15),
+        description="The whole request body must arrive within this after its head; then 408",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     access_log: bool = Field(
         True,
         description="One JSON line per request (query strings redacted); off when a proxy in "
-        "front already logs requests: it is about a tenth of a session check's cost",
+        "front already logs requests: it is about a twentieth of a session check's cost",
     )
 
     @field_validator("hash_profile")

@@ -45,6 +45,8 @@ def serve(
         port=port,
         workers=workers,
         log_config=None,  # keep doorward's JSON logging
+        # uvicorn's httptools protocol with doorward's limits, deadlines and JSON refusals.
+        http="doorward.web.protocol:DoorwardHttpProtocol",
         proxy_headers=False,  # the client address comes from the socket (ASVS 4.1.3)
         server_header=False,
         timeout_graceful_shutdown=GRACEFUL_SECONDS,

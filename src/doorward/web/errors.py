@@ -8,6 +8,7 @@ from collections.abc import Callable
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from doorward.core.admin_keys import AdminKeyInvalid, AdminKeyNameTaken, AdminKeyNotFound, AdminKeyReadOnly
@@ -46,6 +47,21 @@ class PayloadTooLarge(DoorwardError):
 
     code = "payload_too_large"
     message = "Request body too large"
+
+
+class HeadersTooLarge(DoorwardError):
+    """The request head (request line and headers) is over DOORWARD_MAX_HEADER_BYTES, or has more header
+    lines than DOORWARD_MAX_HEADERS; the rest was not read (web/protocol.py)."""
+
+    code = "headers_too_large"
+    message = "Request headers too large"
+
+
+class RequestTimeout(DoorwardError):
+    """The request head or body did not arrive within DOORWARD_HEADER_TIMEOUT or DOORWARD_BODY_TIMEOUT."""
+
+    code = "request_timeout"
+    message = "Request not received in time"
 
 
 class NotFound(DoorwardError):
@@ -95,6 +111,7 @@ STATUS: dict[type[DoorwardError], int] = {
     PasskeyNotFound: 404,
     AdminKeyNotFound: 404,
     MethodNotAllowed: 405,
+    RequestTimeout: 408,
     EmailTaken: 409,
     TotpActive: 409,
     TotpNotPending: 409,
@@ -103,6 +120,7 @@ STATUS: dict[type[DoorwardError], int] = {
     LastFactor: 409,
     AdminKeyNameTaken: 409,
     PayloadTooLarge: 413,
+    HeadersTooLarge: 431,
     TooManyAttempts: 429,
     InternalError: 500,
     Overloaded: 503,
@@ -189,7 +207,12 @@ def install_error_handlers(app: FastAPI, *, not_found_page: Callable[[], Respons
     async def on_unexpected(_request: Request, exc: Exception) -> Envelope:
         return answer_unexpected(exc)
 
+    async def on_client_gone(_request: Request, _exc: Exception) -> Envelope:
+        # The client closed, or web/protocol.py refused its body as too slow: no one to answer, no bug.
+        return error_response(InvalidRequest())
+
     app.add_exception_handler(DoorwardError, on_doorward_error)
     app.add_exception_handler(HTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(ClientDisconnect, on_client_gone)
     app.add_exception_handler(Exception, on_unexpected)
