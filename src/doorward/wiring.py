@@ -18,18 +18,21 @@ from doorward.core.admin import Admin
 from doorward.core.audit import Auditor
 from doorward.core.clock import Clock, utc_now
 from doorward.core.deps import AccountPolicy, Deps, SessionPolicy
+from doorward.core.errors import StorageUnavailable
 from doorward.core.hashpool import HashPool
 from doorward.core.mfa import Mfa
+from doorward.core.outcomes import NoMetrics
 from doorward.core.passkeys import Passkeys
 from doorward.core.password_hashes import PasswordHasher
 from doorward.core.passwords import PasswordPolicy
-from doorward.core.ports import ThrottleStore
+from doorward.core.ports import Metrics, ThrottleStore
 from doorward.core.profiles import TESTING
 from doorward.core.relying_party import RelyingParty
 from doorward.core.secret_box import SecretBox
 from doorward.core.sessions import Authenticator
 from doorward.core.throttle import Throttle, ThrottlePolicy
 from doorward.mail import FileTransport, MailOutbox, SmtpTransport, Transport
+from doorward.metrics import PrometheusMetrics
 from doorward.storage import SqlStore, create_engine, load_or_create_secret, open_checkpointer
 from doorward.storage.audit import SqlAuditSink
 from doorward.storage.lookup import open_lookup
@@ -56,11 +59,15 @@ class Services:
     audit_sink: SqlAuditSink
     outbox: MailOutbox
     csrf_key: bytes = field(repr=False)
+    metrics: PrometheusMetrics | None = None  # None: metrics are off (or a command, not a server)
 
 
 @asynccontextmanager
-async def open_services(settings: Settings, *, clock: Clock = utc_now) -> AsyncIterator[Services]:
-    """Build the services for ``settings``; close the pool and the engine on exit."""
+async def open_services(
+    settings: Settings, *, clock: Clock = utc_now, metrics: PrometheusMetrics | None = None
+) -> AsyncIterator[Services]:
+    """Build the services for ``settings``; close the pool and the engine on exit. With ``metrics``,
+    the core reports to them and a task counts the active sessions."""
     if settings.profile is TESTING:
         _log.warning("hash profile 'testing' is in use: never use it for real accounts")
     engine = create_engine(
@@ -97,6 +104,11 @@ async def open_services(settings: Settings, *, clock: Clock = utc_now) -> AsyncI
     postman = asyncio.create_task(outbox.run(), name="doorward-mail")
     deps: Deps | None = None
     pool: HashPool | None = None
+    counter = (
+        asyncio.create_task(count_sessions(store, settings, metrics, clock), name="doorward-metrics-sessions")
+        if metrics is not None
+        else None
+    )
     try:
         key = (
             settings.pepper.get_secret_value().encode()
@@ -105,7 +117,7 @@ async def open_services(settings: Settings, *, clock: Clock = utc_now) -> AsyncI
         )
         audit = Auditor([audit_sink], clock)
         hasher = PasswordHasher(settings.profile, key)
-        pool = hash_pool(settings, hasher)
+        pool = hash_pool(settings, hasher, metrics)
         deps = Deps(
             store=store,
             pool=pool,
@@ -123,6 +135,7 @@ async def open_services(settings: Settings, *, clock: Clock = utc_now) -> AsyncI
                 require_mfa=settings.require_mfa,
             ),
             clock=clock,
+            metrics=metrics or NoMetrics(),
         )
         accounts = Accounts(deps)
         rp = relying_party(settings)
@@ -140,8 +153,13 @@ async def open_services(settings: Settings, *, clock: Clock = utc_now) -> AsyncI
             audit_sink=audit_sink,
             outbox=outbox,
             csrf_key=await load_or_create_secret(engine, "csrf_key"),
+            metrics=metrics,
         )
     finally:
+        if counter is not None:
+            counter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await counter
         if deps is not None:
             await deps.background.drain()  # the one set of background tasks all three share
         with contextlib.suppress(TimeoutError):
@@ -191,15 +209,37 @@ def relying_party(settings: Settings) -> RelyingParty:
     return RelyingParty(rp_id, tuple(settings.webauthn_origin_list))
 
 
-def hash_pool(settings: Settings, hasher: PasswordHasher) -> HashPool:
+def hash_pool(settings: Settings, hasher: PasswordHasher, metrics: Metrics | None = None) -> HashPool:
     """Hashes on threads of this process, or in the processes ``doorward serve`` shares among its
     workers (doorward/hashing/runner.py); either way this process admits hash_workers + hash_queue."""
     runner = None
     if settings.hash_socket is not None:
         from doorward.hashing.runner import ProcessRunner
 
-        runner = ProcessRunner(settings.hash_socket)
-    return HashPool(hasher, settings.hash_workers, settings.hash_queue, runner)
+        runner = ProcessRunner(settings.hash_socket, metrics)
+    return HashPool(hasher, settings.hash_workers, settings.hash_queue, runner, metrics)
+
+
+async def count_sessions(
+    store: SqlStore, settings: Settings, metrics: PrometheusMetrics, clock: Clock
+) -> None:
+    """Count the active sessions for the metrics' gauge every DOORWARD_METRICS_SESSIONS_INTERVAL:
+    one COUNT per worker per interval, rather than one per scrape or a gauge moved at
+    every login and logout (which expiry, prune and other instances would leave wrong)."""
+    interval = settings.metrics_sessions_interval.total_seconds()
+    idle = settings.session_idle_timeout
+    while True:
+        now = clock()
+        try:
+            async with store.read() as tx:
+                count = await tx.sessions.count_active(now, now - idle if idle is not None else None)
+        except StorageUnavailable as exc:
+            metrics.store_error(exc.store)
+        except Exception:
+            _log.exception("counting the active sessions failed")
+        else:
+            metrics.active_sessions(count)
+        await asyncio.sleep(interval)
 
 
 def mail_transport(settings: Settings) -> Transport:

@@ -183,6 +183,13 @@ class StorageUnavailable(DoorwardError):
     code = "unavailable"
     message = "Service temporarily unavailable"
     retry_after: ClassVar[int] = 5
+    store: ClassVar[str] = "database"  # which store, for the metrics' store errors
+
+
+class RedisUnavailable(StorageUnavailable):
+    """Redis, where the throttle counters live when configured, did not answer: the same 503."""
+
+    store = "redis"
 
 
 # --- multi-factor login ----------------------------------------------------------------------------

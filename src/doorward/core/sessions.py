@@ -16,6 +16,7 @@ from doorward.core.errors import (
     Overloaded,
 )
 from doorward.core.models import Client, LoginResult, Session, User
+from doorward.core.outcomes import counted
 from doorward.core.passwords import MAX_RAW_PASSWORD_LENGTH, Password
 from doorward.core.second_step import require_second_factor
 from doorward.core.tokens import (
@@ -38,6 +39,7 @@ class Authenticator:
         self.background = deps.background
         self._touching: set[str] = set()
 
+    @counted("login_password")
     async def login(self, email: str, password: str, client: Client) -> LoginResult:
         """Verify the credentials and open a session.
 
@@ -124,7 +126,11 @@ class Authenticator:
         flood, most requests then cost no more than their headers. A login that passes may still
         find the pool full by the time it asks (``login`` takes its slot itself).
         """
-        self._deps.refuse_if_full()
+        try:
+            self._deps.refuse_if_full()
+        except Overloaded:
+            self._deps.metrics.outcome("login_password", Overloaded.code)
+            raise
 
     async def _rehash(self, secret: Password) -> str | None:
         try:

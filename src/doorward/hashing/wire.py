@@ -5,7 +5,7 @@ One request per connection: a 4-byte big-endian length and a JSON object, answer
     {"op": "verify", "profile": "owasp-2023", "key": "<hex>", "args": [stored or null, password]}
     {"op": "hash", ...,                                        "args": [password]}
     {"op": "for_import", ...,                                  "args": [stored]}
-    -> {"result": ...} or {"error": "<DoorwardError subclass>", "message": "..."}
+    -> {"result": ..., "seconds": <time hashing>} or {"error": "<DoorwardError subclass>", "message": "..."}
 
 A hashing process reads a request from a blocking socket (``read_message``), a worker its answer on
 the event loop (``read_message_async``); both collect it with one ``_Message``, so the format has one

@@ -19,7 +19,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from doorward.core.errors import EmailTaken, StorageUnavailable
+from doorward.core.errors import EmailTaken, RedisUnavailable, StorageUnavailable
 from doorward.storage.loopsqlite import is_busy
 
 # PostgreSQL's ways of saying "not now": statement timeout or cancel (57014), shutting down (57P0x),
@@ -100,8 +100,9 @@ _REDIS_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 
 @asynccontextmanager
 async def redis_translated() -> AsyncIterator[None]:
-    """Where a Redis that is not there becomes the core's StorageUnavailable (RedisThrottleStore)."""
+    """Where a Redis that is not there becomes the core's StorageUnavailable (RedisThrottleStore):
+    its RedisUnavailable, which the metrics count apart."""
     try:
         yield
     except _REDIS_UNAVAILABLE as exc:
-        raise StorageUnavailable() from exc
+        raise RedisUnavailable() from exc
