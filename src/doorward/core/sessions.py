@@ -126,11 +126,7 @@ class Authenticator:
         flood, most requests then cost no more than their headers. A login that passes may still
         find the pool full by the time it asks (``login`` takes its slot itself).
         """
-        try:
-            self._deps.refuse_if_full()
-        except Overloaded:
-            self._deps.metrics.outcome("login_password", Overloaded.code)
-            raise
+        self._deps.refuse_if_full()
 
     async def _rehash(self, secret: Password) -> str | None:
         try:
