@@ -10,7 +10,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import EMAIL, PASSWORD, app_for, bearer, login, register
+from tests.conftest import EMAIL, PASSWORD, FakeClock, app_for, bearer, login, register
 from tests.servers import free_port
 
 TOKEN = "metrics-token-0123456789abcdef"
@@ -215,3 +215,20 @@ def test_metrics_settings_are_checked(name: str, value: str, message: str) -> No
 
     with pytest.raises(ValidationError, match=message):
         make_settings("sqlite:///x.db", **{name: value})
+
+
+async def test_a_login_with_a_second_step_is_counted_by_method(database_url: str, clock: FakeClock) -> None:
+    from tests.web.test_mfa import enrol, password_step, second_step
+
+    async with app_for(database_url, clock, metrics_token=TOKEN) as (_app, client):
+        enrolled = await enrol(client, clock)
+        token = await password_step(client)
+        assert (await second_step(client, token, code=enrolled.wrong_code(clock))).status_code == 401
+        assert (await second_step(client, token, code=enrolled.code(clock))).status_code == 200
+        assert (await second_step(client, "x" * 43, code=enrolled.code(clock))).status_code == 401
+        after = await scrape(client)
+    assert value(after, "doorward_logins_total", method="password", outcome="success") == 1  # enrolling
+    assert value(after, "doorward_logins_total", method="password", outcome="mfa_required") == 1
+    assert value(after, "doorward_logins_total", method="second_step", outcome="mfa_invalid") == 1
+    assert value(after, "doorward_logins_total", method="second_step", outcome="success") == 1
+    assert value(after, "doorward_logins_total", method="second_step", outcome="mfa_token_invalid") == 1
