@@ -122,19 +122,18 @@ class HashPool:
             if self.full:
                 raise Overloaded()
             self._pending += 1
-            pending = self._pending
-        self._report(pending)
+            self._report()
         return Slot(self)
 
     def _release(self) -> None:
         with self._lock:
             self._pending -= 1
-            pending = self._pending
-        self._report(pending)
+            self._report()
 
-    def _report(self, pending: int) -> None:
-        busy = min(pending, self._workers)
-        self._metrics.hash_slots(busy, pending - busy)
+    def _report(self) -> None:
+        # Under the lock: hash threads release concurrently, and the last count must be the last set.
+        busy = min(self._pending, self._workers)
+        self._metrics.hash_slots(busy, self._pending - busy)
 
     def _start(self, op: HashOp, args: tuple[object, ...]) -> Awaitable[object]:
         return self._runner.start(self.hasher, op, args, self._release)
