@@ -9,6 +9,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -32,7 +33,7 @@ from doorward.core.secret_box import SecretBox
 from doorward.core.sessions import Authenticator
 from doorward.core.throttle import Throttle, ThrottlePolicy
 from doorward.mail import FileTransport, MailOutbox, SmtpTransport, Transport
-from doorward.metrics import PrometheusMetrics
+from doorward.metrics import FLUSH_SECONDS, PrometheusMetrics
 from doorward.storage import SqlStore, create_engine, load_or_create_secret, open_checkpointer
 from doorward.storage.audit import SqlAuditSink
 from doorward.storage.lookup import open_lookup
@@ -105,7 +106,7 @@ async def open_services(
     deps: Deps | None = None
     pool: HashPool | None = None
     counter = (
-        asyncio.create_task(count_sessions(store, settings, metrics, clock), name="doorward-metrics-sessions")
+        asyncio.create_task(keep_metrics(store, settings, metrics, clock), name="doorward-metrics")
         if metrics is not None
         else None
     )
@@ -220,26 +221,38 @@ def hash_pool(settings: Settings, hasher: PasswordHasher, metrics: Metrics | Non
     return HashPool(hasher, settings.hash_workers, settings.hash_queue, runner, metrics)
 
 
-async def count_sessions(
-    store: SqlStore, settings: Settings, metrics: PrometheusMetrics, clock: Clock
-) -> None:
-    """Count the active sessions for the metrics' gauge every DOORWARD_METRICS_SESSIONS_INTERVAL:
-    one COUNT per worker per interval, rather than one per scrape or a gauge moved at
-    every login and logout (which expiry, prune and other instances would leave wrong)."""
+async def keep_metrics(store: SqlStore, settings: Settings, metrics: PrometheusMetrics, clock: Clock) -> None:
+    """Flush the fast path's figures every FLUSH_SECONDS (``PrometheusMetrics.flush``), and count
+    the active sessions for their gauge every DOORWARD_METRICS_SESSIONS_INTERVAL: one COUNT per
+    worker per interval, rather than one per scrape, or a gauge moved at every login and logout
+    (which expiry, prune and other instances would leave wrong)."""
     interval = settings.metrics_sessions_interval.total_seconds()
     idle = settings.session_idle_timeout
-    while True:
-        now = clock()
-        try:
-            async with store.read() as tx:
-                count = await tx.sessions.count_active(now, now - idle if idle is not None else None)
-        except StorageUnavailable as exc:
-            metrics.store_error(exc.store)
-        except Exception:
-            _log.exception("counting the active sessions failed")
-        else:
-            metrics.active_sessions(count)
-        await asyncio.sleep(interval)
+    loop = asyncio.get_running_loop()
+    count_at = loop.time()
+    try:
+        while True:
+            metrics.flush()
+            if loop.time() >= count_at:
+                count_at = loop.time() + interval
+                await _count_sessions(store, metrics, clock(), idle)
+            await asyncio.sleep(min(FLUSH_SECONDS, interval))
+    finally:
+        metrics.flush()
+
+
+async def _count_sessions(
+    store: SqlStore, metrics: PrometheusMetrics, now: datetime, idle: timedelta | None
+) -> None:
+    try:
+        async with store.read() as tx:
+            count = await tx.sessions.count_active(now, now - idle if idle is not None else None)
+    except StorageUnavailable as exc:
+        metrics.store_error(exc.store)
+    except Exception:
+        _log.exception("counting the active sessions failed")
+    else:
+        metrics.active_sessions(count)
 
 
 def mail_transport(settings: Settings) -> Transport:

@@ -8,12 +8,14 @@ import shutil
 import signal
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from doorward.metrics import FLUSH_SECONDS
 from tests.conftest import EMAIL, PASSWORD, bearer
 from tests.servers import Server, children_running, free_port, wait_for
 from tests.web.test_metrics import TOKEN, Samples, samples, value
@@ -70,6 +72,8 @@ def test_one_scrape_counts_every_workers_requests(
             assert response.status_code == 200, response.text
             return samples(response.text)
 
+        # Each worker moves its session checks into the shared files every second (FLUSH_SECONDS).
+        time.sleep(FLUSH_SECONDS + 0.5)
         on_main_port = [scraped_on_main_port() for _ in range(4)]  # whichever worker answers
     with fresh_connections(f"http://127.0.0.1:{metrics_port}") as direct:
         on_address = samples(direct.get("/metrics").text)

@@ -102,6 +102,9 @@ async def test_the_counters_follow_the_requests(database_url: str) -> None:
     assert delta("doorward_session_checks_total", outcome="invalid_session") == 2
     assert delta("doorward_email_verifications_total", outcome="token_invalid") == 1
     assert delta("doorward_request_duration_seconds_count", route="/session") == 5
+    assert delta("doorward_request_duration_seconds_bucket", route="/session", le="+Inf") == 5
+    assert delta("doorward_request_duration_seconds_bucket", route="/session", le="10.0") == 5  # cumulative
+    assert 0 < delta("doorward_request_duration_seconds_sum", route="/session") < 5 * 10
     assert delta("doorward_request_duration_seconds_count", route="/login") == 2 + len(statuses)
     # Each login that reached its hash verified once (not the 400, not a 429): thread timings.
     assert delta("doorward_hash_duration_seconds_count", op="verify") == 1 + statuses.count(401)
