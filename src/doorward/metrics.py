@@ -88,9 +88,9 @@ class PrometheusMetrics:
     Each labelled child is looked up once and kept. The fast path's figures (``answered``) are
     added up in plain Python and moved into prometheus_client's values by ``flush``, every
     FLUSH_SECONDS and before a scrape on the main port: in multiprocess mode each of those values is
-    a write to a memory-mapped file under a lock, and a session check's counter and histogram cost
-    4-5 µs of CPU that way, about 6 % of the check (benchmarks/README.md, "Metrics on"); batched,
-    well under 1 µs. A scrape may miss the last second of another worker's checks.
+    a write to a memory-mapped file under a lock, which at every check was too dear for the session
+    check's budget (benchmarks/README.md, "Metrics on"). A scrape may miss the last second of
+    another worker's checks.
 
     Gauges summed over workers are ``livesum`` (a dead worker's part goes with it); the active
     sessions are ``livemostrecent`` (each worker counts the same table: the latest count wins).
