@@ -86,6 +86,11 @@ async def test_the_counters_follow_the_requests(database_url: str) -> None:
         assert statuses[0] == 401 and 429 in statuses, statuses
         bad_link = await client.post("/email/verify", json={"token": "x" * 43})
         assert bad_link.status_code == 400, bad_link.text
+        asked = await client.post("/password/reset/request", json={"email": "nobody@example.com"})
+        assert asked.status_code == 202
+        reset_body = {"token": "x" * 43, "newPassword": PASSWORD}
+        reset = await client.post("/password/reset/confirm", json=reset_body)
+        assert reset.status_code == 400, reset.text
         after = await scrape(client)
 
     def delta(name: str, **labels: str) -> float:
@@ -101,6 +106,9 @@ async def test_the_counters_follow_the_requests(database_url: str) -> None:
     assert delta("doorward_session_checks_total", outcome="valid") == 3
     assert delta("doorward_session_checks_total", outcome="invalid_session") == 2
     assert delta("doorward_email_verifications_total", outcome="token_invalid") == 1
+    # Asked for an unknown account: "success" all the same, as the answer says nothing either.
+    assert delta("doorward_password_resets_total", stage="request", outcome="success") == 1
+    assert delta("doorward_password_resets_total", stage="complete", outcome="token_invalid") == 1
     assert delta("doorward_request_duration_seconds_count", route="/session") == 5
     assert delta("doorward_request_duration_seconds_bucket", route="/session", le="+Inf") == 5
     assert delta("doorward_request_duration_seconds_bucket", route="/session", le="10.0") == 5  # cumulative
@@ -235,3 +243,16 @@ async def test_a_login_with_a_second_step_is_counted_by_method(database_url: str
     assert value(after, "doorward_logins_total", method="second_step", outcome="mfa_invalid") == 1
     assert value(after, "doorward_logins_total", method="second_step", outcome="success") == 1
     assert value(after, "doorward_logins_total", method="second_step", outcome="mfa_token_invalid") == 1
+
+
+async def test_a_passkey_login_is_counted_by_method(database_url: str, clock: FakeClock) -> None:
+    from tests.web.test_passkeys import login_options, passkey_app, passkey_login, with_passkey
+
+    async with passkey_app(database_url, clock, metrics_token=TOKEN) as (_app, client):
+        _session, authenticator, _id = await with_passkey(client)
+        signed = authenticator.get(await login_options(client))
+        assert (await passkey_login(client, signed)).status_code == 200
+        assert (await passkey_login(client, signed)).status_code == 401  # its challenge is used
+        after = await scrape(client)
+    assert value(after, "doorward_logins_total", method="passkey", outcome="success") == 1
+    assert value(after, "doorward_logins_total", method="passkey", outcome="invalid_credentials") == 1
