@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -17,7 +19,7 @@ import pytest
 
 from doorward.metrics import FLUSH_SECONDS
 from tests.conftest import EMAIL, PASSWORD, bearer
-from tests.servers import Server, children_running, free_port, wait_for
+from tests.servers import Server, children_running, doorward_env, free_port, wait_for
 from tests.web.test_metrics import TOKEN, Samples, samples, value
 
 pytestmark = [
@@ -116,3 +118,23 @@ def test_metrics_are_off_without_the_settings(start_server: Callable[..., Server
     with httpx.Client(base_url=server.base_url) as client:
         response = client.get("/metrics", headers=bearer(TOKEN))
     assert response.status_code == 404
+
+
+def test_a_busy_metrics_address_stops_the_server_with_one_line(tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        env = doorward_env(f"sqlite:///{tmp_path / 'd.db'}", metrics_address=f"127.0.0.1:{taken}")
+        result = subprocess.run(
+            [sys.executable, "-m", "doorward", "serve", "--workers", "2", "--port", str(free_port())],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 1, result.stderr
+    last = result.stderr.splitlines()[-1]
+    assert last == f"error: cannot listen on 127.0.0.1:{taken}: Address already in use", result.stderr
+    assert "Traceback" not in result.stderr
