@@ -42,10 +42,10 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 """The Prometheus text format's Content-Type."""
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-"""Seconds: a session check takes about a millisecond, a login a verify's tens of milliseconds."""
+"""Seconds: from a session check's fraction of a millisecond to a login waiting for a busy hash pool."""
 
 HASH_BUCKETS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
-"""Seconds: argon2id owasp-2023 verifies in 15-60 ms on common servers; tune's profiles reach a second."""
+"""Seconds: a verify of the default profile takes tens of milliseconds; ``tune``'s may take a second."""
 
 _COUNTERS: dict[Action, tuple[str, dict[str, str]]] = {
     "login_password": ("logins", {"method": "password"}),
@@ -282,10 +282,7 @@ class AddressServer:
         server = _Server6 if ":" in host else _Server
         self._server = server((host, port), Handler)
         self.port: int = self._server.server_address[1]
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="doorward-metrics", daemon=True
-        )
-        self._thread.start()
+        threading.Thread(target=self._server.serve_forever, name="doorward-metrics", daemon=True).start()
         shown = f"[{host}]" if ":" in host else host
         _log.info("metrics on http://%s:%d/metrics", shown, self.port)
 
