@@ -93,6 +93,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="measure nothing: redraw latest.md and chart.png from latest.json",
     )
     parser.add_argument("--note", action="append", default=[], help="a line to add to the notes")
+    parser.add_argument(
+        "--metrics",
+        action="store_true",
+        help="serve with DOORWARD_METRICS_TOKEN set: every figure with metrics on (no scraper runs)",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory (logs, SQLite)")
     args = parser.parse_args(argv)

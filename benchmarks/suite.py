@@ -82,6 +82,9 @@ class Suite:
         if self.many_clients:
             # wrk plays a reverse proxy in front of many clients (login.lua's X-Forwarded-For).
             settings["trusted_proxies"] = "127.0.0.1"
+        if getattr(self.args, "metrics", False):
+            # Metrics on as an operator turns them on: every worker records to the shared files.
+            settings["metrics_token"] = "bench-metrics-token-0123456789"
         return settings
 
     def doorward(self, db: dataset.Database) -> Server:

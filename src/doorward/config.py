@@ -244,6 +244,19 @@ class Settings(BaseSettings):
         description="One JSON line per request (query strings redacted); off when a proxy in "
         "front already logs requests: it is about a twentieth of a session check's cost",
     )
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="Bearer token (at least 16 characters) that GET /metrics on the main port asks "
+        "for; unset: /metrics is not served there",
+    )
+    metrics_address: str | None = Field(
+        None,
+        description="host:port (127.0.0.1:9108) where the supervisor serves GET /metrics without a "
+        "token; keep it private",
+    )
+    metrics_sessions_interval: Duration = Field(
+        timedelta(seconds=30), description="How often each worker counts the active sessions for /metrics"
+    )
 
     @field_validator("hash_profile")
     @classmethod
@@ -361,6 +374,31 @@ class Settings(BaseSettings):
         """``trusted_proxies`` parsed (once per value: every request asks)."""
         return _networks(self.trusted_proxies)
 
+    @field_validator("metrics_token")
+    @classmethod
+    def _long_metrics_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("the metrics token must be at least 16 characters (e.g. 32 hex digits)")
+        return value
+
+    @field_validator("metrics_address")
+    @classmethod
+    def _host_and_port(cls, value: str | None) -> str | None:
+        if value is not None and value.strip():
+            _host_port(value.strip())
+            return value.strip()
+        return None
+
+    @property
+    def metrics_listen(self) -> tuple[str, int] | None:
+        """``metrics_address`` as (host, port), brackets of an IPv6 address removed."""
+        return _host_port(self.metrics_address) if self.metrics_address else None
+
+    @property
+    def metrics_enabled(self) -> bool:
+        """/metrics is served somewhere: on the main port with a token, or on its own address."""
+        return self.metrics_token is not None or self.metrics_address is not None
+
     @field_validator("pepper")
     @classmethod
     def _long_pepper(cls, value: SecretStr | None) -> SecretStr | None:
@@ -392,6 +430,16 @@ class Settings(BaseSettings):
     def profile(self) -> Profile:
         """The argon2id profile named by ``hash_profile``."""
         return PROFILES[self.hash_profile]
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    """``host:port`` or ``[v6]:port`` as (host, port); ValueError if it is neither."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("must be host:port, e.g. 127.0.0.1:9108")
+    if host.startswith("[") != host.endswith("]"):
+        raise ValueError("an IPv6 address goes in brackets: [::1]:9108")
+    return host.strip("[]"), int(port)
 
 
 def _origin(url: str) -> str:

@@ -16,6 +16,7 @@ from doorward.core.errors import (
     TokenInvalid,
 )
 from doorward.core.models import AccountToken, Client, NewUser, Session, TokenPurpose, User
+from doorward.core.outcomes import counted
 from doorward.core.passwords import Password
 from doorward.core.reauth import reauthenticate
 from doorward.core.tokens import looks_like_token, new_token, token_digest
@@ -28,6 +29,7 @@ class Accounts:
         self._deps = deps
         self.background = deps.background
 
+    @counted("registration")
     async def register(
         self, email: str, password: str, client: Client | None = None, *, verified: bool = False
     ) -> User | None:
@@ -136,6 +138,7 @@ class Accounts:
         d.notifications.password_changed(user.email)
         d.audit("password.changed", user_id=user.id, sessions_ended=ended, client=client.address)
 
+    @counted("reset_request")
     async def request_password_reset(self, email: str, client: Client) -> None:
         """Mail a reset link if the account exists. Returns at once either way: the lookup, the token
         and the mail happen in the background, so the answer and its time say nothing.
@@ -197,6 +200,7 @@ class Accounts:
             raise TokenExpired()
         return user
 
+    @counted("reset")
     async def reset_password(self, token: str, new_password: str) -> None:
         """Set a new password with a mailed token; all the user's sessions end; the token is used up.
 
@@ -228,6 +232,7 @@ class Accounts:
 
     # --- email verification ------------------------------------------------------------------------
 
+    @counted("verification")
     async def verify_email(self, token: str) -> None:
         """Confirm an address with the token mailed at registration."""
         if not looks_like_token(token):

@@ -12,6 +12,7 @@ from doorward.core.deps import Deps
 from doorward.core.errors import EmailUnverified, InvalidCredentials, UserVerificationRequired
 from doorward.core.factor_checks import second_factor_methods
 from doorward.core.models import CeremonyPurpose, Client, LoginResult, Session, User, WebauthnChallenge
+from doorward.core.outcomes import counted
 from doorward.core.relying_party import (
     CHALLENGE_LIFETIME,
     CeremonyFailed,
@@ -50,6 +51,7 @@ class PasskeyLogin:
             challenge=challenge, allow=[], user_verification=UserVerificationRequirement.PREFERRED
         )
 
+    @counted("login_passkey")
     async def login(self, credential: CredentialJson, client: Client) -> LoginResult:
         """A session, a second step or a refusal for an assertion (see ``Passkeys.login``)."""
         d = self._deps

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Literal, Protocol
 
 from doorward.core.admin_records import AuditEntry
 from doorward.core.models import (
@@ -514,3 +514,37 @@ class Runner(Protocol):
     def close(self) -> None:
         """Finish running hashes and stop."""
         ...
+
+
+# --- metrics ------------------------------------------------------------------------------------
+
+Action = Literal[
+    "login_password",
+    "login_passkey",
+    "login_second_step",
+    "registration",
+    "reset_request",
+    "reset",
+    "verification",
+]
+"""The use cases whose outcomes are counted (``core/outcomes.py``, ``counted``)."""
+
+
+class Metrics(Protocol):
+    """Counts and timings an operator scrapes (doorward/metrics.py; ``NoMetrics`` when off).
+
+    Called on the request path: each call is cheap and never fails. Every label is a fixed word or
+    an error class's ``code``, never anything a request sent, so the number of series is bounded.
+    """
+
+    def outcome(self, action: Action, outcome: str) -> None:
+        """A use case ended: ``outcome`` is "success", or the code of the DoorwardError it raised."""
+
+    def hash_slots(self, busy: int, queued: int) -> None:
+        """The hash pool's slots now: hashing (at most its workers) and waiting beyond those."""
+
+    def hash_refused(self) -> None:
+        """A hash was refused at once, every slot being taken (the 503 of Overloaded)."""
+
+    def hashed(self, op: HashOp, seconds: float) -> None:
+        """A hash of kind ``op`` took ``seconds`` to compute (not counting its wait for a slot)."""

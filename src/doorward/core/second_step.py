@@ -12,6 +12,7 @@ from doorward.core.deps import Deps
 from doorward.core.errors import InvalidCredentials, InvalidRequest, MfaInvalid, MfaRequired, MfaTokenInvalid
 from doorward.core.factor_checks import CODE_AMR, PASSWORD_AMR, FactorChecks, second_factor_methods
 from doorward.core.models import CeremonyPurpose, Client, LoginResult, MfaChallenge, Session, TotpFactor, User
+from doorward.core.outcomes import counted
 from doorward.core.ports import Transaction
 from doorward.core.relying_party import (
     CeremonyFailed,
@@ -127,6 +128,7 @@ class SecondStep:
         self._checks = checks
         self._rp = rp
 
+    @counted("login_second_step")
     async def complete(
         self,
         mfa_token: str,

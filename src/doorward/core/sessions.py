@@ -17,6 +17,7 @@ from doorward.core.errors import (
     Overloaded,
 )
 from doorward.core.models import Client, LoginResult, Session, User
+from doorward.core.outcomes import counted
 from doorward.core.passwords import MAX_RAW_PASSWORD_LENGTH, Password
 from doorward.core.second_step import require_second_factor
 from doorward.core.tokens import (
@@ -40,6 +41,7 @@ class Authenticator:
         self._touching: set[str] = set()
         self._breach_checks: set[int] = set()  # users whose password is being checked now
 
+    @counted("login_password")
     async def login(self, email: str, password: str, client: Client) -> LoginResult:
         """Verify the credentials and open a session.
 

@@ -105,7 +105,8 @@ _REDIS_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 
 @asynccontextmanager
 async def redis_translated() -> AsyncIterator[None]:
-    """Where a Redis that is not there becomes the core's StorageUnavailable (RedisThrottleStore)."""
+    """Where a Redis that is not there becomes the core's StorageUnavailable (RedisThrottleStore),
+    naming Redis: the log line says so and the metrics count it apart."""
     try:
         yield
     except _REDIS_UNAVAILABLE as exc:

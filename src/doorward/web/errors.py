@@ -37,6 +37,7 @@ from doorward.core.errors import (
     UserNotFound,
     UserVerificationRequired,
 )
+from doorward.metrics import PrometheusMetrics
 from doorward.web.responses import Envelope
 
 _log = logging.getLogger("doorward.web")
@@ -78,6 +79,13 @@ class MethodNotAllowed(DoorwardError):
     message = "Method not allowed"
 
 
+class MetricsTokenInvalid(DoorwardError):
+    """GET /metrics without DOORWARD_METRICS_TOKEN as its bearer token."""
+
+    code = "invalid_token"
+    message = "Invalid metrics token"
+
+
 class InternalError(DoorwardError):
     """A bug: the details go to the log, never to the client."""
 
@@ -96,6 +104,7 @@ STATUS: dict[type[DoorwardError], int] = {
     InvalidRequest: 400,
     InvalidCredentials: 401,
     InvalidSession: 401,
+    MetricsTokenInvalid: 401,
     MfaRequired: 401,
     MfaInvalid: 401,
     MfaTokenInvalid: 401,
@@ -151,7 +160,13 @@ def error_response(error: DoorwardError) -> Envelope:
         body["mfaToken"] = error.token
         body["methods"] = list(error.methods)
     headers = retry_headers(error)
-    if isinstance(error, InvalidSession | AdminKeyInvalid):
+def answer_error(error: DoorwardError, metrics: PrometheusMetrics | None = None) -> Envelope:
+    """``error_response``, after logging (and counting, with ``metrics``) what an operator must
+    hear of: a store is down, named in the line ("database unavailable" or "Redis unavailable")."""
+    if isinstance(error, StorageUnavailable):
+        _log.warning("%s unavailable", error.store, exc_info=error.__cause__, extra={"store": error.store})
+        if metrics is not None:
+            metrics.store_error(error.store)
         headers["WWW-Authenticate"] = "Bearer"
     return Envelope(body, status_of(error), headers)
 
@@ -162,11 +177,13 @@ def retry_headers(error: DoorwardError) -> dict[str, str]:
     return {"Retry-After": str(retry_after)} if retry_after else {}
 
 
-def answer_error(error: DoorwardError) -> Envelope:
-    """``error_response``, after logging what an operator must hear of (a store is down), naming
-    the store: "database unavailable" or "Redis unavailable"."""
+def answer_error(error: DoorwardError, metrics: PrometheusMetrics | None = None) -> Envelope:
+    """``error_response``, after logging (and counting, with ``metrics``) what an operator must
+    hear of: a store is down, named in the line ("database unavailable" or "Redis unavailable")."""
     if isinstance(error, StorageUnavailable):
         _log.warning("%s unavailable", error.store, exc_info=error.__cause__, extra={"store": error.store})
+        if metrics is not None:
+            metrics.store_error(error.store)
     return error_response(error)
 
 
@@ -185,9 +202,9 @@ def install_error_handlers(app: FastAPI, *, not_found_page: Callable[[], Respons
     """Route every failure, expected or not, through the table above; ``not_found_page`` renders the
     404 of an unknown path for a browser (``wants_page``), API clients keep the envelope."""
 
-    async def on_doorward_error(_request: Request, exc: Exception) -> Envelope:
+    async def on_doorward_error(request: Request, exc: Exception) -> Envelope:
         assert isinstance(exc, DoorwardError)
-        return answer_error(exc)
+        return answer_error(exc, getattr(request.app, "metrics", None))
 
     async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
