@@ -191,10 +191,6 @@ class StorageUnavailable(DoorwardError):
         super().__init__(message)
         self.store = store
 
-    def __init__(self, message: str | None = None, *, store: str = "database") -> None:
-        super().__init__(message)
-        self.store = store
-
 
 # --- multi-factor login ----------------------------------------------------------------------------
 

@@ -160,13 +160,7 @@ def error_response(error: DoorwardError) -> Envelope:
         body["mfaToken"] = error.token
         body["methods"] = list(error.methods)
     headers = retry_headers(error)
-def answer_error(error: DoorwardError, metrics: PrometheusMetrics | None = None) -> Envelope:
-    """``error_response``, after logging (and counting, with ``metrics``) what an operator must
-    hear of: a store is down, named in the line ("database unavailable" or "Redis unavailable")."""
-    if isinstance(error, StorageUnavailable):
-        _log.warning("%s unavailable", error.store, exc_info=error.__cause__, extra={"store": error.store})
-        if metrics is not None:
-            metrics.store_error(error.store)
+    if isinstance(error, InvalidSession | AdminKeyInvalid | MetricsTokenInvalid):
         headers["WWW-Authenticate"] = "Bearer"
     return Envelope(body, status_of(error), headers)
 
