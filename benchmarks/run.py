@@ -37,7 +37,7 @@ from suite import Suite
 from doorward.core.profiles import PROFILES
 
 RESULTS = harness.HERE / "results"
-ALL_PARTS = ("login", "latency", "session", "flood", "growth")
+ALL_PARTS = ("login", "latency", "session", "flood", "flows", "growth")
 
 
 # --- configuration --------------------------------------------------------------------------------
