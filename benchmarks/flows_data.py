@@ -31,7 +31,7 @@ FIRST_ID = 1_000_000_000
 PASSKEY_OFFSET = 100_000_000
 """Passkey accounts start this far above the app's."""
 
-SECRET_KEY = "benchmark-only secret key, not for production use"
+SECRET_KEY = "benchmark-only secret key: not for production use"
 """DOORWARD_SECRET_KEYS of the server these figures run on: the loader seals TOTP secrets with it."""
 
 LIFETIME = timedelta(hours=2)
