@@ -59,7 +59,9 @@ def draw(results: dict[str, Any], path: Path) -> None:
         logins = [r for r in cpu_rows if r["per"] in {"login", "step", "sign-in"}]
         _cpu(axes[2][0], logins, 1.0, "ms", "CPU per login, second step and passkey sign-in, by process")
         checks = [r for r in cpu_rows if r["per"] not in {"login", "step", "sign-in"}]
-        _cpu(axes[2][1], checks, 1000.0, "µs", "CPU per session check (and bare Starlette request), by process")
+        _cpu(
+            axes[2][1], checks, 1000.0, "µs", "CPU per session check (and bare Starlette request), by process"
+        )
     fig.tight_layout(rect=(0, 0, 1, 0.97 if cpu_rows else 0.96))
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -218,7 +220,7 @@ def _cpu(ax: Any, rows: list[dict[str, Any]], scale: float, unit: str, title: st
             ax.barh(y, width, left=left, color=color, height=0.7)
             left += width
         non_hash = (row["cpu_ms"]["workers"] + row["cpu_ms"]["database"]) * scale
-        ax.text(left, y, f" {non_hash:,.2f} {unit} workers + db", va="center", fontsize=7)
+        ax.text(left, y, f" {non_hash:,.3g} {unit} workers + db", va="center", fontsize=7)
         if "raw_verify_cpu_ms" in row:
             x = (row["cpu_ms"]["workers"] + row["cpu_ms"]["database"] + row["cpu_ms"]["database_aux"]) * scale
             x += row["raw_verify_cpu_ms"] * scale
@@ -231,4 +233,4 @@ def _cpu(ax: Any, rows: list[dict[str, Any]], scale: float, unit: str, title: st
     labels = {"workers": "workers", "database": "PostgreSQL backends", "database_aux": "PostgreSQL's own"}
     labels |= {"hashing": "hashing processes", "generator": "load generator"}
     handles = [Patch(color=color, label=labels[group]) for group, color in CPU_COLORS.items()]
-    ax.legend(handles=handles, fontsize=7, loc="lower right")
+    ax.legend(handles=handles, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=5)

@@ -42,7 +42,9 @@ def per_request_ms(run: dict[str, Any]) -> dict[str, float] | None:
     count = run.get("requests", 0)
     if not roles or not count:
         return None
-    return {group: sum(roles.get(r, 0.0) for r in members) * 1000 / count for group, members in GROUPS.items()}
+    return {
+        group: sum(roles.get(r, 0.0) for r in members) * 1000 / count for group, members in GROUPS.items()
+    }
 
 
 def by_group(runs: Iterable[dict[str, Any]]) -> tuple[dict[str, float], list[float]] | None:
@@ -65,67 +67,76 @@ def _span(values: list[float]) -> str:
     return fmt_ms(middle) + (f" ({fmt_ms(low)}-{fmt_ms(high)})" if len(values) > 1 else "")
 
 
+class _Rows:
+    """The rows of one database's figures."""
+
+    def __init__(self, db: str, rows: list[dict[str, Any]]) -> None:
+        self.db, self.rows = db, rows
+        self.server = "workers + PostgreSQL" if db == "postgresql" else "workers"
+
+    def add(self, key: str, figure: str, m: dict[str, Any], per: str, record: str) -> dict[str, Any] | None:
+        found = by_group(m.get("runs", []))
+        if found is None:
+            return None
+        row = {
+            "db": self.db,
+            "key": key,
+            "figure": figure,
+            "per": per,
+            "rate_per_s": m["served_per_s"]["median"],
+            "cpu_ms": {group: round(ms, 4) for group, ms in found[0].items()},
+            "non_hash_ms": [round(ms, 4) for ms in found[1]],
+            "record": record.format(non_hash=_span(found[1]), server=self.server),
+        }
+        self.rows.append(row)
+        return row
+
+    def login(self, key: str, label: str, m: dict[str, Any]) -> None:
+        """A login figure's row: non-hash CPU, and the hash's CPU against one raw verify of the same run."""
+        verify = [r.get("reference", {}).get("cpu_per_verify_ms") for r in m.get("runs", [])]
+        verify = [v for v in verify if v is not None]
+        row = self.add(key, label, m, "login", "non-hash ({server}): {non_hash} per login")
+        if row is None or not verify:
+            return
+        raw = statistics.median(verify)
+        row["raw_verify_cpu_ms"] = round(raw, 4)
+        row["hash_vs_raw_verify"] = round(row["cpu_ms"]["hashing"] / raw, 3) if raw else None
+        row["record"] += (
+            f"; hash {fmt_ms(row['cpu_ms']['hashing'])} per login = {row['hash_vs_raw_verify']:.2f}x "
+            f"one raw verify ({fmt_ms(raw)} of CPU, same run)"
+        )
+
+
 def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
     """A row per measured figure: its rate, its CPU per request by group, and its figure of record."""
     rows: list[dict[str, Any]] = []
     for db, out in results["databases"].items():
-        server = "workers + PostgreSQL" if db == "postgresql" else "workers"
-
-        def add(key: str, figure: str, m: dict[str, Any], per: str, record: str) -> dict[str, Any] | None:
-            found = by_group(m.get("runs", []))
-            if found is None:
-                return None
-            row = {
-                "db": db,
-                "key": key,
-                "figure": figure,
-                "per": per,
-                "rate_per_s": m["served_per_s"]["median"],
-                "cpu_ms": {group: round(ms, 4) for group, ms in found[0].items()},
-                "non_hash_ms": [round(ms, 4) for ms in found[1]],
-                "record": record.format(non_hash=_span(found[1]), server=server),
-            }
-            rows.append(row)
-            return row
-
+        add = _Rows(db, rows)
         for key, label in (("login_throughput", "1. login"), ("login_latency", "2. login")):
             if key in out:
-                _login(add, key, f"{label}, {out[key]['connections']} conns", out[key])
+                add.login(key, f"{label}, {out[key]['connections']} conns", out[key])
         for conns, pair in sorted(out.get("session", {}).items(), key=lambda kv: int(kv[0])):
-            bare = add(f"session_bare.{conns}", f"3. bare Starlette, {conns} conns", pair["bare"], "request", "")
+            label = f"3. bare Starlette, {conns} conns"
+            bare = add.add(f"session_bare.{conns}", label, pair["bare"], "request", "")
             record = "{server}: {non_hash} per check"
             if bare is not None:
                 record += f"; bare Starlette's workers {fmt_ms(bare['cpu_ms']['workers'])}"
-            add(f"session.{conns}", f"3. session check, {conns} conns", pair["doorward"], "check", record)
+            add.add(f"session.{conns}", f"3. session check, {conns} conns", pair["doorward"], "check", record)
         flows = out.get("flows", {})
         if "mfa" in flows:
             record = "{server}: {non_hash} per second step (no hash in it)"
-            add("flows.mfa", "7. a login's second step (TOTP code)", flows["mfa"], "step", record)
+            add.add("flows.mfa", "7. a login's second step (TOTP code)", flows["mfa"], "step", record)
         if "passkey" in flows:
             record = "{server}: {non_hash} per sign-in (options, then the assertion)"
-            add("flows.passkey", "7. a passkey sign-in (ECDSA P-256)", flows["passkey"], "sign-in", record)
+            add.add(
+                "flows.passkey", "7. a passkey sign-in (ECDSA P-256)", flows["passkey"], "sign-in", record
+            )
         for size, stage in sorted(out.get("growth", {}).items(), key=lambda kv: int(kv[0])):
             for what in ("session", "login"):
                 if what in stage:
                     label = f"6. {what} at {int(size):,} rows"
-                    add(f"growth_{what}.{size}", label, stage[what], what, "{server}: {non_hash}")
+                    add.add(f"growth_{what}.{size}", label, stage[what], what, "{server}: {non_hash}")
     return rows
-
-
-def _login(add: Any, key: str, label: str, m: dict[str, Any]) -> None:
-    """A login figure's row: non-hash CPU, and the hash's CPU against one raw verify of the same run."""
-    verify = [r.get("reference", {}).get("cpu_per_verify_ms") for r in m.get("runs", [])]
-    verify = [v for v in verify if v is not None]
-    row = add(key, label, m, "login", "non-hash ({server}): {non_hash} per login")
-    if row is None or not verify:
-        return
-    raw = statistics.median(verify)
-    row["raw_verify_cpu_ms"] = round(raw, 4)
-    row["hash_vs_raw_verify"] = round(row["cpu_ms"]["hashing"] / raw, 3) if raw else None
-    row["record"] += (
-        f"; hash {fmt_ms(row['cpu_ms']['hashing'])} per login = {row['hash_vs_raw_verify']:.2f}x "
-        f"one raw verify ({fmt_ms(raw)} of CPU, same run)"
-    )
 
 
 def markdown(rows: list[dict[str, Any]]) -> list[str]:
