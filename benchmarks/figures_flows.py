@@ -65,8 +65,9 @@ class Flow:
         self.rate = 1000.0  # a guess until a run measures it: how many mfaTokens to load
         self.loaded = 0
 
-    def _load(self, seconds: float) -> wrk.WrkResult:
-        """One generator run of ``seconds``, mfaTokens for it loaded first."""
+    def _prepare(self, seconds: float) -> None:
+        """The generator's data for a run of ``seconds``: for the second step, fresh mfaTokens, loaded
+        now, before the run's CPU is counted."""
         data = self.data
         if self.flow == "mfa":
             # Enough for the run at 1.5x the fastest rate seen so far, spread over the accounts in turn.
@@ -74,6 +75,8 @@ class Flow:
             data = data | {"tokens": flows_data.load_challenges(self.db, count, APP_ACCOUNTS, self.loaded)}
             self.loaded += count
         self.data_path.write_text(json.dumps(data), encoding="utf-8")
+
+    def _generate(self, seconds: float) -> wrk.WrkResult:
         result = flowload.run(
             self.server.url,
             self.flow,
@@ -87,14 +90,24 @@ class Flow:
 
     def measure(self) -> dict[str, Any]:
         args = self.suite.args
-        if args.warmup > 0:
-            self.rate = self._load(args.warmup).rate or self.rate
         connections = args.login_connections
-        kept, set_aside = self.suite.runs(
-            lambda: self.suite.run_once(
-                self.server, self.flow, connections, args.duration, {}, load=lambda: self._load(args.duration)
+        if args.warmup > 0:
+            self._prepare(args.warmup)
+            self.rate = 0.0
+            self._generate(args.warmup)
+
+        def run() -> dict[str, Any]:
+            self._prepare(args.duration)
+            return self.suite.run_once(
+                self.server,
+                self.flow,
+                connections,
+                args.duration,
+                {},
+                load=lambda: self._generate(args.duration),
             )
-        )
+
+        kept, set_aside = self.suite.runs(run)
         summary = summarise(kept, set_aside, (200,), connections)
         summary["exhausted_runs"] = sum(1 for run in kept if run.get("exhausted"))
         return summary
