@@ -121,7 +121,8 @@ ROLES = ("supervisor", "workers", "hashing", "database", "database_aux", "genera
 """Whose CPU a run counts, by what the process does: the server's supervisor, its workers and hashing
 processes; PostgreSQL's backends of the benchmark database, and its auxiliary processes (WAL writer,
 checkpointer...: the writes' deferred cost, shared with anyone else's database on that server); the
-load generator (wrk, flowload.py: the runner's children); the runner itself."""
+load generator (wrk, flowload.py: the runner's children, alive or reaped); the runner itself with its
+other children (a server that is not the one measured, such as the bare app between its runs)."""
 
 
 def cmdline(pid: int) -> bytes:
@@ -131,6 +132,12 @@ def cmdline(pid: int) -> bytes:
             return handle.read()
     except OSError:
         return b""
+
+
+def is_generator(line: bytes) -> bool:
+    """Whether a command line is a load generator's: wrk, or flowload.py."""
+    args = line.split(b"\0")
+    return os.path.basename(args[0]) == b"wrk" or any(a.endswith(b"flowload.py") for a in args[1:2])
 
 
 def postgres_roles() -> dict[int, str]:
@@ -183,8 +190,8 @@ class CpuMeter:
 
     def _ours(self) -> dict[int, tuple[str, float]]:
         roles: dict[int, str] = {}
-        for pid in process_tree(os.getpid()):  # the runner's other children: the load generator
-            roles[pid] = "runner" if pid == os.getpid() else "generator"
+        for pid in process_tree(os.getpid()):
+            roles[pid] = "generator" if pid != os.getpid() and is_generator(cmdline(pid)) else "runner"
         for root in self.servers:
             roles.update(server_roles(root))
         roles.update(postgres_roles())
