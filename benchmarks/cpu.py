@@ -131,6 +131,15 @@ def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
             add.add(
                 "flows.passkey", "7. a passkey sign-in (ECDSA P-256)", flows["passkey"], "sign-in", record
             )
+        if "session_metrics_on" in flows:
+            label = f"7. session check, metrics off, {flows['session_metrics_off']['connections']} conns"
+            off = add.add("flows.session_metrics_off", label, flows["session_metrics_off"], "check", "")
+            record = "{server}: {non_hash} per check"
+            if off is not None:
+                off_ms = statistics.median(off["non_hash_ms"])
+                record += f"; metrics off, same minutes: {fmt_ms(off_ms)}"
+            label = label.replace("metrics off", "metrics on")
+            add.add("flows.session_metrics_on", label, flows["session_metrics_on"], "check", record)
         for size, stage in sorted(out.get("growth", {}).items(), key=lambda kv: int(kv[0])):
             for what in ("session", "login"):
                 if what in stage:

@@ -1,7 +1,8 @@
 """Figure 7: the flows of two-step verification and passkeys, each with its rate and CPU per request
 beside the password login's (figure 1): a login's second step (POST /login/mfa with a TOTP code, for
 an mfaToken loaded into the database, so no hash is in it) and a passkey sign-in (POST
-/login/passkey/options, then POST /login/passkey with an ECDSA P-256 assertion).
+/login/passkey/options, then POST /login/passkey with an ECDSA P-256 assertion); and the session
+check with /metrics on, beside one with it off in the same minutes.
 
 wrk's Lua cannot compute codes nor sign, so flowload.py, a small asyncio generator, drives these
 figures; the CPU per request comes from /proc, whatever the generator's own speed.
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import dataset
+import figures_session
 import flowload
 import flows_data
 import wrk
@@ -32,8 +34,12 @@ APP_ACCOUNTS = 20_000
 PASSKEY_ACCOUNTS = 1_000
 
 
-def measure(suite: Suite, db: dataset.Database) -> dict[str, Any]:
-    """Both flows on one server (with DOORWARD_SECRET_KEYS, which sealed the loaded TOTP secrets)."""
+METRICS_TOKEN = "bench-metrics-token-0123456789"  # as suite.py's --metrics (no scraper asks)
+
+
+def measure(suite: Suite, db: dataset.Database, tokens: list[str]) -> dict[str, Any]:
+    """Both flows on one server (with DOORWARD_SECRET_KEYS, which sealed the loaded TOTP secrets),
+    then the session check with metrics on against off."""
     defaults = Settings.model_construct()
     rp_id, origin = defaults.rp_id, defaults.webauthn_origin_list[0]
     log(f"[{db.name}] 7. load {APP_ACCOUNTS:,} accounts with the app, {PASSKEY_ACCOUNTS:,} with a passkey")
@@ -50,7 +56,29 @@ def measure(suite: Suite, db: dataset.Database) -> dict[str, Any]:
         log(f"[{db.name}] 7. a passkey sign-in, {suite.args.login_connections} connections")
         passkey = Flow(suite, server, db, "passkey", base | {"passkeys": passkeys}, scratch)
         out["passkey"] = passkey.measure()
+    if "metrics_token" in suite.settings and not getattr(suite.args, "metrics", False):
+        out |= metrics_on_off(suite, db, tokens)
     return out
+
+
+def metrics_on_off(suite: Suite, db: dataset.Database, tokens: list[str]) -> dict[str, Any]:
+    """The session check on a server with /metrics on (DOORWARD_METRICS_TOKEN: every worker counts
+    what it answers) and one without, their runs interleaved as figure 3's with the bare app."""
+    args, connections = suite.args, suite.args.session_conns[0]
+    log(f"[{db.name}] 7. session check with metrics on and off, {connections} connections")
+    env = suite.token_env(tokens, f"{db.name}-metrics")
+    with suite.doorward(db) as off, suite.doorward(db, metrics_token=METRICS_TOKEN) as on:
+        for target in (off, on):
+            wrk.run(target.url, "session.lua", connections=connections, duration=args.warmup, env=env)
+        kept, set_aside = suite.runs(lambda: figures_session.pair(suite, off, on, connections, env))
+    return {
+        "session_metrics_off": summarise(
+            [p["doorward"] for p in kept], [p["doorward"] for p in set_aside], (200,), connections
+        ),
+        "session_metrics_on": summarise(
+            [p["bare"] for p in kept], [p["bare"] for p in set_aside], (200,), connections
+        ),
+    }
 
 
 class Flow:

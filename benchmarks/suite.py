@@ -286,7 +286,7 @@ class Suite:
                 figures_login.measure(self, server, db.name, users, out)
 
         if "flows" in args.parts:
-            out["flows"] = figures_flows.measure(self, db)
+            out["flows"] = figures_flows.measure(self, db, tokens)
 
         if "growth" in args.parts:
             out["growth"] = figures_growth.measure(self, db, rng, users, tokens, out["load_s"])
