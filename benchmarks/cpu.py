@@ -1,8 +1,9 @@
 """CPU per request, by role, from each run's /proc accounting (procfs.CpuMeter): the figures of record.
 
 A rate measured on a shared 2-vCPU host depends on everything else the host runs; the CPU seconds a
-request costs each process do not, so they answer an operator's question (how many cores for so many
-logins and checks a second) where the rates cannot. For each figure: the workers' CPU per request
+request costs each process depend far less on it (a busy host still costs some: shared caches, a
+connection's first statements in a short run), so they answer an operator's question (how many cores
+for so many logins and checks a second) where the rates cannot. For each figure: the workers' CPU per request
 (with the supervisor's), the hashing processes', PostgreSQL's backends of the benchmark database
 (doorward's connections) and its own processes (WAL writer, checkpointer: shared with any other
 database on that server, so shown apart), and the load generator's. The figures of record:
@@ -157,8 +158,9 @@ def markdown(rows: list[dict[str, Any]]) -> list[str]:
         return []
     lines = [
         "",
-        "CPU per request, by process (from /proc, median of the runs): the figures of record, which do "
-        "not depend on how busy the host was. A passkey sign-in is two requests (options, assertion).",
+        "CPU per request, by process (from /proc, median of the runs): the figures of record, which "
+        "depend far less than rates on how busy the host was. A passkey sign-in is two requests "
+        "(options, assertion).",
         "",
         "| db | figure | rate | " + " | ".join(LABELS.values()) + " | figure of record |",
         "|---|---|---|" + "---|" * len(LABELS) + "---|",
