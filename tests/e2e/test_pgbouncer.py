@@ -1,0 +1,84 @@
+"""doorward behind pgbouncer in transaction mode (DOORWARD_DB_POOLER=transaction): the end-to-end
+login, session and registration tests again, on PostgreSQL, every connection through pgbouncer.
+
+The tests are the suite's own (imported below); this module's fixtures change where they run:
+``start_server`` starts ``serve --workers 2`` through a private pgbouncer, which shares three server
+connections among all clients, and every server started must have answered no request with a 5xx.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.e2e import test_multi_instance, test_server
+from tests.pgbouncer import PgBouncer, pgbouncer  # noqa: F401 - a fixture, used by this module's tests
+from tests.servers import Server
+
+pytestmark = pytest.mark.e2e
+
+ACCESS_STATUS = re.compile(r'" (\d{3})$')
+"""The status at the end of uvicorn's access line: ``127.0.0.1:5432 - "GET /session HTTP/1.1" 200``."""
+
+
+@pytest.fixture
+def database_url(postgres_database: str) -> str:
+    """PostgreSQL only: the suite's tests that take ``database_url`` get a database of their own,
+    which ``start_server`` reaches through pgbouncer."""
+    return postgres_database
+
+
+@pytest.fixture
+def start_server(
+    start_server: Callable[..., Server], pgbouncer: PgBouncer, postgres_database: str
+) -> Iterator[Callable[..., Server]]:
+    """The suite's ``start_server``, on PostgreSQL through pgbouncer, with two workers each."""
+    started: list[Server] = []
+
+    def start(*args: str, database_url: str | None = None, **settings: str) -> Server:
+        workers = () if "--workers" in args else ("--workers", "2")
+        url = pgbouncer.url(database_url or postgres_database)
+        server = start_server(*workers, *args, database_url=url, db_pooler="transaction", **settings)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+        assert not failures(server.stderr()), server.explain(failures(server.stderr()))
+
+
+def failures(log: str) -> list[str]:
+    """The server's log lines of errors, and its access lines of 5xx answers."""
+    found = []
+    for line in log.splitlines():
+        if not line.startswith("{"):
+            found.append(line)  # not doorward's JSON: a traceback printed by something else
+            continue
+        record = json.loads(line)
+        status = ACCESS_STATUS.search(str(record["event"])) if record["logger"] == "uvicorn.access" else None
+        if record["level"] in {"error", "critical"} or (status and int(status.group(1)) >= 500):
+            found.append(line)
+    return found
+
+
+@pytest.fixture
+def pair(start_server: Callable[..., Server], database_url: str) -> tuple[Server, Server]:
+    """Two ``serve --workers 2`` over one database, both through pgbouncer."""
+    return start_server(database_url=database_url), start_server(database_url=database_url)
+
+
+# The suite's tests, collected here again: with this module's fixtures they run through pgbouncer.
+test_cli_user_logs_in_checks_and_ends_a_session_over_http = (
+    test_server.test_cli_user_logs_in_checks_and_ends_a_session_over_http
+)
+test_two_workers_answer_60_concurrent_logins_without_locking = (
+    test_server.test_two_workers_answer_60_concurrent_logins_without_locking
+)
+test_a_session_is_one_everywhere = test_multi_instance.test_a_session_is_one_everywhere
+test_sixteen_concurrent_registrations_of_one_email_make_one_account = (
+    test_multi_instance.test_sixteen_concurrent_registrations_of_one_email_make_one_account
+)
