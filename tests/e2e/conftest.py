@@ -1,4 +1,5 @@
-"""The browser of the browser tests: Debian's Chromium, driven by Playwright, one per test module."""
+"""The browser of the browser tests: Debian's Chromium, driven by Playwright, one per test module;
+the pgbouncer of the pooler's tests (tests/pgbouncer.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 from playwright.sync_api import Browser, sync_playwright
 
 from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.pgbouncer import pgbouncer  # noqa: F401 - a fixture, offered to the e2e tests
 
 
 @pytest.fixture(scope="module")

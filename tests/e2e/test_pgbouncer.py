@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests.e2e import test_multi_instance, test_server
-from tests.pgbouncer import PgBouncer, pgbouncer  # noqa: F401 - a fixture, used by this module's tests
+from tests.pgbouncer import PgBouncer
 from tests.servers import Server
 
 pytestmark = pytest.mark.e2e

@@ -96,7 +96,7 @@ def _database_line(settings: Settings) -> tuple[str, bool]:
 
     newest = newest_revision()
     try:
-        current = current_revision(settings.database_url, settings.db_timeout)
+        current = current_revision(settings.database_url, settings.db_timeout, pooler=settings.db_pooler)
     except Exception as exc:
         return f"unreachable ({_first_line(exc)})", False
     if current == newest:

@@ -133,7 +133,7 @@ def _require_current_schema(settings: Settings) -> None:
     from doorward.storage.migrate import current_revision, newest_revision
 
     try:
-        current = current_revision(settings.database_url, settings.db_timeout)
+        current = current_revision(settings.database_url, settings.db_timeout, pooler=settings.db_pooler)
     except Exception as exc:
         raise fail(f"cannot read the database schema's revision: {_first_line(exc)}") from None
     newest = newest_revision()
@@ -155,6 +155,6 @@ def _migrate(settings: Settings) -> None:
     from doorward.storage import upgrade
 
     try:
-        upgrade(settings.database_url)
+        upgrade(settings.database_url, pooler=settings.db_pooler)
     except Exception as exc:
         raise fail(f"migration failed: {_first_line(exc)}") from None
