@@ -12,13 +12,13 @@ import shutil
 import socket
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from sqlalchemy import make_url
 
-from tests.conftest import POSTGRES_URL
 from tests.servers import free_port, wait_for
 
 SERVER_CONNECTIONS = 3
@@ -53,12 +53,11 @@ class PgBouncer:
             self.process.wait(timeout=10)
 
 
-def _config(port: int, userlist: Path) -> str:
-    server = make_url(POSTGRES_URL)
+def _config(port: int, server_host: str, server_port: int, userlist: Path) -> str:
     return f"""\
 [databases]
 ; any database name the clients ask for, on the test server
-* = host={server.host or "127.0.0.1"} port={server.port or 5432}
+* = host={server_host} port={server_port}
 
 [pgbouncer]
 listen_addr = 127.0.0.1
@@ -83,24 +82,17 @@ def _listening(port: int) -> bool:
         return False
 
 
-@pytest.fixture(scope="module")
-def pgbouncer(tmp_path_factory: pytest.TempPathFactory, postgres_template: str) -> Iterator[PgBouncer]:
-    """A pgbouncer (pool_mode=transaction) on a free port in front of the test PostgreSQL, for the
-    module's tests; skipped where it is not installed, a failure under CI=true."""
-    binary = pgbouncer_binary()
-    if binary is None:
-        missing = "no pgbouncer on the PATH or in /usr/sbin (apt-get install pgbouncer)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"the pgbouncer tests need pgbouncer under CI=true: {missing}", pytrace=False)
-        pytest.skip(f"pgbouncer tests skipped: {missing}")
-    folder = tmp_path_factory.mktemp("pgbouncer")
-    server = make_url(POSTGRES_URL)
+@contextmanager
+def running_pgbouncer(binary: str, folder: Path, server_url: str) -> Iterator[PgBouncer]:
+    """A pgbouncer (pool_mode=transaction) on a free port in front of the server of ``server_url``,
+    its files in ``folder``; stopped on exit."""
+    server = make_url(server_url)
     userlist = folder / "userlist.txt"
     # pgbouncer logs in to the server as the client's user, with the password written here.
     userlist.write_text(f'"{server.username or "postgres"}" "{server.password or ""}"\n')
     port = free_port()
     config = folder / "pgbouncer.ini"
-    config.write_text(_config(port, userlist))
+    config.write_text(_config(port, server.host or "127.0.0.1", server.port or 5432, userlist))
     log_path = folder / "pgbouncer.log"
     # It refuses to run as root; it reads its files first, then becomes this user.
     user = ["-u", "nobody"] if os.geteuid() == 0 else []

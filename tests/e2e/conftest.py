@@ -1,5 +1,4 @@
-"""The browser of the browser tests: Debian's Chromium, driven by Playwright, one per test module;
-the pgbouncer of the pooler's tests (tests/pgbouncer.py)."""
+"""The browser of the browser tests: Debian's Chromium, driven by Playwright, one per test module."""
 
 from __future__ import annotations
 
@@ -10,7 +9,6 @@ import pytest
 from playwright.sync_api import Browser, sync_playwright
 
 from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS
-from tests.pgbouncer import pgbouncer  # noqa: F401 - a fixture, offered to the e2e tests
 
 
 @pytest.fixture(scope="module")

@@ -44,7 +44,7 @@ TRANSACTION_POOLER = "transaction"
 """DOORWARD_DB_POOLER's value for PostgreSQL reached through pgbouncer's ``pool_mode=transaction``."""
 
 
-def asyncpg_options(*, pooler: str = "none", statement_timeout: float | None = None) -> dict[str, Any]:
+def driver_options(*, pooler: str = "none", statement_timeout: float | None = None) -> dict[str, Any]:
     """What doorward passes to ``asyncpg.connect`` beside the URL's own options.
 
     Direct to PostgreSQL: ``statement_timeout`` as a startup parameter, the server's bound, and
@@ -73,19 +73,22 @@ def _unnamed_statement() -> str:
 
 
 def connect_args(*, pooler: str = "none", statement_timeout: float | None = None) -> dict[str, Any]:
-    """``asyncpg_options`` plus SQLAlchemy's asyncpg adapter's own: behind a transaction pooler,
-    its cache of prepared statements off, and each statement unnamed.
+    """``driver_options`` plus SQLAlchemy's asyncpg adapter's own: behind a transaction pooler,
+    its cache of prepared statements off, and every statement unnamed.
 
-    SQLAlchemy prepares every statement it runs. An unnamed one, with asyncpg's cache off, is parsed
-    again in the very message that runs it (Parse, Bind, Execute, Sync): whichever server connection
-    pgbouncer hands that message has the statement. Unique names (SQLAlchemy's documented uuid
-    recipe) would not: asyncpg closes the last statement with a Sync of its own between preparing
-    and running the next one, and outside a transaction pgbouncer may hand the run to a server
-    connection that never saw it; the names would also pile up on the server connections, as
-    pgbouncer resets none between transactions.
+    SQLAlchemy prepares each statement it runs. asyncpg sends an unnamed one, with its own cache off,
+    again in the very message that runs it (Parse, Bind, Execute, Sync), so whichever server
+    connection pgbouncer gives that message has it; the cost is a second round trip per statement
+    (the first describes it). Unique names, SQLAlchemy's recipe for pgbouncer, fail here: between
+    preparing a statement and running it asyncpg closes the previous one with a Sync of its own,
+    outside a transaction pgbouncer may then give the run to another server connection ("prepared
+    statement ... does not exist", seen in tests/e2e/test_pgbouncer.py), and the names pile up on
+    the server connections, which pgbouncer does not reset between transactions. SQLAlchemy's cache
+    would keep the first description of a statement for later runs, stale after a migration.
     """
-    args = asyncpg_options(pooler=pooler, statement_timeout=statement_timeout)
+    args = driver_options(pooler=pooler, statement_timeout=statement_timeout)
     if pooler == TRANSACTION_POOLER:
+        # Unnamed is what asyncpg makes with its cache off anyway; said here, not left to its default.
         args.update(prepared_statement_cache_size=0, prepared_statement_name_func=_unnamed_statement)
     return args
 

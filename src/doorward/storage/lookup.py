@@ -20,7 +20,7 @@ from sqlalchemy.engine import URL, Dialect
 from doorward.core.errors import StorageUnavailable
 from doorward.core.models import Session, User
 from doorward.core.ports import SessionLookup
-from doorward.storage.database import asyncpg_options, in_memory, sqlite_connector
+from doorward.storage.database import driver_options, in_memory, sqlite_connector
 from doorward.storage.errors import ASYNCPG_UNAVAILABLE, sqlite_lookup_error, unavailable_sqlstate
 from doorward.storage.rows import FIND_SESSION, session_and_user
 
@@ -134,7 +134,7 @@ class PostgresLookup:
     """A few asyncpg connections of its own, opened on first use, with the statement prepared once
     on each. Having its own connections means session checks never queue behind logins for pooled ones.
     Behind a transaction pooler nothing is prepared to last: the statement, unnamed, is parsed again
-    with each check (database.asyncpg_options says why), as the engine's statements are.
+    with each check (database.driver_options says why), as the engine's statements are.
 
     Not asyncpg's Pool: its acquire and release cost CPU on every query (benchmarks/README.md), and
     it resets each connection on release, a second round trip.
@@ -154,7 +154,7 @@ class PostgresLookup:
         pooler: str = "none",
     ) -> None:
         self._options = options  # asyncpg.connect's keywords, the password among them
-        self._ours = asyncpg_options(pooler=pooler, statement_timeout=statement_timeout)
+        self._ours = driver_options(pooler=pooler, statement_timeout=statement_timeout)
         self._ours["server_settings"] = {
             **self._ours.get("server_settings", {}),
             "application_name": LOOKUP_APPLICATION_NAME,  # so pg_stat_activity says; pgbouncer knows it
@@ -192,7 +192,7 @@ class PostgresLookup:
         self._opening += 1
         try:
             # Ours win over the URL's options of the same name, as the engine's connect_args do:
-            # the statement timeout and the statement cache as the engine's (asyncpg_options).
+            # the statement timeout and the statement cache as the engine's (driver_options).
             conn = await asyncpg.connect(**{**self._options, **self._ours, "timeout": _left(deadline)})
         except BaseException:
             self._idle.put_nowait(None)  # the room is free again: wake a check waiting for it
