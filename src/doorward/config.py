@@ -76,9 +76,8 @@ class Settings(BaseSettings):
     )
     db_pooler: Literal["none", "transaction"] = Field(
         "none",
-        description="transaction: PostgreSQL is reached through pgbouncer in pool_mode=transaction (or "
-        "another transaction pooler): no startup parameters, no named prepared statements, and the "
-        "statement timeout is the client's",
+        description="transaction: PostgreSQL is reached through pgbouncer in pool_mode=transaction: no "
+        "startup parameters, no named prepared statements, and the statement timeout is the client's",
     )
     session_lifetime: Duration = Field(
         timedelta(hours=24), description="Absolute session lifetime (seconds or ISO 8601)"

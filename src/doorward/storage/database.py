@@ -88,7 +88,7 @@ def connect_args(*, pooler: str = "none", statement_timeout: float | None = None
     """
     args = driver_options(pooler=pooler, statement_timeout=statement_timeout)
     if pooler == TRANSACTION_POOLER:
-        # Unnamed is what asyncpg makes with its cache off anyway; said here, not left to its default.
+        # asyncpg 0.31 leaves statements unnamed when its cache is off; before, only this name does.
         args.update(prepared_statement_cache_size=0, prepared_statement_name_func=_unnamed_statement)
     return args
 
