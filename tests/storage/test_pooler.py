@@ -16,6 +16,7 @@ from doorward.core.errors import StorageUnavailable
 from doorward.storage import SqlStore, create_engine
 from doorward.storage.lookup import open_lookup
 from doorward.storage.migrate import current_revision, newest_revision, upgrade
+from tests.conftest import app_for
 from tests.pgbouncer import PgBouncer
 from tests.storage.test_lookup import NOW, add_session
 
@@ -86,3 +87,12 @@ def test_migrations_run_and_are_read_through_the_pooler(pgbouncer: PgBouncer, po
     for _ in range(2):  # the second finds the schema at head: each one's statements on shared servers
         upgrade(url, pooler="transaction")
         assert current_revision(url, 5, pooler="transaction") == newest_revision()
+
+
+async def test_without_the_setting_the_start_says_to_set_it(
+    pgbouncer: PgBouncer, postgres_database: str
+) -> None:
+    """pgbouncer refuses the statement_timeout startup parameter: the error says what to set."""
+    with pytest.raises(StorageUnavailable, match="DOORWARD_DB_POOLER=transaction"):
+        async with app_for(pgbouncer.url(postgres_database)):
+            pass

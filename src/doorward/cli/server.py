@@ -147,8 +147,11 @@ def _require_current_schema(settings: Settings) -> None:
 
 def _first_line(exc: BaseException) -> str:
     """``Type: the first line of its message``, of a driver's error too (its ``orig``)."""
+    from doorward.storage.errors import POOLER_HINT, pooler_trouble  # here: it loads the drivers
+
     lines = str(getattr(exc, "orig", None) or exc).splitlines()
-    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    first = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    return f"{first} ({POOLER_HINT})" if pooler_trouble(exc) else first
 
 
 def _migrate(settings: Settings) -> None:
