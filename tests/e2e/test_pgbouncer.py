@@ -13,7 +13,6 @@ import json
 import re
 import subprocess
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -25,9 +24,8 @@ pytestmark = pytest.mark.e2e
 
 ACCESS_STATUS = re.compile(r'" (\d{3})$')
 """The status at the end of uvicorn's access line: ``127.0.0.1:5432 - "GET /session HTTP/1.1" 200``."""
-PLAIN_ERROR = re.compile(r'Traceback|"level": "(error|critical)"|^error: ')
-"""What tells an error in a line that is not JSON: a traceback, a piece of an error's record, the CLI's
-one-line error."""
+PLAIN_ERROR = re.compile(r"Traceback|^error: |Error\b")
+"""What tells an error in a line that is not JSON: a traceback, the CLI's one-line error, an exception."""
 
 
 @pytest.fixture
@@ -69,8 +67,7 @@ def failures(log: str) -> list[str]:
         try:
             record = json.loads(line)
         except ValueError:
-            # Not doorward's JSON: a traceback printed by something else, or a piece of a line that
-            # two of the server's processes wrote at once, which matters only if it tells an error.
+            # Not doorward's JSON: a traceback or an error line printed by something else.
             if PLAIN_ERROR.search(line):
                 found.append(line)
             continue
@@ -82,10 +79,9 @@ def failures(log: str) -> list[str]:
 
 @pytest.fixture
 def pair(start_server: Callable[..., Server], database_url: str) -> tuple[Server, Server]:
-    """Two ``serve --workers 2`` over one database, both through pgbouncer, started side by side."""
-    with ThreadPoolExecutor(2) as starting:
-        one, other = starting.map(lambda _: start_server(database_url=database_url), range(2))
-    return one, other
+    """Two ``serve --workers 2`` over one database, both through pgbouncer."""
+    # One after the other: start_server names each server's files by how many it has started.
+    return start_server(database_url=database_url), start_server(database_url=database_url)
 
 
 # The suite's tests, collected here again: with this module's fixtures they run through pgbouncer.
