@@ -15,7 +15,6 @@ import pytest
 from doorward.core.errors import StorageUnavailable
 from doorward.storage import SqlStore, create_engine
 from doorward.storage.lookup import open_lookup
-from doorward.storage.migrate import current_revision, newest_revision, upgrade
 from tests.conftest import app_for
 from tests.pgbouncer import PgBouncer
 from tests.storage.test_lookup import NOW, add_session
@@ -80,13 +79,6 @@ async def test_a_statement_stuck_behind_a_lock_ends_at_the_statement_timeout(
         await blocker.close()
         await store.close()
         await store.engine.dispose()
-
-
-def test_migrations_run_and_are_read_through_the_pooler(pgbouncer: PgBouncer, postgres_database: str) -> None:
-    url = pgbouncer.url(postgres_database)
-    for _ in range(2):  # the second finds the schema at head: each one's statements on shared servers
-        upgrade(url, pooler="transaction")
-        assert current_revision(url, 5, pooler="transaction") == newest_revision()
 
 
 async def test_without_the_setting_the_start_says_to_set_it(
