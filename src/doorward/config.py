@@ -74,6 +74,11 @@ class Settings(BaseSettings):
         description="Database connections kept per process (as many again may open under load); "
         "on PostgreSQL, session checks have a pool of this size of their own",
     )
+    db_pooler: Literal["none", "transaction"] = Field(
+        "none",
+        description="transaction: PostgreSQL is reached through pgbouncer in pool_mode=transaction: no "
+        "startup parameters, no named prepared statements, and the statement timeout is the client's",
+    )
     session_lifetime: Duration = Field(
         timedelta(hours=24), description="Absolute session lifetime (seconds or ISO 8601)"
     )
@@ -284,6 +289,14 @@ class Settings(BaseSettings):
         if scheme == "sqlite" and ":memory:" in value:
             raise ValueError("an in-memory SQLite database is not shared between connections")
         return value
+
+    @model_validator(mode="after")
+    def _pooler_needs_postgresql(self) -> Settings:
+        if self.db_pooler != "none" and self.database_url.startswith("sqlite"):
+            raise ValueError(
+                "DOORWARD_DB_POOLER is for PostgreSQL; a SQLite DOORWARD_DATABASE_URL has no pooler"
+            )
+        return self
 
     @field_validator("log_level", mode="before")
     @classmethod

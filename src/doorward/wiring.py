@@ -90,6 +90,7 @@ async def open_services(
         timeout=settings.db_timeout,
         statement_timeout=settings.db_statement_timeout,
         pool_size=settings.db_pool_size,
+        pooler=settings.db_pooler,
     )
     lookup = open_lookup(
         engine.url,
@@ -97,6 +98,7 @@ async def open_services(
         timeout=settings.db_timeout,
         statement_timeout=settings.db_statement_timeout,
         pool_size=settings.db_pool_size,
+        pooler=settings.db_pooler,
     )
     # Serving, a request's every use of the database ends within DOORWARD_DB_TIMEOUT, statements
     # included; a command's statements may each take DOORWARD_DB_STATEMENT_TIMEOUT.

@@ -133,7 +133,7 @@ def _require_current_schema(settings: Settings) -> None:
     from doorward.storage.migrate import current_revision, newest_revision
 
     try:
-        current = current_revision(settings.database_url, settings.db_timeout)
+        current = current_revision(settings.database_url, settings.db_timeout, pooler=settings.db_pooler)
     except Exception as exc:
         raise fail(f"cannot read the database schema's revision: {_first_line(exc)}") from None
     newest = newest_revision()
@@ -147,14 +147,17 @@ def _require_current_schema(settings: Settings) -> None:
 
 def _first_line(exc: BaseException) -> str:
     """``Type: the first line of its message``, of a driver's error too (its ``orig``)."""
+    from doorward.storage.errors import POOLER_HINT, pooler_trouble  # here: it loads the drivers
+
     lines = str(getattr(exc, "orig", None) or exc).splitlines()
-    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    first = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    return f"{first} ({POOLER_HINT})" if pooler_trouble(exc) else first
 
 
 def _migrate(settings: Settings) -> None:
     from doorward.storage import upgrade
 
     try:
-        upgrade(settings.database_url)
+        upgrade(settings.database_url, pooler=settings.db_pooler)
     except Exception as exc:
         raise fail(f"migration failed: {_first_line(exc)}") from None
