@@ -55,6 +55,7 @@ _COUNTERS: dict[Action, tuple[str, dict[str, str]]] = {
     "reset_request": ("password_resets", {"stage": "request"}),
     "reset": ("password_resets", {"stage": "complete"}),
     "verification": ("email_verifications", {}),
+    "breach_check": ("breached_password_checks", {}),
 }
 """Each use case's counter and its fixed labels; ``outcome`` is added to them."""
 
@@ -99,7 +100,7 @@ class PrometheusMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self._known = _codes() | {"success", "error", "valid"}
+        self._known = _codes() | {"success", "error", "valid", "failed_open"}
         self._families = {
             "logins": Counter(
                 "doorward_logins", "Logins by method and outcome", ["method", "outcome"], registry=r
@@ -115,6 +116,9 @@ class PrometheusMetrics:
             ),
             "email_verifications": Counter(
                 "doorward_email_verifications", "Email verifications by outcome", ["outcome"], registry=r
+            ),
+            "breached_password_checks": Counter(
+                "doorward_breached_password_checks", "Range queries that failed open", ["outcome"], registry=r
             ),
         }
         self._checks = Counter("doorward_session_checks", "GET /session by outcome", ["outcome"], registry=r)

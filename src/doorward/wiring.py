@@ -128,7 +128,11 @@ async def open_services(
     )
     postman = asyncio.create_task(outbox.run(), name="doorward-mail")
     breached = (
-        RangeClient(settings.breached_passwords_url, settings.breached_passwords_timeout)
+        RangeClient(
+            settings.breached_passwords_url,
+            settings.breached_passwords_timeout,
+            on_failure=(lambda: metrics.outcome("breach_check", "failed_open")) if metrics else None,
+        )
         if settings.breached_passwords_url
         else None
     )

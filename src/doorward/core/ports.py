@@ -526,8 +526,10 @@ Action = Literal[
     "reset_request",
     "reset",
     "verification",
+    "breach_check",
 ]
-"""The use cases whose outcomes are counted (``core/outcomes.py``, ``counted``)."""
+"""The use cases whose outcomes are counted (``core/outcomes.py``, ``counted``), and the
+breached-password check's failures (it fails open: an operator must see that it does)."""
 
 
 class Metrics(Protocol):
