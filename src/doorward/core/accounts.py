@@ -16,6 +16,7 @@ from doorward.core.errors import (
     TokenInvalid,
 )
 from doorward.core.models import AccountToken, Client, NewUser, Session, TokenPurpose, User
+from doorward.core.notices import count_failed_login
 from doorward.core.passwords import Password
 from doorward.core.tokens import looks_like_token, new_token, token_digest
 
@@ -110,7 +111,7 @@ class Accounts:
             raise InvalidCurrentPassword() from exc
         verdict = await d.verify(user.password_hash, current)
         if not verdict.ok:
-            await d.throttle.login_failed(user.email_canonical, client.address)
+            await count_failed_login(d, user.email_canonical, user, client)
             d.audit("password.change_failed", user_id=user.id, client=client.address)
             raise InvalidCurrentPassword()
         new = Password(new_password)

@@ -9,6 +9,7 @@ from doorward.core import recovery_codes, totp
 from doorward.core.deps import Deps
 from doorward.core.errors import InvalidCurrentPassword, InvalidRequest
 from doorward.core.models import AttemptState, Client, TotpFactor, User
+from doorward.core.notices import count_failed_login
 from doorward.core.passwords import Password
 from doorward.core.ports import Transaction
 from doorward.core.secret_box import SecretBox, SecretUndecryptable
@@ -58,7 +59,7 @@ async def step_up(deps: Deps, user: User, password: str, client: Client) -> Atte
     except InvalidRequest as exc:
         raise InvalidCurrentPassword() from exc
     if not (await deps.verify(user.password_hash, secret)).ok:
-        await deps.throttle.login_failed(user.email_canonical, client.address)
+        await count_failed_login(deps, user.email_canonical, user, client)
         deps.audit("mfa.step_up_failed", user_id=user.id, client=client.address)
         raise InvalidCurrentPassword()
     return attempts

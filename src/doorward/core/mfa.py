@@ -10,6 +10,7 @@ from doorward.core.deps import Deps
 from doorward.core.errors import CodeInvalid, LastFactor, MfaNotEnabled, TotpActive, TotpNotPending
 from doorward.core.factor_checks import FactorChecks, has_factor, step_up
 from doorward.core.models import Client, LoginResult, User
+from doorward.core.notices import count_failed_login
 from doorward.core.relying_party import CredentialJson, RelyingParty
 from doorward.core.second_step import SecondStep
 from doorward.core.secret_box import SecretBox
@@ -109,7 +110,7 @@ class Mfa:
         else:
             proven = self._checks.matching_step(factor, code) is not None
         if not proven:
-            await d.throttle.login_failed(user.email_canonical, client.address)
+            await count_failed_login(d, user.email_canonical, user, client)
             d.audit("mfa.code_failed", user_id=user.id, client=client.address, purpose="disable")
             raise CodeInvalid()
         async with d.store.write() as tx:

@@ -20,9 +20,11 @@ from doorward.core.models import (
     CeremonyPurpose,
     MfaChallenge,
     NewUser,
+    Recognition,
     Passkey,
     RecoveryCode,
     Session,
+    Sighting,
     TokenPurpose,
     TotpFactor,
     User,
@@ -265,6 +267,14 @@ class AuditTrail(Protocol):
         """Remove events older than ``at`` (the retention); return how many went."""
 
 
+class KnownDevices(Protocol):
+    """The devices an account logged in from: a digest of each (core/notices.py), and when last."""
+
+    async def remember(self, user_id: int, digest: bytes, at: datetime, fresh_since: datetime) -> Recognition:
+        """Note that ``user_id`` logged in from ``digest`` at ``at``; say whether that device was
+        known (last seen at or after ``fresh_since``), new, or the account's first of all."""
+
+
 class Transaction(Protocol):
     """One database transaction: everything done through it commits together or not at all."""
 
@@ -291,6 +301,10 @@ class Transaction(Protocol):
     @property
     def admin_keys(self) -> AdminKeys:
         """The admin API's keys, inside this transaction."""
+
+    @property
+    def known_devices(self) -> KnownDevices:
+        """The devices each account logged in from, by digest, inside this transaction."""
 
     @property
     def audit(self) -> AuditTrail:
@@ -428,6 +442,15 @@ class Notifications(Protocol):
     def passkey_cloned(self, to: str, name: str) -> None:
         """The passkey named ``name`` signed with a count that went backwards: it may have been
         copied. The login was refused."""
+
+    def login_backoff(self, to: str, seen: Sighting, wait: timedelta) -> None:
+        """Failed logins began to make the account wait (``wait`` after the last one): once per streak."""
+
+    def account_locked(self, to: str, seen: Sighting) -> None:
+        """Failed logins locked the account; a password reset lifts it. Once per streak."""
+
+    def new_device(self, to: str, seen: Sighting) -> None:
+        """A login from a device (user agent and network) not seen on the account for 90 days."""
 
 
 class Runner(Protocol):

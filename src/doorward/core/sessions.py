@@ -16,6 +16,7 @@ from doorward.core.errors import (
     Overloaded,
 )
 from doorward.core.models import Client, LoginResult, Session, User
+from doorward.core.notices import count_failed_login, note_login
 from doorward.core.passwords import MAX_RAW_PASSWORD_LENGTH, Password
 from doorward.core.second_step import require_second_factor
 from doorward.core.tokens import (
@@ -75,7 +76,7 @@ class Authenticator:
                 user_id=user.id if user else None,
                 client=client.address,
             )
-            await d.throttle.login_failed(canonical, client.address)
+            await count_failed_login(d, canonical, user, client)
             raise InvalidCredentials()
         if not user.mfa_enabled:  # with a second factor, only that resets the failures (core/second_step.py)
             await d.throttle.login_succeeded(canonical, attempts)
@@ -110,6 +111,7 @@ class Authenticator:
                 client=client.address,
             )
         d.audit("login.succeeded", user_id=user.id, session_id=session.id, client=client.address)
+        note_login(d, user, client)
         return LoginResult(token, user, session, mfa_enrollment_required=self.enrollment_required(user))
 
     def enrollment_required(self, user: User) -> bool:

@@ -6,7 +6,7 @@ import asyncio
 import ipaddress
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
 from typing import Any
@@ -15,6 +15,7 @@ from urllib.parse import urlencode, urlsplit
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from doorward.core.clock import Clock, utc_now
+from doorward.core.models import Sighting
 from doorward.mail.transports import Transport
 
 _log = logging.getLogger("doorward.mail")
@@ -32,6 +33,9 @@ SUBJECTS = {
     "passkey_added": "A passkey was added to your account",
     "passkey_removed": "A passkey was removed from your account",
     "passkey_cloned": "A sign-in with a possibly copied passkey was refused",
+    "login_backoff": "Repeated failed logins to your account",
+    "account_locked": "Your account was locked after failed logins",
+    "new_device": "A login to your account from a new device",
 }
 
 
@@ -148,6 +152,29 @@ class MailOutbox:
 
     def passkey_cloned(self, to: str, name: str) -> None:
         self._enqueue_change("passkey_cloned", to, name=name)
+
+    # What happened at a login: when, from which address and device, and how to get back in.
+
+    def login_backoff(self, to: str, seen: Sighting, wait: timedelta) -> None:
+        self._enqueue_seen("login_backoff", to, seen, seconds=max(1, int(wait.total_seconds())))
+
+    def account_locked(self, to: str, seen: Sighting) -> None:
+        self._enqueue_seen("account_locked", to, seen)
+
+    def new_device(self, to: str, seen: Sighting) -> None:
+        self._enqueue_seen("new_device", to, seen)
+
+    def _enqueue_seen(self, kind: str, to: str, seen: Sighting, **context: Any) -> None:
+        when = seen.at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        self._enqueue(
+            kind,
+            to,
+            when=when,
+            address=seen.address or "an unknown address",
+            device=seen.device,
+            reset_link=f"{self._public_url}/password/reset",
+            **context,
+        )
 
     def _enqueue_change(self, kind: str, to: str, **context: Any) -> None:
         when = self._clock().astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
