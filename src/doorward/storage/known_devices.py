@@ -21,11 +21,15 @@ class SqlKnownDevices:
     async def remember(self, user_id: int, digest: bytes, at: datetime, fresh_since: datetime) -> Recognition:
         row = known_devices.c
         last_seen = (
-            await self._conn.execute(select(row.last_seen_at).where(row.user_id == user_id, row.digest == digest))
+            await self._conn.execute(
+                select(row.last_seen_at).where(row.user_id == user_id, row.digest == digest)
+            )
         ).scalar_one_or_none()
         if last_seen is not None:
             await self._conn.execute(
-                update(known_devices).where(row.user_id == user_id, row.digest == digest).values(last_seen_at=at)
+                update(known_devices)
+                .where(row.user_id == user_id, row.digest == digest)
+                .values(last_seen_at=at)
             )
             return Recognition.KNOWN if (utc(last_seen) or at) >= fresh_since else Recognition.NEW
         first = not (await self._conn.execute(select(exists().where(row.user_id == user_id)))).scalar()
