@@ -1,6 +1,7 @@
 """The Store the core asks for: transactions over SQLAlchemy Core, binding the repositories of
 users.py, sessions.py, tokens.py, factors.py, passkeys.py, admin_keys.py, known_devices.py and
-audit_trail.py to one connection, the session check's read and a login's write. Driver errors become core errors in errors.py."""
+audit_trail.py to one connection, the session check's read and a login's write. Driver errors become
+core errors in errors.py."""
 
 from __future__ import annotations
 
