@@ -18,8 +18,10 @@ from doorward.core.models import (
     MfaChallenge,
     NewUser,
     Passkey,
+    Recognition,
     RecoveryCode,
     Session,
+    Sighting,
     TokenPurpose,
     TotpFactor,
     User,
@@ -41,6 +43,7 @@ class _Data:
     passkeys: dict[str, Passkey] = field(default_factory=dict)
     ceremonies: dict[bytes, WebauthnChallenge] = field(default_factory=dict)
     audit: list[AuditEntry] = field(default_factory=list)  # what the database's audit trail holds
+    devices: dict[tuple[int, bytes], datetime] = field(default_factory=dict)  # known_devices
 
 
 class MemoryUsers:
@@ -407,6 +410,19 @@ class MemoryPasskeys:
         return len(doomed)
 
 
+class MemoryKnownDevices:
+    def __init__(self, data: _Data) -> None:
+        self._data = data
+
+    async def remember(self, user_id: int, digest: bytes, at: datetime, fresh_since: datetime) -> Recognition:
+        first = not any(uid == user_id for uid, _ in self._data.devices)
+        last = self._data.devices.get((user_id, digest))
+        self._data.devices[(user_id, digest)] = at
+        if first:
+            return Recognition.FIRST
+        return Recognition.KNOWN if last is not None and last >= fresh_since else Recognition.NEW
+
+
 class MemoryTransaction:
     def __init__(self, data: _Data) -> None:
         self.users = MemoryUsers(data)
@@ -414,6 +430,7 @@ class MemoryTransaction:
         self.tokens = MemoryTokens(data)
         self.factors = MemoryFactors(data)
         self.passkeys = MemoryPasskeys(data)
+        self.known_devices = MemoryKnownDevices(data)
         self.audit = MemoryAuditTrail(data)
 
 
@@ -557,3 +574,12 @@ class RecordingNotifications:
 
     def passkey_cloned(self, to: str, name: str) -> None:
         self.sent.append(("passkey_cloned", to, name))
+
+    def login_backoff(self, to: str, seen: Sighting, wait: timedelta) -> None:
+        self.sent.append(("login_backoff", to, seen.device))
+
+    def account_locked(self, to: str, seen: Sighting) -> None:
+        self.sent.append(("account_locked", to, seen.device))
+
+    def new_device(self, to: str, seen: Sighting) -> None:
+        self.sent.append(("new_device", to, seen.device))
