@@ -542,8 +542,11 @@ class RecordingNotifications:
     def password_reset(self, to: str, token: str) -> None:
         self.sent.append(("password_reset", to, token))
 
-    def password_changed(self, to: str) -> None:
+    def password_changed(self, to: str, seen: Sighting | None = None) -> None:
         self.sent.append(("password_changed", to, None))
+
+    def password_reset_used(self, to: str, seen: Sighting) -> None:
+        self.sent.append(("password_reset_used", to, None))
 
     def verify_email(self, to: str, token: str) -> None:
         self.sent.append(("verify_email", to, token))

@@ -172,3 +172,48 @@ async def test_the_new_device_mail_can_be_turned_off(
         await log_in(client, FIREFOX_WINDOWS)
         await settle(app)
         assert mails(mail_dir, "new device") == []
+
+
+# --- a password changed, a reset used ----------------------------------------------------------------
+
+NEW_PASSWORD = "a brand new passphrase for ada"
+
+
+async def test_a_password_change_and_a_reset_are_mailed_with_when_where_and_what(
+    mailing: tuple[FastAPI, httpx.AsyncClient, Path], clock: FakeClock
+) -> None:
+    app, client, mail_dir = mailing
+    await register(client)
+    token = (await client.post("/login", json={"email": EMAIL, "password": PASSWORD})).json()["sessionToken"]
+    changed = await client.post(
+        "/password/change",
+        json={"currentPassword": PASSWORD, "newPassword": NEW_PASSWORD},
+        headers={"Authorization": f"Bearer {token}", "User-Agent": FIREFOX_WINDOWS},
+    )
+    assert changed.status_code == 200, changed.text
+    await settle(app)
+    (message,) = mails(mail_dir, "Your password was changed")
+    assert_well_formed(message)
+    for part in parts(message):
+        assert "Firefox on Windows" in part and "127.0.0.1" in part
+        assert clock().strftime("%Y-%m-%d %H:%M UTC") in part
+        assert NEW_PASSWORD not in part
+
+    clock.advance(minutes=5)
+    assert (await client.post("/password/reset/request", json={"email": EMAIL})).status_code == 202
+    await settle(app)
+    (link_mail,) = mails(mail_dir, "Reset your password")
+    link = next(word for word in parts(link_mail)[0].split() if "token=" in word)
+    reset_token = link.split("token=", 1)[1]
+    confirmed = await client.post(
+        "/password/reset/confirm",
+        json={"token": reset_token, "newPassword": "yet another fine passphrase"},
+        headers={"User-Agent": CHROME_LINUX},
+    )
+    assert confirmed.status_code == 200, confirmed.text
+    await settle(app)
+    (used,) = mails(mail_dir, "Your password was reset")
+    assert_well_formed(used)
+    for part in parts(used):
+        assert "Chrome on Linux" in part and "127.0.0.1" in part and reset_token not in part
+        assert clock().strftime("%Y-%m-%d %H:%M UTC") in part

@@ -409,8 +409,11 @@ class Notifications(Protocol):
     def password_reset(self, to: str, token: str) -> None:
         """A single-use link to set a new password."""
 
-    def password_changed(self, to: str) -> None:
-        """The password was changed or reset: if it was not you, act now."""
+    def password_changed(self, to: str, seen: Sighting | None = None) -> None:
+        """The password was changed (``seen``: when, from where): if it was not you, act now."""
+
+    def password_reset_used(self, to: str, seen: Sighting) -> None:
+        """A mailed reset link was used to set a new password, and every session ended."""
 
     def verify_email(self, to: str, token: str) -> None:
         """A single-use link confirming the address of a new account."""

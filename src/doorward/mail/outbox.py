@@ -23,6 +23,7 @@ _log = logging.getLogger("doorward.mail")
 SUBJECTS = {
     "password_reset": "Reset your password",
     "password_changed": "Your password was changed",
+    "password_reset_used": "Your password was reset",
     "verify_email": "Confirm your email address",
     "registration_attempt": "Someone tried to register with your address",
     "totp_enabled": "Two-step verification is on",
@@ -117,8 +118,14 @@ class MailOutbox:
             "password_reset", to, link=self._link("/password/reset", token), minutes=self._reset_minutes
         )
 
-    def password_changed(self, to: str) -> None:
-        self._enqueue("password_changed", to, reset_link=f"{self._public_url}/password/reset")
+    def password_changed(self, to: str, seen: Sighting | None = None) -> None:
+        if seen is None:
+            self._enqueue_change("password_changed", to, address=None, device=None)
+        else:
+            self._enqueue_seen("password_changed", to, seen)
+
+    def password_reset_used(self, to: str, seen: Sighting) -> None:
+        self._enqueue_seen("password_reset_used", to, seen)
 
     def verify_email(self, to: str, token: str) -> None:
         self._enqueue("verify_email", to, link=self._link("/email/verify", token))
