@@ -554,28 +554,28 @@ class RecordingNotifications:
     def registration_attempt(self, to: str) -> None:
         self.sent.append(("registration_attempt", to, None))
 
-    def totp_enabled(self, to: str) -> None:
+    def totp_enabled(self, to: str, seen: Sighting | None = None) -> None:
         self.sent.append(("totp_enabled", to, None))
 
-    def totp_disabled(self, to: str) -> None:
+    def totp_disabled(self, to: str, seen: Sighting | None = None) -> None:
         self.sent.append(("totp_disabled", to, None))
 
-    def recovery_codes_regenerated(self, to: str) -> None:
+    def recovery_codes_regenerated(self, to: str, seen: Sighting | None = None) -> None:
         self.sent.append(("recovery_codes_regenerated", to, None))
 
-    def recovery_code_used(self, to: str, left: int) -> None:
+    def recovery_code_used(self, to: str, left: int, seen: Sighting | None = None) -> None:
         self.sent.append(("recovery_code_used", to, str(left)))
 
     def mfa_reset(self, to: str) -> None:
         self.sent.append(("mfa_reset", to, None))
 
-    def passkey_added(self, to: str, name: str) -> None:
+    def passkey_added(self, to: str, name: str, seen: Sighting | None = None) -> None:
         self.sent.append(("passkey_added", to, name))
 
-    def passkey_removed(self, to: str, name: str) -> None:
+    def passkey_removed(self, to: str, name: str, seen: Sighting | None = None) -> None:
         self.sent.append(("passkey_removed", to, name))
 
-    def passkey_cloned(self, to: str, name: str) -> None:
+    def passkey_cloned(self, to: str, name: str, seen: Sighting | None = None) -> None:
         self.sent.append(("passkey_cloned", to, name))
 
     def login_backoff(self, to: str, seen: Sighting, wait: timedelta) -> None:

@@ -10,6 +10,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import httpx
+import pyotp
 import pytest
 from fastapi import FastAPI
 
@@ -217,3 +218,26 @@ async def test_a_password_change_and_a_reset_are_mailed_with_when_where_and_what
     for part in parts(used):
         assert "Chrome on Linux" in part and "127.0.0.1" in part and reset_token not in part
         assert clock().strftime("%Y-%m-%d %H:%M UTC") in part
+
+
+# --- factors changed --------------------------------------------------------------------------------
+
+
+async def test_a_factor_turned_on_is_mailed_with_the_device_that_did_it(
+    mailing: tuple[FastAPI, httpx.AsyncClient, Path], clock: FakeClock
+) -> None:
+    app, client, mail_dir = mailing
+    await register(client)
+    token = (await client.post("/login", json={"email": EMAIL, "password": PASSWORD})).json()["sessionToken"]
+    headers = {"Authorization": f"Bearer {token}", "User-Agent": FIREFOX_WINDOWS}
+    started = await client.post("/mfa/totp", json={"password": PASSWORD}, headers=headers)
+    assert started.status_code == 200, started.text
+    code = pyotp.TOTP(started.json()["secret"]).at(clock())
+    assert (await client.post("/mfa/totp/confirm", json={"code": code}, headers=headers)).status_code == 200
+    await settle(app)
+    (message,) = mails(mail_dir, "Two-step verification is on")
+    assert_well_formed(message)
+    for part in parts(message):
+        assert "Firefox on Windows" in part and "127.0.0.1" in part
+        assert clock().strftime("%Y-%m-%d %H:%M UTC") in part
+        assert started.json()["secret"] not in part

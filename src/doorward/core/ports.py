@@ -401,7 +401,10 @@ class AuditSink(Protocol):
 
 
 class Notifications(Protocol):
-    """Mails the core asks for; each call returns at once, and a failed send never reaches the client."""
+    """Mails the core asks for; each call returns at once, and a failed send never reaches the client.
+
+    ``seen``, where a method takes it: when it happened, from which address and device (the mail says so).
+    """
 
     # ``to`` is always the address stored with the account; the core says what happened, the
     # adapter renders and sends it in the background (logging and retrying a failure).
@@ -421,28 +424,28 @@ class Notifications(Protocol):
     def registration_attempt(self, to: str) -> None:
         """Someone tried to register with this address, which already has an account."""
 
-    def totp_enabled(self, to: str) -> None:
+    def totp_enabled(self, to: str, seen: Sighting | None = None) -> None:
         """Two-step verification with an authenticator app was turned on."""
 
-    def totp_disabled(self, to: str) -> None:
+    def totp_disabled(self, to: str, seen: Sighting | None = None) -> None:
         """Two-step verification was turned off."""
 
-    def recovery_codes_regenerated(self, to: str) -> None:
+    def recovery_codes_regenerated(self, to: str, seen: Sighting | None = None) -> None:
         """A new set of recovery codes was made; the old ones no longer work."""
 
-    def recovery_code_used(self, to: str, left: int) -> None:
+    def recovery_code_used(self, to: str, left: int, seen: Sighting | None = None) -> None:
         """A recovery code was used to log in; ``left`` unused ones remain."""
 
     def mfa_reset(self, to: str) -> None:
         """An administrator removed two-step verification and ended every session."""
 
-    def passkey_added(self, to: str, name: str) -> None:
+    def passkey_added(self, to: str, name: str, seen: Sighting | None = None) -> None:
         """A passkey named ``name`` was added to the account."""
 
-    def passkey_removed(self, to: str, name: str) -> None:
+    def passkey_removed(self, to: str, name: str, seen: Sighting | None = None) -> None:
         """The passkey named ``name`` was removed from the account."""
 
-    def passkey_cloned(self, to: str, name: str) -> None:
+    def passkey_cloned(self, to: str, name: str, seen: Sighting | None = None) -> None:
         """The passkey named ``name`` signed with a count that went backwards: it may have been
         copied. The login was refused."""
 

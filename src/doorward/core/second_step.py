@@ -12,7 +12,7 @@ from doorward.core.deps import Deps
 from doorward.core.errors import InvalidCredentials, InvalidRequest, MfaInvalid, MfaRequired, MfaTokenInvalid
 from doorward.core.factor_checks import CODE_AMR, PASSWORD_AMR, FactorChecks, second_factor_methods
 from doorward.core.models import CeremonyPurpose, Client, LoginResult, MfaChallenge, Session, TotpFactor, User
-from doorward.core.notices import count_failed_login, note_login
+from doorward.core.notices import count_failed_login, note_login, sighting
 from doorward.core.ports import Transaction
 from doorward.core.relying_party import (
     CeremonyFailed,
@@ -196,7 +196,7 @@ class SecondStep:
             d.audit("mfa.code_used", user_id=user.id, client=client.address)
         else:
             d.audit("mfa.recovery_code_used", user_id=user.id, client=client.address, left=left)
-            d.notifications.recovery_code_used(user.email, left)
+            d.notifications.recovery_code_used(user.email, left, sighting(d, client))
         d.audit("login.succeeded", user_id=user.id, session_id=session.id, client=client.address, aal=2)
         note_login(d, user, client)
         return LoginResult(token=token, user=user, session=session)

@@ -119,10 +119,7 @@ class MailOutbox:
         )
 
     def password_changed(self, to: str, seen: Sighting | None = None) -> None:
-        if seen is None:
-            self._enqueue_change("password_changed", to, address=None, device=None)
-        else:
-            self._enqueue_seen("password_changed", to, seen)
+        self._enqueue_change("password_changed", to, seen)
 
     def password_reset_used(self, to: str, seen: Sighting) -> None:
         self._enqueue_seen("password_reset_used", to, seen)
@@ -136,29 +133,29 @@ class MailOutbox:
     # Changes to a second factor: each mail says what happened and when, and what to do if it was
     # not the user (reset the password; without the second factor, ask the administrator).
 
-    def totp_enabled(self, to: str) -> None:
-        self._enqueue_change("totp_enabled", to)
+    def totp_enabled(self, to: str, seen: Sighting | None = None) -> None:
+        self._enqueue_change("totp_enabled", to, seen)
 
-    def totp_disabled(self, to: str) -> None:
-        self._enqueue_change("totp_disabled", to)
+    def totp_disabled(self, to: str, seen: Sighting | None = None) -> None:
+        self._enqueue_change("totp_disabled", to, seen)
 
-    def recovery_codes_regenerated(self, to: str) -> None:
-        self._enqueue_change("recovery_codes_regenerated", to)
+    def recovery_codes_regenerated(self, to: str, seen: Sighting | None = None) -> None:
+        self._enqueue_change("recovery_codes_regenerated", to, seen)
 
-    def recovery_code_used(self, to: str, left: int) -> None:
-        self._enqueue_change("recovery_code_used", to, left=left)
+    def recovery_code_used(self, to: str, left: int, seen: Sighting | None = None) -> None:
+        self._enqueue_change("recovery_code_used", to, seen, left=left)
 
     def mfa_reset(self, to: str) -> None:
         self._enqueue_change("mfa_reset", to)
 
-    def passkey_added(self, to: str, name: str) -> None:
-        self._enqueue_change("passkey_added", to, name=name)
+    def passkey_added(self, to: str, name: str, seen: Sighting | None = None) -> None:
+        self._enqueue_change("passkey_added", to, seen, name=name)
 
-    def passkey_removed(self, to: str, name: str) -> None:
-        self._enqueue_change("passkey_removed", to, name=name)
+    def passkey_removed(self, to: str, name: str, seen: Sighting | None = None) -> None:
+        self._enqueue_change("passkey_removed", to, seen, name=name)
 
-    def passkey_cloned(self, to: str, name: str) -> None:
-        self._enqueue_change("passkey_cloned", to, name=name)
+    def passkey_cloned(self, to: str, name: str, seen: Sighting | None = None) -> None:
+        self._enqueue_change("passkey_cloned", to, seen, name=name)
 
     # What happened at a login: when, from which address and device, and how to get back in.
 
@@ -183,9 +180,20 @@ class MailOutbox:
             **context,
         )
 
-    def _enqueue_change(self, kind: str, to: str, **context: Any) -> None:
+    def _enqueue_change(self, kind: str, to: str, seen: Sighting | None = None, **context: Any) -> None:
+        if seen is not None:
+            self._enqueue_seen(kind, to, seen, **context)
+            return
         when = self._clock().astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-        self._enqueue(kind, to, when=when, reset_link=f"{self._public_url}/password/reset", **context)
+        self._enqueue(
+            kind,
+            to,
+            when=when,
+            address=None,
+            device=None,
+            reset_link=f"{self._public_url}/password/reset",
+            **context,
+        )
 
     # --- rendering and delivery -----------------------------------------------------------------
 
