@@ -422,6 +422,18 @@ class MemoryKnownDevices:
             return Recognition.FIRST
         return Recognition.KNOWN if last is not None and last >= fresh_since else Recognition.NEW
 
+    async def delete_for_user(self, user_id: int) -> int:
+        doomed = [key for key in self._data.devices if key[0] == user_id]
+        for key in doomed:
+            del self._data.devices[key]
+        return len(doomed)
+
+    async def delete_before(self, at: datetime) -> int:
+        doomed = [key for key, seen in self._data.devices.items() if seen < at]
+        for key in doomed:
+            del self._data.devices[key]
+        return len(doomed)
+
 
 class MemoryTransaction:
     def __init__(self, data: _Data) -> None:

@@ -241,3 +241,19 @@ async def test_a_factor_turned_on_is_mailed_with_the_device_that_did_it(
         assert "Firefox on Windows" in part and "127.0.0.1" in part
         assert clock().strftime("%Y-%m-%d %H:%M UTC") in part
         assert started.json()["secret"] not in part
+
+
+async def test_prune_forgets_devices_not_seen_for_90_days(
+    mailing: tuple[FastAPI, httpx.AsyncClient, Path], clock: FakeClock
+) -> None:
+    app, client, _ = mailing
+    await register(client)
+    await log_in(client, CHROME_LINUX)
+    await settle(app)
+    clock.advance(days=60)
+    await log_in(client, FIREFOX_WINDOWS)
+    await settle(app)
+    clock.advance(days=31)  # Chrome last seen 91 days ago, Firefox 31
+    pruned = await app.state.services.admin.prune()
+    assert pruned["known_devices"] == 1
+    assert (await app.state.services.admin.prune())["known_devices"] == 0

@@ -274,6 +274,12 @@ class KnownDevices(Protocol):
         """Note that ``user_id`` logged in from ``digest`` at ``at``; say whether that device was
         known (last seen at or after ``fresh_since``), new, or the account's first of all."""
 
+    async def delete_for_user(self, user_id: int) -> int:
+        """Forget every device of ``user_id``; return how many went."""
+
+    async def delete_before(self, at: datetime) -> int:
+        """Forget devices last seen before ``at`` (new again by then); return how many went."""
+
 
 class Transaction(Protocol):
     """One database transaction: everything done through it commits together or not at all."""

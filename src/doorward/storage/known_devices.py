@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import delete, exists, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -40,3 +40,11 @@ class SqlKnownDevices:
             .on_conflict_do_update(index_elements=[row.user_id, row.digest], set_={"last_seen_at": at})
         )
         return Recognition.FIRST if first else Recognition.NEW
+
+    async def delete_for_user(self, user_id: int) -> int:
+        result = await self._conn.execute(delete(known_devices).where(known_devices.c.user_id == user_id))
+        return int(result.rowcount)
+
+    async def delete_before(self, at: datetime) -> int:
+        result = await self._conn.execute(delete(known_devices).where(known_devices.c.last_seen_at < at))
+        return int(result.rowcount)
