@@ -422,6 +422,9 @@ class MemoryKnownDevices:
             return Recognition.FIRST
         return Recognition.KNOWN if last is not None and last >= fresh_since else Recognition.NEW
 
+    async def last_seen(self, user_id: int, digest: bytes) -> datetime | None:
+        return self._data.devices.get((user_id, digest))
+
     async def delete_for_user(self, user_id: int) -> int:
         doomed = [key for key in self._data.devices if key[0] == user_id]
         for key in doomed:

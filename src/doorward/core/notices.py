@@ -15,6 +15,10 @@ from doorward.core.models import Client, Recognition, Sighting, User
 KNOWN_DEVICE_DAYS = 90
 """A device not seen on the account for this long is new again."""
 
+LAST_SEEN_PRECISION = timedelta(days=1)
+"""A known device's last login is written at most this often: most logins are from one, and a
+read costs less than a write transaction (on SQLite, one more turn of the one write lock)."""
+
 
 def sighting(deps: Deps, client: Client) -> Sighting:
     """Now, the client's address and its device's name."""
@@ -68,9 +72,14 @@ def note_login(deps: Deps, user: User, client: Client) -> None:
 
 async def _note_login(deps: Deps, user: User, client: Client) -> None:
     seen = sighting(deps, client)
+    digest = device_digest(client)
+    async with deps.store.read() as tx:
+        last = await tx.known_devices.last_seen(user.id, digest)
+    if last is not None and seen.at - last < LAST_SEEN_PRECISION:
+        return  # known, and noted lately enough
     async with deps.store.write() as tx:
         recognition = await tx.known_devices.remember(
-            user.id, device_digest(client), seen.at, seen.at - timedelta(days=KNOWN_DEVICE_DAYS)
+            user.id, digest, seen.at, seen.at - timedelta(days=KNOWN_DEVICE_DAYS)
         )
     if recognition is Recognition.NEW:
         deps.notifications.new_device(user.email, seen)

@@ -274,6 +274,9 @@ class KnownDevices(Protocol):
         """Note that ``user_id`` logged in from ``digest`` at ``at``; say whether that device was
         known (last seen at or after ``fresh_since``), new, or the account's first of all."""
 
+    async def last_seen(self, user_id: int, digest: bytes) -> datetime | None:
+        """When ``user_id`` last logged in from ``digest``, if it ever did (and was not forgotten)."""
+
     async def delete_for_user(self, user_id: int) -> int:
         """Forget every device of ``user_id``; return how many went."""
 

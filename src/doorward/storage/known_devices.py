@@ -41,6 +41,13 @@ class SqlKnownDevices:
         )
         return Recognition.FIRST if first else Recognition.NEW
 
+    async def last_seen(self, user_id: int, digest: bytes) -> datetime | None:
+        row = known_devices.c
+        found = await self._conn.execute(
+            select(row.last_seen_at).where(row.user_id == user_id, row.digest == digest)
+        )
+        return utc(found.scalar_one_or_none())
+
     async def delete_for_user(self, user_id: int) -> int:
         result = await self._conn.execute(delete(known_devices).where(known_devices.c.user_id == user_id))
         return int(result.rowcount)
