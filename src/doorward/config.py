@@ -201,6 +201,11 @@ class Settings(BaseSettings):
         "file", description="file: write each mail as an .eml file into DOORWARD_MAIL_DIR; smtp: send it"
     )
     mail_dir: Path = Field(Path("./mail"), description="Where the file mailer writes")
+    new_device_mail: bool = Field(
+        True,
+        description="Mail the account's owner on a login from a device (browser and system, network) "
+        "not seen on the account for 90 days; never for the account's first login",
+    )
     mail_from: str = Field("doorward <no-reply@localhost>", description="From: of every mail")
     smtp_host: str = "localhost"
     smtp_port: Annotated[int, Field(ge=1, le=65535)] = 587

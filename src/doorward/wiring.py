@@ -167,6 +167,7 @@ async def open_services(
                 reset_token_lifetime=settings.reset_token_lifetime,
                 verification_token_lifetime=settings.verification_token_lifetime,
                 require_mfa=settings.require_mfa,
+                new_device_mail=settings.new_device_mail,
             ),
             clock=clock,
             breached=breached,

@@ -16,6 +16,7 @@ from doorward.core.errors import (
     TokenInvalid,
 )
 from doorward.core.models import AccountToken, Client, NewUser, Session, TokenPurpose, User
+from doorward.core.notices import sighting
 from doorward.core.outcomes import counted
 from doorward.core.passwords import Password
 from doorward.core.reauth import reauthenticate
@@ -135,7 +136,7 @@ class Accounts:
             await tx.factors.delete_challenges(user.id)  # a sign-in half done with the old password
             await tx.passkeys.delete_challenges(user.id)  # and a passkey's set-up it allowed
         await d.throttle.login_succeeded(user.email_canonical, attempts)
-        d.notifications.password_changed(user.email)
+        d.notifications.password_changed(user.email, sighting(d, client))
         d.audit("password.changed", user_id=user.id, sessions_ended=ended, client=client.address)
 
     @counted("reset_request")
@@ -201,7 +202,7 @@ class Accounts:
         return user
 
     @counted("reset")
-    async def reset_password(self, token: str, new_password: str) -> None:
+    async def reset_password(self, token: str, new_password: str, client: Client | None = None) -> None:
         """Set a new password with a mailed token; all the user's sessions end; the token is used up.
 
         A password the policy refuses leaves the token usable for a better one.
@@ -227,7 +228,7 @@ class Accounts:
             if user.email_verified_at is None:
                 await tx.users.mark_verified(user.id, now)  # the mail reached its owner
         await d.throttle.unlock(user.email_canonical)
-        d.notifications.password_changed(user.email)
+        d.notifications.password_reset_used(user.email, sighting(d, client or Client()))
         d.audit("password.reset", user_id=user.id, sessions_ended=ended)
 
     # --- email verification ------------------------------------------------------------------------

@@ -47,6 +47,7 @@ class AccountPolicy:
     reset_token_lifetime: timedelta = timedelta(minutes=30)
     verification_token_lifetime: timedelta = timedelta(hours=24)
     require_mfa: bool = False  # accounts without a second factor may only enrol (issue 19)
+    new_device_mail: bool = True  # mail a login from a device not seen on the account (core/notices.py)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from doorward.core.errors import (
     Overloaded,
 )
 from doorward.core.models import Client, LoginResult, Session, User
+from doorward.core.notices import note_login, streak_notice
 from doorward.core.outcomes import counted
 from doorward.core.passwords import MAX_RAW_PASSWORD_LENGTH, Password
 from doorward.core.second_step import require_second_factor
@@ -81,6 +82,7 @@ class Authenticator:
                 client=client.address,
             )
             d.throttle.reserved_failed(reserved, client.address)  # counted when reserved
+            streak_notice(d, user, reserved.failures, client)  # the wait began, or the lockout
             raise InvalidCredentials()
         # With a second factor, only that resets the failures (core/second_step.py): the right
         # password takes back just its own attempt.
@@ -119,6 +121,7 @@ class Authenticator:
             )
         d.audit("login.succeeded", user_id=user.id, session_id=session.id, client=client.address)
         self._check_breach_behind(user, secret, new_hash or user.password_hash)
+        note_login(d, user, client)
         return LoginResult(token, user, session, mfa_enrollment_required=self.enrollment_required(user))
 
     def enrollment_required(self, user: User) -> bool:

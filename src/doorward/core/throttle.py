@@ -161,8 +161,9 @@ class Throttle:
             reserved.key, reserved.counter, reserved.window_start, reset=reset, reserved=reserved.failures
         )
 
-    async def login_failed(self, account: str, client: str | None) -> None:
-        """Count a failure against the account (and its wait) and against the client."""
+    async def login_failed(self, account: str, client: str | None) -> int:
+        """Count a failure against the account (and its wait) and against the client; return the
+        account's consecutive failures, this one included (each count is returned once: atomic)."""
         now = self._clock()
         key = f"account:{account}"
         start, _ = self._window(self.policy.client_window, now)
@@ -176,6 +177,7 @@ class Throttle:
         )
         if failures == self.policy.lockout_failures:
             self._audit("throttle.locked", client=client)
+        return failures
 
     async def admit_client(self, client: str | None) -> None:
         """Raise TooManyAttempts if the client is over its failed logins: for a login that names no
