@@ -43,7 +43,8 @@ def _err(s: dict[str, Any]) -> list[list[float]]:
 
 def draw(results: dict[str, Any], path: Path) -> None:
     dbs = list(results["databases"])
-    fig, axes = plt.subplots(2, 2, figsize=(17, 10.5))
+    cpu_rows = [r for r in results.get("cpu_figures", []) if not r["key"].startswith("growth")]
+    fig, axes = plt.subplots(3 if cpu_rows else 2, 2, figsize=(17, 16 if cpu_rows else 10.5))
     m = results["machine"]
     fig.suptitle(
         f"doorward benchmarks — {m['nproc']} cores ({m['cpu_model']}), {m['memory_gib']} GiB, "
@@ -54,7 +55,14 @@ def draw(results: dict[str, Any], path: Path) -> None:
     _login(axes[0][1], results, dbs)
     _session(axes[1][0], results, dbs)
     _growth(axes[1][1], results, dbs)
-    fig.tight_layout(rect=(0, 0, 1, 0.96))
+    if cpu_rows:
+        logins = [r for r in cpu_rows if r["per"] in {"login", "step", "sign-in"}]
+        _cpu(axes[2][0], logins, 1.0, "ms", "CPU per login, second step and passkey sign-in, by process")
+        checks = [r for r in cpu_rows if r["per"] not in {"login", "step", "sign-in"}]
+        _cpu(
+            axes[2][1], checks, 1000.0, "µs", "CPU per session check (and bare Starlette request), by process"
+        )
+    fig.tight_layout(rect=(0, 0, 1, 0.97 if cpu_rows else 0.96))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -189,3 +197,40 @@ def _growth(ax: Any, results: dict[str, Any], dbs: list[str]) -> None:
     ax.set_ylabel("cost per request ÷ cost at the smallest size")
     ax.set_title("Growth: cost per request as the tables grow")
     ax.legend(fontsize=8)
+
+
+CPU_COLORS = {
+    "workers": "#3b75af",
+    "database": "#e1812c",
+    "database_aux": "#f2c08f",
+    "hashing": "#8c8c8c",
+    "generator": "#9ccb86",
+}
+
+
+def _cpu(ax: Any, rows: list[dict[str, Any]], scale: float, unit: str, title: str) -> None:
+    """Stacked bars: each figure's CPU per request by process (cpu.py's rows), the raw verify ticked."""
+    if not rows:
+        ax.set_axis_off()
+        return
+    for y, row in enumerate(rows):
+        left = 0.0
+        for group, color in CPU_COLORS.items():
+            width = row["cpu_ms"][group] * scale
+            ax.barh(y, width, left=left, color=color, height=0.7)
+            left += width
+        non_hash = (row["cpu_ms"]["workers"] + row["cpu_ms"]["database"]) * scale
+        ax.text(left, y, f" {non_hash:,.3g} {unit} workers + db", va="center", fontsize=7)
+        if "raw_verify_cpu_ms" in row:
+            x = (row["cpu_ms"]["workers"] + row["cpu_ms"]["database"] + row["cpu_ms"]["database_aux"]) * scale
+            x += row["raw_verify_cpu_ms"] * scale
+            ax.plot([x, x], [y - 0.45, y + 0.45], color="black", linewidth=2)
+    ax.set_yticks(range(len(rows)), [f"{r['db']}: {r['figure']}" for r in rows], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlim(0, ax.get_xlim()[1] * 1.3)  # room for the labels
+    ax.set_xlabel(f"CPU {unit} per request (median of runs; black tick: workers + db + one raw verify)")
+    ax.set_title(title)
+    labels = {"workers": "workers", "database": "PostgreSQL backends", "database_aux": "PostgreSQL's own"}
+    labels |= {"hashing": "hashing processes", "generator": "load generator"}
+    handles = [Patch(color=color, label=labels[group]) for group, color in CPU_COLORS.items()]
+    ax.legend(handles=handles, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=5)

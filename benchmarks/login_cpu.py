@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import os
 import random
-import resource
 import sys
 import tempfile
 from pathlib import Path
@@ -28,25 +27,6 @@ import harness
 import launch
 import procfs
 import wrk
-
-_AUX = procfs._POSTGRES_AUXILIARY
-
-
-def classify(server: launch.Server) -> dict[str, list[int]]:
-    """The server's processes and the database's, by role."""
-    workers = server.worker_pids()
-    tree = procfs.process_tree(server.pid)
-    hashing = [pid for pid in tree if pid not in workers and pid != server.pid]
-    backends: list[int] = []
-    auxiliary: list[int] = []
-    for pid in procfs.postgres_pids():
-        with open(f"/proc/{pid}/cmdline", "rb") as handle:
-            (auxiliary if any(aux in handle.read() for aux in _AUX) else backends).append(pid)
-    return {"workers": workers, "hashing": hashing, "postgres": backends, "pg_aux": auxiliary}
-
-
-def cpu(groups: dict[str, list[int]]) -> dict[str, float]:
-    return {name: sum(procfs.process_cpu(pid) for pid in pids) for name, pids in groups.items()}
 
 
 async def _committed(admin_url: str, database: str) -> int:
@@ -77,19 +57,17 @@ def one_run(args: argparse.Namespace, db: Any, tree: Path, env: dict[str, str], 
     before_server = asyncio.run(_committed(args.postgres_url, db.database)) if postgres else 0
     with launch.Server(f"doorward ({tree})", argv, server_env, log) as server:
         warm = wrk.run(server.url, "login.lua", connections=args.connections, duration=2.0, env=env)
-        groups = classify(server)
         procfs.wait_until_quiet(10)
-        t0, w0 = cpu(groups), resource.getrusage(resource.RUSAGE_CHILDREN)
-        result = wrk.run(
-            server.url, "login.lua", connections=args.connections, duration=args.duration, env=env
-        )
-        t1, w1 = cpu(groups), resource.getrusage(resource.RUSAGE_CHILDREN)
+        with procfs.CpuMeter([server.pid]) as meter:
+            result = wrk.run(
+                server.url, "login.lua", connections=args.connections, duration=args.duration, env=env
+            )
     logins = result.count(200, 401)
     out: dict[str, Any] = {"tree": str(tree), "logins": logins, "statuses": result.statuses}
-    for name in t0:
-        out[f"{name}_ms"] = round((t1[name] - t0[name]) * 1000 / logins, 3)
-    wrk_s = (w1.ru_utime + w1.ru_stime) - (w0.ru_utime + w0.ru_stime)
-    out["wrk_ms"] = round(wrk_s * 1000 / logins, 3)
+    roles: dict[str, float] = meter.result["by_role_s"]  # type: ignore[assignment]
+    for role in ("supervisor", "workers", "hashing", "database", "database_aux", "generator"):
+        out[f"{role}_ms"] = round(roles[role] * 1000 / logins, 3)
+    out["foreign_share"] = meter.result["foreign_share"]
     if postgres:
         # The whole server's life (start-up, warm-up, shutdown) over all its logins: the start-up's
         # few transactions spread over thousands of logins, so a bound from above.

@@ -117,41 +117,85 @@ POSTGRES_DATABASE: str | None = None
 
 _POSTGRES_AUXILIARY = (b"checkpointer", b"background writer", b"walwriter", b"autovacuum", b"stats")
 
+ROLES = ("supervisor", "workers", "hashing", "database", "database_aux", "generator", "runner")
+"""Whose CPU a run counts, by what the process does: the server's supervisor, its workers and hashing
+processes; PostgreSQL's backends of the benchmark database, and its auxiliary processes (WAL writer,
+checkpointer...: the writes' deferred cost, shared with anyone else's database on that server); the
+load generator (wrk, flowload.py: the runner's children, alive or reaped); the runner itself with its
+other children (a server that is not the one measured, such as the bare app between its runs)."""
 
-def postgres_pids() -> list[int]:
-    """The local PostgreSQL processes working for the benchmark: the server's own auxiliary processes
-    and the backends of the benchmark's database (not those of anyone else's)."""
+
+def cmdline(pid: int) -> bytes:
+    """A process's command line, NUL-separated (empty if it has gone)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return handle.read()
+    except OSError:
+        return b""
+
+
+def is_generator(line: bytes) -> bool:
+    """Whether a command line is a load generator's: wrk, or flowload.py."""
+    args = line.split(b"\0")
+    return os.path.basename(args[0]) == b"wrk" or any(a.endswith(b"flowload.py") for a in args[1:2])
+
+
+def postgres_roles() -> dict[int, str]:
+    """The local PostgreSQL processes working for the benchmark, each "database" (a backend of the
+    benchmark's database: doorward's connections) or "database_aux" (the server's own processes);
+    not the backends of anyone else's database."""
     if POSTGRES_DATABASE is None:
-        return []
+        return {}
     name = POSTGRES_DATABASE.encode()
-    found = []
+    found: dict[int, str] = {}
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
-            try:
-                with open(f"/proc/{entry.name}/cmdline", "rb") as handle:
-                    cmdline = handle.read()
-            except OSError:
+            line = cmdline(int(entry.name))
+            if not line.startswith(b"postgres"):
                 continue
-            if cmdline.startswith(b"postgres") and (
-                name in cmdline.split() or any(aux in cmdline for aux in _POSTGRES_AUXILIARY)
-            ):
-                found.append(int(entry.name))
+            if name in line.split():
+                found[int(entry.name)] = "database"
+            elif any(aux in line for aux in _POSTGRES_AUXILIARY):
+                found[int(entry.name)] = "database_aux"
     return found
 
 
+def server_roles(root: int) -> dict[int, str]:
+    """A ``doorward serve`` (or uvicorn) tree by role: its hashing processes (``-m
+    doorward.hashing.process``), its workers (multiprocessing's ``spawn_main``), the rest supervisor."""
+    roles: dict[int, str] = {}
+    for pid in process_tree(root):
+        line = cmdline(pid)
+        if b"doorward.hashing.process" in line:
+            roles[pid] = "hashing"
+        elif b"spawn_main" in line and pid != root:
+            roles[pid] = "workers"
+        else:
+            roles[pid] = "supervisor"
+    return roles
+
+
 class CpuMeter:
-    """Where the machine's CPU went during a run: ours (servers, wrk, PostgreSQL, this runner) or not.
+    """Where the machine's CPU went during a run: ours (servers, wrk, PostgreSQL, this runner) or not,
+    and ours by role (``ROLES``), from ``/proc/<pid>/stat`` before and after.
 
     The machine may be shared; "foreign" is the CPU that other processes took meanwhile, which the
-    figures of that run did not get.
+    figures of that run did not get. A process that ends during the run loses its CPU to the count,
+    but for the runner's own children (wrk, the flow generator), whose CPU comes back when reaped.
     """
 
     def __init__(self, roots: Iterable[int]) -> None:
-        self.roots = [*roots, os.getpid()]  # this runner and its children (wrk) are ours too
+        self.servers = list(roots)
+        self.roots = [*self.servers, os.getpid()]  # this runner and its children (wrk) are ours too
 
-    def _ours(self) -> dict[int, float]:
-        pids = {pid for root in self.roots for pid in process_tree(root)} | set(postgres_pids())
-        return {pid: process_cpu(pid) for pid in pids}
+    def _ours(self) -> dict[int, tuple[str, float]]:
+        roles: dict[int, str] = {}
+        for pid in process_tree(os.getpid()):
+            roles[pid] = "generator" if pid != os.getpid() and is_generator(cmdline(pid)) else "runner"
+        for root in self.servers:
+            roles.update(server_roles(root))
+        roles.update(postgres_roles())
+        return {pid: (role, process_cpu(pid)) for pid, role in roles.items()}
 
     def __enter__(self) -> CpuMeter:
         self._t0 = time.monotonic()
@@ -165,21 +209,24 @@ class CpuMeter:
         children1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         machine1 = machine_cpu()
         wall = time.monotonic() - self._t0
+        by_role = dict.fromkeys(ROLES, 0.0)
         # Processes alive at the end: their CPU since the start (all of it for those started since).
-        alive = sum(t - self._ours0.get(pid, 0.0) for pid, t in ours1.items())
+        for pid, (role, cpu) in ours1.items():
+            by_role[role] += max(0.0, cpu - self._ours0.get(pid, (role, 0.0))[1])
         # Children that ended meanwhile (wrk runs): what they used, once reaped.
-        reaped = (children1.ru_utime + children1.ru_stime) - (
+        by_role["generator"] += (children1.ru_utime + children1.ru_stime) - (
             self._children0.ru_utime + self._children0.ru_stime
         )
         busy = machine1[1] - self._machine0[1]
         capacity = machine1[0] - self._machine0[0]
-        ours = alive + reaped
+        ours = sum(by_role.values())
         self.result = {
             "wall_s": round(wall, 2),
             "machine_busy_share": round(busy / capacity, 3) if capacity else 0.0,
             "ours_cpu_s": round(ours, 2),
             "foreign_cpu_s": round(max(0.0, busy - ours), 2),
             "foreign_share": round(max(0.0, busy - ours) / capacity, 3) if capacity else 0.0,
+            "by_role_s": {role: round(seconds, 3) for role, seconds in by_role.items()},
         }
 
 

@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import cpu
 import dataset
 import harness
 import table
@@ -37,7 +38,7 @@ from suite import Suite
 from doorward.core.profiles import PROFILES
 
 RESULTS = harness.HERE / "results"
-ALL_PARTS = ("login", "latency", "session", "flood", "growth")
+ALL_PARTS = ("login", "latency", "session", "flood", "flows", "growth")
 
 
 # --- configuration --------------------------------------------------------------------------------
@@ -83,11 +84,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--profile", action="store_true", help="also profile the session check with py-spy")
     parser.add_argument(
+        "--access-log",
+        action="store_true",
+        help="serve doorward with its access log on, as it runs by default (the bare reference has none)",
+    )
+    parser.add_argument(
         "--render",
         action="store_true",
         help="measure nothing: redraw latest.md and chart.png from latest.json",
     )
     parser.add_argument("--note", action="append", default=[], help="a line to add to the notes")
+    parser.add_argument(
+        "--metrics",
+        action="store_true",
+        help="serve with DOORWARD_METRICS_TOKEN set: every figure with metrics on (no scraper runs)",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory (logs, SQLite)")
     args = parser.parse_args(argv)
@@ -116,6 +127,12 @@ def scratch_directory(keep: bool) -> Iterator[Path]:
             shutil.rmtree(path, ignore_errors=True)
 
 
+def tabulate(results: dict[str, Any]) -> None:
+    """The figures' rows (table.py) and the CPU per request's (cpu.py), from the raw runs."""
+    results["figures"] = table.figures(results)
+    results["cpu_figures"] = cpu.figures(results)
+
+
 def write_json(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -130,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit(f"error: {exc.name} is not installed: pip install -e '.[bench]' (it draws the chart)")
     if args.render:
         results = json.loads((args.output / "latest.json").read_text(encoding="utf-8"))
-        results["figures"] = table.figures(results)
+        tabulate(results)
         write_json(args.output / "latest.json", results)
         (args.output / "latest.md").write_text(table.markdown(results), encoding="utf-8")
         chart.draw(results, args.output / "chart.png")
@@ -165,10 +182,10 @@ def main(argv: list[str] | None = None) -> int:
                 suite.database(db)
             finally:
                 db.drop()
-            results["figures"] = table.figures(results)
+            tabulate(results)
             write_json(args.output / "latest.json", results)  # what is done so far survives a crash
         results["duration_s"] = round(time.monotonic() - started)
-        results["figures"] = table.figures(results)
+        tabulate(results)
         text = table.markdown(results)
         write_json(args.output / "latest.json", results)
         (args.output / "latest.md").write_text(text, encoding="utf-8")

@@ -19,6 +19,7 @@ from typing import Any
 
 import dataset
 import figures_flood
+import figures_flows
 import figures_growth
 import figures_login
 import figures_session
@@ -77,15 +78,20 @@ class Suite:
         settings = {"hash_profile": self.profile.name, "log_level": "INFO"}
         if "access_log" in self.settings:
             # As the bare reference, which uvicorn serves with --no-access-log: a proxy in front logs.
-            settings["access_log"] = "false"
+            # --access-log measures what the line costs.
+            settings["access_log"] = "true" if getattr(self.args, "access_log", False) else "false"
         if self.many_clients:
             # wrk plays a reverse proxy in front of many clients (login.lua's X-Forwarded-For).
             settings["trusted_proxies"] = "127.0.0.1"
+        if getattr(self.args, "metrics", False):
+            # Metrics on as an operator turns them on: every worker records to the shared files.
+            settings["metrics_token"] = "bench-metrics-token-0123456789"
         return settings
 
-    def doorward(self, db: dataset.Database) -> Server:
+    def doorward(self, db: dataset.Database, **settings: str) -> Server:
+        """``doorward serve`` on ``db`` with the benchmark's settings, and these."""
         self._logs += 1
-        env = launch.doorward_env(db.url, **self.server_settings())
+        env = launch.doorward_env(db.url, **(self.server_settings() | settings))
         argv = [*launch.doorward_command(), "serve", "--host", "127.0.0.1", "--port", "{port}"]
         argv += ["--workers", str(self.cores), "--no-migrate"]
         return Server(f"doorward ({db.name})", argv, env, self.scratch / f"server-{self._logs}.log")
@@ -142,8 +148,10 @@ class Suite:
         duration: float,
         env: dict[str, str],
         quiet: bool = True,
+        load: Callable[[], wrk.WrkResult] | None = None,
     ) -> dict[str, Any]:
-        """One recorded wrk run, with the CPU accounting and the connections per worker."""
+        """One recorded wrk run (or ``load``'s, another generator), with the CPU accounting and the
+        connections per worker."""
         waiting = quiet and self.args.quiet_wait > 0
         waited = procfs.wait_until_quiet(self.args.quiet_wait) if waiting else 0.0
         spread_seen: list[list[int]] = []
@@ -154,7 +162,10 @@ class Suite:
 
         probe = in_background(look)
         with procfs.CpuMeter([server.pid]) as meter:
-            result = wrk.run(server.url, script, connections=connections, duration=duration, env=env)
+            if load is not None:
+                result = load()
+            else:
+                result = wrk.run(server.url, script, connections=connections, duration=duration, env=env)
         probe()
         run = result.as_json()
         run["cpu"] = meter.result
@@ -205,21 +216,27 @@ class Suite:
         log(f"argon2id reference ({self.profile.name}): {self.cores} processes verifying at once")
         name, count = self.profile.name, 30 if self.profile.memory_cost > 1000 else 300
 
-        def metered(measure: Callable[[], float]) -> Callable[[], dict[str, Any]]:
+        def metered(measure: Callable[[], tuple[float, float]]) -> Callable[[], dict[str, Any]]:
             def once() -> dict[str, Any]:
                 if self.args.quiet_wait > 0:
                     procfs.wait_until_quiet(self.args.quiet_wait)
                 with procfs.CpuMeter([]) as meter:
-                    value = measure()
-                return {"value": value, "cpu": meter.result}
+                    value, cpu = measure()
+                return {"value": value, "cpu_per_verify_ms": cpu * 1000, "cpu": meter.result}
 
             return once
 
-        rates = self.runs(metered(lambda: reference.verify_rate(name, self.cores, seconds=4.0)))
-        ones = self.runs(metered(lambda: reference.verify_time(name, count) * 1000))
+        rates = self.runs(metered(lambda: reference.verify_load(name, self.cores, seconds=4.0)))
+
+        def one_verify() -> tuple[float, float]:
+            wall, cpu = reference.verify_time_and_cpu(name, count)
+            return wall * 1000, cpu
+
+        ones = self.runs(metered(one_verify))
         self.results["reference"] = {
             "verify_per_s_all_cores": spread(r["value"] for r in rates[0]),
             "one_verify_ms": spread(r["value"] for r in ones[0]),
+            "cpu_per_verify_ms": spread(r["cpu_per_verify_ms"] for r in rates[0]),
             "processes": self.cores,
             "runs": {"all_cores": rates[0], "one": ones[0]},
             "set_aside_runs": {"all_cores": rates[1], "one": ones[1]},
@@ -267,6 +284,9 @@ class Suite:
                 if "flood" in args.parts:
                     out["flood"] = figures_flood.measure(self, server, tokens, users, db.name)
                 figures_login.measure(self, server, db.name, users, out)
+
+        if "flows" in args.parts:
+            out["flows"] = figures_flows.measure(self, db, tokens)
 
         if "growth" in args.parts:
             out["growth"] = figures_growth.measure(self, db, rng, users, tokens, out["load_s"])

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import cpu
+
 
 def crowded_note(runs: list[dict[str, Any]]) -> str:
     """How many runs had every connection on one worker: with few connections that, not the
@@ -215,6 +217,7 @@ def markdown(results: dict[str, Any]) -> str:
             f"| {row['db']} | {row['figure']} | {row['value']} | {row['reference']} | {ratio} | "
             f"{row['goal']} | {row['status']} |"
         )
+    lines += cpu.markdown(results.get("cpu_figures", []))
     foreign = [
         (db, key, v["foreign_share_max"])
         for db, out in results["databases"].items()
@@ -237,6 +240,9 @@ def _measurements(out: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
     for key, value in out.items():
         if isinstance(value, dict) and "foreign_share_max" in value:
             yield key, value
+    for flow, value in out.get("flows", {}).items():
+        if isinstance(value, dict):
+            yield f"flows.{flow}", value
     for conns, pair in out.get("session", {}).items():
         yield f"session.{conns}.doorward", pair["doorward"]
         yield f"session.{conns}.bare", pair["bare"]

@@ -36,6 +36,7 @@ class WrkResult:
     max_ms: float
     statuses: dict[str, int]
     errors: dict[str, int]
+    exhausted: bool = False  # flowload.py: it ran out of mfaTokens before the end
 
     def count(self, *codes: int) -> int:
         return sum(self.statuses.get(str(code), 0) for code in codes)
@@ -56,7 +57,7 @@ class WrkResult:
             "max_ms": round(self.max_ms, 3),
             "statuses": self.statuses,
             "errors": self.errors,
-        }
+        } | ({"exhausted": True} if self.exhausted else {})
 
 
 def run(
@@ -84,9 +85,16 @@ def run(
     done = subprocess.run(
         argv, env=run_env, capture_output=True, text=True, timeout=duration + 60, check=False
     )
+    return parse(done, connections)
+
+
+def parse(done: subprocess.CompletedProcess[str], connections: int) -> WrkResult:
+    """The figures of a finished generator run that printed ``BENCH_JSON {...}`` (lua/common.lua's)."""
     line = next((x for x in done.stdout.splitlines() if x.startswith("BENCH_JSON ")), None)
     if done.returncode != 0 or line is None:
-        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr.strip() or done.stdout.strip()}")
+        raise RuntimeError(
+            f"the load generator failed ({done.returncode}): {done.stderr.strip() or done.stdout.strip()}"
+        )
     data = json.loads(line.removeprefix("BENCH_JSON "))
     seconds = data["duration_us"] / 1e6
     lat = data["latency_us"]
@@ -101,4 +109,5 @@ def run(
         max_ms=lat["max"] / 1000,
         statuses=dict(sorted(data["statuses"].items())),
         errors=data["errors"],
+        exhausted=bool(data.get("exhausted", False)),
     )

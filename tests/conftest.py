@@ -23,6 +23,7 @@ from doorward.config import Settings
 from doorward.core.clock import Clock
 from doorward.storage import upgrade
 from doorward.web import create_app
+from tests.pgbouncer import PgBouncer, pgbouncer_binary, running_pgbouncer
 from tests.redis_server import own_redis  # noqa: F401 - a fixture, offered to every test module
 from tests.servers import start_server  # noqa: F401 - a fixture, offered to every test module
 
@@ -101,6 +102,20 @@ def postgres_template() -> Iterator[str]:
     upgrade(postgres_url(name))
     yield name
     admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module")
+def pgbouncer(tmp_path_factory: pytest.TempPathFactory, postgres_template: str) -> Iterator[PgBouncer]:
+    """A pgbouncer of the module's own in transaction mode, in front of the test PostgreSQL (see
+    tests/pgbouncer.py); skipped where it is not installed, a failure under CI=true."""
+    binary = pgbouncer_binary()
+    if binary is None:
+        missing = "no pgbouncer on the PATH or in /usr/sbin (apt-get install pgbouncer)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"the pgbouncer tests need pgbouncer under CI=true: {missing}", pytrace=False)
+        pytest.skip(f"pgbouncer tests skipped: {missing}")
+    with running_pgbouncer(binary, tmp_path_factory.mktemp("pgbouncer"), POSTGRES_URL) as bouncer:
+        yield bouncer
 
 
 def redis_unavailable() -> str | None:

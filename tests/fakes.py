@@ -20,9 +20,11 @@ from doorward.core.models import (
     NewUser,
     Opening,
     Passkey,
+    Recognition,
     RecoveryCode,
     Reservation,
     Session,
+    Sighting,
     TokenPurpose,
     TotpFactor,
     User,
@@ -46,6 +48,7 @@ class _Data:
     passkeys: dict[str, Passkey] = field(default_factory=dict)
     ceremonies: dict[bytes, WebauthnChallenge] = field(default_factory=dict)
     audit: list[AuditEntry] = field(default_factory=list)  # what the database's audit trail holds
+    devices: dict[tuple[int, bytes], datetime] = field(default_factory=dict)  # known_devices
 
 
 class MemoryUsers:
@@ -453,6 +456,34 @@ class MemoryPasskeys:
         return len(doomed)
 
 
+class MemoryKnownDevices:
+    def __init__(self, data: _Data) -> None:
+        self._data = data
+
+    async def remember(self, user_id: int, digest: bytes, at: datetime, fresh_since: datetime) -> Recognition:
+        first = not any(uid == user_id for uid, _ in self._data.devices)
+        last = self._data.devices.get((user_id, digest))
+        self._data.devices[(user_id, digest)] = at
+        if first:
+            return Recognition.FIRST
+        return Recognition.KNOWN if last is not None and last >= fresh_since else Recognition.NEW
+
+    async def last_seen(self, user_id: int, digest: bytes) -> datetime | None:
+        return self._data.devices.get((user_id, digest))
+
+    async def delete_for_user(self, user_id: int) -> int:
+        doomed = [key for key in self._data.devices if key[0] == user_id]
+        for key in doomed:
+            del self._data.devices[key]
+        return len(doomed)
+
+    async def delete_before(self, at: datetime) -> int:
+        doomed = [key for key, seen in self._data.devices.items() if seen < at]
+        for key in doomed:
+            del self._data.devices[key]
+        return len(doomed)
+
+
 class MemoryTransaction:
     def __init__(self, data: _Data) -> None:
         self.users = MemoryUsers(data)
@@ -460,6 +491,7 @@ class MemoryTransaction:
         self.tokens = MemoryTokens(data)
         self.factors = MemoryFactors(data)
         self.passkeys = MemoryPasskeys(data)
+        self.known_devices = MemoryKnownDevices(data)
         self.audit = MemoryAuditTrail(data)
 
 
@@ -616,11 +648,14 @@ class RecordingNotifications:
     def password_reset(self, to: str, token: str) -> None:
         self.sent.append(("password_reset", to, token))
 
-    def password_changed(self, to: str) -> None:
+    def password_changed(self, to: str, seen: Sighting | None = None) -> None:
         self.sent.append(("password_changed", to, None))
 
     def password_breached(self, to: str) -> None:
         self.sent.append(("password_breached", to, None))
+
+    def password_reset_used(self, to: str, seen: Sighting) -> None:
+        self.sent.append(("password_reset_used", to, None))
 
     def verify_email(self, to: str, token: str) -> None:
         self.sent.append(("verify_email", to, token))
@@ -628,28 +663,28 @@ class RecordingNotifications:
     def registration_attempt(self, to: str) -> None:
         self.sent.append(("registration_attempt", to, None))
 
-    def totp_enabled(self, to: str) -> None:
+    def totp_enabled(self, to: str, seen: Sighting | None = None) -> None:
         self.sent.append(("totp_enabled", to, None))
 
-    def totp_disabled(self, to: str) -> None:
+    def totp_disabled(self, to: str, seen: Sighting | None = None) -> None:
         self.sent.append(("totp_disabled", to, None))
 
-    def recovery_codes_regenerated(self, to: str) -> None:
+    def recovery_codes_regenerated(self, to: str, seen: Sighting | None = None) -> None:
         self.sent.append(("recovery_codes_regenerated", to, None))
 
-    def recovery_code_used(self, to: str, left: int) -> None:
+    def recovery_code_used(self, to: str, left: int, seen: Sighting | None = None) -> None:
         self.sent.append(("recovery_code_used", to, str(left)))
 
     def mfa_reset(self, to: str) -> None:
         self.sent.append(("mfa_reset", to, None))
 
-    def passkey_added(self, to: str, name: str) -> None:
+    def passkey_added(self, to: str, name: str, seen: Sighting | None = None) -> None:
         self.sent.append(("passkey_added", to, name))
 
-    def passkey_removed(self, to: str, name: str) -> None:
+    def passkey_removed(self, to: str, name: str, seen: Sighting | None = None) -> None:
         self.sent.append(("passkey_removed", to, name))
 
-    def passkey_cloned(self, to: str, name: str) -> None:
+    def passkey_cloned(self, to: str, name: str, seen: Sighting | None = None) -> None:
         self.sent.append(("passkey_cloned", to, name))
 
     def email_change_confirm(self, to: str, token: str) -> None:
@@ -660,3 +695,12 @@ class RecordingNotifications:
 
     def account_deleted(self, to: str) -> None:
         self.sent.append(("account_deleted", to, None))
+
+    def login_backoff(self, to: str, seen: Sighting, wait: timedelta) -> None:
+        self.sent.append(("login_backoff", to, seen.device))
+
+    def account_locked(self, to: str, seen: Sighting) -> None:
+        self.sent.append(("account_locked", to, seen.device))
+
+    def new_device(self, to: str, seen: Sighting) -> None:
+        self.sent.append(("new_device", to, seen.device))

@@ -106,6 +106,39 @@ class Server:
                 self.process.wait(timeout=10)
 
 
+def launch(
+    directory: Path,
+    index: int,
+    *extra_args: str,
+    database_url: str | None = None,
+    port: int | None = None,
+    **settings: str,
+) -> Server:
+    """Start ``doorward serve`` (by default on a fresh SQLite file in ``directory``) and wait until it is
+    healthy; the caller stops it. ``index`` names its files apart from other servers' in ``directory``."""
+    # By default a fresh SQLite file of its own, which serve migrates itself.
+    database_url = database_url or f"sqlite:///{directory / f'e2e-{index}.db'}"
+    env = doorward_env(database_url, **settings)
+    port = port or free_port()  # given when a setting must name it (DOORWARD_PUBLIC_URL)
+    stderr_path = directory / f"server-{index}.stderr"
+    with stderr_path.open("wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "doorward", "serve", "--port", str(port), *extra_args],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            start_new_session=True,
+        )
+    server = Server(process, f"http://127.0.0.1:{port}", env, stderr_path)
+    try:
+        wait_until_healthy(server)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
 @pytest.fixture
 def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     """Start ``doorward serve`` on a fresh SQLite file; every server started is stopped at the end."""
@@ -114,24 +147,8 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     def start(
         *extra_args: str, database_url: str | None = None, port: int | None = None, **settings: str
     ) -> Server:
-        index = len(started)
-        # By default a fresh SQLite file of its own, which serve migrates itself.
-        database_url = database_url or f"sqlite:///{tmp_path / f'e2e-{index}.db'}"
-        env = doorward_env(database_url, **settings)
-        port = port or free_port()  # given when a setting must name it (DOORWARD_PUBLIC_URL)
-        stderr_path = tmp_path / f"server-{index}.stderr"
-        with stderr_path.open("wb") as stderr:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "doorward", "serve", "--port", str(port), *extra_args],
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=stderr,
-                start_new_session=True,
-            )
-        server = Server(process, f"http://127.0.0.1:{port}", env, stderr_path)
+        server = launch(tmp_path, len(started), *extra_args, database_url=database_url, port=port, **settings)
         started.append(server)
-        wait_until_healthy(server)
         return server
 
     yield start

@@ -74,6 +74,11 @@ class Settings(BaseSettings):
         description="Database connections kept per process (as many again may open under load); "
         "on PostgreSQL, session checks have a pool of this size of their own",
     )
+    db_pooler: Literal["none", "transaction"] = Field(
+        "none",
+        description="transaction: PostgreSQL is reached through pgbouncer in pool_mode=transaction: no "
+        "startup parameters, no named prepared statements, and the statement timeout is the client's",
+    )
     session_lifetime: Duration = Field(
         timedelta(hours=24), description="Absolute session lifetime (seconds or ISO 8601)"
     )
@@ -196,6 +201,11 @@ class Settings(BaseSettings):
         "file", description="file: write each mail as an .eml file into DOORWARD_MAIL_DIR; smtp: send it"
     )
     mail_dir: Path = Field(Path("./mail"), description="Where the file mailer writes")
+    new_device_mail: bool = Field(
+        True,
+        description="Mail the account's owner on a login from a device (browser and system, network) "
+        "not seen on the account for 90 days; never for the account's first login",
+    )
     mail_from: str = Field("doorward <no-reply@localhost>", description="From: of every mail")
     smtp_host: str = "localhost"
     smtp_port: Annotated[int, Field(ge=1, le=65535)] = 587
@@ -224,11 +234,38 @@ class Settings(BaseSettings):
         description="Serve the Swagger UI (/docs) and ReDoc (/redoc) viewers of /openapi.json. Off: they "
         "run a CDN's script on the login page's origin, without a CSP (development only)",
     )
+    max_header_bytes: Annotated[int, Field(ge=1024)] = Field(
+        16 * 1024,
+        description="Largest request head (request line and headers); larger answers 431 and is not read",
+    )
+    max_headers: Annotated[int, Field(ge=8)] = Field(100, description="Most header lines in a request; 431")
+    header_timeout: Duration = Field(
+        timedelta(seconds=10),
+        description="The whole request head must arrive within this, counted from the connection's "
+        "start or the request's first byte (a keep-alive wait is uvicorn's 5 s); then 408",
+    )
+    body_timeout: Duration = Field(
+        timedelta(seconds=15),
+        description="The whole request body must arrive within this after its head; then 408",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     access_log: bool = Field(
         True,
         description="One JSON line per request (query strings redacted); off when a proxy in "
-        "front already logs requests: it is about a tenth of a session check's cost",
+        "front already logs requests: it is about a twentieth of a session check's cost",
+    )
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="Bearer token (at least 16 characters) that GET /metrics on the main port asks "
+        "for; unset: /metrics is not served there",
+    )
+    metrics_address: str | None = Field(
+        None,
+        description="host:port (127.0.0.1:9108) where the supervisor serves GET /metrics without a "
+        "token; keep it private",
+    )
+    metrics_sessions_interval: Duration = Field(
+        timedelta(seconds=30), description="How often each worker counts the active sessions for /metrics"
     )
 
     @field_validator("hash_profile")
@@ -257,6 +294,14 @@ class Settings(BaseSettings):
         if scheme == "sqlite" and ":memory:" in value:
             raise ValueError("an in-memory SQLite database is not shared between connections")
         return value
+
+    @model_validator(mode="after")
+    def _pooler_needs_postgresql(self) -> Settings:
+        if self.db_pooler != "none" and self.database_url.startswith("sqlite"):
+            raise ValueError(
+                "DOORWARD_DB_POOLER is for PostgreSQL; a SQLite DOORWARD_DATABASE_URL has no pooler"
+            )
+        return self
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -347,6 +392,31 @@ class Settings(BaseSettings):
         """``trusted_proxies`` parsed (once per value: every request asks)."""
         return _networks(self.trusted_proxies)
 
+    @field_validator("metrics_token")
+    @classmethod
+    def _long_metrics_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("the metrics token must be at least 16 characters (e.g. 32 hex digits)")
+        return value
+
+    @field_validator("metrics_address")
+    @classmethod
+    def _host_and_port(cls, value: str | None) -> str | None:
+        if value is not None and value.strip():
+            _host_port(value.strip())
+            return value.strip()
+        return None
+
+    @property
+    def metrics_listen(self) -> tuple[str, int] | None:
+        """``metrics_address`` as (host, port), brackets of an IPv6 address removed."""
+        return _host_port(self.metrics_address) if self.metrics_address else None
+
+    @property
+    def metrics_enabled(self) -> bool:
+        """/metrics is served somewhere: on the main port with a token, or on its own address."""
+        return self.metrics_token is not None or self.metrics_address is not None
+
     @field_validator("pepper")
     @classmethod
     def _long_pepper(cls, value: SecretStr | None) -> SecretStr | None:
@@ -378,6 +448,16 @@ class Settings(BaseSettings):
     def profile(self) -> Profile:
         """The argon2id profile named by ``hash_profile``."""
         return PROFILES[self.hash_profile]
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    """``host:port`` or ``[v6]:port`` as (host, port); ValueError if it is neither."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("must be host:port, e.g. 127.0.0.1:9108")
+    if host.startswith("[") != host.endswith("]"):
+        raise ValueError("an IPv6 address goes in brackets: [::1]:9108")
+    return host.strip("[]"), int(port)
 
 
 def _origin(url: str) -> str:

@@ -9,6 +9,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -21,18 +22,21 @@ from doorward.core.admin_keys import AdminKeyring
 from doorward.core.audit import Auditor
 from doorward.core.clock import Clock, utc_now
 from doorward.core.deps import AccountPolicy, Deps, SessionPolicy
+from doorward.core.errors import StorageUnavailable
 from doorward.core.hashpool import HashPool
 from doorward.core.mfa import Mfa
+from doorward.core.outcomes import NoMetrics
 from doorward.core.passkeys import Passkeys
 from doorward.core.password_hashes import PasswordHasher
 from doorward.core.passwords import PasswordPolicy
-from doorward.core.ports import ThrottleStore
+from doorward.core.ports import Metrics, ThrottleStore
 from doorward.core.profiles import TESTING
 from doorward.core.relying_party import RelyingParty
 from doorward.core.secret_box import SecretBox
 from doorward.core.sessions import Authenticator
 from doorward.core.throttle import Throttle, ThrottlePolicy
 from doorward.mail import FileTransport, MailOutbox, SmtpTransport, Transport
+from doorward.metrics import FLUSH_SECONDS, PrometheusMetrics
 from doorward.storage import SqlStore, create_engine, load_or_create_secret, open_checkpointer
 from doorward.storage.audit import SqlAuditSink
 from doorward.storage.lookup import open_driver, open_lookup
@@ -62,16 +66,22 @@ class Services:
     audit_sink: SqlAuditSink
     outbox: MailOutbox
     csrf_key: bytes = field(repr=False)
+    metrics: PrometheusMetrics | None = None  # None: metrics are off (or a command, not a server)
 
 
 @asynccontextmanager
 async def open_services(
-    settings: Settings, *, clock: Clock = utc_now, serving: bool = True
+    settings: Settings,
+    *,
+    clock: Clock = utc_now,
+    serving: bool = True,
+    metrics: PrometheusMetrics | None = None,
 ) -> AsyncIterator[Services]:
     """Build the services for ``settings``; close the pool and the engine on exit.
 
     ``serving``: for the app, whose requests' database work DOORWARD_DB_TIMEOUT bounds as a whole;
-    a command passes False.
+    a command passes False. With ``metrics``, the core reports to them and a task counts the active
+    sessions.
     """
     if settings.profile is TESTING:
         _log.warning("hash profile 'testing' is in use: never use it for real accounts")
@@ -80,6 +90,7 @@ async def open_services(
         timeout=settings.db_timeout,
         statement_timeout=settings.db_statement_timeout,
         pool_size=settings.db_pool_size,
+        pooler=settings.db_pooler,
     )
     lookup = open_lookup(
         engine.url,
@@ -87,6 +98,7 @@ async def open_services(
         timeout=settings.db_timeout,
         statement_timeout=settings.db_statement_timeout,
         pool_size=settings.db_pool_size,
+        pooler=settings.db_pooler,
     )
     # Serving, a request's every use of the database ends within DOORWARD_DB_TIMEOUT, statements
     # included; a command's statements may each take DOORWARD_DB_STATEMENT_TIMEOUT.
@@ -99,6 +111,7 @@ async def open_services(
             timeout=settings.db_timeout,
             statement_timeout=settings.db_statement_timeout,
             pool_size=settings.db_pool_size,
+            pooler=settings.db_pooler,
         ),
         checkpointer=open_checkpointer(engine.url),
         limit=settings.db_timeout if serving else None,
@@ -123,12 +136,21 @@ async def open_services(
     )
     postman = asyncio.create_task(outbox.run(), name="doorward-mail")
     breached = (
-        RangeClient(settings.breached_passwords_url, settings.breached_passwords_timeout)
+        RangeClient(
+            settings.breached_passwords_url,
+            settings.breached_passwords_timeout,
+            on_failure=(lambda: metrics.outcome("breach_check", "failed_open")) if metrics else None,
+        )
         if settings.breached_passwords_url
         else None
     )
     deps: Deps | None = None
     pool: HashPool | None = None
+    counter = (
+        asyncio.create_task(keep_metrics(store, settings, metrics, clock), name="doorward-metrics")
+        if metrics is not None
+        else None
+    )
     try:
         key = (
             settings.pepper.get_secret_value().encode()
@@ -137,7 +159,7 @@ async def open_services(
         )
         audit = Auditor([audit_sink], clock)
         hasher = PasswordHasher(settings.profile, key)
-        pool = hash_pool(settings, hasher)
+        pool = hash_pool(settings, hasher, metrics)
         deps = Deps(
             store=store,
             pool=pool,
@@ -153,9 +175,11 @@ async def open_services(
                 reset_token_lifetime=settings.reset_token_lifetime,
                 verification_token_lifetime=settings.verification_token_lifetime,
                 require_mfa=settings.require_mfa,
+                new_device_mail=settings.new_device_mail,
             ),
             clock=clock,
             breached=breached,
+            metrics=metrics or NoMetrics(),
         )
         accounts = Accounts(deps)
         rp = relying_party(settings)
@@ -177,8 +201,13 @@ async def open_services(
             audit_sink=audit_sink,
             outbox=outbox,
             csrf_key=await load_or_create_secret(engine, "csrf_key"),
+            metrics=metrics,
         )
     finally:
+        if counter is not None:
+            counter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await counter
         if deps is not None:
             await deps.background.drain()  # the one set of background tasks all three share
         with contextlib.suppress(TimeoutError):
@@ -230,15 +259,49 @@ def relying_party(settings: Settings) -> RelyingParty:
     return RelyingParty(rp_id, tuple(settings.webauthn_origin_list))
 
 
-def hash_pool(settings: Settings, hasher: PasswordHasher) -> HashPool:
+def hash_pool(settings: Settings, hasher: PasswordHasher, metrics: Metrics | None = None) -> HashPool:
     """Hashes on threads of this process, or in the processes ``doorward serve`` shares among its
     workers (doorward/hashing/runner.py); either way this process admits hash_workers + hash_queue."""
     runner = None
     if settings.hash_socket is not None:
         from doorward.hashing.runner import ProcessRunner
 
-        runner = ProcessRunner(settings.hash_socket)
-    return HashPool(hasher, settings.hash_workers, settings.hash_queue, runner)
+        runner = ProcessRunner(settings.hash_socket, metrics)
+    return HashPool(hasher, settings.hash_workers, settings.hash_queue, runner, metrics)
+
+
+async def keep_metrics(store: SqlStore, settings: Settings, metrics: PrometheusMetrics, clock: Clock) -> None:
+    """Flush the fast path's figures every FLUSH_SECONDS (``PrometheusMetrics.flush``), and count
+    the active sessions for their gauge every DOORWARD_METRICS_SESSIONS_INTERVAL: one COUNT per
+    worker per interval, rather than one per scrape, or a gauge moved at every login and logout
+    (which expiry, prune and other instances would leave wrong)."""
+    interval = settings.metrics_sessions_interval.total_seconds()
+    idle = settings.session_idle_timeout
+    loop = asyncio.get_running_loop()
+    count_at = loop.time()
+    try:
+        while True:
+            metrics.flush()
+            if loop.time() >= count_at:
+                count_at = loop.time() + interval
+                await _count_sessions(store, metrics, clock(), idle)
+            await asyncio.sleep(min(FLUSH_SECONDS, interval))
+    finally:
+        metrics.flush()
+
+
+async def _count_sessions(
+    store: SqlStore, metrics: PrometheusMetrics, now: datetime, idle: timedelta | None
+) -> None:
+    try:
+        async with store.read() as tx:
+            count = await tx.sessions.count_active(now, now - idle if idle is not None else None)
+    except StorageUnavailable as exc:
+        metrics.store_error(exc.store)
+    except Exception:
+        _log.exception("counting the active sessions failed")
+    else:
+        metrics.active_sessions(count)
 
 
 def mail_transport(settings: Settings) -> Transport:

@@ -27,6 +27,7 @@ from tests.conftest import EMAIL, make_settings
         ("hash_socket", "/tmp/no-such-doorward-socket"),  # noqa: S108 (a path that must not exist)
         ("webauthn_rp_id", "https://example.com"),
         ("webauthn_origins", "https://id.example.com/login"),
+        ("db_pooler", "session"),
     ],
 )
 @pytest.mark.parametrize("command", [("migrate",), ("users", "disable", EMAIL)])
@@ -58,6 +59,12 @@ def test_passkeys_default_to_the_public_url_and_refuse_an_origin_off_the_rp_id(d
     result = invoke(database_url, "migrate", webauthn_rp_id="example.org")  # the public URL is not on it
     assert_one_line_error(result, "DOORWARD_WEBAUTHN_ORIGINS")
     assert "example.org" in result.output
+
+
+def test_a_pooler_in_front_of_sqlite_is_refused(sqlite_url: str) -> None:
+    result = invoke(sqlite_url, "migrate", db_pooler="transaction")
+    assert_one_line_error(result, "DOORWARD_DB_POOLER")
+    assert "PostgreSQL" in result.output
 
 
 def test_a_bad_pepper_is_named_but_never_printed(database_url: str) -> None:

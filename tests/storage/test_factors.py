@@ -75,8 +75,9 @@ async def test_every_session_read_sees_the_level_and_the_factor_flag(store: SqlS
     assert by_id is not None and by_id.mfa_enabled
 
 
-def test_the_session_check_reads_three_columns_more_and_no_other_table() -> None:
-    """aal and amr of the session, and mfa_enabled of the user it already read: no join, no read more."""
+def test_the_session_check_reads_only_the_factor_and_breach_columns_more_and_no_other_table() -> None:
+    """aal, amr and the breach flag of the session, and mfa_enabled and the two breach times of the
+    user it already read: no other join, no read more."""
     before = {
         *(f"s_{name}" for name in ("id", "user_id", "created_at", "last_seen_at", "expires_at")),
         *(f"s_{name}" for name in ("client_address", "user_agent")),
@@ -85,7 +86,10 @@ def test_the_session_check_reads_three_columns_more_and_no_other_table() -> None
     }
     names = [column.name for column in FIND_SESSION.selected_columns]
     assert len(names) == len(set(names))
-    assert set(names) - before == {"s_aal", "s_amr", "mfa_enabled"}
+    assert set(names) - before == {
+        *("s_aal", "s_amr", "mfa_enabled"),
+        *("s_password_compromised", "breach_checked_at", "password_compromised_at"),
+    }
     sql = str(FIND_SESSION)
     assert sql.count("JOIN") == 1
     assert "totp_factors" not in sql

@@ -19,6 +19,8 @@ from tests.mailbox import smtp_server as smtp_server
 from tests.range_server import RangeServer, sha1_hex
 from tests.range_server import range_server as range_server
 from tests.web.pages.conftest import SAME_SITE, browser_for, csrf_of, form_login
+from tests.web.test_metrics import TOKEN as METRICS_TOKEN
+from tests.web.test_metrics import samples, value
 
 BREACHED = "a well known passphrase from a breach"
 NEW_PASSWORD = "a brand new passphrase for ada"
@@ -83,11 +85,17 @@ async def test_a_slow_range_service_fails_open_with_a_log_line(
     range_server.add(BREACHED)
     range_server.delay = 1.0
     async with app_for(
-        sqlite_url, clock, breached_passwords_url=range_server.url, breached_passwords_timeout=0.2
+        sqlite_url,
+        clock,
+        breached_passwords_url=range_server.url,
+        breached_passwords_timeout=0.2,
+        metrics_token=METRICS_TOKEN,
     ) as (app, client):
         with caplog.at_level(logging.WARNING, logger="doorward.breaches"):
             await register(client, password=BREACHED)  # not refused: the check failed open
         assert app.state.services.accounts._deps.breached.failures == 1
+        scraped = samples((await client.get("/metrics", headers=bearer(METRICS_TOKEN))).text)
+        assert value(scraped, "doorward_breached_password_checks_total", outcome="failed_open") == 1
     [record] = [r for r in caplog.records if r.name == "doorward.breaches"]
     text = record.getMessage()
     assert "failed open" in text

@@ -179,7 +179,7 @@ async def test_reset_by_mailed_link(mailing: tuple[FastAPI, httpx.AsyncClient, I
     again = await confirm(client, token, "yet another fine passphrase")
     assert (again.status_code, again.json()["code"]) == (400, "token_invalid")
     await settle(app)
-    inbox.wait_for(EMAIL, "Your password was changed")
+    inbox.wait_for(EMAIL, "Your password was reset")
 
 
 async def test_reset_links_expire(

@@ -5,6 +5,10 @@ login needs two trips to the database at the least: the user read with the reser
 session with the reservation taken back. A failed login needs the first one only. The audit rows
 travel apart, in batches off the request path (storage/audit.py): they are counted apart.
 
+New-device mails (DOORWARD_NEW_DEVICE_MAIL, core/notices.py) are switched off here: they note a
+login's device behind its answer, in a read and, for a device not seen lately, a write of their own,
+which are not the login's trips (benchmarks/README.md counts them).
+
 PostgreSQL counts every transaction it commits (``pg_stat_database``), read once the app's
 connections have closed (a backend reports its counts when it ends). SQLite counts nothing, so
 there the statements are counted as SQLAlchemy runs them: each write transaction (doorward's own
@@ -104,6 +108,7 @@ async def per_login(database_url: str, password: str, **settings: Any) -> float:
     logs in once, so that what an app does once (starting, stopping, a connection's first
     statements) is left out too."""
     clock = FakeClock()
+    settings = {"new_device_mail": False, **settings}
     async with app_for(database_url, clock, **settings) as (_, client):
         for i in range(LOGINS + 1):
             await register(client, f"u{i}@example.com")

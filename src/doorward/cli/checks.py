@@ -87,8 +87,11 @@ def config_check() -> None:
 
 
 def _first_line(exc: BaseException) -> str:
+    from doorward.storage.errors import POOLER_HINT, pooler_trouble  # here: it loads the drivers
+
     lines = str(getattr(exc, "orig", None) or exc).splitlines()
-    return f"{type(exc).__name__}: {lines[0]}" if lines and lines[0] else type(exc).__name__
+    first = f"{type(exc).__name__}: {lines[0]}" if lines and lines[0] else type(exc).__name__
+    return f"{first}; {POOLER_HINT}" if pooler_trouble(exc) else first
 
 
 def _database_line(settings: Settings) -> tuple[str, bool]:
@@ -96,7 +99,7 @@ def _database_line(settings: Settings) -> tuple[str, bool]:
 
     newest = newest_revision()
     try:
-        current = current_revision(settings.database_url, settings.db_timeout)
+        current = current_revision(settings.database_url, settings.db_timeout, pooler=settings.db_pooler)
     except Exception as exc:
         return f"unreachable ({_first_line(exc)})", False
     if current == newest:

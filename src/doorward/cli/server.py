@@ -5,6 +5,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
 from typing import Annotated
 
 import typer
@@ -45,6 +48,8 @@ def serve(
         port=port,
         workers=workers,
         log_config=None,  # keep doorward's JSON logging
+        # uvicorn's httptools protocol with doorward's limits, deadlines and JSON refusals.
+        http="doorward.web.protocol:DoorwardHttpProtocol",
         proxy_headers=False,  # the client address comes from the socket (ASVS 4.1.3)
         server_header=False,
         timeout_graceful_shutdown=GRACEFUL_SECONDS,
@@ -73,14 +78,47 @@ def serve(
     # The workers read it when they start, and each logs what it hashes on (web/app.py).
     os.environ["DOORWARD_HASH_SOCKET"] = hashers.path
     try:
-        hashers.start()
-        served = Workers(config, sockets, on_check=hashers.replace_dead, on_reload=hashers.restart).run()
+        with _shared_metrics(settings) as on_exit:
+            hashers.start()
+            supervisor = Workers(
+                config, sockets, on_check=hashers.replace_dead, on_reload=hashers.restart, on_exit=on_exit
+            )
+            served = supervisor.run()
     except HashersNotReady:
         raise fail("the hashing processes did not start (their errors are above)") from None
     finally:
         hashers.stop()
     if not served:
         raise fail("a worker failed to start (its log is above)")
+
+
+@contextlib.contextmanager
+def _shared_metrics(settings: Settings) -> Iterator[Callable[[int], None]]:
+    """With metrics on, every worker writes its figures to files in a directory of this server's
+    (prometheus_client's multiprocess mode), read by each scrape: on the main port by whichever
+    worker answers, on DOORWARD_METRICS_ADDRESS by this process. Yields what to do when a worker
+    has ended: drop its live gauges (its counts stay, they were counted). Removed at the end."""
+    if not settings.metrics_enabled:
+        yield lambda _pid: None
+        return
+    from doorward.metrics import MULTIPROC_DIR, AddressServer, forget_process, scrape_directory
+
+    directory = tempfile.mkdtemp(prefix="doorward-metrics-")  # mode 0700
+    os.environ[MULTIPROC_DIR] = directory  # read by each worker's prometheus_client when imported
+    server = None
+    try:
+        if settings.metrics_listen is not None:
+            host, port = settings.metrics_listen
+            try:
+                server = AddressServer(host, port, lambda: scrape_directory(directory))
+            except OSError as exc:
+                raise fail(f"cannot listen on {settings.metrics_address}: {exc.strerror or exc}") from None
+        yield lambda pid: forget_process(pid, directory)
+    finally:
+        if server is not None:
+            server.close()
+        os.environ.pop(MULTIPROC_DIR, None)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @app.command("migrate")
@@ -95,7 +133,7 @@ def _require_current_schema(settings: Settings) -> None:
     from doorward.storage.migrate import current_revision, newest_revision
 
     try:
-        current = current_revision(settings.database_url, settings.db_timeout)
+        current = current_revision(settings.database_url, settings.db_timeout, pooler=settings.db_pooler)
     except Exception as exc:
         raise fail(f"cannot read the database schema's revision: {_first_line(exc)}") from None
     newest = newest_revision()
@@ -109,14 +147,17 @@ def _require_current_schema(settings: Settings) -> None:
 
 def _first_line(exc: BaseException) -> str:
     """``Type: the first line of its message``, of a driver's error too (its ``orig``)."""
+    from doorward.storage.errors import POOLER_HINT, pooler_trouble  # here: it loads the drivers
+
     lines = str(getattr(exc, "orig", None) or exc).splitlines()
-    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    first = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    return f"{first} ({POOLER_HINT})" if pooler_trouble(exc) else first
 
 
 def _migrate(settings: Settings) -> None:
     from doorward.storage import upgrade
 
     try:
-        upgrade(settings.database_url)
+        upgrade(settings.database_url, pooler=settings.db_pooler)
     except Exception as exc:
         raise fail(f"migration failed: {_first_line(exc)}") from None

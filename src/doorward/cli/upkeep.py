@@ -66,8 +66,8 @@ def prune() -> None:
     """Delete what has expired or is no longer of use.
 
     Expired sessions, mailed tokens and sign-ins waiting for a second factor, throttle counters no
-    longer of use, and audit events older than DOORWARD_AUDIT_RETENTION (365 days unless set). Run it
-    daily.
+    longer of use, devices not seen on their account for 90 days, and audit events older than
+    DOORWARD_AUDIT_RETENTION (365 days unless set). Run it daily.
     """
     pruned = run(lambda s: s.admin.prune())
     typer.echo(", ".join(f"{name.replace('_', ' ')}: {count}" for name, count in pruned.items()))

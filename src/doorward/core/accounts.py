@@ -16,6 +16,8 @@ from doorward.core.errors import (
     TokenInvalid,
 )
 from doorward.core.models import AccountToken, Client, NewUser, Session, TokenPurpose, User
+from doorward.core.notices import sighting
+from doorward.core.outcomes import counted
 from doorward.core.passwords import Password
 from doorward.core.reauth import reauthenticate
 from doorward.core.tokens import looks_like_token, new_token, token_digest
@@ -28,6 +30,7 @@ class Accounts:
         self._deps = deps
         self.background = deps.background
 
+    @counted("registration")
     async def register(
         self, email: str, password: str, client: Client | None = None, *, verified: bool = False
     ) -> User | None:
@@ -133,9 +136,10 @@ class Accounts:
             await tx.factors.delete_challenges(user.id)  # a sign-in half done with the old password
             await tx.passkeys.delete_challenges(user.id)  # and a passkey's set-up it allowed
         await d.throttle.login_succeeded(user.email_canonical, attempts)
-        d.notifications.password_changed(user.email)
+        d.notifications.password_changed(user.email, sighting(d, client))
         d.audit("password.changed", user_id=user.id, sessions_ended=ended, client=client.address)
 
+    @counted("reset_request")
     async def request_password_reset(self, email: str, client: Client) -> None:
         """Mail a reset link if the account exists. Returns at once either way: the lookup, the token
         and the mail happen in the background, so the answer and its time say nothing.
@@ -197,7 +201,8 @@ class Accounts:
             raise TokenExpired()
         return user
 
-    async def reset_password(self, token: str, new_password: str) -> None:
+    @counted("reset")
+    async def reset_password(self, token: str, new_password: str, client: Client | None = None) -> None:
         """Set a new password with a mailed token; all the user's sessions end; the token is used up.
 
         A password the policy refuses leaves the token usable for a better one.
@@ -223,11 +228,12 @@ class Accounts:
             if user.email_verified_at is None:
                 await tx.users.mark_verified(user.id, now)  # the mail reached its owner
         await d.throttle.unlock(user.email_canonical)
-        d.notifications.password_changed(user.email)
+        d.notifications.password_reset_used(user.email, sighting(d, client or Client()))
         d.audit("password.reset", user_id=user.id, sessions_ended=ended)
 
     # --- email verification ------------------------------------------------------------------------
 
+    @counted("verification")
     async def verify_email(self, token: str) -> None:
         """Confirm an address with the token mailed at registration."""
         if not looks_like_token(token):

@@ -18,6 +18,7 @@ from doorward.core.deps import Deps
 from doorward.core.emails import canonical_email, validate_new_email
 from doorward.core.errors import DoorwardError, EmailTaken, InvalidRequest, MfaNotEnabled
 from doorward.core.models import NewUser, TokenPurpose, User
+from doorward.core.notices import KNOWN_DEVICE_DAYS
 
 
 @dataclass(frozen=True)
@@ -189,7 +190,8 @@ class Admin(AdminQueries):
 
     async def prune(self) -> dict[str, int]:
         """Delete what has expired: sessions, mailed tokens, finished throttle windows, mfaTokens,
-        passkey ceremonies' challenges, and audit events older than the retention."""
+        passkey ceremonies' challenges, devices not seen for 90 days (new again by then), and audit
+        events older than the retention."""
         now = self._deps.clock()
         idle = self._deps.session_policy.idle_timeout
         retention = self._audit_retention
@@ -198,6 +200,7 @@ class Admin(AdminQueries):
             tokens = await tx.tokens.delete_expired(now)
             challenges = await tx.factors.delete_expired_challenges(now)
             ceremonies = await tx.passkeys.delete_expired_challenges(now)
+            devices = await tx.known_devices.delete_before(now - timedelta(days=KNOWN_DEVICE_DAYS))
             events = await tx.audit.delete_before(now - retention) if retention is not None else 0
         counters = await self._deps.throttle.prune(now)
         pruned = {
@@ -206,6 +209,7 @@ class Admin(AdminQueries):
             "throttle_entries": counters,
             "mfa_challenges": challenges,
             "webauthn_challenges": ceremonies,
+            "known_devices": devices,
             "audit_events": events,
         }
         self._deps.audit.record("admin.pruned", None, None, pruned)

@@ -40,6 +40,7 @@ async def delete_account(deps: Deps, user: User, *, by: str, actor: Actor | None
         await tx.factors.delete_challenges(user.id)
         passkeys = await tx.passkeys.delete_for_user(user.id)
         await tx.passkeys.delete_challenges(user.id)
+        await tx.known_devices.delete_for_user(user.id)
         # The foreign keys cascade too; deleting each kind by name keeps that true on a database
         # whose constraints were left off, and counts what went.
         if not await tx.users.delete(user.id):

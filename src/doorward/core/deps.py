@@ -11,9 +11,10 @@ from doorward.core.background import Background
 from doorward.core.clock import Clock, utc_now
 from doorward.core.errors import Overloaded
 from doorward.core.hashpool import HashPool, Slot
+from doorward.core.outcomes import NoMetrics
 from doorward.core.password_hashes import Verdict
 from doorward.core.passwords import Password, PasswordPolicy
-from doorward.core.ports import BreachedPasswords, Notifications, Store
+from doorward.core.ports import BreachedPasswords, Metrics, Notifications, Store
 from doorward.core.throttle import Throttle
 
 REFUSAL_SUMMARY_SECONDS = 1.0
@@ -46,11 +47,12 @@ class AccountPolicy:
     reset_token_lifetime: timedelta = timedelta(minutes=30)
     verification_token_lifetime: timedelta = timedelta(hours=24)
     require_mfa: bool = False  # accounts without a second factor may only enrol (issue 19)
+    new_device_mail: bool = True  # mail a login from a device not seen on the account (core/notices.py)
 
 
 @dataclass(frozen=True)
 class Deps:
-    """Storage, hashing, throttle, audit, mail, background work, clock, policies, breach checks.
+    """Storage, hashing, throttle, audit, mail, background work, clock, metrics, policies, breach checks.
 
     One instance is handed to Authenticator, Accounts and Admin, so they share one hash pool, one
     set of background tasks (drained once at shutdown) and one set of policies. Framework-free:
@@ -68,6 +70,7 @@ class Deps:
     background: Background = field(default_factory=Background)
     clock: Clock = utc_now
     breached: BreachedPasswords | None = None  # DOORWARD_BREACHED_PASSWORDS_URL; None: no check
+    metrics: Metrics = field(default_factory=NoMetrics)  # the pool's own: the same object
     refusals: Refusals = field(init=False, default_factory=Refusals)  # state, not a dependency
 
     async def hash(self, password: Password) -> str:
@@ -102,8 +105,9 @@ class Deps:
 
         Under a flood, a log line and an audit row for every refusal would make the audit trail
         the flood's largest cost on the event loop, and tell an operator nothing more than a
-        count does.
+        count does (the metrics count each one).
         """
+        self.metrics.hash_refused()
         if self.refusals.summary_due:
             self.refusals.unreported += 1
         else:

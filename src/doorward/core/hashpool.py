@@ -4,24 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import cast
 
 from doorward.core.errors import Overloaded
+from doorward.core.outcomes import NoMetrics
 from doorward.core.password_hashes import HashOp, PasswordHasher, Verdict
 from doorward.core.passwords import Password
-from doorward.core.ports import Runner
+from doorward.core.ports import Metrics, Runner
 from doorward.core.priority import lower_priority
 
 
 class ThreadRunner:
-    """Hashes on ``workers`` threads of this process, niced below the event loop."""
+    """Hashes on ``workers`` threads of this process, niced below the event loop; each hash's time
+    goes to ``metrics``."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, metrics: Metrics | None = None) -> None:
         self._executor = ThreadPoolExecutor(
             max_workers=workers, thread_name_prefix="doorward-hash", initializer=lower_priority
         )
+        self._metrics = metrics or NoMetrics()
 
     def start(
         self, hasher: PasswordHasher, op: HashOp, args: tuple[object, ...], done: Callable[[], None]
@@ -31,7 +35,10 @@ class ThreadRunner:
             # must not let more hashes run than the bound allows.
             try:
                 method: Callable[..., object] = getattr(hasher, op)
-                return method(*args)
+                began = time.perf_counter()
+                result = method(*args)
+                self._metrics.hashed(op, time.perf_counter() - began)
+                return result
             finally:
                 done()
 
@@ -61,17 +68,24 @@ class HashPool:
     releases the GIL, so the threads run in parallel, and memory stays bounded by ``workers`` x the
     profile's memory cost. Another ``runner`` may hash elsewhere under the same bound, with a hasher
     rebuilt from ``hasher``'s profile and key: what a subclass of PasswordHasher changes holds on
-    threads only.
+    threads only. ``metrics`` hears of the slots taken (the default runner, of each hash's time).
     """
 
     def __init__(
-        self, hasher: PasswordHasher, workers: int, queue: int, runner: Runner | None = None
+        self,
+        hasher: PasswordHasher,
+        workers: int,
+        queue: int,
+        runner: Runner | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         if workers < 1 or queue < 0:
             raise ValueError("workers must be >= 1 and queue >= 0")
         self.capacity = workers + queue
         self.hasher = hasher
-        self._runner: Runner = runner or ThreadRunner(workers)
+        self._workers = workers
+        self._metrics = metrics or NoMetrics()
+        self._runner: Runner = runner or ThreadRunner(workers, self._metrics)
         self._lock = threading.Lock()
         self._pending = 0
 
@@ -112,11 +126,18 @@ class HashPool:
             if self.full:
                 raise Overloaded()
             self._pending += 1
+            self._report()
         return Slot(self)
 
     def _release(self) -> None:
         with self._lock:
             self._pending -= 1
+            self._report()
+
+    def _report(self) -> None:
+        # Under the lock: hash threads release concurrently, and the last count must be the last set.
+        busy = min(self._pending, self._workers)
+        self._metrics.hash_slots(busy, self._pending - busy)
 
     def _start(self, op: HashOp, args: tuple[object, ...]) -> Awaitable[object]:
         return self._runner.start(self.hasher, op, args, self._release)

@@ -10,6 +10,7 @@ from doorward.core.deps import Deps
 from doorward.core.errors import CodeInvalid, LastFactor, MfaNotEnabled, TotpActive, TotpNotPending
 from doorward.core.factor_checks import FactorChecks, has_factor
 from doorward.core.models import Client, LoginResult, User
+from doorward.core.notices import sighting
 from doorward.core.reauth import reauthenticate
 from doorward.core.relying_party import CredentialJson, RelyingParty
 from doorward.core.second_step import SecondStep
@@ -88,7 +89,7 @@ class Mfa:
                 raise TotpNotPending()  # replaced by a new set-up meanwhile: confirm that one
             await tx.factors.replace_recovery_codes(user.id, hashes, now)
             await tx.factors.set_mfa_enabled(user.id, True, now)
-        d.notifications.totp_enabled(user.email)
+        d.notifications.totp_enabled(user.email, sighting(d, client))
         d.audit("mfa.totp_confirmed", user_id=user.id, client=client.address)
         return codes
 
@@ -116,7 +117,7 @@ class Mfa:
             # A passkey left is a second factor still: the password alone does not sign in.
             await tx.factors.set_mfa_enabled(user.id, await has_factor(tx, user.id), d.clock())
         await d.throttle.login_succeeded(user.email_canonical, attempts)
-        d.notifications.totp_disabled(user.email)
+        d.notifications.totp_disabled(user.email, sighting(d, client))
         d.audit("mfa.totp_disabled", user_id=user.id, client=client.address)
 
     async def regenerate_codes(self, user: User, password: str, client: Client) -> list[str]:
@@ -134,7 +135,7 @@ class Mfa:
             if factor is None or factor.confirmed_at is None:
                 raise MfaNotEnabled()
             await tx.factors.replace_recovery_codes(user.id, hashes, now)
-        d.notifications.recovery_codes_regenerated(user.email)
+        d.notifications.recovery_codes_regenerated(user.email, sighting(d, client))
         d.audit("mfa.recovery_codes_regenerated", user_id=user.id, client=client.address)
         return codes
 

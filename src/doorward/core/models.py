@@ -49,6 +49,24 @@ class Client:
 
 
 @dataclass(frozen=True)
+class Sighting:
+    """What a mail about an event on the account tells of it: when, from which address, and the
+    device as the sessions list names it (core/devices.py)."""
+
+    at: datetime
+    address: str | None
+    device: str
+
+
+class Recognition(enum.Enum):
+    """Whether a login's device was seen on its account before (core/notices.py)."""
+
+    FIRST = "first"  # the account's first remembered login: nothing to compare with
+    KNOWN = "known"
+    NEW = "new"
+
+
+@dataclass(frozen=True)
 class LoginResult:
     """A successful login: the raw token goes to the client once and is never stored."""
 

@@ -12,6 +12,8 @@ from doorward.core.deps import Deps
 from doorward.core.errors import EmailUnverified, InvalidCredentials, UserVerificationRequired
 from doorward.core.factor_checks import second_factor_methods
 from doorward.core.models import CeremonyPurpose, Client, LoginResult, Session, User, WebauthnChallenge
+from doorward.core.notices import note_login
+from doorward.core.outcomes import counted
 from doorward.core.relying_party import (
     CHALLENGE_LIFETIME,
     CeremonyFailed,
@@ -50,6 +52,7 @@ class PasskeyLogin:
             challenge=challenge, allow=[], user_verification=UserVerificationRequirement.PREFERRED
         )
 
+    @counted("login_passkey")
     async def login(self, credential: CredentialJson, client: Client) -> LoginResult:
         """A session, a second step or a refusal for an assertion (see ``Passkeys.login``)."""
         d = self._deps
@@ -132,6 +135,7 @@ class PasskeyLogin:
             aal=aal,
             method="passkey",
         )
+        note_login(d, user, client)
         enrollment = d.account_policy.require_mfa and not user.mfa_enabled
         return LoginResult(token, user, session, mfa_enrollment_required=enrollment)
 

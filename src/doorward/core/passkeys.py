@@ -29,6 +29,7 @@ from doorward.core.models import (
     User,
     WebauthnChallenge,
 )
+from doorward.core.notices import sighting
 from doorward.core.passkey_login import PasskeyLogin
 from doorward.core.reauth import reauthenticate
 from doorward.core.relying_party import (
@@ -180,7 +181,7 @@ class Passkeys:
             if not await tx.passkeys.add(passkey):
                 self._refuse_registration(user, client, "credential_registered")  # here or elsewhere
             await tx.factors.set_mfa_enabled(user.id, True, now)
-        d.notifications.passkey_added(user.email, passkey.name)
+        d.notifications.passkey_added(user.email, passkey.name, sighting(d, client))
         d.audit(
             "passkey.registered",
             user_id=user.id,
@@ -235,7 +236,7 @@ class Passkeys:
             if d.account_policy.require_mfa and not left:
                 raise LastFactor()  # the other factor went meanwhile: this one stays (rolled back)
             await tx.factors.set_mfa_enabled(user.id, left, d.clock())
-        d.notifications.passkey_removed(user.email, passkey.name)
+        d.notifications.passkey_removed(user.email, passkey.name, sighting(d, client))
         d.audit("passkey.removed", user_id=user.id, passkey_id=passkey_id, client=client.address)
 
     async def list(self, user: User) -> builtins.list[PasskeyInfo]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Literal, Protocol
 
 from doorward.core.admin_records import AuditEntry
 from doorward.core.models import (
@@ -23,9 +23,11 @@ from doorward.core.models import (
     NewUser,
     Opening,
     Passkey,
+    Recognition,
     RecoveryCode,
     Reservation,
     Session,
+    Sighting,
     TokenPurpose,
     TotpFactor,
     User,
@@ -290,6 +292,23 @@ class AuditTrail(Protocol):
         """Remove events older than ``at`` (the retention); return how many went."""
 
 
+class KnownDevices(Protocol):
+    """The devices an account logged in from: a digest of each (core/notices.py), and when last."""
+
+    async def remember(self, user_id: int, digest: bytes, at: datetime, fresh_since: datetime) -> Recognition:
+        """Note that ``user_id`` logged in from ``digest`` at ``at``; say whether that device was
+        known (last seen at or after ``fresh_since``), new, or the account's first of all."""
+
+    async def last_seen(self, user_id: int, digest: bytes) -> datetime | None:
+        """When ``user_id`` last logged in from ``digest``, if it ever did (and was not forgotten)."""
+
+    async def delete_for_user(self, user_id: int) -> int:
+        """Forget every device of ``user_id``; return how many went."""
+
+    async def delete_before(self, at: datetime) -> int:
+        """Forget devices last seen before ``at`` (new again by then); return how many went."""
+
+
 class Transaction(Protocol):
     """One database transaction: everything done through it commits together or not at all."""
 
@@ -316,6 +335,10 @@ class Transaction(Protocol):
     @property
     def admin_keys(self) -> AdminKeys:
         """The admin API's keys, inside this transaction."""
+
+    @property
+    def known_devices(self) -> KnownDevices:
+        """The devices each account logged in from, by digest, inside this transaction."""
 
     @property
     def audit(self) -> AuditTrail:
@@ -451,7 +474,10 @@ class AuditSink(Protocol):
 
 
 class Notifications(Protocol):
-    """Mails the core asks for; each call returns at once, and a failed send never reaches the client."""
+    """Mails the core asks for; each call returns at once, and a failed send never reaches the client.
+
+    ``seen``, where a method takes it: when it happened, from which address and device (the mail says so).
+    """
 
     # ``to`` is always the address stored with the account; the core says what happened, the
     # adapter renders and sends it in the background (logging and retrying a failure).
@@ -459,8 +485,11 @@ class Notifications(Protocol):
     def password_reset(self, to: str, token: str) -> None:
         """A single-use link to set a new password."""
 
-    def password_changed(self, to: str) -> None:
-        """The password was changed or reset: if it was not you, act now."""
+    def password_changed(self, to: str, seen: Sighting | None = None) -> None:
+        """The password was changed (``seen``: when, from where): if it was not you, act now."""
+
+    def password_reset_used(self, to: str, seen: Sighting) -> None:
+        """A mailed reset link was used to set a new password, and every session ended."""
 
     def password_breached(self, to: str) -> None:
         """The password just used to log in appears in a known data breach: change it."""
@@ -471,30 +500,39 @@ class Notifications(Protocol):
     def registration_attempt(self, to: str) -> None:
         """Someone tried to register with this address, which already has an account."""
 
-    def totp_enabled(self, to: str) -> None:
+    def totp_enabled(self, to: str, seen: Sighting | None = None) -> None:
         """Two-step verification with an authenticator app was turned on."""
 
-    def totp_disabled(self, to: str) -> None:
+    def totp_disabled(self, to: str, seen: Sighting | None = None) -> None:
         """Two-step verification was turned off."""
 
-    def recovery_codes_regenerated(self, to: str) -> None:
+    def recovery_codes_regenerated(self, to: str, seen: Sighting | None = None) -> None:
         """A new set of recovery codes was made; the old ones no longer work."""
 
-    def recovery_code_used(self, to: str, left: int) -> None:
+    def recovery_code_used(self, to: str, left: int, seen: Sighting | None = None) -> None:
         """A recovery code was used to log in; ``left`` unused ones remain."""
 
     def mfa_reset(self, to: str) -> None:
         """An administrator removed two-step verification and ended every session."""
 
-    def passkey_added(self, to: str, name: str) -> None:
+    def passkey_added(self, to: str, name: str, seen: Sighting | None = None) -> None:
         """A passkey named ``name`` was added to the account."""
 
-    def passkey_removed(self, to: str, name: str) -> None:
+    def passkey_removed(self, to: str, name: str, seen: Sighting | None = None) -> None:
         """The passkey named ``name`` was removed from the account."""
 
-    def passkey_cloned(self, to: str, name: str) -> None:
+    def passkey_cloned(self, to: str, name: str, seen: Sighting | None = None) -> None:
         """The passkey named ``name`` signed with a count that went backwards: it may have been
         copied. The login was refused."""
+
+    def login_backoff(self, to: str, seen: Sighting, wait: timedelta) -> None:
+        """Failed logins began to make the account wait (``wait`` after the last one): once per streak."""
+
+    def account_locked(self, to: str, seen: Sighting) -> None:
+        """Failed logins locked the account; a password reset lifts it. Once per streak."""
+
+    def new_device(self, to: str, seen: Sighting) -> None:
+        """A login from a device (user agent and network) not seen on the account for 90 days."""
 
     def email_change_confirm(self, to: str, token: str) -> None:
         """To the new address: a single-use link that makes it the account's address."""
@@ -535,3 +573,39 @@ class Runner(Protocol):
     def close(self) -> None:
         """Finish running hashes and stop."""
         ...
+
+
+# --- metrics ------------------------------------------------------------------------------------
+
+Action = Literal[
+    "login_password",
+    "login_passkey",
+    "login_second_step",
+    "registration",
+    "reset_request",
+    "reset",
+    "verification",
+    "breach_check",
+]
+"""The use cases whose outcomes are counted (``core/outcomes.py``, ``counted``), and the
+breached-password check's failures (it fails open: an operator must see that it does)."""
+
+
+class Metrics(Protocol):
+    """Counts and timings an operator scrapes (doorward/metrics.py; ``NoMetrics`` when off).
+
+    Called on the request path: each call is cheap and never fails. Every label is a fixed word or
+    an error class's ``code``, never anything a request sent, so the number of series is bounded.
+    """
+
+    def outcome(self, action: Action, outcome: str) -> None:
+        """A use case ended: ``outcome`` is "success", or the code of the DoorwardError it raised."""
+
+    def hash_slots(self, busy: int, queued: int) -> None:
+        """The hash pool's slots now: hashing (at most its workers) and waiting beyond those."""
+
+    def hash_refused(self) -> None:
+        """A hash was refused at once, every slot being taken (the 503 of Overloaded)."""
+
+    def hashed(self, op: HashOp, seconds: float) -> None:
+        """A hash of kind ``op`` took ``seconds`` to compute (not counting its wait for a slot)."""

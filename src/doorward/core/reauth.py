@@ -15,6 +15,7 @@ from doorward.core.deps import Deps
 from doorward.core.errors import CodeInvalid, InvalidCurrentPassword, InvalidRequest
 from doorward.core.factor_checks import FactorChecks
 from doorward.core.models import AttemptState, Client, User
+from doorward.core.notices import count_failed_login
 from doorward.core.passwords import Password
 
 
@@ -50,7 +51,7 @@ async def reauthenticate(
     except InvalidRequest as exc:
         raise InvalidCurrentPassword() from exc
     if not (await deps.verify(user.password_hash, secret)).ok:
-        await deps.throttle.login_failed(user.email_canonical, client.address)
+        await count_failed_login(deps, user.email_canonical, user, client)
         deps.audit(failed_event, user_id=user.id, client=client.address, purpose=purpose)
         raise InvalidCurrentPassword()
     factor = await factors.active_totp(user.id) if factors is not None else None
@@ -62,7 +63,7 @@ async def reauthenticate(
     else:
         proven = factors.matching_step(factor, given) is not None
     if not proven:
-        await deps.throttle.login_failed(user.email_canonical, client.address)
+        await count_failed_login(deps, user.email_canonical, user, client)
         deps.audit("mfa.code_failed", user_id=user.id, client=client.address, purpose=purpose)
         raise CodeInvalid()
     return Proof(secret, attempts, second_factor=True)

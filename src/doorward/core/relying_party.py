@@ -38,6 +38,7 @@ from webauthn.helpers.structs import (
 
 from doorward.core.deps import Deps
 from doorward.core.models import Client, Passkey, User
+from doorward.core.notices import sighting
 
 RP_NAME = "doorward"
 """The name an authenticator shows beside the account's email."""
@@ -125,7 +126,7 @@ def report_clone(deps: Deps, user: User, passkey: Passkey, presented: int, clien
         presented=presented,
         client=client.address,
     )
-    deps.notifications.passkey_cloned(user.email, passkey.name)
+    deps.notifications.passkey_cloned(user.email, passkey.name, sighting(deps, client))
 
 
 def _transports(names: Sequence[str]) -> list[AuthenticatorTransport]:

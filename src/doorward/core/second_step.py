@@ -12,6 +12,8 @@ from doorward.core.deps import Deps
 from doorward.core.errors import InvalidCredentials, InvalidRequest, MfaInvalid, MfaRequired, MfaTokenInvalid
 from doorward.core.factor_checks import CODE_AMR, PASSWORD_AMR, FactorChecks, second_factor_methods
 from doorward.core.models import CeremonyPurpose, Client, LoginResult, MfaChallenge, Session, TotpFactor, User
+from doorward.core.notices import count_failed_login, note_login, sighting
+from doorward.core.outcomes import counted
 from doorward.core.ports import Transaction
 from doorward.core.relying_party import (
     CeremonyFailed,
@@ -127,6 +129,7 @@ class SecondStep:
         self._checks = checks
         self._rp = rp
 
+    @counted("login_second_step")
     async def complete(
         self,
         mfa_token: str,
@@ -196,8 +199,9 @@ class SecondStep:
             d.audit("mfa.code_used", user_id=user.id, client=client.address)
         else:
             d.audit("mfa.recovery_code_used", user_id=user.id, client=client.address, left=left)
-            d.notifications.recovery_code_used(user.email, left)
+            d.notifications.recovery_code_used(user.email, left, sighting(d, client))
         d.audit("login.succeeded", user_id=user.id, session_id=session.id, client=client.address, aal=2)
+        note_login(d, user, client)
         return LoginResult(token=token, user=user, session=session)
 
     async def _claim(self, user: User, code: str | None, recovery_code: str | None) -> _Claim:
@@ -281,7 +285,7 @@ class SecondStep:
 
     async def _wrong_code(self, user: User, client: Client, claim: _Claim) -> NoReturn:
         """A wrong or replayed code or passkey at login: counted by the throttle like a failed password."""
-        await self._deps.throttle.login_failed(user.email_canonical, client.address)
+        await count_failed_login(self._deps, user.email_canonical, user, client)
         detail: dict[str, object] = {"reason": claim.reason} if claim.reason is not None else {}
         self._deps.audit(
             "mfa.code_failed", user_id=user.id, client=client.address, method=claim.method, **detail

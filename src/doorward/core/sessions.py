@@ -17,6 +17,8 @@ from doorward.core.errors import (
     Overloaded,
 )
 from doorward.core.models import Client, LoginResult, Opening, Session, User
+from doorward.core.notices import note_login, streak_notice
+from doorward.core.outcomes import counted
 from doorward.core.passwords import MAX_RAW_PASSWORD_LENGTH, Password
 from doorward.core.second_step import require_second_factor
 from doorward.core.tokens import (
@@ -40,6 +42,7 @@ class Authenticator:
         self._touching: set[str] = set()
         self._breach_checks: set[int] = set()  # users whose password is being checked now
 
+    @counted("login_password")
     async def login(self, email: str, password: str, client: Client) -> LoginResult:
         """Verify the credentials and open a session.
 
@@ -78,6 +81,7 @@ class Authenticator:
                 client=client.address,
             )
             d.throttle.reserved_failed(reserved, client.address)  # counted when reserved
+            streak_notice(d, user, reserved.failures, client)  # the wait began, or the lockout
             raise InvalidCredentials()
         unverified = d.account_policy.require_email_verification and user.email_verified_at is None
         if user.mfa_enabled or unverified:
@@ -123,6 +127,7 @@ class Authenticator:
             )
         d.audit("login.succeeded", user_id=user.id, session_id=session.id, client=client.address)
         self._check_breach_behind(user, secret, new_hash or user.password_hash)
+        note_login(d, user, client)
         return LoginResult(token, user, session, mfa_enrollment_required=self.enrollment_required(user))
 
     async def _user_of(self, canonical: str) -> User | None:

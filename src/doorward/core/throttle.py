@@ -168,8 +168,9 @@ class Throttle:
             r.key, r.counter, r.window_start, reset=reset, reserved=r.failures, opening=opening
         )
 
-    async def login_failed(self, account: str, client: str | None) -> None:
-        """Count a failure against the account (and its wait) and against the client."""
+    async def login_failed(self, account: str, client: str | None) -> int:
+        """Count a failure against the account (and its wait) and against the client; return the
+        account's consecutive failures, this one included (each count is returned once: atomic)."""
         now = self._clock()
         key = f"account:{account}"
         start, _ = self._window(self.policy.client_window, now)
@@ -183,6 +184,7 @@ class Throttle:
         )
         if failures == self.policy.lockout_failures:
             self._audit("throttle.locked", client=client)
+        return failures
 
     async def admit_client(self, client: str | None) -> None:
         """Raise TooManyAttempts if the client is over its failed logins: for a login that names no

@@ -14,6 +14,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from typing import Any, get_args
 
 from doorward.core.errors import DoorwardError
@@ -112,12 +113,16 @@ def _answer(request: dict[str, Any], hashers: dict[tuple[str, str], PasswordHash
         hasher = hashers.get((profile, key))
         if hasher is None:
             hasher = hashers[(profile, key)] = PasswordHasher(PROFILES[profile], bytes.fromhex(key))
+        began = time.perf_counter()
+        result: object
         if op == "verify":
             verdict = hasher.verify(args[0], Password(args[1]))
-            return {"result": [verdict.ok, verdict.needs_rehash]}
-        if op == "hash":
-            return {"result": hasher.hash(Password(args[0]))}
-        return {"result": hasher.for_import(args[0])}
+            result = [verdict.ok, verdict.needs_rehash]
+        elif op == "hash":
+            result = hasher.hash(Password(args[0]))
+        else:
+            result = hasher.for_import(args[0])
+        return {"result": result, "seconds": time.perf_counter() - began}  # for the workers' metrics
     except DoorwardError as exc:
         return {"error": type(exc).__name__, "message": str(exc)}
     except Exception as exc:  # never the request's content: it holds a password

@@ -16,8 +16,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from doorward.core.errors import DoorwardError, Overloaded, UnrecognisedHash
+from doorward.core.outcomes import NoMetrics
 from doorward.core.password_hashes import HashOp, PasswordHasher, Verdict
 from doorward.core.passwords import Password
+from doorward.core.ports import Metrics
 from doorward.hashing.wire import BEGUN, PING, PONG, encode, read_message_async
 
 logger = logging.getLogger("doorward.hashers")  # the name its log lines have always carried
@@ -46,10 +48,13 @@ class ProcessRunner:
     """A HashPool runner (core/hashpool.py) that sends each hash to the hashing processes.
 
     A request names the hasher by its profile and key, from which the processes build the same one.
+    Each answer says how long its hash took, which goes to ``metrics``: the hashing processes keep
+    no metrics of their own, so they stay as light as they are.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, metrics: Metrics | None = None) -> None:
         self.path = path
+        self._metrics = metrics or NoMetrics()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._unlogged = 0  # failures since the last line, while _summary is due
         self._summary: asyncio.TimerHandle | None = None
@@ -96,6 +101,9 @@ class ProcessRunner:
                 raise HashingFailed()
             raise error(answer.get("message") or error.message)
         result = answer["result"]
+        seconds = answer.get("seconds")
+        if isinstance(seconds, float | int):
+            self._metrics.hashed(op, float(seconds))
         return Verdict(ok=result[0], needs_rehash=result[1]) if op == "verify" else result
 
     async def _exchange(self, request: bytes, seconds: float, done: Callable[[], None]) -> Any:

@@ -6,7 +6,7 @@ with ``"begun": true`` in the request, the answer is preceded by BEGUN, sent onc
     {"op": "verify", "profile": "owasp-2023", "key": "<hex>", "args": [stored or null, password], ...}
     {"op": "hash", ...,                                        "args": [password], ...}
     {"op": "for_import", ...,                                  "args": [stored], ...}
-    -> {"result": ...} or {"error": "<DoorwardError subclass>", "message": "..."}
+    -> {"result": ..., "seconds": <time hashing>} or {"error": "<DoorwardError subclass>", "message": "..."}
     {"op": "ping", "begun": true} -> {"result": "pong"}, answered without hashing (a health check's)
 
 BEGUN is asked for, not always sent, so that workers of the previous release (which read no such byte)

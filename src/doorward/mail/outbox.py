@@ -6,7 +6,7 @@ import asyncio
 import ipaddress
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
 from typing import Any
@@ -15,6 +15,7 @@ from urllib.parse import urlencode, urlsplit
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from doorward.core.clock import Clock, utc_now
+from doorward.core.models import Sighting
 from doorward.mail.transports import Transport
 
 _log = logging.getLogger("doorward.mail")
@@ -23,6 +24,7 @@ SUBJECTS = {
     "password_reset": "Reset your password",
     "password_changed": "Your password was changed",
     "password_breached": "Your password appears in a data breach: change it",
+    "password_reset_used": "Your password was reset",
     "verify_email": "Confirm your email address",
     "registration_attempt": "Someone tried to register with your address",
     "totp_enabled": "Two-step verification is on",
@@ -36,6 +38,9 @@ SUBJECTS = {
     "email_change_confirm": "Confirm your new email address",
     "email_change_notice": "Your email address is being changed",
     "account_deleted": "Your account was deleted",
+    "login_backoff": "Repeated failed logins to your account",
+    "account_locked": "Your account was locked after failed logins",
+    "new_device": "A login to your account from a new device",
 }
 
 
@@ -119,8 +124,11 @@ class MailOutbox:
             "password_reset", to, link=self._link("/password/reset", token), minutes=self._reset_minutes
         )
 
-    def password_changed(self, to: str) -> None:
-        self._enqueue("password_changed", to, reset_link=f"{self._public_url}/password/reset")
+    def password_changed(self, to: str, seen: Sighting | None = None) -> None:
+        self._enqueue_change("password_changed", to, seen)
+
+    def password_reset_used(self, to: str, seen: Sighting) -> None:
+        self._enqueue_seen("password_reset_used", to, seen)
 
     def password_breached(self, to: str) -> None:
         self._enqueue("password_breached", to, change_link=f"{self._public_url}/account")
@@ -134,29 +142,29 @@ class MailOutbox:
     # Changes to a second factor: each mail says what happened and when, and what to do if it was
     # not the user (reset the password; without the second factor, ask the administrator).
 
-    def totp_enabled(self, to: str) -> None:
-        self._enqueue_change("totp_enabled", to)
+    def totp_enabled(self, to: str, seen: Sighting | None = None) -> None:
+        self._enqueue_change("totp_enabled", to, seen)
 
-    def totp_disabled(self, to: str) -> None:
-        self._enqueue_change("totp_disabled", to)
+    def totp_disabled(self, to: str, seen: Sighting | None = None) -> None:
+        self._enqueue_change("totp_disabled", to, seen)
 
-    def recovery_codes_regenerated(self, to: str) -> None:
-        self._enqueue_change("recovery_codes_regenerated", to)
+    def recovery_codes_regenerated(self, to: str, seen: Sighting | None = None) -> None:
+        self._enqueue_change("recovery_codes_regenerated", to, seen)
 
-    def recovery_code_used(self, to: str, left: int) -> None:
-        self._enqueue_change("recovery_code_used", to, left=left)
+    def recovery_code_used(self, to: str, left: int, seen: Sighting | None = None) -> None:
+        self._enqueue_change("recovery_code_used", to, seen, left=left)
 
     def mfa_reset(self, to: str) -> None:
         self._enqueue_change("mfa_reset", to)
 
-    def passkey_added(self, to: str, name: str) -> None:
-        self._enqueue_change("passkey_added", to, name=name)
+    def passkey_added(self, to: str, name: str, seen: Sighting | None = None) -> None:
+        self._enqueue_change("passkey_added", to, seen, name=name)
 
-    def passkey_removed(self, to: str, name: str) -> None:
-        self._enqueue_change("passkey_removed", to, name=name)
+    def passkey_removed(self, to: str, name: str, seen: Sighting | None = None) -> None:
+        self._enqueue_change("passkey_removed", to, seen, name=name)
 
-    def passkey_cloned(self, to: str, name: str) -> None:
-        self._enqueue_change("passkey_cloned", to, name=name)
+    def passkey_cloned(self, to: str, name: str, seen: Sighting | None = None) -> None:
+        self._enqueue_change("passkey_cloned", to, seen, name=name)
 
     # An email change (issue 23): the link to the new address, the "this wasn't me" to the old one.
 
@@ -171,9 +179,43 @@ class MailOutbox:
     def account_deleted(self, to: str) -> None:
         self._enqueue_change("account_deleted", to)
 
-    def _enqueue_change(self, kind: str, to: str, **context: Any) -> None:
+    # What happened at a login: when, from which address and device, and how to get back in.
+
+    def login_backoff(self, to: str, seen: Sighting, wait: timedelta) -> None:
+        self._enqueue_seen("login_backoff", to, seen, seconds=max(1, int(wait.total_seconds())))
+
+    def account_locked(self, to: str, seen: Sighting) -> None:
+        self._enqueue_seen("account_locked", to, seen)
+
+    def new_device(self, to: str, seen: Sighting) -> None:
+        self._enqueue_seen("new_device", to, seen)
+
+    def _enqueue_seen(self, kind: str, to: str, seen: Sighting, **context: Any) -> None:
+        when = seen.at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        self._enqueue(
+            kind,
+            to,
+            when=when,
+            address=seen.address or "an unknown address",
+            device=seen.device,
+            reset_link=f"{self._public_url}/password/reset",
+            **context,
+        )
+
+    def _enqueue_change(self, kind: str, to: str, seen: Sighting | None = None, **context: Any) -> None:
+        if seen is not None:
+            self._enqueue_seen(kind, to, seen, **context)
+            return
         when = self._clock().astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-        self._enqueue(kind, to, when=when, reset_link=f"{self._public_url}/password/reset", **context)
+        self._enqueue(
+            kind,
+            to,
+            when=when,
+            address=None,
+            device=None,
+            reset_link=f"{self._public_url}/password/reset",
+            **context,
+        )
 
     # --- rendering and delivery -----------------------------------------------------------------
 

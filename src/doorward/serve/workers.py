@@ -113,8 +113,10 @@ class Workers:
         sockets: list[socket.socket],
         on_check: Callable[[], None] = lambda: None,
         on_reload: Callable[[Callable[[], bool]], None] = lambda _stop_asked: None,
+        on_exit: Callable[[int], None] = lambda _pid: None,
     ) -> None:
         self.config = config
+        self.on_exit = on_exit  # given each worker's pid once it has ended (the metrics' dead workers)
         self.on_check = on_check  # every CHECK_SECONDS while serving (the hashing processes' check)
         # On SIGHUP, before the workers are replaced; it is given _stop_asked, to give up early.
         self.on_reload = on_reload
@@ -169,6 +171,10 @@ class Workers:
         self._restarts.started(index, time.monotonic())
         return process
 
+    def _ended(self, process: Process) -> None:
+        if process.pid is not None:
+            self.on_exit(process.pid)
+
     def _stop_asked(self) -> bool:
         """SIGINT or SIGTERM has arrived and waits to be handled."""
         return any(signum != signal.SIGHUP for signum in self._signals)
@@ -184,12 +190,14 @@ class Workers:
             # Both accept on the socket until the old one is told to finish its requests and go.
             if not self._wait_until_ready(new):
                 self._end(new)
+                self._ended(new)
                 if self._stop_asked():
                     break
                 logger.error("worker %s did not start in time: keeping the others as they are", new.pid)
                 return
             old.terminate()
             old.join()
+            self._ended(old)
             self.processes[index] = new
             logger.info("worker %s replaces worker %s", new.pid, old.pid)
         else:
@@ -232,6 +240,7 @@ class Workers:
             if process.exitcode is None:
                 process.kill()  # alive but not answering: hung
             process.join()
+            self._ended(process)
             if process.exitcode == STARTUP_FAILURE and not self.served:
                 logger.error("worker %s failed to start: stopping the server", process.pid)
                 self.failed = True
@@ -257,6 +266,7 @@ class Workers:
         deadline = time.monotonic() + GRACEFUL_SECONDS + 5  # uvicorn's own bound, then a margin
         for process in self.processes:
             _join_or_kill(process, deadline)
+            self._ended(process)
         for sock in self.sockets:
             sock.close()
 

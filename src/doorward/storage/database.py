@@ -40,14 +40,69 @@ def async_url(database_url: str) -> URL:
     return url
 
 
+TRANSACTION_POOLER = "transaction"
+"""DOORWARD_DB_POOLER's value for PostgreSQL reached through pgbouncer's ``pool_mode=transaction``."""
+
+
+def driver_options(*, pooler: str = "none", statement_timeout: float | None = None) -> dict[str, Any]:
+    """What doorward passes to ``asyncpg.connect`` beside the URL's own options.
+
+    Direct to PostgreSQL: ``statement_timeout`` as a startup parameter, the server's bound, and
+    asyncpg's ``command_timeout`` a second later, the client's backstop should the server hang.
+    Behind a transaction pooler (Debian 12's pgbouncer 1.18): no startup parameter, since pgbouncer
+    closes the connection on any it does not know, so the bound is the client's (asyncpg cancels the
+    statement, through pgbouncer, and raises TimeoutError); and asyncpg's statement cache off, so it
+    prepares no named statement, which would live on whichever server connection the transaction
+    had, not on the next one, and whose name the next client's statement would collide with.
+    """
+    if pooler == TRANSACTION_POOLER:
+        options: dict[str, Any] = {"statement_cache_size": 0}
+        if statement_timeout is not None:
+            options["command_timeout"] = statement_timeout
+        return options
+    if statement_timeout is None:
+        return {}
+    return {
+        "command_timeout": statement_timeout + 1,
+        "server_settings": {"statement_timeout": str(int(statement_timeout * 1000))},
+    }
+
+
+def _unnamed_statement() -> str:
+    return ""
+
+
+def connect_args(*, pooler: str = "none", statement_timeout: float | None = None) -> dict[str, Any]:
+    """``driver_options`` plus SQLAlchemy's asyncpg adapter's own: behind a transaction pooler,
+    its cache of prepared statements off, and every statement unnamed.
+
+    SQLAlchemy prepares each statement it runs. asyncpg sends an unnamed one, with its own cache off,
+    again in the very message that runs it (Parse, Bind, Execute, Sync), so whichever server
+    connection pgbouncer gives that message has it; the cost is a second round trip per statement
+    (the first describes it). Unique names, SQLAlchemy's recipe for pgbouncer, fail here: between
+    preparing a statement and running it asyncpg closes the previous one with a Sync of its own,
+    outside a transaction pgbouncer may then give the run to another server connection ("prepared
+    statement ... does not exist", seen in tests/e2e/test_pgbouncer.py), and the names pile up on
+    the server connections, which pgbouncer does not reset between transactions. SQLAlchemy's cache
+    would keep the first description of a statement for later runs, stale after a migration.
+    """
+    args = driver_options(pooler=pooler, statement_timeout=statement_timeout)
+    if pooler == TRANSACTION_POOLER:
+        # asyncpg 0.31 leaves statements unnamed when its cache is off; before, only this name does.
+        args.update(prepared_statement_cache_size=0, prepared_statement_name_func=_unnamed_statement)
+    return args
+
+
 def create_engine(
     database_url: str,
     *,
     timeout: float = 5.0,
     statement_timeout: float = 5.0,
     pool_size: int = 10,
+    pooler: str = "none",
 ) -> AsyncEngine:
-    """An engine whose waits end: ``timeout`` to connect or get the lock, ``statement_timeout`` to run."""
+    """An engine whose waits end: ``timeout`` to connect or get the lock, ``statement_timeout`` to run;
+    ``pooler`` says how PostgreSQL is reached (DOORWARD_DB_POOLER; SQLite ignores it)."""
     url = async_url(database_url)
     if url.get_backend_name() == "sqlite":
         connect = sqlite_connector(url)
@@ -67,11 +122,6 @@ def create_engine(
         )
         _begin_immediate_for_writes(engine)
         return engine
-    connect_args: dict[str, Any] = {
-        "timeout": timeout,
-        "command_timeout": statement_timeout + 1,  # the client-side backstop, should the server hang
-        "server_settings": {"statement_timeout": str(int(statement_timeout * 1000))},
-    }
     return create_async_engine(
         url,
         pool_size=pool_size,
@@ -80,7 +130,7 @@ def create_engine(
         hide_parameters=True,
         # No pre-ping: it costs a round trip on every checkout. A connection that fails with a
         # disconnect invalidates the whole pool, so one request answers 503 and the next reconnect.
-        connect_args=connect_args,
+        connect_args={"timeout": timeout, **connect_args(pooler=pooler, statement_timeout=statement_timeout)},
     )
 
 

@@ -69,6 +69,31 @@ def unique_email() -> Iterator[None]:
         raise EmailTaken() from exc
 
 
+POOLER_HINT = "is PostgreSQL behind pgbouncer in transaction mode? then set DOORWARD_DB_POOLER=transaction"
+
+_POOLER_ERRORS = (
+    asyncpg.exceptions.DuplicatePreparedStatementError,  # a shared server connection has the name already
+    asyncpg.exceptions.InvalidSQLStatementNameError,  # the statement was prepared on another one
+)
+
+
+def pooler_trouble(exc: BaseException) -> bool:
+    """``exc``, or an error it was raised from, says that a transaction pooler stands in front of
+    PostgreSQL while DOORWARD_DB_POOLER does not say so: pgbouncer refusing a startup parameter, or a
+    prepared statement that the server connection it lent holds already or lacks."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # the chain is short: SQLAlchemy's error, its adapter's, asyncpg's
+        if seen is None:
+            return False
+        if isinstance(seen, _POOLER_ERRORS) or (
+            isinstance(seen, asyncpg.exceptions.ProtocolViolationError)
+            and "unsupported startup parameter" in str(seen)
+        ):
+            return True
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return False
+
+
 @contextmanager
 def secrets_translated() -> Iterator[None]:
     """Reading the server's secrets at start-up: any SQLAlchemy error, a missing table among them,
@@ -76,9 +101,11 @@ def secrets_translated() -> Iterator[None]:
     try:
         yield
     except SQLAlchemyError as exc:
+        name = type(getattr(exc, "orig", None) or exc).__name__
+        if pooler_trouble(exc):
+            raise StorageUnavailable(f"Cannot read server secrets: {POOLER_HINT} ({name})") from exc
         raise StorageUnavailable(
-            f"Cannot read server secrets: database unreachable or not migrated (run doorward migrate): "
-            f"{type(getattr(exc, 'orig', None) or exc).__name__}"
+            f"Cannot read server secrets: database unreachable or not migrated (run doorward migrate): {name}"
         ) from exc
 
 
@@ -105,7 +132,8 @@ _REDIS_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 
 @asynccontextmanager
 async def redis_translated() -> AsyncIterator[None]:
-    """Where a Redis that is not there becomes the core's StorageUnavailable (RedisThrottleStore)."""
+    """Where a Redis that is not there becomes the core's StorageUnavailable (RedisThrottleStore),
+    naming Redis: the log line says so and the metrics count it apart."""
     try:
         yield
     except _REDIS_UNAVAILABLE as exc:

@@ -20,7 +20,7 @@ from sqlalchemy.engine import URL, Dialect
 from doorward.core.errors import StorageUnavailable
 from doorward.core.models import Session, User
 from doorward.core.ports import SessionLookup
-from doorward.storage.database import in_memory, sqlite_connector
+from doorward.storage.database import driver_options, in_memory, sqlite_connector
 from doorward.storage.errors import ASYNCPG_UNAVAILABLE, sqlite_lookup_error, unavailable_sqlstate
 from doorward.storage.rows import FIND_SESSION, session_and_user
 
@@ -56,9 +56,16 @@ def _asyncpg_options(url: URL, dialect: Dialect) -> dict[str, Any]:
 
 
 def open_lookup(
-    url: URL, dialect: Dialect, *, timeout: float, statement_timeout: float, pool_size: int
+    url: URL,
+    dialect: Dialect,
+    *,
+    timeout: float,
+    statement_timeout: float,
+    pool_size: int,
+    pooler: str = "none",
 ) -> SessionLookup | None:
-    """The fast lookup for this database, or None where there is none (an in-memory SQLite)."""
+    """The fast lookup for this database, or None where there is none (an in-memory SQLite);
+    ``pooler`` as the engine's (DOORWARD_DB_POOLER)."""
     if url.get_backend_name() == "sqlite":
         if in_memory(url):
             return None
@@ -71,12 +78,19 @@ def open_lookup(
             timeout=timeout,
             statement_timeout=statement_timeout,
             pool_size=pool_size,
+            pooler=pooler,
         )
     return None
 
 
 def open_driver(
-    url: URL, dialect: Dialect, *, timeout: float, statement_timeout: float, pool_size: int
+    url: URL,
+    dialect: Dialect,
+    *,
+    timeout: float,
+    statement_timeout: float,
+    pool_size: int,
+    pooler: str = "none",
 ) -> PostgresLookup | None:
     """PostgreSQL: connections of their own for a login's two statements (storage/login_trips.py),
     run on the driver as the session check's read is; None on another database."""
@@ -88,6 +102,7 @@ def open_driver(
         timeout=timeout,
         statement_timeout=statement_timeout,
         pool_size=pool_size,
+        pooler=pooler,
         application_name=LOGIN_APPLICATION_NAME,
     )
 
@@ -143,6 +158,8 @@ def _left(deadline: float) -> float:
 class PostgresLookup:
     """A few asyncpg connections of its own, opened on first use, with the statement prepared once
     on each. Having its own connections means session checks never queue behind logins for pooled ones.
+    Behind a transaction pooler nothing is prepared to last: the statement, unnamed, is parsed again
+    with each check (database.driver_options says why), as the engine's statements are.
 
     Not asyncpg's Pool: its acquire and release cost CPU on every query (benchmarks/README.md), and
     it resets each connection on release, a second round trip.
@@ -159,13 +176,17 @@ class PostgresLookup:
         timeout: float,
         statement_timeout: float,
         pool_size: int,
+        pooler: str = "none",
         application_name: str = LOOKUP_APPLICATION_NAME,
     ) -> None:
         self._options = options  # asyncpg.connect's keywords, the password among them
+        self._ours = driver_options(pooler=pooler, statement_timeout=statement_timeout)
+        self._ours["server_settings"] = {
+            **self._ours.get("server_settings", {}),
+            "application_name": application_name,  # so pg_stat_activity says; pgbouncer knows it
+        }
         self._sql = sql
-        self._application_name = application_name
         self._timeout = timeout
-        self._statement_timeout = statement_timeout
         self._size = pool_size
         self._idle: asyncio.Queue[asyncpg.Connection | None] = asyncio.Queue()
         self._open: set[asyncpg.Connection] = set()
@@ -196,19 +217,9 @@ class PostgresLookup:
     async def _connect(self, deadline: float) -> asyncpg.Connection:
         self._opening += 1
         try:
-            # Ours win over the URL's options of the same name, as the engine's connect_args do.
-            conn = await asyncpg.connect(
-                **{
-                    **self._options,
-                    "timeout": _left(deadline),
-                    # As the engine's: the server's statement timeout, and a client-side backstop.
-                    "command_timeout": self._statement_timeout + 1,
-                    "server_settings": {
-                        "statement_timeout": str(int(self._statement_timeout * 1000)),
-                        "application_name": self._application_name,  # so pg_stat_activity says
-                    },
-                }
-            )
+            # Ours win over the URL's options of the same name, as the engine's connect_args do:
+            # the statement timeout and the statement cache as the engine's (driver_options).
+            conn = await asyncpg.connect(**{**self._options, **self._ours, "timeout": _left(deadline)})
         except BaseException:
             self._idle.put_nowait(None)  # the room is free again: wake a check waiting for it
             raise

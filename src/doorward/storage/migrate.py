@@ -17,29 +17,31 @@ from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from doorward.storage.database import async_url
+from doorward.storage.database import async_url, connect_args
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def alembic_config(database_url: str) -> Config:
-    """An Alembic configuration for this database, pointing at doorward's migration scripts."""
+def alembic_config(database_url: str, pooler: str = "none") -> Config:
+    """An Alembic configuration for this database, pointing at doorward's migration scripts;
+    ``pooler`` as DOORWARD_DB_POOLER (how the migrations connect to PostgreSQL)."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["database_url"] = database_url
+    config.attributes["pooler"] = pooler
     return config
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
+def upgrade(database_url: str, revision: str = "head", *, pooler: str = "none") -> None:
     """Bring the schema up to ``revision`` (the newest by default); safe to run from several processes."""
     with _sqlite_lock(database_url):
-        command.upgrade(alembic_config(database_url), revision)
+        command.upgrade(alembic_config(database_url, pooler), revision)
 
 
-def downgrade(database_url: str, revision: str) -> None:
+def downgrade(database_url: str, revision: str, *, pooler: str = "none") -> None:
     """Take the schema down to ``revision`` ("base" removes every table)."""
     with _sqlite_lock(database_url):
-        command.downgrade(alembic_config(database_url), revision)
+        command.downgrade(alembic_config(database_url, pooler), revision)
 
 
 @functools.cache
@@ -63,12 +65,15 @@ def schema_current(revision: str | None) -> bool:
     return revision is not None and (revision == newest_revision() or revision not in known_revisions())
 
 
-def current_revision(database_url: str, timeout: float) -> str | None:
+def current_revision(database_url: str, timeout: float, *, pooler: str = "none") -> str | None:
     """The database's schema revision, None when it has none (never migrated); an exception when
     the database does not answer within ``timeout`` seconds."""
 
     async def read() -> str | None:
-        engine = create_async_engine(async_url(database_url), poolclass=NullPool)
+        args = (
+            connect_args(pooler=pooler) if make_url(database_url).get_backend_name() == "postgresql" else {}
+        )
+        engine = create_async_engine(async_url(database_url), poolclass=NullPool, connect_args=args)
         try:
             async with asyncio.timeout(timeout), engine.connect() as connection:
                 return await connection.run_sync(

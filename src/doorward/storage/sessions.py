@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from doorward.core.models import Session, User
@@ -66,6 +66,13 @@ class SqlSessions:
     async def exists(self, session_id: str) -> bool:
         found = await self._conn.execute(select(sessions.c.id).where(sessions.c.id == session_id))
         return found.first() is not None
+
+    async def count_active(self, now: datetime, idle_before: datetime | None) -> int:
+        """Sessions neither expired nor (with ``idle_before``) idle: the metrics' active sessions."""
+        condition = sessions.c.expires_at > now
+        if idle_before is not None:
+            condition = and_(condition, sessions.c.last_seen_at > idle_before)
+        return int(await self._conn.scalar(select(func.count()).select_from(sessions).where(condition)) or 0)
 
     async def delete_expired(self, now: datetime, idle_before: datetime | None) -> int:
         condition = sessions.c.expires_at <= now

@@ -1,6 +1,7 @@
 """The Store the core asks for: transactions over SQLAlchemy Core, binding the repositories of
-users.py, sessions.py, tokens.py, factors.py, passkeys.py, admin_keys.py and audit_trail.py to one
-connection, the session check's read and a login's write. Driver errors become core errors in errors.py."""
+users.py, sessions.py, tokens.py, factors.py, passkeys.py, admin_keys.py, known_devices.py and
+audit_trail.py to one connection, the session check's read and a login's write. Driver errors become
+core errors in errors.py."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from doorward.storage.audit_trail import SqlAuditTrail
 from doorward.storage.database import WRITE_OPTION, read_options
 from doorward.storage.errors import LookupBusy, sql_translated
 from doorward.storage.factors import SqlFactors
+from doorward.storage.known_devices import SqlKnownDevices
 from doorward.storage.lookup import PostgresLookup
 from doorward.storage.loopsqlite import Checkpointer
 from doorward.storage.passkeys import SqlPasskeys
@@ -78,6 +80,7 @@ class SqlTransaction:
         self.factors = SqlFactors(conn)
         self.passkeys = SqlPasskeys(conn)
         self.admin_keys = SqlAdminKeys(conn)
+        self.known_devices = SqlKnownDevices(conn)
         self.audit = SqlAuditTrail(conn)
 
 

@@ -239,3 +239,13 @@ admin_keys = Table(
 )
 """The admin API's keys: SHA-256 digests only (core/admin_keys.py says why not argon2). A revoked
 key's row stays, so its name is never reused and the audit trail's key names stay unambiguous."""
+
+known_devices = Table(
+    "known_devices",
+    metadata,
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("digest", LargeBinary(32), primary_key=True),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+)
+"""The devices each account logged in from: a SHA-256 of the device's name and network
+(core/notices.py), never the user agent or the address; the new-device mail compares with them."""

@@ -173,7 +173,7 @@ async def request_password_reset(request: Request, body: EmailBody) -> Envelope:
     },
 )
 async def confirm_password_reset(request: Request, body: ResetConfirmBody) -> Envelope:
-    await services_of(request).accounts.reset_password(body.token, body.newPassword)
+    await services_of(request).accounts.reset_password(body.token, body.newPassword, request_client(request))
     return Envelope({"success": True})
 
 

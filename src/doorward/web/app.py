@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -13,11 +14,13 @@ from doorward import __version__
 from doorward.config import Settings
 from doorward.core.clock import Clock, utc_now
 from doorward.logs import configure_logging
+from doorward.metrics import MULTIPROC_DIR, AddressServer, PrometheusMetrics
 from doorward.web import (
     account_routes,
     admin_audit_routes,
     admin_routes,
     care_routes,
+    metrics_routes,
     mfa_routes,
     pages,
     passkey_routes,
@@ -75,8 +78,18 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_services(settings, clock=clock) as services:
+        metrics = PrometheusMetrics() if settings.metrics_enabled else None
+        async with open_services(settings, clock=clock, metrics=metrics) as services:
             app.state.services = services
+            assert isinstance(app, DoorwardApp)
+            app.metrics = metrics
+            listen = settings.metrics_listen
+            # Under serve --workers N the supervisor serves the address, for every worker at once.
+            address = (
+                AddressServer(*listen, metrics.scrape)
+                if listen is not None and metrics is not None and MULTIPROC_DIR not in os.environ
+                else None
+            )
             where = "thread(s)" if settings.hash_socket is None else "hashing processes the workers share"
             _log.info(
                 "hashing on %d %s, %d more may wait (DOORWARD_HASH_WORKERS, DOORWARD_HASH_QUEUE)",
@@ -84,7 +97,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
                 where,
                 settings.hash_queue,
             )
-            yield
+            try:
+                yield
+            finally:
+                app.metrics = None
+                if address is not None:
+                    address.close()
 
     # POST /login and GET /session are answered ahead of all below (web/fastpath.py).
     app = DoorwardApp(
@@ -115,6 +133,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
     app.include_router(admin_routes.router)
     app.include_router(admin_audit_routes.router)
     app.include_router(pages.router)
+    app.include_router(metrics_routes.router)
     install_openapi(app)
     app.mount("/static", StaticFiles(packages=[("doorward.web", "static")]), name="static")
     return app

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from doorward.core.admin_keys import AdminKeyInvalid, AdminKeyNameTaken, AdminKeyNotFound, AdminKeyReadOnly
@@ -36,6 +37,7 @@ from doorward.core.errors import (
     UserNotFound,
     UserVerificationRequired,
 )
+from doorward.metrics import PrometheusMetrics
 from doorward.web.responses import Envelope
 
 _log = logging.getLogger("doorward.web")
@@ -46,6 +48,21 @@ class PayloadTooLarge(DoorwardError):
 
     code = "payload_too_large"
     message = "Request body too large"
+
+
+class HeadersTooLarge(DoorwardError):
+    """The request head (request line and headers) is over DOORWARD_MAX_HEADER_BYTES, or has more header
+    lines than DOORWARD_MAX_HEADERS; the rest was not read (web/protocol.py)."""
+
+    code = "headers_too_large"
+    message = "Request headers too large"
+
+
+class RequestTimeout(DoorwardError):
+    """The request head or body did not arrive within DOORWARD_HEADER_TIMEOUT or DOORWARD_BODY_TIMEOUT."""
+
+    code = "request_timeout"
+    message = "Request not received in time"
 
 
 class NotFound(DoorwardError):
@@ -60,6 +77,13 @@ class MethodNotAllowed(DoorwardError):
 
     code = "method_not_allowed"
     message = "Method not allowed"
+
+
+class MetricsTokenInvalid(DoorwardError):
+    """GET /metrics without DOORWARD_METRICS_TOKEN as its bearer token."""
+
+    code = "invalid_token"
+    message = "Invalid metrics token"
 
 
 class InternalError(DoorwardError):
@@ -80,6 +104,7 @@ STATUS: dict[type[DoorwardError], int] = {
     InvalidRequest: 400,
     InvalidCredentials: 401,
     InvalidSession: 401,
+    MetricsTokenInvalid: 401,
     MfaRequired: 401,
     MfaInvalid: 401,
     MfaTokenInvalid: 401,
@@ -95,6 +120,7 @@ STATUS: dict[type[DoorwardError], int] = {
     PasskeyNotFound: 404,
     AdminKeyNotFound: 404,
     MethodNotAllowed: 405,
+    RequestTimeout: 408,
     EmailTaken: 409,
     TotpActive: 409,
     TotpNotPending: 409,
@@ -103,6 +129,7 @@ STATUS: dict[type[DoorwardError], int] = {
     LastFactor: 409,
     AdminKeyNameTaken: 409,
     PayloadTooLarge: 413,
+    HeadersTooLarge: 431,
     TooManyAttempts: 429,
     InternalError: 500,
     Overloaded: 503,
@@ -133,7 +160,7 @@ def error_response(error: DoorwardError) -> Envelope:
         body["mfaToken"] = error.token
         body["methods"] = list(error.methods)
     headers = retry_headers(error)
-    if isinstance(error, InvalidSession | AdminKeyInvalid):
+    if isinstance(error, InvalidSession | AdminKeyInvalid | MetricsTokenInvalid):
         headers["WWW-Authenticate"] = "Bearer"
     return Envelope(body, status_of(error), headers)
 
@@ -144,11 +171,13 @@ def retry_headers(error: DoorwardError) -> dict[str, str]:
     return {"Retry-After": str(retry_after)} if retry_after else {}
 
 
-def answer_error(error: DoorwardError) -> Envelope:
-    """``error_response``, after logging what an operator must hear of (a store is down), naming
-    the store: "database unavailable" or "Redis unavailable"."""
+def answer_error(error: DoorwardError, metrics: PrometheusMetrics | None = None) -> Envelope:
+    """``error_response``, after logging (and counting, with ``metrics``) what an operator must
+    hear of: a store is down, named in the line ("database unavailable" or "Redis unavailable")."""
     if isinstance(error, StorageUnavailable):
         _log.warning("%s unavailable", error.store, exc_info=error.__cause__, extra={"store": error.store})
+        if metrics is not None:
+            metrics.store_error(error.store)
     return error_response(error)
 
 
@@ -167,9 +196,9 @@ def install_error_handlers(app: FastAPI, *, not_found_page: Callable[[], Respons
     """Route every failure, expected or not, through the table above; ``not_found_page`` renders the
     404 of an unknown path for a browser (``wants_page``), API clients keep the envelope."""
 
-    async def on_doorward_error(_request: Request, exc: Exception) -> Envelope:
+    async def on_doorward_error(request: Request, exc: Exception) -> Envelope:
         assert isinstance(exc, DoorwardError)
-        return answer_error(exc)
+        return answer_error(exc, getattr(request.app, "metrics", None))
 
     async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
@@ -189,7 +218,12 @@ def install_error_handlers(app: FastAPI, *, not_found_page: Callable[[], Respons
     async def on_unexpected(_request: Request, exc: Exception) -> Envelope:
         return answer_unexpected(exc)
 
+    async def on_client_gone(_request: Request, _exc: Exception) -> Envelope:
+        # The client closed, or web/protocol.py refused its body as too slow: no one to answer, no bug.
+        return error_response(InvalidRequest())
+
     app.add_exception_handler(DoorwardError, on_doorward_error)
     app.add_exception_handler(HTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(ClientDisconnect, on_client_gone)
     app.add_exception_handler(Exception, on_unexpected)

@@ -19,6 +19,7 @@ lets both through untouched anyway: /login is in ``security.SESSIONLESS_API``, G
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from time import perf_counter
 from typing import Any
 
 from fastapi import FastAPI
@@ -27,6 +28,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from doorward.core.errors import DoorwardError
+from doorward.metrics import PrometheusMetrics
 from doorward.web import routes
 from doorward.web.errors import answer_error, answer_unexpected
 from doorward.web.headers import AnswerHeaders, wrap_answers
@@ -53,7 +55,10 @@ class DoorwardApp(FastAPI):
         super().__init__(**options)
         self._cors = cors
         self._headers = headers or AnswerHeaders()
-        self._fast_paths = {key: _fast_path(route, cors, self._headers) for key, route in FAST_ROUTES.items()}
+        self.metrics: PrometheusMetrics | None = None  # set by the lifespan when metrics are on
+        self._fast_paths = {
+            key: _fast_path(route, cors, self._headers, self, key[1]) for key, route in FAST_ROUTES.items()
+        }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         fast_path = (
@@ -75,21 +80,30 @@ class DoorwardApp(FastAPI):
         )
 
 
-def _fast_path(route: Route, cors: dict[str, Any] | None, headers: AnswerHeaders) -> ASGIApp:
-    """An ASGI app that answers with ``route`` as FastAPI and doorward's middlewares would."""
+def _fast_path(
+    route: Route, cors: dict[str, Any] | None, headers: AnswerHeaders, app: DoorwardApp, path: str
+) -> ASGIApp:
+    """An ASGI app that answers with ``route`` as FastAPI and doorward's middlewares would, and
+    tells ``app.metrics`` (when on) how long it took and what the answer was."""
 
     async def answer(scope: Scope, receive: Receive, send: Send) -> None:
+        began = perf_counter()
+        outcome = "success"
         try:
             response = await route(Request(scope, receive))
         except ClientDisconnect:
             return  # gone while its login's body was read: no one to answer, and no bug to log
         except DoorwardError as exc:
-            response = answer_error(exc)
+            outcome = exc.code
+            response = answer_error(exc, app.metrics)
         except Exception as exc:  # what ServerErrorMiddleware and the handlers do, for these paths
+            outcome = "error"
             response = answer_unexpected(exc)
         if cors is None:
             headers.add(response.raw_headers)  # what SecurityHeaders does, without its wrapper
         await response(scope, receive, send)
+        if app.metrics is not None:
+            app.metrics.answered(path, outcome, perf_counter() - began)
 
     if cors is None:
         return answer

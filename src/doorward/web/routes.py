@@ -13,7 +13,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Security
 
-from doorward.core.errors import InvalidRequest, InvalidSession, LoginRequestInvalid, MfaEnrollmentRequired
+from doorward.core.errors import (
+    DoorwardError,
+    InvalidRequest,
+    InvalidSession,
+    LoginRequestInvalid,
+    MfaEnrollmentRequired,
+)
 from doorward.core.models import Client, LoginResult, Session, User
 from doorward.core.sessions import Authenticator
 from doorward.web.body import documented_body, json_body
@@ -187,9 +193,16 @@ def login_body(result: LoginResult) -> dict[str, Any]:
 async def login(request: Request) -> Envelope:
     # Called ahead of FastAPI's routing by web/fastpath.py, which answers its DoorwardErrors.
     # (A comment, not a docstring: FastAPI would publish a docstring in /openapi.json.)
-    auth = services_of(request).auth
-    auth.refuse_if_overloaded()  # before the body is read: a refused login costs little more than its headers
-    body = await _login_body(request)
+    services = services_of(request)
+    auth = services.auth
+    try:
+        # Before the body is read: a refused login costs little more than its headers.
+        auth.refuse_if_overloaded()
+        body = await _login_body(request)
+    except DoorwardError as exc:  # a login all the same: counted as auth.login counts its own outcomes
+        if services.metrics is not None:
+            services.metrics.outcome("login_password", exc.code)
+        raise
     # Given up if the client goes meanwhile (a queued login then leaves its place before hashing).
     result = await unless_disconnected(
         request, auth.login(body.email, body.password, request_client(request))

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from doorward.storage.database import async_url
+from doorward.storage.database import async_url, connect_args
 from doorward.storage.tables import metadata
 
 MIGRATION_LOCK = 0x646F6F72  # "door": the advisory lock every doorward instance migrates under
@@ -31,8 +31,10 @@ def _run(connection: Connection) -> None:
         context.run_migrations()
 
 
-async def _migrate(database_url: str) -> None:
-    engine = create_async_engine(async_url(database_url), poolclass=NullPool)
+async def _migrate(database_url: str, pooler: str) -> None:
+    url = async_url(database_url)
+    args = connect_args(pooler=pooler) if url.get_backend_name() == "postgresql" else {}
+    engine = create_async_engine(url, poolclass=NullPool, connect_args=args)
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_run)
@@ -41,4 +43,6 @@ async def _migrate(database_url: str) -> None:
         await engine.dispose()
 
 
-asyncio.run(_migrate(context.config.attributes["database_url"]))
+asyncio.run(
+    _migrate(context.config.attributes["database_url"], context.config.attributes.get("pooler", "none"))
+)

@@ -78,7 +78,10 @@ async def reset_confirm_form(request: Request) -> Response:
     services = services_of(request)
 
     async def reset(fields: Fields) -> Response:
-        await services.accounts.reset_password(fields.get("token", ""), fields.get("new_password", ""))
+        client = client_of(request, services.settings.trusted_networks)
+        await services.accounts.reset_password(
+            fields.get("token", ""), fields.get("new_password", ""), client
+        )
         # Every session of the account ended, this browser's too (if it had one): forget its cookie.
         return redirect("/login?done=password_reset", cleared_cookie(secure=services.settings.cookie_secure))
 

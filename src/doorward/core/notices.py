@@ -1,0 +1,85 @@
+"""Mails that tell an account holder what happened: failed logins that began a wait or locked the
+account (once per streak), and a login from a device not seen before. Each says when, from which
+address and from what device, as the sessions list names it."""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from datetime import timedelta
+
+from doorward.core.deps import Deps
+from doorward.core.devices import describe_device
+from doorward.core.models import Client, Recognition, Sighting, User
+
+KNOWN_DEVICE_DAYS = 90
+"""A device not seen on the account for this long is new again."""
+
+LAST_SEEN_PRECISION = timedelta(days=1)
+"""A known device's last login is written at most this often: most logins are from one, and a
+read costs less than a write transaction (on SQLite, one more turn of the one write lock)."""
+
+
+def sighting(deps: Deps, client: Client) -> Sighting:
+    """Now, the client's address and its device's name."""
+    return Sighting(at=deps.clock(), address=client.address, device=describe_device(client.user_agent))
+
+
+async def count_failed_login(deps: Deps, canonical: str, user: User | None, client: Client) -> None:
+    """Count a failed login (``Throttle.login_failed``) and mail the account's owner when it is the
+    one that began the wait or reached the lockout.
+
+    The store's counter is atomic: each count is returned to exactly one failure, so the mail goes
+    once per streak even when failures arrive all at once. None for an unknown address.
+    """
+    failures = await deps.throttle.login_failed(canonical, client.address)
+    streak_notice(deps, user, failures, client)
+
+
+def streak_notice(deps: Deps, user: User | None, failures: int, client: Client) -> None:
+    """The mail, if any, that the account's ``failures``-th consecutive failure calls for."""
+    if user is None:
+        return
+    policy = deps.throttle.policy
+    if failures == policy.lockout_failures:
+        deps.notifications.account_locked(user.email, sighting(deps, client))
+    elif failures == policy.free_failures and failures < policy.lockout_failures:
+        wait = policy.delay_after(failures)
+        if wait > timedelta(0):
+            deps.notifications.login_backoff(user.email, sighting(deps, client), wait)
+
+
+def device_digest(client: Client) -> bytes:
+    """What identifies a device without keeping it: a SHA-256 of its name (browser and system, not
+    the full user agent, which changes with every update) and its network (the /24 of an IPv4
+    address, the /64 of an IPv6 one), so a new address from the same provider is no new device."""
+    network = ""
+    if client.address:
+        try:
+            address = ipaddress.ip_address(client.address)
+            prefix = 24 if address.version == 4 else 64
+            network = str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
+        except ValueError:
+            network = client.address
+    return hashlib.sha256(f"{describe_device(client.user_agent)}\n{network}".encode()).digest()
+
+
+def note_login(deps: Deps, user: User, client: Client) -> None:
+    """After a login: remember its device in the background, and mail if it is a new one."""
+    if deps.account_policy.new_device_mail:  # off: nothing remembered either
+        deps.background.spawn(_note_login(deps, user, client), "known-device")
+
+
+async def _note_login(deps: Deps, user: User, client: Client) -> None:
+    seen = sighting(deps, client)
+    digest = device_digest(client)
+    async with deps.store.read() as tx:
+        last = await tx.known_devices.last_seen(user.id, digest)
+    if last is not None and seen.at - last < LAST_SEEN_PRECISION:
+        return  # known, and noted lately enough
+    async with deps.store.write() as tx:
+        recognition = await tx.known_devices.remember(
+            user.id, digest, seen.at, seen.at - timedelta(days=KNOWN_DEVICE_DAYS)
+        )
+    if recognition is Recognition.NEW:
+        deps.notifications.new_device(user.email, seen)
