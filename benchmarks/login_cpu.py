@@ -49,6 +49,7 @@ async def _committed(admin_url: str, database: str) -> int:
 
 def one_run(args: argparse.Namespace, db: Any, tree: Path, env: dict[str, str], log: Path) -> dict[str, Any]:
     settings = {"hash_profile": args.hash_profile, "access_log": "false", "trusted_proxies": "127.0.0.1"}
+    settings.update(item.split("=", 1) for item in args.setting)
     server_env = launch.doorward_env(db.url, **settings)
     server_env["PYTHONPATH"] = str(tree / "src")
     argv = [*launch.doorward_command(), "serve", "--host", "127.0.0.1", "--port", "{port}"]
@@ -88,6 +89,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--users", type=int, default=10_000)
     parser.add_argument("--hash-profile", default="owasp-2023")
+    parser.add_argument(
+        "--setting", action="append", default=[], help="name=value: DOORWARD_NAME for both arms"
+    )
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="doorward-login-cpu-"))
     db: Any = dataset.PostgresDatabase(args.postgres_url) if args.db == "postgresql" else None
