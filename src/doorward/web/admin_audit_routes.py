@@ -7,13 +7,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from doorward.core.admin_records import AuditEntry, AuditQuery, UserRef
+from doorward.core.admin_json import event_json
+from doorward.core.admin_records import AuditQuery, UserRef
 from doorward.core.errors import InvalidRequest
 from doorward.web.admin_auth import ADMIN_ERRORS, AdminReader, AdminRoute
 from doorward.web.admin_routes import NOT_FOUND, TAG
 from doorward.web.admin_schemas import AuditPageOut
 from doorward.web.responses import Envelope
-from doorward.web.routes import timestamp
 from doorward.web.schemas import Text
 from doorward.web.services import services_of
 
@@ -39,18 +39,6 @@ def user_ref(text: str | None) -> UserRef | None:
         return None
     text = text.strip()
     return int(text) if text.isascii() and text.isdigit() and len(text) <= 10 else text
-
-
-def event_body(entry: AuditEntry) -> dict[str, object]:
-    """One audit event as the API shows it."""
-    return {
-        "id": entry.id,
-        "at": timestamp(entry.at),
-        "event": entry.event,
-        "userId": entry.user_id,
-        "clientAddress": entry.client,
-        "detail": entry.detail,
-    }
 
 
 @router.get(
@@ -87,7 +75,7 @@ async def audit(
     return Envelope(
         {
             "success": True,
-            "events": [event_body(entry) for entry in page.events],
+            "events": [event_json(entry) for entry in page.events],
             "nextCursor": page.next_cursor,
         }
     )

@@ -12,7 +12,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 
+from doorward.core.admin_json import account_json
 from doorward.core.admin_records import AccountDetail
+from doorward.core.clock import timestamp
 from doorward.core.errors import InvalidRequest
 from doorward.core.import_csv import read_import_csv
 from doorward.core.models import User
@@ -27,7 +29,6 @@ from doorward.web.admin_auth import (
 from doorward.web.admin_schemas import AdminAccountDetailOut, AdminUserListOut, ImportOut, ImportRefusedOut
 from doorward.web.body import media_type, read_limited
 from doorward.web.responses import Envelope
-from doorward.web.routes import timestamp
 from doorward.web.schemas import EndedOut, ErrorOut, OkOut, Text
 from doorward.web.services import services_of
 
@@ -59,36 +60,7 @@ def user_summary(user: User) -> dict[str, Any]:
 
 def account_body(detail: AccountDetail) -> dict[str, Any]:
     """One account, its state and its live sessions."""
-    wait = detail.throttle.wait_until
-    return {
-        "success": True,
-        "user": {
-            **user_summary(detail.user),
-            "locked": detail.locked,
-            "failedLogins": detail.throttle.failures,
-            "lockedOut": detail.throttle.locked,
-            "retryAt": timestamp(wait) if wait is not None else None,
-            "factors": {
-                "totp": detail.factors.totp,
-                "recoveryCodesLeft": detail.factors.recovery_codes_left,
-                "passkeys": detail.factors.passkeys,
-            },
-        },
-        "sessions": [
-            {
-                "id": s.id,
-                "createdAt": timestamp(s.created_at),
-                "lastSeenAt": timestamp(s.last_seen_at),
-                "expiresAt": timestamp(s.expires_at),
-                "clientAddress": s.client_address,
-                "userAgent": s.user_agent,
-                "device": s.device,
-                "aal": s.aal,
-                "amr": s.amr,
-            }
-            for s in detail.sessions
-        ],
-    }
+    return {"success": True, **account_json(detail, user_summary(detail.user))}
 
 
 @router.get(
