@@ -10,8 +10,8 @@ from fastapi import APIRouter, Query, Request
 from doorward.core.admin_json import event_json
 from doorward.core.admin_records import AuditQuery, UserRef
 from doorward.core.errors import InvalidRequest
-from doorward.web.admin_auth import ADMIN_ERRORS, AdminReader, AdminRoute
-from doorward.web.admin_routes import NOT_FOUND, TAG
+from doorward.web.admin_auth import AdminReader, AdminRoute
+from doorward.web.admin_routes import TAG, PageCursor, PageLimit, page_body, read_route
 from doorward.web.admin_schemas import AuditPageOut
 from doorward.web.responses import Envelope
 from doorward.web.schemas import Text
@@ -43,13 +43,7 @@ def user_ref(text: str | None) -> UserRef | None:
 
 @router.get(
     "/audit",
-    summary="The audit trail, newest first, a page at a time",
-    response_model=None,
-    responses={
-        200: {"model": AuditPageOut, "description": "A page of events"},
-        **NOT_FOUND,
-        **ADMIN_ERRORS,
-    },
+    **read_route("The audit trail, newest first, a page at a time", AuditPageOut, "A page of events"),
 )
 async def audit(
     request: Request,
@@ -60,8 +54,8 @@ async def audit(
     event: Annotated[Text | None, Query(max_length=64, description="An event's exact name")] = None,
     since: Annotated[Text | None, Query(max_length=64, description=f"From (inclusive). {TIME}")] = None,
     until: Annotated[Text | None, Query(max_length=64, description=f"Before (exclusive). {TIME}")] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[Text | None, Query(max_length=200, description="From the last page")] = None,
+    limit: PageLimit = 50,
+    cursor: PageCursor = None,
 ) -> Envelope:
     query = AuditQuery(
         user=user_ref(user),
@@ -72,10 +66,4 @@ async def audit(
         cursor=cursor,
     )
     page = await services_of(request).admin.audit_events(query)
-    return Envelope(
-        {
-            "success": True,
-            "events": [event_json(entry) for entry in page.events],
-            "nextCursor": page.next_cursor,
-        }
-    )
+    return page_body("events", [event_json(entry) for entry in page.events], page.next_cursor)
