@@ -1,6 +1,7 @@
 """What a browser posts: its form, read within the body limit, and the session its cookie names;
-``account_action``, what every signed-in page of the account asks first; and ``submit``, the one way a
-form post runs: read the form, act on it, or show it again with the refusal."""
+``account_action``, what every signed-in page of the account asks first; ``submit``, the one way a
+form post runs: read the form, act on it, or show it again with the refusal (``on_account``: the
+account page's forms)."""
 
 from __future__ import annotations
 
