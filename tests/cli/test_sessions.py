@@ -60,7 +60,7 @@ def test_prune_deletes_what_has_expired_and_keeps_what_has_not(database_url: str
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == (
         "sessions: 1, tokens: 0, throttle entries: 1, mfa challenges: 1, webauthn challenges: 1, "
-        "audit events: 0"
+        "known devices: 0, audit events: 0"
     )
     assert query(database_url, "SELECT count(*) FROM sessions") == [(1,)]
     # The finished window goes; the login's own (reserved and taken back: 0) waits for its end.

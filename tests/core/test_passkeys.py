@@ -23,14 +23,16 @@ from doorward.core.errors import (
     MfaInvalid,
     MfaRequired,
     MfaTokenInvalid,
-    PasskeyInvalid,
-    PasskeyLimit,
-    PasskeyNotFound,
     TooManyAttempts,
-    UserVerificationRequired,
 )
 from doorward.core.mfa import Mfa
 from doorward.core.models import AuditEvent, User
+from doorward.core.passkey_errors import (
+    PasskeyInvalid,
+    PasskeyLimit,
+    PasskeyNotFound,
+    UserVerificationRequired,
+)
 from doorward.core.passkeys import MAX_PASSKEYS, PasskeyInfo, Passkeys
 from doorward.core.relying_party import challenge_digest
 from doorward.core.second_step import MAX_ATTEMPTS

@@ -7,13 +7,14 @@ import inspect
 
 import pytest
 
-from doorward.core import errors
+from doorward.core import errors, passkey_errors
 from doorward.core.errors import DoorwardError
 from doorward.web.errors import error_response, status_of
 
 CORE_ERRORS = [
     cls
-    for _, cls in inspect.getmembers(errors, inspect.isclass)
+    for module in (errors, passkey_errors)
+    for _, cls in inspect.getmembers(module, inspect.isclass)
     if issubclass(cls, DoorwardError) and cls is not DoorwardError
 ]
 COMMAND_LINE_ONLY = {errors.UnrecognisedHash}  # only `users import` raises it, never a request
@@ -35,11 +36,11 @@ def test_every_core_error_has_a_status_below_500_or_a_503(cls: type[DoorwardErro
 @pytest.mark.parametrize(
     ("cls", "status"),
     [
-        (errors.PasskeyInvalid, 400),
-        (errors.PasskeyLimit, 409),
+        (passkey_errors.PasskeyInvalid, 400),
+        (passkey_errors.PasskeyLimit, 409),
         (errors.LastFactor, 409),
-        (errors.PasskeyNotFound, 404),
-        (errors.UserVerificationRequired, 401),
+        (passkey_errors.PasskeyNotFound, 404),
+        (passkey_errors.UserVerificationRequired, 401),
     ],
 )
 def test_the_passkey_errors_statuses(cls: type[DoorwardError], status: int) -> None:

@@ -15,16 +15,13 @@ import typer
 
 from doorward.cli.base import app, fail, run
 from doorward.cli.base import users_app as users
+from doorward.core.admin_json import account_json, event_json, optional_timestamp
 from doorward.core.admin_records import MAX_PAGE, AccountDetail, AuditEntry, AuditQuery, UserRef
+from doorward.core.clock import timestamp
 from doorward.core.models import User
 from doorward.wiring import Services
 
 JSON = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
-
-
-def _iso(moment: datetime | None) -> str | None:
-    """To the second, in UTC, as the API writes times: 2026-11-24T09:22:35Z."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if moment is not None else None
 
 
 def _shown(moment: datetime | None) -> str:
@@ -35,7 +32,7 @@ def _user_json(user: User) -> dict[str, Any]:
     return {
         "id": user.id,
         "email": user.email,
-        "createdAt": _iso(user.created_at),
+        "createdAt": timestamp(user.created_at),
         "verified": user.email_verified_at is not None,
         "disabled": user.disabled,
         "mfaEnabled": user.mfa_enabled,
@@ -86,35 +83,8 @@ def users_list(
 
 def _account_json(detail: AccountDetail) -> dict[str, Any]:
     """What GET /admin/users/{id} answers, without "success"; and ``verifiedAt``."""
-    return {
-        "user": {
-            **_user_json(detail.user),
-            "verifiedAt": _iso(detail.user.email_verified_at),
-            "locked": detail.locked,
-            "failedLogins": detail.throttle.failures,
-            "lockedOut": detail.throttle.locked,
-            "retryAt": _iso(detail.throttle.wait_until),
-            "factors": {
-                "totp": detail.factors.totp,
-                "recoveryCodesLeft": detail.factors.recovery_codes_left,
-                "passkeys": detail.factors.passkeys,
-            },
-        },
-        "sessions": [
-            {
-                "id": s.id,
-                "createdAt": _iso(s.created_at),
-                "lastSeenAt": _iso(s.last_seen_at),
-                "expiresAt": _iso(s.expires_at),
-                "clientAddress": s.client_address,
-                "userAgent": s.user_agent,
-                "device": s.device,
-                "aal": s.aal,
-                "amr": list(s.amr),
-            }
-            for s in detail.sessions
-        ],
-    }
+    summary = {**_user_json(detail.user), "verifiedAt": optional_timestamp(detail.user.email_verified_at)}
+    return account_json(detail, summary)
 
 
 def _lock_text(detail: AccountDetail) -> str:
@@ -170,17 +140,6 @@ def _moment(text: str | None, option: str) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _entry_json(entry: AuditEntry) -> dict[str, Any]:
-    return {
-        "id": entry.id,
-        "at": _iso(entry.at),
-        "event": entry.event,
-        "userId": entry.user_id,
-        "clientAddress": entry.client,
-        "detail": entry.detail,
-    }
-
-
 def _entry_text(entry: AuditEntry) -> str:
     who = f"user {entry.user_id}" if entry.user_id is not None else "-"
     detail = " ".join(
@@ -230,7 +189,7 @@ def audit(
 
     found, more = run(pages)
     if as_json:
-        _echo_json([_entry_json(entry) for entry in found])
+        _echo_json([event_json(entry) for entry in found])
     else:
         for entry in found:
             typer.echo(_entry_text(entry))

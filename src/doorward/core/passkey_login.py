@@ -9,11 +9,12 @@ from typing import NoReturn
 from webauthn.helpers.structs import UserVerificationRequirement
 
 from doorward.core.deps import Deps
-from doorward.core.errors import EmailUnverified, InvalidCredentials, UserVerificationRequired
+from doorward.core.errors import EmailUnverified, InvalidCredentials
 from doorward.core.factor_checks import second_factor_methods
 from doorward.core.models import CeremonyPurpose, Client, LoginResult, Session, User, WebauthnChallenge
 from doorward.core.notices import note_login
 from doorward.core.outcomes import counted
+from doorward.core.passkey_errors import UserVerificationRequired
 from doorward.core.relying_party import (
     CHALLENGE_LIFETIME,
     CeremonyFailed,

@@ -13,13 +13,7 @@ from typing import NoReturn
 from webauthn.helpers.structs import UserVerificationRequirement
 
 from doorward.core.deps import Deps
-from doorward.core.errors import (
-    InvalidRequest,
-    LastFactor,
-    PasskeyInvalid,
-    PasskeyLimit,
-    PasskeyNotFound,
-)
+from doorward.core.errors import InvalidRequest, LastFactor
 from doorward.core.factor_checks import PASSWORD_AMR, has_factor
 from doorward.core.models import (
     CeremonyPurpose,
@@ -30,6 +24,7 @@ from doorward.core.models import (
     WebauthnChallenge,
 )
 from doorward.core.notices import sighting
+from doorward.core.passkey_errors import PasskeyInvalid, PasskeyLimit, PasskeyNotFound
 from doorward.core.passkey_login import PasskeyLogin
 from doorward.core.reauth import reauthenticate
 from doorward.core.relying_party import (

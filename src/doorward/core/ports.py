@@ -592,7 +592,7 @@ breached-password check's failures (it fails open: an operator must see that it 
 
 
 class Metrics(Protocol):
-    """Counts and timings an operator scrapes (doorward/metrics.py; ``NoMetrics`` when off).
+    """Counts and timings an operator scrapes (doorward/metrics/; ``NoMetrics`` when off).
 
     Called on the request path: each call is cheap and never fails. Every label is a fixed word or
     an error class's ``code``, never anything a request sent, so the number of series is bounded.

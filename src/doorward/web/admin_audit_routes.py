@@ -7,13 +7,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from doorward.core.admin_records import AuditEntry, AuditQuery, UserRef
+from doorward.core.admin_json import event_json
+from doorward.core.admin_records import AuditQuery, UserRef
 from doorward.core.errors import InvalidRequest
-from doorward.web.admin_auth import ADMIN_ERRORS, AdminReader, AdminRoute
-from doorward.web.admin_routes import NOT_FOUND, TAG
+from doorward.web.admin_auth import AdminReader, AdminRoute
+from doorward.web.admin_routes import TAG, PageCursor, PageLimit, page_body, read_route
 from doorward.web.admin_schemas import AuditPageOut
 from doorward.web.responses import Envelope
-from doorward.web.routes import timestamp
 from doorward.web.schemas import Text
 from doorward.web.services import services_of
 
@@ -41,27 +41,9 @@ def user_ref(text: str | None) -> UserRef | None:
     return int(text) if text.isascii() and text.isdigit() and len(text) <= 10 else text
 
 
-def event_body(entry: AuditEntry) -> dict[str, object]:
-    """One audit event as the API shows it."""
-    return {
-        "id": entry.id,
-        "at": timestamp(entry.at),
-        "event": entry.event,
-        "userId": entry.user_id,
-        "clientAddress": entry.client,
-        "detail": entry.detail,
-    }
-
-
 @router.get(
     "/audit",
-    summary="The audit trail, newest first, a page at a time",
-    response_model=None,
-    responses={
-        200: {"model": AuditPageOut, "description": "A page of events"},
-        **NOT_FOUND,
-        **ADMIN_ERRORS,
-    },
+    **read_route("The audit trail, newest first, a page at a time", AuditPageOut, "A page of events"),
 )
 async def audit(
     request: Request,
@@ -72,8 +54,8 @@ async def audit(
     event: Annotated[Text | None, Query(max_length=64, description="An event's exact name")] = None,
     since: Annotated[Text | None, Query(max_length=64, description=f"From (inclusive). {TIME}")] = None,
     until: Annotated[Text | None, Query(max_length=64, description=f"Before (exclusive). {TIME}")] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[Text | None, Query(max_length=200, description="From the last page")] = None,
+    limit: PageLimit = 50,
+    cursor: PageCursor = None,
 ) -> Envelope:
     query = AuditQuery(
         user=user_ref(user),
@@ -84,10 +66,4 @@ async def audit(
         cursor=cursor,
     )
     page = await services_of(request).admin.audit_events(query)
-    return Envelope(
-        {
-            "success": True,
-            "events": [event_body(entry) for entry in page.events],
-            "nextCursor": page.next_cursor,
-        }
-    )
+    return page_body("events", [event_json(entry) for entry in page.events], page.next_cursor)

@@ -12,7 +12,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 
+from doorward.core.admin_json import account_json
 from doorward.core.admin_records import AccountDetail
+from doorward.core.clock import timestamp
 from doorward.core.errors import InvalidRequest
 from doorward.core.import_csv import read_import_csv
 from doorward.core.models import User
@@ -27,7 +29,6 @@ from doorward.web.admin_auth import (
 from doorward.web.admin_schemas import AdminAccountDetailOut, AdminUserListOut, ImportOut, ImportRefusedOut
 from doorward.web.body import media_type, read_limited
 from doorward.web.responses import Envelope
-from doorward.web.routes import timestamp
 from doorward.web.schemas import EndedOut, ErrorOut, OkOut, Text
 from doorward.web.services import services_of
 
@@ -35,6 +36,8 @@ TAG = "admin"
 router = APIRouter(prefix="/admin", tags=[TAG], default_response_class=Envelope, route_class=AdminRoute)
 
 UserId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The account's id")]
+PageLimit = Annotated[int, Query(ge=1, le=200)]
+PageCursor = Annotated[Text | None, Query(max_length=200, description="From the last page")]
 
 IMPORT_EXAMPLE = (
     "email,password_hash\nsha@example.com,6cf7aab8966309e320b82c25eff7c1a36b9001a544225c36cbecf6d6a8fff89f\n"
@@ -57,61 +60,48 @@ def user_summary(user: User) -> dict[str, Any]:
     }
 
 
+def read_route(summary: str, answer: type, description: str, *, names_account: bool = True) -> dict[str, Any]:
+    """A read's route: its summary and answers, ``answer`` the success's (a read key suffices); a 404
+    too when the call ``names_account`` (an id in the path, or ``user=``)."""
+    return {
+        "summary": summary,
+        "response_model": None,
+        "responses": {
+            200: {"model": answer, "description": description},
+            **(NOT_FOUND if names_account else {}),
+            **ADMIN_ERRORS,
+        },
+    }
+
+
+def page_body(name: str, items: list[dict[str, Any]], next_cursor: str | None) -> Envelope:
+    """A page of a list: its ``items`` under ``name``, and the cursor of the next page (null: the last)."""
+    return Envelope({"success": True, name: items, "nextCursor": next_cursor})
+
+
 def account_body(detail: AccountDetail) -> dict[str, Any]:
     """One account, its state and its live sessions."""
-    wait = detail.throttle.wait_until
-    return {
-        "success": True,
-        "user": {
-            **user_summary(detail.user),
-            "locked": detail.locked,
-            "failedLogins": detail.throttle.failures,
-            "lockedOut": detail.throttle.locked,
-            "retryAt": timestamp(wait) if wait is not None else None,
-            "factors": {
-                "totp": detail.factors.totp,
-                "recoveryCodesLeft": detail.factors.recovery_codes_left,
-                "passkeys": detail.factors.passkeys,
-            },
-        },
-        "sessions": [
-            {
-                "id": s.id,
-                "createdAt": timestamp(s.created_at),
-                "lastSeenAt": timestamp(s.last_seen_at),
-                "expiresAt": timestamp(s.expires_at),
-                "clientAddress": s.client_address,
-                "userAgent": s.user_agent,
-                "device": s.device,
-                "aal": s.aal,
-                "amr": s.amr,
-            }
-            for s in detail.sessions
-        ],
-    }
+    return {"success": True, **account_json(detail, user_summary(detail.user))}
 
 
 @router.get(
     "/users",
-    summary="Search accounts by email prefix, a page at a time",
-    response_model=None,
-    responses={200: {"model": AdminUserListOut, "description": "A page, oldest first"}, **ADMIN_ERRORS},
+    **read_route(
+        "Search accounts by email prefix, a page at a time",
+        AdminUserListOut,
+        "A page, oldest first",
+        names_account=False,
+    ),
 )
 async def list_users(
     request: Request,
     key: AdminReader,
     query: Annotated[Text, Query(max_length=320, description="Email prefix (any case)")] = "",
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[Text | None, Query(max_length=200, description="From the last page")] = None,
+    limit: PageLimit = 50,
+    cursor: PageCursor = None,
 ) -> Envelope:
     page = await services_of(request).admin.list_users(query, limit=limit, cursor=cursor)
-    return Envelope(
-        {
-            "success": True,
-            "users": [user_summary(user) for user in page.users],
-            "nextCursor": page.next_cursor,
-        }
-    )
+    return page_body("users", [user_summary(user) for user in page.users], page.next_cursor)
 
 
 @router.post(
@@ -168,13 +158,7 @@ async def import_users(
 
 @router.get(
     "/users/{user_id}",
-    summary="One account: its state, factors and live sessions",
-    response_model=None,
-    responses={
-        200: {"model": AdminAccountDetailOut, "description": "The account"},
-        **NOT_FOUND,
-        **ADMIN_ERRORS,
-    },
+    **read_route("One account: its state, factors and live sessions", AdminAccountDetailOut, "The account"),
 )
 async def show_user(request: Request, user_id: UserId, key: AdminReader) -> Envelope:
     return Envelope(account_body(await services_of(request).admin.account(user_id)))
@@ -183,17 +167,15 @@ async def show_user(request: Request, user_id: UserId, key: AdminReader) -> Enve
 def _action(
     summary: str,
     answer: type[OkOut | EndedOut] = OkOut,
-    more: dict[int | str, dict[str, Any]] | None = None,
+    refusals: dict[int, str] | None = None,
 ) -> dict[str, Any]:
+    """An action's route on one account (a write key's): ``refusals`` are its own error answers, by
+    status, with their description (the envelope's codes first)."""
+    more = {status: {"model": ErrorOut, "description": text} for status, text in (refusals or {}).items()}
     return {
         "summary": summary,
         "response_model": None,
-        "responses": {
-            200: {"model": answer, "description": "Done"},
-            **NOT_FOUND,
-            **WRITE_ERRORS,
-            **(more or {}),
-        },
+        "responses": {200: {"model": answer, "description": "Done"}, **NOT_FOUND, **WRITE_ERRORS, **more},
     }
 
 
@@ -226,7 +208,7 @@ async def revoke_sessions(request: Request, user_id: UserId, key: AdminWriter) -
     **_action(
         "Remove the second factors (app, recovery codes, passkeys), end every session, mail the user",
         EndedOut,
-        {409: {"model": ErrorOut, "description": "mfa_not_enabled: the account has no second factor"}},
+        {409: "mfa_not_enabled: the account has no second factor"},
     ),
 )
 async def reset_mfa(request: Request, user_id: UserId, key: AdminWriter) -> Envelope:
@@ -238,7 +220,7 @@ async def reset_mfa(request: Request, user_id: UserId, key: AdminWriter) -> Enve
     "/users/{user_id}/password/reset",
     **_action(
         "Mail the account a password reset link (an earlier link stops working)",
-        more={400: {"model": ErrorOut, "description": "account_disabled, invalid_request"}},
+        refusals={400: "account_disabled, invalid_request"},
     ),
 )
 async def mail_password_reset(request: Request, user_id: UserId, key: AdminWriter) -> Envelope:

@@ -27,16 +27,14 @@ from doorward.core.errors import (
     MfaRequired,
     MfaTokenInvalid,
     Overloaded,
-    PasskeyLimit,
-    PasskeyNotFound,
     SessionNotFound,
     StorageUnavailable,
     TooManyAttempts,
     TotpActive,
     TotpNotPending,
     UserNotFound,
-    UserVerificationRequired,
 )
+from doorward.core.passkey_errors import PasskeyLimit, PasskeyNotFound, UserVerificationRequired
 from doorward.metrics import PrometheusMetrics
 from doorward.web.responses import Envelope
 

@@ -1,7 +1,7 @@
 """``GET /metrics`` on the main port: the Prometheus text format, for DOORWARD_METRICS_TOKEN's bearer.
 
 Without the token it is not served here (404, as any unknown path): DOORWARD_METRICS_ADDRESS serves
-it on an address of its own instead (doorward/metrics.py, ``AddressServer``), without a token.
+it on an address of its own instead (doorward/metrics/scrape.py, ``AddressServer``), without a token.
 """
 
 from __future__ import annotations

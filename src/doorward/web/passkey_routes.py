@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 
+from doorward.core.clock import timestamp
 from doorward.core.errors import InvalidRequest
 from doorward.core.passkeys import PasskeyInfo
 from doorward.web.body import documented_body, json_body
@@ -37,7 +38,6 @@ from doorward.web.routes import (
     SignedIn,
     login_body,
     request_client,
-    timestamp,
 )
 from doorward.web.schemas import (
     ErrorOut,

@@ -8,11 +8,11 @@ the documented error answers.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Security
 
+from doorward.core.clock import timestamp
 from doorward.core.errors import (
     DoorwardError,
     InvalidRequest,
@@ -114,23 +114,6 @@ SignedIn = Annotated[tuple[User, Session], Depends(signed_in)]
 def user_body(user: User) -> dict[str, Any]:
     """A user as the contract shows one."""
     return {"id": user.id, "email": user.email}
-
-
-def timestamp(moment: datetime) -> str:
-    """ISO 8601 in UTC to the second, as ``2026-11-24T09:22:35Z``.
-
-    %-formatted, the fastest way timeit found (benchmarks/README.md): a session check formats three.
-    """
-    if moment.tzinfo is not UTC:
-        moment = moment.astimezone(UTC)
-    return "%04d-%02d-%02dT%02d:%02d:%02dZ" % (  # noqa: UP031 - faster than format specs
-        moment.year,
-        moment.month,
-        moment.day,
-        moment.hour,
-        moment.minute,
-        moment.second,
-    )
 
 
 def session_body(session: Session) -> dict[str, Any]:

@@ -10,8 +10,9 @@ By concept: ``login`` (log in with the password and the second step, register, l
 recovery codes, turning it off), ``passkeys`` (renaming and removing them; adding one is the
 script's), ``links`` (the pages that mails link to: password reset, email verification), ``site``
 (the root, the favicon, the 404 page), ``care`` (a new email address and its links, deleting the
-account); what they share in ``render`` (templates, pages, the error page) and ``forms`` (reading a
-form, the signed-in browser).
+account); what they share in ``render`` (templates, pages, the error page), ``account_view`` (the
+account page that refused forms show again) and ``forms`` (reading a form, the signed-in browser and
+``account_action``, the preamble of every account page).
 
 Most forms answer a success with a 303; a few answer with the page itself, because what it shows is
 shown once and kept nowhere to redirect to: the second step (its sign-in's token), the set-up (the

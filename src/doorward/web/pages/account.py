@@ -6,126 +6,37 @@ every other action of these pages answers with that page (403) instead of acting
 
 from __future__ import annotations
 
-from collections import defaultdict
-from datetime import UTC, datetime
-from typing import Any
-
 from fastapi import APIRouter, Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 
-from doorward.core.devices import describe_device
-from doorward.core.errors import InvalidCurrentPassword, MfaEnrollmentRequired, PasswordRejected
-from doorward.core.models import Session, User
-from doorward.core.passkeys import PasskeyInfo
-from doorward.web.pages.forms import Fields, Refusal, signed_in_as, submit
+from doorward.core.errors import InvalidCurrentPassword, PasswordRejected
+from doorward.web.pages.account_view import account_view, enrolment_first
+from doorward.web.pages.forms import Fields, account_action, on_account, submit
 from doorward.web.pages.login import logout_form
-from doorward.web.pages.render import as_page, notice, page, redirect
-from doorward.web.security import csrf_token
+from doorward.web.pages.render import as_page, notice, redirect
 from doorward.web.services import services_of
 from doorward.web.transport import client_of
 
 router = APIRouter(include_in_schema=False)
 
 
-def _time(moment: datetime) -> tuple[str, str]:
-    utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%d %H:%M UTC"), utc.isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _session_view(session: Session, current: Session) -> dict[str, Any]:
-    created, created_iso = _time(session.created_at)
-    last_seen, last_seen_iso = _time(session.last_seen_at)
-    expires, expires_iso = _time(session.expires_at)
-    return {
-        "id": session.id,
-        "current": session.id == current.id,
-        "device": describe_device(session.user_agent),
-        "address": session.client_address or "an unknown address",
-        "created": created,
-        "created_iso": created_iso,
-        "last_seen": last_seen,
-        "last_seen_iso": last_seen_iso,
-        "expires": expires,
-        "expires_iso": expires_iso,
-    }
-
-
-def _passkey_view(passkey: PasskeyInfo) -> dict[str, Any]:
-    created, created_iso = _time(passkey.created_at)
-    used, used_iso = _time(passkey.last_used_at) if passkey.last_used_at is not None else ("", "")
-    return {
-        "id": passkey.id,
-        "name": passkey.name,
-        "synced": passkey.backed_up,
-        "created": created,
-        "created_iso": created_iso,
-        "last_used": used,
-        "last_used_iso": used_iso,
-    }
-
-
 @router.get("/account")
 @as_page
 async def account_page(request: Request) -> Response:
-    signed_in = await signed_in_as(request)
-    if signed_in is None:
-        return redirect("/login")
+    signed_in = await account_action(request, confine=False)
+    if isinstance(signed_in, Response):
+        return signed_in
     user, current = signed_in
     return await account_view(request, user, current, notice=notice(request))
-
-
-async def account_view(
-    request: Request,
-    user: User,
-    current: Session,
-    *,
-    form_errors: dict[str, str] | None = None,
-    **context: Any,
-) -> HTMLResponse:
-    """The account page. ``form_errors`` puts a refusal's text above the form it concerns: "password",
-    "mfa" (the set-up, or the policy's refusal), "codes" (new recovery codes), "off" (turning off) or
-    "passkeys" (renaming or removing one)."""
-    services = services_of(request)
-    enrolment_only = services.auth.enrollment_required(user)
-    views = []
-    if not enrolment_only:
-        views = [_session_view(s, current) for s in await services.auth.list_sessions(user.id)]
-        views.sort(key=lambda view: not view["current"])  # this browser first, the others newest first
-    return page(
-        request,
-        "account.html",
-        title="Your account",
-        signed_in=True,
-        user=user,
-        sessions=views,
-        mfa=await services.mfa.status(user),
-        passkeys=[_passkey_view(p) for p in await services.passkeys.list(user)],
-        enrolment_only=enrolment_only,
-        password_compromised=current.password_compromised,
-        form_errors=defaultdict(str, form_errors or {}),
-        csrf_token=await csrf_token(request),
-        **context,
-    )
-
-
-async def enrolment_first(request: Request, user: User, current: Session) -> Response | None:
-    """Under DOORWARD_REQUIRE_MFA, for an account without a second factor: the account page, which then
-    offers only the set-up, at 403, in place of the action asked for. None when the action may go on."""
-    if not services_of(request).auth.enrollment_required(user):
-        return None
-    refusal = MfaEnrollmentRequired()
-    return await account_view(request, user, current, status=403, form_errors={"mfa": refusal.text})
 
 
 @router.post("/account/sessions/revoke-others")
 @as_page
 async def revoke_other_sessions(request: Request) -> Response:
-    signed_in = await signed_in_as(request)
-    if signed_in is None:
-        return redirect("/login")
+    signed_in = await account_action(request)
+    if isinstance(signed_in, Response):
+        return signed_in
     user, current = signed_in
-    if confined := await enrolment_first(request, user, current):
-        return confined
     await services_of(request).auth.logout_all(user.id, keep_session_id=current.id)
     return redirect("/account?done=others_ended")
 
@@ -133,9 +44,9 @@ async def revoke_other_sessions(request: Request) -> Response:
 @router.post("/account/sessions/{session_id}/revoke")
 @as_page
 async def revoke_session(request: Request, session_id: str) -> Response:
-    signed_in = await signed_in_as(request)
-    if signed_in is None:
-        return redirect("/login")
+    signed_in = await account_action(request, confine=False)
+    if isinstance(signed_in, Response):
+        return signed_in
     user, current = signed_in
     if session_id == current.id:
         return await logout_form(request)
@@ -149,12 +60,10 @@ async def revoke_session(request: Request, session_id: str) -> Response:
 @as_page
 async def change_password(request: Request) -> Response:
     services = services_of(request)
-    signed_in = await signed_in_as(request)
-    if signed_in is None:
-        return redirect("/login")
+    signed_in = await account_action(request)
+    if isinstance(signed_in, Response):
+        return signed_in
     user, current = signed_in
-    if confined := await enrolment_first(request, user, current):
-        return confined
 
     async def change(fields: Fields) -> Response:
         client = client_of(request, services.settings.trusted_networks)
@@ -163,20 +72,9 @@ async def change_password(request: Request) -> Response:
         )
         return redirect("/account?done=password_changed")
 
-    async def refused(_fields: Fields, refusal: Refusal) -> Response:
-        return await account_view(
-            request,
-            user,
-            current,
-            status=refusal.status,
-            headers=refusal.headers,
-            errors=refusal.errors,
-            form_errors={"password": refusal.form_error},
-        )
-
     return await submit(
         request,
         change,
-        refused,
+        on_account(request, user, current, "password"),
         at={InvalidCurrentPassword: "current_password", PasswordRejected: "new_password"},
     )

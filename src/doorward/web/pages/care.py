@@ -10,8 +10,7 @@ from starlette.responses import Response
 from doorward.core.errors import CodeInvalid, EmailInvalid, InvalidCurrentPassword, TokenInvalid
 from doorward.core.tokens import looks_like_token
 from doorward.web.cookies import cleared_cookie
-from doorward.web.pages.account import account_view, enrolment_first
-from doorward.web.pages.forms import Fields, Refusal, signed_in_as, submit
+from doorward.web.pages.forms import Fields, Refusal, account_action, on_account, signed_in_as, submit
 from doorward.web.pages.render import as_page, page, redirect
 from doorward.web.security import csrf_token
 from doorward.web.services import services_of
@@ -29,12 +28,10 @@ _LINKS = {
 @as_page
 async def change_email_form(request: Request) -> Response:
     services = services_of(request)
-    signed_in = await signed_in_as(request)
-    if signed_in is None:
-        return redirect("/login")
+    signed_in = await account_action(request)
+    if isinstance(signed_in, Response):
+        return signed_in
     user, current = signed_in
-    if confined := await enrolment_first(request, user, current):
-        return confined
 
     async def change(fields: Fields) -> Response:
         client = client_of(request, services.settings.trusted_networks)
@@ -43,19 +40,11 @@ async def change_email_form(request: Request) -> Response:
         )
         return redirect("/account?done=email_change_sent")
 
-    async def refused(_fields: Fields, refusal: Refusal) -> Response:
-        return await account_view(
-            request,
-            user,
-            current,
-            status=refusal.status,
-            headers=refusal.headers,
-            errors=refusal.errors,
-            form_errors={"email": refusal.form_error},
-        )
-
     return await submit(
-        request, change, refused, at={InvalidCurrentPassword: "email_password", EmailInvalid: "new_email"}
+        request,
+        change,
+        on_account(request, user, current, "email"),
+        at={InvalidCurrentPassword: "email_password", EmailInvalid: "new_email"},
     )
 
 
@@ -142,12 +131,10 @@ async def revert_form(request: Request) -> Response:
 @router.get("/account/delete")
 @as_page
 async def delete_page(request: Request) -> Response:
-    signed_in = await signed_in_as(request)
-    if signed_in is None:
-        return redirect("/login")
-    user, current = signed_in
-    if confined := await enrolment_first(request, user, current):
-        return confined
+    signed_in = await account_action(request)
+    if isinstance(signed_in, Response):
+        return signed_in
+    user, _current = signed_in
     return await _delete_view(request, user.id, user.email)
 
 
@@ -171,12 +158,10 @@ async def _delete_view(request: Request, user_id: int, email: str, **context: ob
 @as_page
 async def delete_form(request: Request) -> Response:
     services = services_of(request)
-    signed_in = await signed_in_as(request)
-    if signed_in is None:
-        return redirect("/login")
-    user, current = signed_in
-    if confined := await enrolment_first(request, user, current):
-        return confined
+    signed_in = await account_action(request)
+    if isinstance(signed_in, Response):
+        return signed_in
+    user, _current = signed_in
 
     async def delete(fields: Fields) -> Response:
         if fields.get("confirm") != "yes":

@@ -1,5 +1,7 @@
-"""What a browser posts: its form, read within the body limit, and the session its cookie names; and
-``submit``, the one way a form post runs: read the form, act on it, or show it again with the refusal."""
+"""What a browser posts: its form, read within the body limit, and the session its cookie names;
+``account_action``, what every signed-in page of the account asks first; ``submit``, the one way a
+form post runs: read the form, act on it, or show it again with the refusal (``on_account``: the
+account page's forms)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ from doorward.core.errors import DoorwardError, InvalidRequest, InvalidSession, 
 from doorward.core.models import Session, User
 from doorward.web.body import media_type, parse_form, read_limited
 from doorward.web.errors import retry_headers, status_of
+from doorward.web.pages.account_view import account_view, enrolment_first
+from doorward.web.pages.render import redirect
 from doorward.web.security import SESSIONLESS_API
 from doorward.web.services import services_of
 from doorward.web.transport import session_token
@@ -51,6 +55,18 @@ async def signed_in_as(request: Request) -> tuple[User, Session] | None:
         return None
 
 
+async def account_action(request: Request, *, confine: bool = True) -> tuple[User, Session] | Response:
+    """The user and session an account page acts for, or the answer in place of the action: to /login
+    without a valid session; with ``confine``, the account page at 403 while DOORWARD_REQUIRE_MFA waits
+    for a second factor (``enrolment_first``). The CSRF middleware has checked the post already."""
+    signed_in = await signed_in_as(request)
+    if signed_in is None:
+        return redirect("/login")
+    if confine and (confined := await enrolment_first(request, *signed_in)):
+        return confined
+    return signed_in
+
+
 Fields = dict[str, str]
 
 
@@ -82,10 +98,32 @@ class Refusal:
         return cls(error, status_of(error), retry_headers(error), errors, form_error)
 
 
+Refused = Callable[[Fields, Refusal], Awaitable[Response]]
+"""What shows a refused form again (``submit``'s ``refused``)."""
+
+
+def on_account(request: Request, user: User, current: Session, form: str) -> Refused:
+    """A refusal of one of the account page's forms: the page again, the reason next to the field it
+    concerns or above ``form`` (a name of ``account_view``'s ``form_errors``)."""
+
+    async def refused(_fields: Fields, refusal: Refusal) -> Response:
+        return await account_view(
+            request,
+            user,
+            current,
+            status=refusal.status,
+            headers=refusal.headers,
+            errors=refusal.errors,
+            form_errors={form: refusal.form_error},
+        )
+
+    return refused
+
+
 async def submit(
     request: Request,
     act: Callable[[Fields], Awaitable[Response]],
-    refused: Callable[[Fields, Refusal], Awaitable[Response]],
+    refused: Refused,
     *,
     at: Mapping[type[DoorwardError], str] | None = None,
 ) -> Response:

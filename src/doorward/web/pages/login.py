@@ -27,8 +27,8 @@ from doorward.core.errors import (
     MfaTokenInvalid,
     PasswordRejected,
     TooManyAttempts,
-    UserVerificationRequired,
 )
+from doorward.core.passkey_errors import UserVerificationRequired
 from doorward.core.tokens import looks_like_token
 from doorward.web.cookies import cleared_cookie, session_cookie
 from doorward.web.errors import status_of

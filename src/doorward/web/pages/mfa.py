@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -23,9 +23,8 @@ from starlette.responses import HTMLResponse, Response
 
 from doorward.core import totp
 from doorward.core.errors import CodeInvalid, InvalidCurrentPassword
-from doorward.core.models import Session, User
-from doorward.web.pages.account import account_view, enrolment_first
-from doorward.web.pages.forms import Fields, Refusal, signed_in_as, submit
+from doorward.core.models import User
+from doorward.web.pages.forms import Fields, Refusal, account_action, on_account, submit
 from doorward.web.pages.render import as_page, page, redirect
 from doorward.web.security import csrf_token
 from doorward.web.services import services_of
@@ -103,35 +102,14 @@ async def _codes_page(request: Request, user: User, codes: list[str], *, turned_
     )
 
 
-Refused = Callable[[Fields, Refusal], Awaitable[Response]]
-
-
-def _on_account(request: Request, user: User, current: Session, form: str) -> Refused:
-    """A refusal of one of the two-step section's forms: the account page again, the reason next to
-    the field it concerns or above ``form``."""
-
-    async def refused(_fields: Fields, refusal: Refusal) -> Response:
-        return await account_view(
-            request,
-            user,
-            current,
-            status=refusal.status,
-            headers=refusal.headers,
-            errors=refusal.errors,
-            form_errors={form: refusal.form_error},
-        )
-
-    return refused
-
-
 @router.post("/account/mfa/setup")
 @as_page
 async def setup_form(request: Request) -> Response:
     """Start the set-up with the current password: a new pending secret (replacing one not confirmed)."""
     services = services_of(request)
-    signed_in = await signed_in_as(request)
-    if signed_in is None:
-        return redirect("/login")
+    signed_in = await account_action(request, confine=False)
+    if isinstance(signed_in, Response):
+        return signed_in
     user, current = signed_in
 
     async def begin(fields: Fields) -> Response:
@@ -142,7 +120,7 @@ async def setup_form(request: Request) -> Response:
     return await submit(
         request,
         begin,
-        _on_account(request, user, current, "mfa"),
+        on_account(request, user, current, "mfa"),
         at={InvalidCurrentPassword: "mfa_password"},
     )
 
@@ -152,9 +130,9 @@ async def setup_form(request: Request) -> Response:
 async def confirm_form(request: Request) -> Response:
     """Turn the pending secret on with a code from the app; answer with the recovery codes."""
     services = services_of(request)
-    signed_in = await signed_in_as(request)
-    if signed_in is None:
-        return redirect("/login")
+    signed_in = await account_action(request, confine=False)
+    if isinstance(signed_in, Response):
+        return signed_in
     user, current = signed_in
 
     async def confirm(fields: Fields) -> Response:
@@ -168,7 +146,7 @@ async def confirm_form(request: Request) -> Response:
             # A mistyped code: the same QR code again, the reason next to the field.
             errors = defaultdict(str, code=refusal.error.text)
             return await _setup_page(request, user, secret, status=refusal.status, errors=errors)
-        return await _on_account(request, user, current, "mfa")(fields, refusal)
+        return await on_account(request, user, current, "mfa")(fields, refusal)
 
     return await submit(request, confirm, refused)
 
@@ -178,12 +156,10 @@ async def confirm_form(request: Request) -> Response:
 async def recovery_codes_form(request: Request) -> Response:
     """A new set of recovery codes for the current password; the old set stops working."""
     services = services_of(request)
-    signed_in = await signed_in_as(request)
-    if signed_in is None:
-        return redirect("/login")
+    signed_in = await account_action(request)
+    if isinstance(signed_in, Response):
+        return signed_in
     user, current = signed_in
-    if confined := await enrolment_first(request, user, current):
-        return confined
 
     async def regenerate(fields: Fields) -> Response:
         client = client_of(request, services.settings.trusted_networks)
@@ -193,7 +169,7 @@ async def recovery_codes_form(request: Request) -> Response:
     return await submit(
         request,
         regenerate,
-        _on_account(request, user, current, "codes"),
+        on_account(request, user, current, "codes"),
         at={InvalidCurrentPassword: "codes_password"},
     )
 
@@ -203,12 +179,10 @@ async def recovery_codes_form(request: Request) -> Response:
 async def disable_form(request: Request) -> Response:
     """Turn two-step verification off with the current password and a code (the app's or a recovery code)."""
     services = services_of(request)
-    signed_in = await signed_in_as(request)
-    if signed_in is None:
-        return redirect("/login")
+    signed_in = await account_action(request)
+    if isinstance(signed_in, Response):
+        return signed_in
     user, current = signed_in
-    if confined := await enrolment_first(request, user, current):
-        return confined
 
     async def disable(fields: Fields) -> Response:
         client = client_of(request, services.settings.trusted_networks)
@@ -218,6 +192,6 @@ async def disable_form(request: Request) -> Response:
     return await submit(
         request,
         disable,
-        _on_account(request, user, current, "off"),
+        on_account(request, user, current, "off"),
         at={InvalidCurrentPassword: "off_password", CodeInvalid: "off_code"},
     )

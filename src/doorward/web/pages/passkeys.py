@@ -7,8 +7,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from doorward.web.pages.account import account_view
-from doorward.web.pages.forms import Fields, Refusal, signed_in_as, submit
+from doorward.web.pages.forms import Fields, account_action, on_account, submit
 from doorward.web.pages.render import as_page, redirect
 from doorward.web.services import services_of
 from doorward.web.transport import client_of
@@ -19,35 +18,25 @@ router = APIRouter(include_in_schema=False)
 @router.post("/account/passkeys/{passkey_id}/rename")
 @as_page
 async def rename_passkey(request: Request, passkey_id: str) -> Response:
-    signed_in = await signed_in_as(request)
-    if signed_in is None:
-        return redirect("/login")
+    signed_in = await account_action(request, confine=False)
+    if isinstance(signed_in, Response):
+        return signed_in
     user, current = signed_in
 
     async def rename(fields: Fields) -> Response:
         await services_of(request).passkeys.rename(user, passkey_id, fields.get("name", ""))
         return redirect("/account?done=passkey_renamed")
 
-    async def refused(_fields: Fields, refusal: Refusal) -> Response:
-        return await account_view(
-            request,
-            user,
-            current,
-            status=refusal.status,
-            headers=refusal.headers,
-            form_errors={"passkeys": refusal.form_error},
-        )
-
-    return await submit(request, rename, refused)
+    return await submit(request, rename, on_account(request, user, current, "passkeys"))
 
 
 @router.post("/account/passkeys/{passkey_id}/remove")
 @as_page
 async def remove_passkey(request: Request, passkey_id: str) -> Response:
     services = services_of(request)
-    signed_in = await signed_in_as(request)
-    if signed_in is None:
-        return redirect("/login")
+    signed_in = await account_action(request, confine=False)
+    if isinstance(signed_in, Response):
+        return signed_in
     user, current = signed_in
 
     async def remove(fields: Fields) -> Response:
@@ -55,14 +44,4 @@ async def remove_passkey(request: Request, passkey_id: str) -> Response:
         await services.passkeys.remove(user, passkey_id, fields.get("password", ""), client)
         return redirect("/account?done=passkey_removed")
 
-    async def refused(_fields: Fields, refusal: Refusal) -> Response:
-        return await account_view(
-            request,
-            user,
-            current,
-            status=refusal.status,
-            headers=refusal.headers,
-            form_errors={"passkeys": refusal.form_error},
-        )
-
-    return await submit(request, remove, refused)
+    return await submit(request, remove, on_account(request, user, current, "passkeys"))

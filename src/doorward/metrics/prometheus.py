@@ -1,45 +1,23 @@
-"""Prometheus metrics (issue 22): the core's Metrics port, the fast path's timings, and the scrape.
-
-prometheus_client picks where values live when it is first imported: with PROMETHEUS_MULTIPROC_DIR
-set (``serve --workers N`` sets it for its workers, to a directory of its own), every value is a
-file there, and a scrape reads every worker's files, those of workers that have died included (their
-counts stay counted; their live gauges go, ``multiprocess.mark_process_dead``). Without it, values
-live in this process, and the scrape reads them.
-
-Every label is a fixed word or an error class's ``code``: ``_label`` turns anything else into
-"other", so no request can add a series.
-"""
+"""The figures: the core's Metrics port and the fast path's timings on prometheus_client, each
+labelled child looked up once; every label a fixed word or an error class's ``code`` (``_label``)."""
 
 from __future__ import annotations
 
-import logging
 import os
 import platform
-import socket
-import threading
 from bisect import bisect_left
-from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from doorward import __version__
 from doorward.core.errors import DoorwardError
 from doorward.core.password_hashes import HashOp
 from doorward.core.ports import Action
-
-__all__ = ["CONTENT_TYPE", "MULTIPROC_DIR", "AddressServer", "PrometheusMetrics", "forget_process"]
-
-_log = logging.getLogger("doorward.metrics")
+from doorward.metrics.scrape import scrape_directory
 
 MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 """The variable that puts prometheus_client in multiprocess mode (set by serve for its workers)."""
-
-CONTENT_TYPE = CONTENT_TYPE_LATEST
-"""The Prometheus text format's Content-Type."""
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 """Seconds: from a session check's fraction of a millisecond to a login waiting for a busy hash pool."""
@@ -244,61 +222,3 @@ class PrometheusMetrics:
         """The text format: every worker's figures when in multiprocess mode, else this process's."""
         directory = os.environ.get(MULTIPROC_DIR)
         return scrape_directory(directory) if directory else generate_latest(self.registry)
-
-
-def forget_process(pid: int, directory: str) -> None:
-    """A worker has ended: its live gauges go from the scrape; its counts stay (they happened)."""
-    mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
-
-
-def scrape_directory(directory: str) -> bytes:
-    """The text format of every process that wrote to ``directory`` (multiprocess mode)."""
-    registry = CollectorRegistry()
-    MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
-    return generate_latest(registry)
-
-
-_NOT_FOUND = b'{"success":false,"error":"Not found","code":"not_found"}'
-
-
-class AddressServer:
-    """GET /metrics on an address of its own (DOORWARD_METRICS_ADDRESS), no token: a thread of the
-    supervisor (or of the one process). Any other path is the 404 envelope; a bind failure is an
-    OSError at construction."""
-
-    def __init__(self, host: str, port: int, scrape: Callable[[], bytes]) -> None:
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                if self.path.partition("?")[0] == "/metrics":
-                    body, status, kind = scrape(), 200, CONTENT_TYPE
-                else:
-                    body, status, kind = _NOT_FOUND, 404, "application/json; charset=utf-8"
-                self.send_response(status)
-                self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("Cache-Control", "no-store")
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass  # a scrape every 15 s is not worth a log line
-
-        server = _Server6 if ":" in host else _Server
-        self._server = server((host, port), Handler)
-        self.port: int = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, name="doorward-metrics", daemon=True).start()
-        shown = f"[{host}]" if ":" in host else host
-        _log.info("metrics on http://%s:%d/metrics", shown, self.port)
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True  # a scraper that hangs does not hold up the stop
-
-
-class _Server6(_Server):
-    address_family = socket.AF_INET6
