@@ -68,7 +68,7 @@ class Reserved:
     counter: str | None
     window_start: datetime
     failures: int  # the account's failures, this attempt included
-    read: bool = False  # the store read the account's user in the same trip (``reserve_login``)
+    read: bool = False  # the store read the account's user in the same trip (``read_user``)
     user: User | None = None
 
 
@@ -123,8 +123,7 @@ class Throttle:
 
     async def reserve_login(self, account: str, client: str | None, *, read_user: bool = False) -> Reserved:
         """Count this attempt before its password is checked, or raise TooManyAttempts (nothing
-        counted): the same for every email, known or not, so a 429 reveals nothing. ``read_user``:
-        a store on the users' database reads ``account``'s user in the trip (``Reserved.read``)."""
+        counted), the same for every email, so a 429 reveals nothing; and ``read_user``, its user."""
         now = self._clock()
         policy = self.policy
         start, end = self._window(policy.client_window, now)
@@ -160,9 +159,8 @@ class Throttle:
         self, reserved: Reserved, *, reset: bool = True, opening: Opening | None = None
     ) -> bool | None:
         """A reserved attempt's password was right: take the attempt back from the client and
-        reset the account (``reset``), or take back only its one failure (a second factor is
-        still to come: only that resets the account, as before). ``opening``: the session, written
-        in the same trip where the store can (whether it was); None: the caller must open it."""
+        reset the account (``reset``), or only its one failure (a second factor is still to come);
+        and write ``opening`` where the store can (whether it did; None: the caller opens it)."""
         r = reserved
         return await self._store.release_login(
             r.key, r.counter, r.window_start, reset=reset, reserved=r.failures, opening=opening
