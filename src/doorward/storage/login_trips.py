@@ -167,12 +167,17 @@ def _release_and_open(*, rehash: bool, client: bool) -> Any:
     PostgreSQL run that first. In the other order, a reservation and a release of the same
     account and client could each wait for the other's row: a deadlock, one of them failed.
     """
-    statement = open_session_statement(rehash=rehash)
+    return open_session_statement(rehash=rehash).add_cte(*release_ctes(FORGET, client=client))
+
+
+def release_ctes(account: Any, *, client: bool) -> list[Any]:
+    """A release's CTEs, the client's window (``UNHIT``) before the account's ``account`` (a DELETE
+    or UPDATE of ``attempts``), which reads the client's CTE so that PostgreSQL runs that first."""
     if not client:
-        return statement.add_cte(FORGET.cte("account"))
+        return [account.cte("account")]
     unhit = UNHIT.returning(rate_windows.c.count).cte("client")
     after = select(func.count()).select_from(unhit).scalar_subquery() >= 0
-    return statement.add_cte(unhit, FORGET.where(after).cte("account"))
+    return [unhit, account.where(after).cte("account")]
 
 
 _RELEASE_AND_OPEN = {

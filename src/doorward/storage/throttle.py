@@ -35,6 +35,7 @@ from doorward.storage.login_trips import (
     client_reservation,
     read_user,
     release_and_open,
+    release_ctes,
     user_in,
     with_user,
 )
@@ -64,6 +65,13 @@ _UNFAIL = (
         ),
     )
 )
+
+# PostgreSQL: a release alone (a second factor to come, an unverified email), by (reset, client).
+_RELEASES = {
+    (reset, client): select(literal(1)).add_cte(*release_ctes(FORGET if reset else _UNFAIL, client=client))
+    for reset in (False, True)
+    for client in (False, True)
+}
 
 
 class SqlThrottleStore:
@@ -224,11 +232,8 @@ class SqlThrottleStore:
     ) -> bool | None:
         if opening is not None and reset:  # the session's write in the same trip
             return await release_and_open(self._store, key, counter, window_start, opening)
-        if self._dialect == "postgresql":  # one statement, one round trip
-            forget = (FORGET if reset else _UNFAIL).cte("account")
-            statement = select(literal(1)).add_cte(forget)
-            if counter is not None:
-                statement = statement.add_cte(UNHIT.cte("client"))
+        if self._dialect == "postgresql":  # one statement, one round trip, built once
+            statement = _RELEASES[reset, counter is not None]
             parameters = {"account": key, "reserved": reserved, "counter": counter}
             async with self._store.connection() as conn:
                 await conn.execute(statement, {**parameters, "start": window_start})
