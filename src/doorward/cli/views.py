@@ -15,9 +15,8 @@ import typer
 
 from doorward.cli.base import app, fail, run
 from doorward.cli.base import users_app as users
-from doorward.core.admin_json import account_json, event_json, optional_timestamp
+from doorward.core.admin_json import account_json, event_json, optional_timestamp, user_summary
 from doorward.core.admin_records import MAX_PAGE, AccountDetail, AuditEntry, AuditQuery, UserRef
-from doorward.core.clock import timestamp
 from doorward.core.models import User
 from doorward.wiring import Services
 
@@ -26,17 +25,6 @@ JSON = Annotated[bool, typer.Option("--json", help="Print JSON instead of text."
 
 def _shown(moment: datetime | None) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if moment is not None else "-"
-
-
-def _user_json(user: User) -> dict[str, Any]:
-    return {
-        "id": user.id,
-        "email": user.email,
-        "createdAt": timestamp(user.created_at),
-        "verified": user.email_verified_at is not None,
-        "disabled": user.disabled,
-        "mfaEnabled": user.mfa_enabled,
-    }
 
 
 def _echo_json(value: object) -> None:
@@ -62,7 +50,7 @@ def users_list(
 
     found = run(every_page)
     if as_json:
-        _echo_json([_user_json(user) for user in found])
+        _echo_json([user_summary(user) for user in found])
         return
     for user in found:
         state = ", ".join(
@@ -83,7 +71,7 @@ def users_list(
 
 def _account_json(detail: AccountDetail) -> dict[str, Any]:
     """What GET /admin/users/{id} answers, without "success"; and ``verifiedAt``."""
-    summary = {**_user_json(detail.user), "verifiedAt": optional_timestamp(detail.user.email_verified_at)}
+    summary = {**user_summary(detail.user), "verifiedAt": optional_timestamp(detail.user.email_verified_at)}
     return account_json(detail, summary)
 
 

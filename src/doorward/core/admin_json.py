@@ -9,11 +9,24 @@ from typing import Any
 
 from doorward.core.admin_records import AccountDetail, AuditEntry, SessionInfo
 from doorward.core.clock import timestamp
+from doorward.core.models import User
 
 
 def optional_timestamp(moment: datetime | None) -> str | None:
     """``timestamp``, or None (JSON null) for a time that is not there."""
     return timestamp(moment) if moment is not None else None
+
+
+def user_summary(user: User) -> dict[str, Any]:
+    """An account as a list shows it."""
+    return {
+        "id": user.id,
+        "email": user.email,
+        "createdAt": timestamp(user.created_at),
+        "disabled": user.disabled,
+        "verified": user.email_verified_at is not None,
+        "mfaEnabled": user.mfa_enabled,
+    }
 
 
 def account_json(detail: AccountDetail, summary: dict[str, Any]) -> dict[str, Any]:

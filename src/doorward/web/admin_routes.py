@@ -12,12 +12,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 
-from doorward.core.admin_json import account_json
+from doorward.core.admin_json import account_json, user_summary
 from doorward.core.admin_records import AccountDetail
-from doorward.core.clock import timestamp
 from doorward.core.errors import InvalidRequest
 from doorward.core.import_csv import read_import_csv
-from doorward.core.models import User
 from doorward.web.admin_auth import (
     ADMIN_ERRORS,
     WRITE_ERRORS,
@@ -46,18 +44,6 @@ IMPORT_EXAMPLE = (
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorOut, "description": "user_not_found: no account with this id"}
 }
-
-
-def user_summary(user: User) -> dict[str, Any]:
-    """An account as a list shows it."""
-    return {
-        "id": user.id,
-        "email": user.email,
-        "createdAt": timestamp(user.created_at),
-        "disabled": user.disabled,
-        "verified": user.email_verified_at is not None,
-        "mfaEnabled": user.mfa_enabled,
-    }
 
 
 def read_route(summary: str, answer: type, description: str, *, names_account: bool = True) -> dict[str, Any]:
