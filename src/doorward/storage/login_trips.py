@@ -6,6 +6,10 @@ user's row is read with the reservation: on PostgreSQL in its statement (a join 
 row), on SQLite in its write transaction. After a right password, the reservation is taken back with
 the session's write: on PostgreSQL one statement (CTEs), on SQLite one write transaction. A failed
 login needs no second trip: its attempt was counted as a failure when it was reserved.
+
+The reservation's conditional upserts are built here (``client_reservation``,
+``account_reservation``; SqlThrottleStore builds each once), and on PostgreSQL a login's two
+statements run on asyncpg itself when the store has a driver (``OnDriver``, ``SqlStore.driver``).
 """
 
 from __future__ import annotations
