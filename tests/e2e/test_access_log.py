@@ -39,21 +39,16 @@ def check_cost(server: Server) -> float:
         return cpu_seconds(server.process.pid) - before
 
 
-def test_the_access_line_costs_little_of_a_session_check(start_server: Callable[..., Server]) -> None:
-    """Measured as the server's own CPU time, which other work on a shared machine disturbs less than
-    a rate; the two servers take turns, and the cheapest of three rounds counts. Two servers alike
-    differ by up to 0.13 here on a busy machine; logging's line made it 1.5."""
-    quiet = start_server(access_log="false")
+def test_every_access_line_is_written_by_the_time_the_server_stops(
+    start_server: Callable[..., Server],
+) -> None:
+    """The lines go out in batches: none is lost at a stop. (What the line costs is a benchmark's
+    figure, not a timed test: benchmarks/run.py --access-log, in benchmarks/README.md.)"""
     logged = start_server(access_log="true")
-    costs: dict[str, list[float]] = {"off": [], "on": []}
-    for _ in range(3):
-        costs["off"].append(check_cost(quiet))
-        costs["on"].append(check_cost(logged))
-    ratio = min(costs["on"]) / min(costs["off"])
-    assert ratio < 1.2, f"with the access log a check costs {ratio:.2f} times as much: {costs}"
+    check_cost(logged)
     logged.stop()  # its last lines are written at the latest when it stops
     lines = [line for line in logged.stderr().splitlines() if '"uvicorn.access"' in line]
-    assert len(lines) >= 3 * (CHECKS + 200)
+    assert len(lines) >= CHECKS + 200
 
 
 def test_the_access_line_reads_as_before(start_server: Callable[..., Server]) -> None:
