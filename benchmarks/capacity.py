@@ -46,7 +46,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--instances", type=int, default=4, help="instances in the check (default 4)")
-    parser.add_argument("--workers", type=int, default=2, help="serve --workers of each (default 2)")
+    parser.add_argument("--workers", type=int, default=1, help="serve --workers of each (default 1)")
+    parser.add_argument(
+        "--hash-workers",
+        type=int,
+        default=1,
+        help="DOORWARD_HASH_WORKERS of each (default 1; 0: its default)",
+    )
     parser.add_argument("--users", type=int, default=10_000, help="users and sessions loaded")
     parser.add_argument("--real-hashes", type=int, default=200, help="distinct real argon2id hashes")
     parser.add_argument("--runs", type=int, default=2, help="recorded runs per load (default 2)")
@@ -81,6 +87,8 @@ class Rig:
         suite serves (no access log; wrk a trusted proxy in front of many clients)."""
         self._logs += 1
         base = {"hash_profile": self.args.hash_profile, "access_log": "false", "trusted_proxies": "127.0.0.1"}
+        if self.args.hash_workers:
+            base["hash_workers"] = str(self.args.hash_workers)
         if not direct:
             base["db_pooler"] = "transaction"
         url = self.db.url if direct else self.bouncer.url(self.db.url)
@@ -101,11 +109,18 @@ class Rig:
         path.write_text("\n".join(self.tokens) + "\n", encoding="ascii")
         return {"BENCH_TOKENS": str(path)}
 
-    def record(self, servers: list[Server], kind: str) -> dict[str, Any]:
-        """Warm up, then ``--runs`` runs of ``kind`` (login or session): one wrk per server at once."""
+    def record(self, servers: list[Server], kind: str, *, touches: bool = False) -> dict[str, Any]:
+        """Warm up, then ``--runs`` runs of ``kind`` (login or session): one wrk per server at once, each
+        with the connections one instance gets in the check (the calibration's instance sees the same
+        load as each of the check's, so their CPU per request compares).
+
+        A session is touched (``last_seen_at`` written) at its first check a minute after the last:
+        the sessions are marked seen now before a session load, so none is due during it and every
+        session figure is the lookup alone. ``touches``: after the warm-up, mark every session due,
+        and one run then pays each token's touch once (its count is read from the database)."""
         script = "login.lua" if kind == "login" else "session.lua"
         total = self.args.login_connections if kind == "login" else self.args.session_connections
-        each = max(1, total // len(servers))
+        each = max(1, total // self.args.instances)
         env = self.load_env(kind)
 
         def one(server: Server, duration: float) -> Callable[[], wrk.WrkResult]:
@@ -115,10 +130,17 @@ class Rig:
             waits = [in_background(one(server, duration)) for server in servers]
             return [wait() for wait in waits]
 
+        if kind == "session":
+            capacity_procs.mark_sessions_seen(self.db.url, "0 seconds")
         load(self.args.warmup)
         runs = []
-        for _ in range(self.args.runs):
+        if touches:
+            capacity_procs.mark_sessions_seen(self.db.url, "2 minutes")
+        for _ in range(1 if touches else self.args.runs):
+            started = time.time()
             runs.append(self.once(servers, lambda: load(self.args.duration)))
+            if touches:
+                runs[-1]["touches"] = capacity_procs.sessions_seen_since(self.db.url, started)
         good = ("200", "401") if kind == "login" else ("200",)
         return capacity_model.summary(runs, good, each * len(servers))
 
@@ -181,6 +203,8 @@ def measure(args: argparse.Namespace, scratch: Path, results: dict[str, Any]) ->
                 for kind in ("login", "session"):
                     log(f"  {kind}")
                     calibration[kind] = rig.record([one], kind)
+                log("  session, every token's session due for a touch")
+                calibration["session_touch"] = rig.record([one], "session", touches=True)
             if args.direct:
                 log("  straight to PostgreSQL (no pgbouncer): login, session")
                 with rig.server(direct=True) as one:

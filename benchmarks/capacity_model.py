@@ -31,6 +31,9 @@ SIZING_CHECKS = (10_000, 100_000)
 SESSION_ROWS_SECONDS = 2 * 86_400
 """A session row lives its 24 h (the default lifetime), then up to a day more until the daily prune."""
 AUDIT_RETENTION_DAYS = 365
+TOUCH_SHARE = 0.1
+"""Checks that touch their session in the sizing: a session checked about ten times a minute while in
+use (a touch is at most once a minute per session; one checked once a minute touches at every check)."""
 
 
 def summary(runs: list[dict[str, Any]], good: tuple[str, ...], connections: int) -> dict[str, Any]:
@@ -75,7 +78,7 @@ def model(results: dict[str, Any]) -> dict[str, Any]:
         return {}
     login, check = per_request(cal["login"]), per_request(cal["session"])
     cores = results["machine"]["nproc"]
-    workers = int(results["options"]["workers"])
+    workers = 2  # the sizing's unit: an instance of 2 cores (serve --workers 2, its hashing beside)
     login_instance = login["workers"] + login["hashing"]
     out: dict[str, Any] = {
         "login_ms": login,
@@ -106,19 +109,23 @@ def model(results: dict[str, Any]) -> dict[str, Any]:
         redis = per_request(cal["login_redis"])
         out["login_redis_ms"] = redis
         out["redis_saves_postgres_ms_per_login"] = round(login["database"] - redis["database"], 4)
+    if "session_touch" in cal:
+        out["touch_ms"] = touch_cost(cal["session_touch"], check)
     for key in ("direct_login", "direct_session"):
         if key in cal:
             out[f"{key}_ms"] = per_request(cal[key])
     out["bytes_per_row"] = bytes_per_row(results)
-    out["sizing"] = sizing(login, check, out["bytes_per_row"])
+    out["sizing"] = sizing(login, check, out.get("touch_ms") or {}, out["bytes_per_row"])
     if "check" in results:
         out["check"] = {}
         for kind, predicted in (("login", "logins_per_s"), ("session", "checks_per_s")):
             if kind in results["check"]:
                 load = results["check"][kind]
                 measured = rate(load)
+                foreign = statistics.mean(run["cpu"]["foreign_share"] for run in load["runs"])
                 out["check"][kind] = {
                     "predicted_per_s": out["prediction"][predicted],
+                    "predicted_for_cpu_got_per_s": round(out["prediction"][predicted] * (1 - foreign), 1),
                     "measured_per_s": measured,
                     "measured_runs": [run["served_per_s"] for run in load["runs"]],
                     "ratio": round(measured / out["prediction"][predicted], 3),
@@ -129,19 +136,39 @@ def model(results: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def bytes_per_row(results: dict[str, Any]) -> dict[str, int]:
-    """Bytes on disk (with indexes) per row of each table: its growth since the empty schema, per row."""
-    empty, after = results.get("table_bytes_empty", {}), results.get("table_bytes_after", {})
+def touch_cost(load: dict[str, Any], check: dict[str, float]) -> dict[str, float] | None:
+    """CPU per touch by group: the touch run's CPU less its checks at the lookup's cost, per touch."""
+    run = load["runs"][0]
+    if not run.get("touches"):
+        return None
+    roles = run["cpu"]["by_role_s"]
     out = {}
-    for table, seen in after.items():
+    for group, members in GROUPS.items():
+        spent = sum(roles.get(r, 0.0) for r in members) * 1000
+        out[group] = round(max(0.0, spent - check[group] * run["served"]) / run["touches"], 4)
+    out["host"] = round(sum(out[g] for g in GROUPS), 4)
+    out["touches"] = run["touches"]
+    return out
+
+
+def bytes_per_row(results: dict[str, Any]) -> dict[str, int]:
+    """Bytes on disk (with indexes) per row of each table, its growth since the empty schema per row:
+    users and sessions as loaded (before the runs' updates left dead rows), the rest after the runs."""
+    empty = results.get("table_bytes_empty", {})
+    loaded, after = results.get("table_bytes", {}), results.get("table_bytes_after", {})
+    out = {}
+    for table, seen in (after | {t: loaded[t] for t in ("users", "sessions") if t in loaded}).items():
         if seen["rows"]:
             out[table] = round((seen["bytes"] - empty.get(table, {}).get("bytes", 0)) / seen["rows"])
     return out
 
 
-def sizing(login: dict[str, float], check: dict[str, float], per_row: dict[str, int]) -> list[dict[str, Any]]:
+def sizing(
+    login: dict[str, float], check: dict[str, float], touch: dict[str, float], per_row: dict[str, int]
+) -> list[dict[str, Any]]:
     """Cores, instances and storage for each combination of accounts, logins/s and checks/s."""
     rows = []
+    check = {g: check[g] + TOUCH_SHARE * touch.get(g, 0.0) for g in GROUPS}
     user_b, session_b = per_row.get("users", 400), per_row.get("sessions", 300)
     audit_b = per_row.get("audit_events", 300)
     for accounts in SIZING_ACCOUNTS:
@@ -224,23 +251,36 @@ def markdown(results: dict[str, Any]) -> list[str]:
         f"{pc['checks_per_worker_core']:,.0f} checks/s of the workers', "
         f"{pc['checks_per_postgres_core']:,.0f} checks/s of PostgreSQL's, "
         f"{pc['checks_per_pooler_core'] or 0:,.0f} checks/s of pgbouncer's. "
-        f"Instances (of {opts['workers']} cores) per PostgreSQL core: "
+        "Instances of 2 cores per PostgreSQL core: "
         f"{inst['logins']} for logins, {inst['checks']} for checks.",
     ]
+    touch = m.get("touch_ms")
+    if touch:
+        lines += [
+            "",
+            f"A touch (a session's `last_seen_at`, written behind a check at most once a minute per session; "
+            f"{touch['touches']:,} in one run with every session due): {_ms(touch['host'])} on the host, "
+            "of it "
+            f"workers {_ms(touch['workers'])}, PostgreSQL {_ms(touch['database'] + touch['database_aux'])}, "
+            f"pgbouncer {_ms(touch['pooler'])}. The session figures above are the lookup alone (no session "
+            f"was due during their runs); the sizing counts a touch for {TOUCH_SHARE:.0%} of the checks.",
+        ]
     if "check" in m:
         lines += [
             "",
             f"## The check: {opts['instances']} instances at once, one wrk each",
             "",
-            "| load | predicted for the host | measured (runs) | measured ÷ predicted | workers | hashing | "
+            "| load | predicted for the host | the same, in the CPU others left | measured (runs) "
+            "| measured ÷ predicted | workers | hashing | "
             "PostgreSQL | pgbouncer | wrk | all ours per request | machine busy | others' share |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for kind, c in m["check"].items():
             p = c["cpu_ms"]
             runs = ", ".join(f"{r:,.0f}" for r in c["measured_runs"])
             lines.append(
-                f"| {kind} | {c['predicted_per_s']:,.1f}/s | {c['measured_per_s']:,.1f}/s ({runs}) | "
+                f"| {kind} | {c['predicted_per_s']:,.1f}/s | {c['predicted_for_cpu_got_per_s']:,.1f}/s | "
+                f"{c['measured_per_s']:,.1f}/s ({runs}) | "
                 f"**{c['ratio']:.2f}** | {_ms(p['workers'])} | {_ms(p['hashing'])} | "
                 f"{_ms(p['database'] + p['database_aux'])} | {_ms(p['pooler'])} | {_ms(p['generator'])} | "
                 f"{_ms(p['host'])} | {', '.join(f'{s:.0%}' for s in c['machine_busy_share'])} | "

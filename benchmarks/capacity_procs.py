@@ -136,6 +136,32 @@ class OtherProcesses:
         ]
 
 
+def _sql(url: str, statement: str, *args: object) -> Any:
+    """One statement straight to the benchmark database (not through pgbouncer); its first value."""
+
+    async def run() -> Any:
+        import asyncpg
+
+        conn = await asyncpg.connect("postgresql://" + url.split("://", 1)[1], timeout=10)
+        try:
+            return await conn.fetchval(statement, *args)
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
+
+
+def mark_sessions_seen(url: str, ago: str) -> None:
+    """Every session last seen ``ago`` (a PostgreSQL interval): "0 seconds" puts off their touches for a
+    minute (doorward's touch interval), "2 minutes" makes each due at its next check."""
+    _sql(url, "UPDATE sessions SET last_seen_at = now() - $1::text::interval", ago)
+
+
+def sessions_seen_since(url: str, started: float) -> int:
+    """Sessions whose ``last_seen_at`` was written since ``started`` (epoch seconds): the touches."""
+    return int(_sql(url, "SELECT count(*) FROM sessions WHERE last_seen_at >= to_timestamp($1)", started))
+
+
 def table_bytes(url: str) -> dict[str, Any]:
     """Each of doorward's main tables: rows, and bytes on disk with its indexes (the sizing's storage)."""
 
