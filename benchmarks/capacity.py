@@ -109,7 +109,9 @@ class Rig:
         path.write_text("\n".join(self.tokens) + "\n", encoding="ascii")
         return {"BENCH_TOKENS": str(path)}
 
-    def record(self, servers: list[Server], kind: str, *, touches: bool = False) -> dict[str, Any]:
+    def record(
+        self, servers: list[Server], kind: str, *, touches: bool = False, delay_ms: float = 0.0
+    ) -> dict[str, Any]:
         """Warm up, then ``--runs`` runs of ``kind`` (login or session): one wrk per server at once, each
         with the connections one instance gets in the check (the calibration's instance sees the same
         load as each of the check's, so their CPU per request compares).
@@ -117,11 +119,12 @@ class Rig:
         A session is touched (``last_seen_at`` written) at its first check a minute after the last:
         the sessions are marked seen now before a session load, so none is due during it and every
         session figure is the lookup alone. ``touches``: after the warm-up, mark every session due,
-        and one run then pays each token's touch once (its count is read from the database)."""
+        and one run then pays each token's touch once (its count is read from the database).
+        ``delay_ms``: each connection pauses that long on average between requests (a paced load)."""
         script = "login.lua" if kind == "login" else "session.lua"
         total = self.args.login_connections if kind == "login" else self.args.session_connections
         each = max(1, total // self.args.instances)
-        env = self.load_env(kind)
+        env = self.load_env(kind) | ({"BENCH_DELAY_MS": f"{delay_ms:.2f}"} if delay_ms else {})
 
         def one(server: Server, duration: float) -> Callable[[], wrk.WrkResult]:
             return lambda: wrk.run(server.url, script, connections=each, duration=duration, env=env)
@@ -203,6 +206,15 @@ def measure(args: argparse.Namespace, scratch: Path, results: dict[str, Any]) ->
                 for kind in ("login", "session"):
                     log(f"  {kind}")
                     calibration[kind] = rig.record([one], kind)
+                # The check's instances each run at a share of the machine's rate: CPU per check depends
+                # on how busy a worker is (fewer requests per wake-up), so measure it at that rate too.
+                host = capacity_model.per_request(calibration["session"])["host"]
+                share = harness.cores() * 1000 / host / args.instances
+                each = max(1, args.session_connections // args.instances)
+                delay = max(0.1, 1000 * each / share - 1.0)
+                log(f"  session, paced toward {share:,.0f}/s (a pause of {delay:.1f} ms per connection)")
+                calibration["session_paced"] = rig.record([one], "session", delay_ms=delay)
+                calibration["session_paced"]["target_per_s"] = round(share)
                 log("  session, every token's session due for a touch")
                 calibration["session_touch"] = rig.record([one], "session", touches=True)
             if args.direct:
