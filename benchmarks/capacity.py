@@ -30,6 +30,7 @@ from typing import Any
 
 import capacity_model
 import capacity_procs
+import capacity_report
 import dataset
 import harness
 import launch
@@ -199,6 +200,8 @@ def measure(args: argparse.Namespace, scratch: Path, results: dict[str, Any]) ->
         with rig.bouncer:
             _, cpu = reference.verify_time_and_cpu(args.hash_profile, 30)
             results["raw_verify_cpu_ms"] = round(cpu * 1000, 3)
+            _, cpu = reference.verify_load(args.hash_profile, harness.cores(), seconds=3.0)
+            results["verify_all_cores_cpu_ms"] = round(cpu * 1000, 3)
             calibration: dict[str, Any] = {}
             results["calibration"] = calibration
             log(f"calibration: one serve --workers {args.workers} through pgbouncer")
@@ -268,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     results["model"] = capacity_model.model(results)
     args.output.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    text = "\n".join(capacity_model.markdown(results)) + "\n"
+    text = "\n".join(capacity_report.markdown(results)) + "\n"
     (args.output / "capacity.md").write_text(text, encoding="utf-8")
     print(text)
     return 0
