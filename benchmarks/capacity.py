@@ -154,14 +154,18 @@ class Rig:
         others = capacity_procs.OtherProcesses()
         redis = capacity_procs.redis_pids()
         pooler0, redis0 = procfs.process_cpu(self.bouncer.pid), capacity_procs.cpu_of(redis)
+        irq0 = capacity_procs.interrupt_cpu()
         with procfs.CpuMeter([s.pid for s in servers]) as meter:
             results = load()
+        irq = capacity_procs.interrupt_cpu() - irq0
         pooler = procfs.process_cpu(self.bouncer.pid) - pooler0
         cpu: dict[str, Any] = meter.result
         cpu["by_role_s"]["pooler"] = round(pooler, 3)
         cpu["by_role_s"]["runner"] = round(max(0.0, cpu["by_role_s"]["runner"] - pooler), 3)
         # Redis is shared with other users of this machine: its CPU is counted apart, not as ours.
         cpu["redis_s"] = round(capacity_procs.cpu_of(redis) - redis0, 3)
+        # Interrupts (the loopback's packets among them) belong to no process: in "foreign" above.
+        cpu["interrupts_s"] = round(irq, 3)
         ours = {pid for s in servers for pid in procfs.process_tree(s.pid)}
         return {
             "wrk": [r.as_json() for r in results],

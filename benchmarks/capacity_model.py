@@ -145,6 +145,10 @@ def model(results: dict[str, Any]) -> dict[str, Any]:
                     "cpu_ms": per_request(load),
                     "machine_busy_share": [run["cpu"]["machine_busy_share"] for run in load["runs"]],
                     "foreign_share": [run["cpu"]["foreign_share"] for run in load["runs"]],
+                    "interrupt_share": [
+                        run["cpu"].get("interrupts_s", 0.0) / (run["cpu"]["wall_s"] * cores)
+                        for run in load["runs"]
+                    ],
                 }
     return out
 

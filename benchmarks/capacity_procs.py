@@ -103,6 +103,13 @@ def cpu_of(pids: list[int]) -> float:
     return sum(procfs.process_cpu(pid) for pid in pids)
 
 
+def interrupt_cpu() -> float:
+    """CPU seconds the machine spent in interrupts (irq + softirq) since boot, from /proc/stat."""
+    with open("/proc/stat", encoding="ascii") as handle:
+        values = [int(v) for v in handle.readline().split()[1:]]
+    return (values[5] + values[6]) / procfs.CLOCK_TICKS
+
+
 class OtherProcesses:
     """Every process's CPU at the start of a run, to name afterwards the ones not ours that took most."""
 

@@ -85,8 +85,9 @@ def markdown(results: dict[str, Any]) -> list[str]:
             "",
             "| load | predicted for the host | the same, in the CPU others left | measured (runs) "
             "| measured ÷ predicted | workers | hashing | "
-            "PostgreSQL | pgbouncer | wrk | all ours per request | machine busy | others' share |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+            "PostgreSQL | pgbouncer | wrk | all ours per request | machine busy | others' share "
+            "| of it interrupts |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for kind, c in m["check"].items():
             p = c["cpu_ms"]
@@ -97,7 +98,8 @@ def markdown(results: dict[str, Any]) -> list[str]:
                 f"**{c['ratio']:.2f}** | {_ms(p['workers'])} | {_ms(p['hashing'])} | "
                 f"{_ms(p['database'] + p['database_aux'])} | {_ms(p['pooler'])} | {_ms(p['generator'])} | "
                 f"{_ms(p['host'])} | {', '.join(f'{s:.0%}' for s in c['machine_busy_share'])} | "
-                f"{', '.join(f'{s:.0%}' for s in c['foreign_share'])} |"
+                f"{', '.join(f'{s:.0%}' for s in c['foreign_share'])} | "
+                f"{', '.join(f'{s:.0%}' for s in c.get('interrupt_share', []))} |"
             )
         lines += [
             "",
