@@ -47,7 +47,9 @@ def summary(runs: list[dict[str, Any]], good: tuple[str, ...], connections: int)
             group: round(sum(roles.get(r, 0.0) for r in members) * 1000 / served, 4) if served else None
             for group, members in GROUPS.items()
         }
-        run["cpu_ms"]["redis"] = round(run["cpu"].get("redis_s", 0.0) * 1000 / served, 4) if served else None
+        for extra in ("redis", "interrupts"):
+            seconds = run["cpu"].get(f"{extra}_s", 0.0)
+            run["cpu_ms"][extra] = round(seconds * 1000 / served, 4) if served else None
     statuses: dict[str, int] = {}
     for run in runs:
         for w in run["wrk"]:
@@ -57,7 +59,7 @@ def summary(runs: list[dict[str, Any]], good: tuple[str, ...], connections: int)
 
 
 def _median(load: dict[str, Any], group: str) -> float:
-    return float(statistics.median(run["cpu_ms"][group] or 0.0 for run in load["runs"]))
+    return float(statistics.median(run["cpu_ms"].get(group) or 0.0 for run in load["runs"]))
 
 
 def rate(load: dict[str, Any]) -> float:
@@ -65,9 +67,10 @@ def rate(load: dict[str, Any]) -> float:
 
 
 def per_request(load: dict[str, Any]) -> dict[str, float]:
-    """Median ms of CPU per request by group, and ``host``: everything ours on the machine."""
-    out = {group: round(_median(load, group), 4) for group in (*GROUPS, "redis")}
-    out["host"] = round(sum(out[g] for g in GROUPS), 4)
+    """Median ms of CPU per request by group; ``host``: everything the load cost the machine, ours and
+    the interrupts' (no process's: the loopback's packets, mostly the load's own)."""
+    out = {group: round(_median(load, group), 4) for group in (*GROUPS, "redis", "interrupts")}
+    out["host"] = round(sum(out[g] for g in GROUPS) + out["interrupts"], 4)
     return out
 
 
@@ -135,7 +138,14 @@ def model(results: dict[str, Any]) -> dict[str, Any]:
             if kind in results["check"]:
                 load = results["check"][kind]
                 served = rate(load)
-                foreign = statistics.mean(run["cpu"]["foreign_share"] for run in load["runs"])
+                # Interrupts count in the CPU per request (``host``), so not as others' here.
+                irq = [
+                    run["cpu"].get("interrupts_s", 0.0) / (run["cpu"]["wall_s"] * cores)
+                    for run in load["runs"]
+                ]
+                foreign = statistics.mean(
+                    run["cpu"]["foreign_share"] for run in load["runs"]
+                ) - statistics.mean(irq)
                 out["check"][kind] = {
                     "predicted_per_s": out["prediction"][predicted],
                     "predicted_for_cpu_got_per_s": round(out["prediction"][predicted] * (1 - foreign), 1),
@@ -164,7 +174,7 @@ def busy_hashing(login: dict[str, float], alone: float | None, busy: float | Non
         out["hashing"] = round(out["hashing"] * busy / alone, 4)
     else:  # serve --workers 1: the hash runs on a thread of the worker
         out["workers"] = round(out["workers"] + busy - alone, 4)
-    out["host"] = round(sum(out[g] for g in GROUPS), 4)
+    out["host"] = round(sum(out[g] for g in GROUPS) + out.get("interrupts", 0.0), 4)
     return out
 
 

@@ -35,8 +35,8 @@ def markdown(results: dict[str, Any]) -> list[str]:
         "## CPU per request, one instance (calibration; median of the runs)",
         "",
         "| load | rate | workers | hashing | PostgreSQL backends | PostgreSQL's own | pgbouncer | wrk "
-        "| runner | all on the host | redis-server (shared) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| runner | interrupts (any) | all on the host | redis-server (shared) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key, label in (
         ("login", "login"),
@@ -48,7 +48,7 @@ def markdown(results: dict[str, Any]) -> list[str]:
     ):
         if key in cal:
             p = per_request(cal[key])
-            cells = " | ".join(_ms(p[g]) for g in (*GROUPS, "host", "redis"))
+            cells = " | ".join(_ms(p[g]) for g in (*GROUPS, "interrupts", "host", "redis"))
             lines.append(f"| {label} | {rate(cal[key]):,.1f}/s | {cells} |")
     pc, inst = m["per_core"], m["instances_per_postgres_core"]
     lines += [
