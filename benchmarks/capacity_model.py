@@ -114,11 +114,16 @@ def model(results: dict[str, Any]) -> dict[str, Any]:
         },
     }
     if "session_paced" in cal:
-        # The check's instances each run at a share of the machine: the checks' CPU at that share.
+        # Each process's CPU per check at the rate that process sees: a worker at its instance's share
+        # of the machine (the paced run), PostgreSQL and pgbouncer at the sum of every instance's
+        # (the saturated run, whose one instance served about what the whole machine does).
         paced = per_request(cal["session_paced"])
         out["check_paced_ms"] = paced
+        mixed = dict(check, workers=paced["workers"], hashing=paced["hashing"])
+        mixed["host"] = round(check["host"] - check["workers"] + paced["workers"], 4)
+        out["check_model_ms"] = mixed
         out["prediction"]["checks_per_s_saturated_instance"] = out["prediction"]["checks_per_s"]
-        out["prediction"]["checks_per_s"] = round(cores * 1000 / paced["host"], 0)
+        out["prediction"]["checks_per_s"] = round(cores * 1000 / mixed["host"], 0)
     if "login_redis" in cal:
         redis = per_request(cal["login_redis"])
         out["login_redis_ms"] = redis
@@ -129,8 +134,8 @@ def model(results: dict[str, Any]) -> dict[str, Any]:
         if key in cal:
             out[f"{key}_ms"] = per_request(cal[key])
     out["bytes_per_row"] = bytes_per_row(results)
-    # Sized from the paced figure when there is one: an instance below saturation pays more per check.
-    sized = out.get("check_paced_ms", check)
+    # Sized from the workers' paced figure when there is one: below saturation a worker pays more.
+    sized = out.get("check_model_ms", check)
     out["sizing"] = sizing(login, sized, out.get("touch_ms") or {}, out["bytes_per_row"])
     if "check" in results:
         out["check"] = {}

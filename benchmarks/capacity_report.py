@@ -117,7 +117,7 @@ def markdown(results: dict[str, Any]) -> list[str]:
                 )
     lines += [
         "",
-        f"## Sizing (cores at {TARGET_UTILISATION:.0%} busy; checks at the paced calibration's CPU, "
+        f"## Sizing (cores at {TARGET_UTILISATION:.0%} busy; checks at the model's CPU, "
         f"{TOUCH_SHARE:.0%} of them with a touch; storage from this run's bytes per row: "
         + ", ".join(f"{t} {b}" for t, b in m["bytes_per_row"].items())
         + ")",
