@@ -136,7 +136,8 @@ def model(results: dict[str, Any]) -> dict[str, Any]:
     out["bytes_per_row"] = bytes_per_row(results)
     # Sized from the workers' paced figure when there is one: below saturation a worker pays more.
     sized = out.get("check_model_ms", check)
-    out["sizing"] = sizing(login, sized, out.get("touch_ms") or {}, out["bytes_per_row"])
+    direct = (out["direct_login_ms"], out["direct_session_ms"]) if "direct_session_ms" in out else None
+    out["sizing"] = sizing(login, sized, out.get("touch_ms") or {}, out["bytes_per_row"], direct)
     if "check" in results:
         out["check"] = {}
         for kind, predicted in (("login", "logins_per_s"), ("session", "checks_per_s")):
@@ -211,9 +212,15 @@ def bytes_per_row(results: dict[str, Any]) -> dict[str, int]:
 
 
 def sizing(
-    login: dict[str, float], check: dict[str, float], touch: dict[str, float], per_row: dict[str, int]
+    login: dict[str, float],
+    check: dict[str, float],
+    touch: dict[str, float],
+    per_row: dict[str, int],
+    direct: tuple[dict[str, float], dict[str, float]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Cores, instances and storage for each combination of accounts, logins/s and checks/s."""
+    """Cores, instances and storage for each combination of accounts, logins/s and checks/s; with
+    ``direct`` (a login's and a check's CPU straight to PostgreSQL), PostgreSQL's cores without pgbouncer
+    too (its touches still at their cost through pgbouncer: not measured straight)."""
     rows = []
     check = {g: check[g] + TOUCH_SHARE * touch.get(g, 0.0) for g in GROUPS}
     user_b, session_b = per_row.get("users", 400), per_row.get("sessions", 300)
@@ -229,6 +236,10 @@ def sizing(
                 postgres = cores((logins, login["database"]), (checks, check["database"]))
                 pooler = cores((logins, login["pooler"]), (checks, check["pooler"]))
                 sessions = logins * SESSION_ROWS_SECONDS
+                straight = None
+                if direct:
+                    check_pg = direct[1]["database"] + TOUCH_SHARE * touch.get("database", 0.0)
+                    straight = round(cores((logins, direct[0]["database"]), (checks, check_pg)), 1)
                 rows.append(
                     {
                         "accounts": accounts,
@@ -237,6 +248,7 @@ def sizing(
                         "instance_cores": round(instance, 1),
                         "instances_2_cores": math.ceil(instance / 2),
                         "postgres_cores": round(postgres, 1),
+                        "postgres_cores_no_pgbouncer": straight,
                         "pgbouncer_processes": math.ceil(pooler),
                         "hashing_memory_gib": round(math.ceil(instance / 2) * 2 * 19 / 1024, 1),
                         "database_gb": round((accounts * user_b + sessions * session_b) / 1e9, 1),

@@ -122,14 +122,17 @@ def markdown(results: dict[str, Any]) -> list[str]:
         + ", ".join(f"{t} {b}" for t, b in m["bytes_per_row"].items())
         + ")",
         "",
-        "| accounts | logins/s | checks/s | instance cores | instances (2 cores) | PostgreSQL cores | "
+        "| accounts | logins/s | checks/s | instance cores | instances (2 cores) | PostgreSQL cores "
+        "| PostgreSQL cores, no pgbouncer | "
         "pgbouncer processes | hashing memory | users + sessions | audit per year |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in m["sizing"]:
         lines.append(
             f"| {r['accounts']:,} | {r['logins_per_s']:,} | {r['checks_per_s']:,} | {r['instance_cores']} | "
-            f"{r['instances_2_cores']} | {r['postgres_cores']} | {r['pgbouncer_processes']} | "
+            f"{r['instances_2_cores']} | {r['postgres_cores']} | "
+            f"{r.get('postgres_cores_no_pgbouncer') or '-'} | "
+            f"{r['pgbouncer_processes']} | "
             f"{r['hashing_memory_gib']} GiB | {r['database_gb']} GB | {r['audit_gb_per_year']:,} GB |"
         )
     return lines
