@@ -18,6 +18,7 @@ figures and the prediction beside the measurement). benchmarks/CAPACITY.md reads
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
 import sys
@@ -178,8 +179,16 @@ class Rig:
 
 def start_all(servers: list[Server]) -> list[Server]:
     """Start the servers side by side (each waits until its workers are up)."""
-    for wait in [in_background(s.start) for s in servers]:
-        wait()
+    waits = [in_background(s.start) for s in servers]
+    try:
+        for wait in waits:
+            wait()
+    except BaseException:
+        for wait in waits:  # every start has ended (started or failed) before any is stopped
+            with contextlib.suppress(BaseException):  # the first failure is the one raised
+                wait()
+        stop_all(servers)
+        raise
     return servers
 
 
