@@ -215,6 +215,10 @@ def measure(args: argparse.Namespace, scratch: Path, results: dict[str, Any]) ->
             results["raw_verify_cpu_ms"] = round(cpu * 1000, 3)
             _, cpu = reference.verify_load(args.hash_profile, harness.cores(), seconds=3.0)
             results["verify_all_cores_cpu_ms"] = round(cpu * 1000, 3)
+            # What the check's instances do on this host: more hashes at once than cores (shown only).
+            hashes = args.instances * (args.hash_workers or harness.cores())
+            _, cpu = reference.verify_load(args.hash_profile, hashes, seconds=3.0)
+            results["verify_check_hashes_cpu_ms"] = {"processes": hashes, "cpu_ms": round(cpu * 1000, 3)}
             calibration: dict[str, Any] = {}
             results["calibration"] = calibration
             log(f"calibration: one serve --workers {args.workers} through pgbouncer")

@@ -13,6 +13,15 @@ def _ms(value: float | None) -> str:
     return f"{value * 1000:.0f} µs" if value < 1 else f"{value:.2f} ms"
 
 
+def _oversubscribed(results: dict[str, Any]) -> str:
+    found = results.get("verify_check_hashes_cpu_ms")
+    if not found:
+        return ""
+    return (
+        f"; with {found['processes']} verifying at once, as the check's instances may, {_ms(found['cpu_ms'])}"
+    )
+
+
 def markdown(results: dict[str, Any]) -> list[str]:
     """results/capacity.md: the CPU per request, the model's figures, the check, the sizing table."""
     m = results.get("model") or {}
@@ -57,7 +66,7 @@ def markdown(results: dict[str, Any]) -> list[str]:
         f"{_ms(m.get('verify_all_cores_cpu_ms'))} with every core verifying; the model counts a login's "
         "verify "
         f"at the latter (login's instance CPU {_ms(m['login_ms']['workers'] + m['login_ms']['hashing'])}, "
-        f"all on the host {_ms(m['login_ms']['host'])}). Per core: "
+        f"all on the host {_ms(m['login_ms']['host'])}){_oversubscribed(results)}. Per core: "
         f"{pc['logins_per_instance_core']} logins/s of an instance's (workers + hashing; "
         f"argon2 alone bounds it at {pc['logins_per_core_argon2_bound']}), "
         f"{pc['logins_per_postgres_core']:,.0f} logins/s of PostgreSQL's, "
