@@ -24,7 +24,6 @@ from doorward.web.responses import Envelope
 from doorward.web.routes import (
     OVERLOADED,
     THROTTLED,
-    TOO_LARGE,
     UNAVAILABLE,
     SignedIn,
     login_body,
@@ -53,7 +52,6 @@ SET_UP: dict[int | str, dict[str, Any]] = {
         "model": ErrorOut,
         "description": "csrf: sent with the session cookie, from another origin or without X-CSRF-Token",
     },
-    **TOO_LARGE,
 }
 """What every set-up call may answer besides its own errors."""
 
@@ -186,7 +184,6 @@ async def regenerate_codes(request: Request, auth: SignedIn, body: PasswordBody)
             "5 wrong codes: log in again",
         },
         **THROTTLED,
-        **TOO_LARGE,
         **OVERLOADED,
     },
 )

@@ -19,13 +19,16 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from doorward.web.routes import CROSS_SITE, TOO_LARGE
+from doorward.web.routes import CROSS_SITE
 from doorward.web.schemas import SESSION_COOKIE_SCHEME
 
 _VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
 
 _JSON = "application/json; charset=utf-8"
 _CHANGES = frozenset({"post", "put", "patch", "delete"})
+
+
+TOO_LARGE = "payload_too_large: the body is over DOORWARD_MAX_BODY_BYTES"
 
 
 def install_openapi(app: FastAPI) -> None:
@@ -49,7 +52,7 @@ def completed(document: dict[str, Any]) -> dict[str, Any]:
             if responses.pop("422", None) is not None and _can_fail_validation(operation):
                 responses.setdefault("400", _error("invalid_request: a parameter or the body is malformed"))
             if "requestBody" in operation:
-                responses.setdefault("413", _error(TOO_LARGE[413]["description"]))
+                responses.setdefault("413", _error(TOO_LARGE))
             if method in _CHANGES and {SESSION_COOKIE_SCHEME: []} in operation.get("security", []):
                 responses.setdefault("403", _error(CROSS_SITE[403]["description"]))
     schemas = document.get("components", {}).get("schemas", {})

@@ -33,7 +33,6 @@ from doorward.web.responses import Envelope
 from doorward.web.routes import (
     OVERLOADED,
     THROTTLED,
-    TOO_LARGE,
     UNAVAILABLE,
     SignedIn,
     login_body,
@@ -232,7 +231,6 @@ async def login_options(request: Request) -> Envelope:
         },
         403: {"model": ErrorOut, "description": "email_unverified"},
         **THROTTLED,
-        **TOO_LARGE,
         **OVERLOADED,
     },
 )
@@ -256,7 +254,6 @@ async def passkey_login(request: Request, body: CredentialBody) -> Envelope:
         401: {"model": ErrorOut, "description": "mfa_token_invalid: log in again"},
         404: {"model": ErrorOut, "description": "passkey_not_found: no passkey may complete this login"},
         **THROTTLED,
-        **TOO_LARGE,
         **OVERLOADED,
     },
 )

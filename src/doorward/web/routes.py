@@ -55,9 +55,6 @@ THROTTLED: dict[int | str, dict[str, Any]] = {
         "description": "Too many attempts: wait retryAfter seconds (also in the Retry-After header)",
     }
 }
-TOO_LARGE: dict[int | str, dict[str, Any]] = {
-    413: {"model": ErrorOut, "description": "payload_too_large: the body is over DOORWARD_MAX_BODY_BYTES"}
-}
 CROSS_SITE: dict[int | str, dict[str, Any]] = {
     403: {
         "model": ErrorOut,
@@ -169,7 +166,6 @@ def login_body(result: LoginResult) -> dict[str, Any]:
         },
         403: {"model": ErrorOut, "description": "email_unverified (right password, address not confirmed)"},
         **THROTTLED,
-        **TOO_LARGE,
         **OVERLOADED,
     },
 )
@@ -213,7 +209,6 @@ async def login(request: Request) -> Envelope:
         },
         409: {"model": ErrorOut, "description": "email_taken"},
         **THROTTLED,
-        **TOO_LARGE,
         **OVERLOADED,
     },
 )
