@@ -105,3 +105,14 @@ def test_config_check_names_every_invalid_setting_and_exits_1(sqlite_url: str) -
         "invalid: DOORWARD_PEPPER: Value error, pepper must be at least 32 characters (e.g. 64 hex digits)",
     ]
     assert SECRET[:10] not in result.output
+
+
+def test_a_password_in_the_query_string_is_masked_too(sqlite_url: str) -> None:
+    """Both drivers take ``?password=``: config check and info must hide it there as well."""
+    result = invoke(
+        sqlite_url, "config", "check", redis_url=f"redis://127.0.0.1:1/0?password={SECRET}&socket_timeout=1"
+    )
+    assert SECRET not in result.output
+    assert "password=***" in result.stdout
+    missing = invoke(f"postgresql://postgres@127.0.0.1:1/nothing?password={SECRET}", "info", db_timeout="1")
+    assert missing.exit_code == 1 and SECRET not in missing.output

@@ -24,17 +24,30 @@ app.add_typer(config_app, name="config")
 MASK = "**********"
 
 
+_SECRET_PARAMETERS = ("password", "pass", "secret", "token")
+
+
 def masked_url(url: str) -> str:
-    """``url`` with its password (if any) replaced by ``***``."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port is not None else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    """``url`` with its password replaced by ``***``: in the user part (``user:pw@``) and in the query
+    (``?password=``, which both drivers take). A URL that does not parse is masked whole."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return MASK
+    query = "&".join(
+        f"{name}=***" if name.lower() in _SECRET_PARAMETERS else f"{name}={value}" if sep else name
+        for name, sep, value in (pair.partition("=") for pair in parts.query.split("&") if pair)
+    )
+    if parts.password is None and query == parts.query:
+        return url  # nothing to hide (and urlunsplit would drop sqlite:///'s empty host)
+    if parts.password is not None:
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        netloc = f"{parts.username or ''}:***@{host}" + (f":{port}" if port is not None else "")
+        parts = parts._replace(netloc=netloc)
+    return urlunsplit(parts._replace(query=query))
 
 
 def _shown(name: str, value: Any) -> str:
