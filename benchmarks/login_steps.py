@@ -68,7 +68,7 @@ async def main(args: argparse.Namespace) -> None:
             )
         policy = ThrottlePolicy()
         now = datetime.now(UTC)
-        limits = LoginLimits(now, 50, 100, 5, tuple(now + d for d in policy.delays()))
+        limits = LoginLimits(now, 50, 100, 5, tuple(now + d for d in policy.delays))
         window = timedelta(minutes=15)
         counter = iter(range(10**9))
 

@@ -199,7 +199,7 @@ async def test_a_large_flush_lets_other_requests_in_between_its_batches(sqlite_u
 
 def limits(now: datetime = T0, *, lockout: int = 50, client: int = 100) -> LoginLimits:
     """The default policy's numbers: 5 free failures, then 1 s doubling to 15 min."""
-    waits = tuple(now + delay for delay in ThrottlePolicy().delays())
+    waits = tuple(now + delay for delay in ThrottlePolicy().delays)
     return LoginLimits(now=now, lockout=lockout, client=client, free=5, waits=waits)
 
 

@@ -49,19 +49,19 @@ def streak_notice(deps: Deps, user: User | None, failures: int, client: Client) 
             deps.notifications.login_backoff(user.email, sighting(deps, client), wait)
 
 
-def device_digest(client: Client) -> bytes:
+def device_digest(seen: Sighting) -> bytes:
     """What identifies a device without keeping it: a SHA-256 of its name (browser and system, not
     the full user agent, which changes with every update) and its network (the /24 of an IPv4
     address, the /64 of an IPv6 one), so a new address from the same provider is no new device."""
     network = ""
-    if client.address:
+    if seen.address:
         try:
-            address = ipaddress.ip_address(client.address)
+            address = ipaddress.ip_address(seen.address)
             prefix = 24 if address.version == 4 else 64
             network = str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
         except ValueError:
-            network = client.address
-    return hashlib.sha256(f"{describe_device(client.user_agent)}\n{network}".encode()).digest()
+            network = seen.address
+    return hashlib.sha256(f"{seen.device}\n{network}".encode()).digest()
 
 
 def note_login(deps: Deps, user: User, client: Client) -> None:
@@ -72,7 +72,7 @@ def note_login(deps: Deps, user: User, client: Client) -> None:
 
 async def _note_login(deps: Deps, user: User, client: Client) -> None:
     seen = sighting(deps, client)
-    digest = device_digest(client)
+    digest = device_digest(seen)  # the device named once, for the mail and the digest
     async with deps.store.read() as tx:
         last = await tx.known_devices.last_seen(user.id, digest)
     if last is not None and seen.at - last < LAST_SEEN_PRECISION:

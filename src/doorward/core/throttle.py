@@ -12,6 +12,7 @@ a step-up, the second factor) read the state first and count a failure after, as
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -51,13 +52,15 @@ class ThrottlePolicy:
         delay: timedelta = self.base_delay * (2**exponent)
         return min(delay, self.max_delay)
 
-    def delays(self) -> list[timedelta]:
+    @functools.cached_property
+    def delays(self) -> tuple[timedelta, ...]:
         """The waits after failures ``free_failures``, ``free_failures + 1``, ... up to the first
-        at the cap: every wait after that is the last one (see ``LoginLimits``)."""
+        at the cap: every wait after that is the last one (see ``LoginLimits``). Worked out once:
+        every reservation sends them."""
         delays = [self.delay_after(self.free_failures)]
         while delays[-1] < self.max_delay and len(delays) < 64:
             delays.append(self.delay_after(self.free_failures + len(delays)))
-        return delays
+        return tuple(delays)
 
 
 @dataclass(frozen=True)
@@ -132,7 +135,7 @@ class Throttle:
             lockout=policy.lockout_failures,
             client=policy.client_failures,
             free=policy.free_failures,
-            waits=tuple(now + delay for delay in policy.delays()),
+            waits=tuple(now + delay for delay in policy.delays),
         )
         key, counter, email = f"account:{account}", _client_key(client), account if read_user else None
         found = await self._store.reserve_login(key, counter, start, policy.client_window, limits, email)
@@ -231,7 +234,7 @@ class Throttle:
 
     async def forget(self, account: str) -> None:
         """Remove every counter named after the account (a deleted one): its failures, its mails."""
-        await self._store.clear(f"account:{account}")
+        await self.unlock(account)
         await self._store.clear(f"account-mails:{account}")
 
     async def admit_registration(self, client: str | None) -> None:
