@@ -178,7 +178,7 @@ def test_a_connection_that_sends_nothing_gets_408(server: Server) -> None:
         answer = read_answer(sock)
         elapsed = time.monotonic() - started
     assert_envelope(answer, 408, TIMED_OUT, server)
-    assert elapsed < HEADER_TIMEOUT + 1.5, elapsed
+    assert HEADER_TIMEOUT - 0.1 < elapsed < HEADER_TIMEOUT + 1.5, elapsed  # the timeout, not at once
 
 
 @pytest.mark.parametrize("path", ["/login", "/register"])  # the fast path, and a routed endpoint

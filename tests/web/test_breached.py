@@ -206,15 +206,20 @@ async def test_a_login_checks_the_password_at_most_once_a_day(
     app, client = checking
     await register(client)
     for _ in range(3):
-        token = await login(client)
+        await login(client)
         await settle(app)
         clock.advance(hours=7)
     assert len(range_server.requests) == 2  # registration, and the first login of the day
+    range_server.add(PASSWORD)  # listed from now on: only the next check can tell
+    same_day = await login(client)
+    await settle(app)
+    assert len(range_server.requests) == 2
+    assert "passwordCompromised" not in (await client.get("/session", headers=bearer(same_day))).json()
     clock.advance(hours=3)  # a day after that first login
-    await login(client)
+    next_day = await login(client)
     await settle(app)
     assert len(range_server.requests) == 3
-    assert "passwordCompromised" not in (await client.get("/session", headers=bearer(token))).json()
+    assert (await client.get("/session", headers=bearer(next_day))).json()["passwordCompromised"] is True
 
 
 async def test_a_login_check_that_times_out_fails_open_and_is_tried_again(

@@ -128,7 +128,7 @@ async def per_login(database_url: str, password: str, **settings: Any) -> float:
 async def test_a_login_takes_two_transactions_and_a_failed_one_takes_one(
     database_url: str, password: str, bound: int
 ) -> None:
-    assert await per_login(database_url, password) <= bound
+    assert bound - 0.5 < await per_login(database_url, password) <= bound  # counted at all, and no more
 
 
 @pytest.mark.parametrize(("password", "bound"), [(PASSWORD, 2), ("not the password", 1)])
@@ -139,4 +139,4 @@ async def test_with_the_counters_in_redis_the_database_sees_the_user_read_and_th
         "redis_url": request.getfixturevalue("redis_url"),
         "redis_prefix": request.getfixturevalue("redis_prefix"),
     }
-    assert await per_login(database_url, password, **store) <= bound
+    assert bound - 0.5 < await per_login(database_url, password, **store) <= bound

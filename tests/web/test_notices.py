@@ -15,6 +15,7 @@ import pytest
 from fastapi import FastAPI
 
 from tests.conftest import EMAIL, PASSWORD, FakeClock, app_for, register
+from tests.db import fetch
 
 CHROME_LINUX = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120.0 Safari/537.36"
 FIREFOX_WINDOWS = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:121.0) Gecko/20100101 Firefox/121.0"
@@ -184,6 +185,8 @@ async def test_the_new_device_mail_can_be_turned_off(
         await log_in(client, FIREFOX_WINDOWS)
         await settle(app)
         assert mails(mail_dir, "new device") == []
+    # Off means nothing remembered either (on, both devices would be rows by now).
+    assert await fetch(database_url, "SELECT count(*) FROM known_devices") == [(0,)]
 
 
 # --- a password changed, a reset used ----------------------------------------------------------------
