@@ -36,10 +36,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from doorward.core.models import Opening, User
 from doorward.storage.rows import user_of
-from doorward.storage.sessions import SqlSessions
-from doorward.storage.store import SqlStore, open_session_statement, open_session_values
+from doorward.storage.store import SqlStore, open_session_on, open_session_statement, open_session_values
 from doorward.storage.tables import UTCDateTime, attempts, rate_windows, sessions, users
-from doorward.storage.users import USER_BY_EMAIL, SqlUsers
+from doorward.storage.users import USER_BY_EMAIL
 
 # Taking a reservation back: the client's attempt (in its window only), and the account's failures.
 UNHIT = (
@@ -217,12 +216,4 @@ async def release_and_open(
         await conn.execute(FORGET, {"account": key})
         if counter is not None:
             await conn.execute(UNHIT, {"counter": counter, "start": window_start})
-        accounts = SqlUsers(conn)
-        if not await accounts.confirm_credentials(session.user_id, opening.seen_hash):
-            return False
-        if opening.new_hash is not None:
-            await accounts.replace_password_hash(
-                session.user_id, opening.seen_hash, opening.new_hash, session.created_at
-            )
-        await SqlSessions(conn).add(session, opening.token_digest)
-    return True
+        return await open_session_on(conn, session, opening.token_digest, opening.seen_hash, opening.new_hash)

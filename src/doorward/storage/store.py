@@ -151,13 +151,8 @@ class SqlStore:
             statement = _OPEN_SESSION if new_hash is None else _OPEN_SESSION_REHASHED
             async with self.connection() as conn:  # autocommit: the statement is its transaction
                 return bool((await conn.execute(statement, values)).rowcount == 1)
-        async with self.write() as tx:
-            if not await tx.users.confirm_credentials(session.user_id, seen_hash):
-                return False
-            if new_hash is not None:
-                await tx.users.replace_password_hash(session.user_id, seen_hash, new_hash, session.created_at)
-            await tx.sessions.add(session, token_digest)
-        return True
+        async with self.transaction() as conn:
+            return await open_session_on(conn, session, token_digest, seen_hash, new_hash)
 
     async def close(self) -> None:
         """Stop the checkpointer, close the lookup's own connections (the engine is the caller's)."""
@@ -177,3 +172,18 @@ class SqlStore:
     async def write(self) -> AsyncIterator[SqlTransaction]:
         async with self.transaction() as conn:
             yield SqlTransaction(conn)
+
+
+async def open_session_on(
+    conn: AsyncConnection, session: Session, token_digest: bytes, seen_hash: str, new_hash: str | None
+) -> bool:
+    """A login's write in a write transaction the caller holds (SQLite's way): ``session`` added if
+    its user's hash is still ``seen_hash`` and the account is not disabled, the hash replaced by
+    ``new_hash`` when one is given. False, and nothing written, when the check fails."""
+    accounts = SqlUsers(conn)
+    if not await accounts.confirm_credentials(session.user_id, seen_hash):
+        return False
+    if new_hash is not None:
+        await accounts.replace_password_hash(session.user_id, seen_hash, new_hash, session.created_at)
+    await SqlSessions(conn).add(session, token_digest)
+    return True
