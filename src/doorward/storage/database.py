@@ -122,7 +122,7 @@ def create_engine(
         )
         _begin_immediate_for_writes(engine)
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
@@ -132,6 +132,24 @@ def create_engine(
         # disconnect invalidates the whole pool, so one request answers 503 and the next reconnect.
         connect_args={"timeout": timeout, **connect_args(pooler=pooler, statement_timeout=statement_timeout)},
     )
+    _cut_invalidated_connections(engine)
+    return engine
+
+
+def _cut_invalidated_connections(engine: AsyncEngine) -> None:
+    """Close a connection the pool gives up on at once, without a goodbye to the server.
+
+    SQLAlchemy closes an invalidated asyncpg connection gracefully, waiting up to 2 s (its own,
+    fixed) for a server that may be the very reason it was given up: a use cancelled by
+    DOORWARD_DB_TIMEOUT on a frozen database then took the timeout plus those 2 s. Cut first,
+    the graceful close finds the connection closed and returns; the server sees the socket close.
+    """
+
+    @event.listens_for(engine.sync_engine, "invalidate")
+    def _on_invalidate(_dbapi_connection: Any, record: Any, _exception: BaseException | None) -> None:
+        driver_connection = record.driver_connection
+        if driver_connection is not None:
+            driver_connection.terminate()
 
 
 def sqlite_connector(url: URL, *, one_thread: bool = False) -> Callable[[], sqlite3.Connection]:
