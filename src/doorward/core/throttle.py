@@ -113,16 +113,32 @@ class Throttle:
         state, client_failures = await self._store.login_state(
             f"account:{account}", _client_key(client), start
         )
-        if client_failures >= self.policy.client_failures:
+        refused = self._refusal(state, client_failures, client, now, end)
+        if refused is not None:
+            raise refused
+        return state
+
+    def _refusal(
+        self,
+        state: AttemptState,
+        client_failures: int,
+        client: str | None,
+        now: datetime,
+        window_end: datetime,
+    ) -> TooManyAttempts | None:
+        """Why an attempt must wait, audited, as the error to raise; None when nothing holds it back.
+        The client's limit first (it says least about the account), then the lockout, then the back-off."""
+        policy = self.policy
+        if client_failures >= policy.client_failures:
             self._audit("throttle.rejected", scope="client", client=client)
-            raise TooManyAttempts(_seconds_until(end, now))
-        if state.failures >= self.policy.lockout_failures:
+            return TooManyAttempts(_seconds_until(window_end, now))
+        if state.failures >= policy.lockout_failures:
             self._audit("throttle.rejected", scope="account", reason="locked", client=client)
-            raise TooManyAttempts(int(self.policy.max_delay.total_seconds()))
+            return TooManyAttempts(int(policy.max_delay.total_seconds()))
         if state.next_allowed_at is not None and now < state.next_allowed_at:
             self._audit("throttle.rejected", scope="account", reason="backoff", client=client)
-            raise TooManyAttempts(_seconds_until(state.next_allowed_at, now))
-        return state
+            return TooManyAttempts(_seconds_until(state.next_allowed_at, now))
+        return None
 
     async def reserve_login(self, account: str, client: str | None, *, read_user: bool = False) -> Reserved:
         """Count this attempt before its password is checked, or raise TooManyAttempts (nothing
@@ -141,17 +157,13 @@ class Throttle:
         found = await self._store.reserve_login(key, counter, start, policy.client_window, limits, email)
         if found.admitted:
             return Reserved(key, counter, start, found.state.failures, found.read, found.user)
-        state = found.state
-        if counter is not None and found.counted >= policy.client_failures:
-            self._audit("throttle.rejected", scope="client", client=client)
-            raise TooManyAttempts(_seconds_until(end, now))
-        if state.failures >= policy.lockout_failures:
-            self._audit("throttle.rejected", scope="account", reason="locked", client=client)
-            raise TooManyAttempts(int(policy.max_delay.total_seconds()))
+        refused = self._refusal(found.state, found.counted if counter is not None else 0, client, now, end)
+        if refused is not None:
+            raise refused
+        # Refused on a state a concurrent attempt changed since (its wait is over already): a back-off
+        # of at least a second.
         self._audit("throttle.rejected", scope="account", reason="backoff", client=client)
-        # Refused on a state a concurrent attempt changed since: at least a second.
-        until = state.next_allowed_at if state.next_allowed_at is not None else now
-        raise TooManyAttempts(_seconds_until(until, now))
+        raise TooManyAttempts(_seconds_until(now, now))
 
     def reserved_failed(self, reserved: Reserved, client: str | None) -> None:
         """A reserved attempt failed: it is counted already; audit the lockout it may have reached."""
