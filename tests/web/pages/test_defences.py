@@ -253,3 +253,22 @@ async def test_no_cors_by_default(client: httpx.AsyncClient) -> None:
 )
 def test_origin_of(url: str, origin: str | None) -> None:
     assert origin_of(url) == origin
+
+
+@pytest.mark.parametrize(
+    ("path", "fields"),
+    [
+        ("/login/form", {"email": "ada\x00@example.com", "password": PASSWORD}),
+        ("/password/reset/request/form", {"email": "ada\x00@example.com"}),
+        ("/email/verify/resend/form", {"email": "ada\x00@example.com"}),
+    ],
+)
+async def test_a_nul_in_a_form_field_is_a_400_as_in_json(
+    client: httpx.AsyncClient, new_browser: Browser, path: str, fields: dict[str, str]
+) -> None:
+    """PostgreSQL refuses NUL in text with an error: the JSON bodies refuse it before any work
+    (schemas.Text), and a form post (%00) must too, not answer 500 or fail behind a 303."""
+    await register(client)
+    response = await new_browser().post(path, data=fields, headers=SAME_SITE)
+    assert response.status_code == 400, response.text
+    assert_page_headers(response)

@@ -35,13 +35,19 @@ reads no session (it opens one), and a browser may come to it carrying an older 
 
 
 async def read_form(request: Request) -> dict[str, str]:
-    """The fields of an urlencoded form body, read within the body limit; the first value of each wins."""
+    """The fields of an urlencoded form body, read within the body limit; the first value of each wins.
+
+    A NUL (%00) anywhere is refused, as the JSON bodies refuse it (schemas.Text): PostgreSQL takes no
+    NUL in text, so it would otherwise end a login in a 500 or a mailed link's lookup in an error."""
     if media_type(request) != "application/x-www-form-urlencoded":
         raise InvalidRequest()
     try:
-        return parse_form(await read_limited(request))
+        fields = parse_form(await read_limited(request))
     except ValueError as exc:
         raise InvalidRequest() from exc
+    if any("\x00" in key or "\x00" in value for key, value in fields.items()):
+        raise InvalidRequest()
+    return fields
 
 
 async def signed_in_as(request: Request) -> tuple[User, Session] | None:
