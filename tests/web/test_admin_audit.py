@@ -79,3 +79,13 @@ async def test_nul_in_a_parameter_is_a_400_not_a_500(database_url: str) -> None:
         ):
             refused = await admin.call("GET", path, admin.read, params=params)
             assert (refused.status_code, refused.json()["code"]) == (400, "invalid_request"), params
+
+
+async def test_an_id_beyond_32_bits_finds_no_events_rather_than_a_500(database_url: str) -> None:
+    """Ids are 32-bit on PostgreSQL: a ten-digit ``user=`` past 2**31 - 1 names nobody, as a deleted
+    account's id does, and must not reach the driver (which refuses it: a 500)."""
+    async with admin_app(database_url) as admin:
+        await register(admin.client)
+        for user in ("2147483648", "9999999999"):
+            found = await admin.call("GET", "/admin/audit", admin.read, params={"user": user})
+            assert (found.status_code, found.json()["events"]) == (200, []), user

@@ -71,6 +71,8 @@ class AdminQueries:
         """
         size = page_size(query.limit)
         before = read_audit_cursor(query.cursor) if query.cursor else None
+        if isinstance(query.user, int) and not 0 < query.user < 2**31:
+            return AuditPage([], None)  # ids are 32-bit on PostgreSQL: names nobody (a driver error)
         async with self._deps.store.read() as tx:
             user_id = query.user
             if isinstance(user_id, str):
