@@ -24,6 +24,7 @@ from tests.web.test_passkeys import ORIGIN, add, key
 
 NEW = "ada.new@example.com"
 OTHER = "grace@example.com"
+NEW_PASSWORD = "a brand new passphrase for ada"
 Started = tuple[FastAPI, httpx.AsyncClient, Path]
 
 
@@ -145,6 +146,43 @@ async def test_wasnt_me_ends_every_session_restores_the_address_and_mails_a_rese
     assert (await client.post("/login", json={"email": NEW, "password": PASSWORD})).status_code == 401
     used = await client.post("/email/change/revert", json={"token": revert})
     assert (used.status_code, used.json()["code"]) == (400, "token_invalid")
+
+
+@pytest.mark.parametrize("evicted_by", ["reset", "change"])
+async def test_a_password_reset_or_change_voids_a_pending_change_of_email(
+    mailing: Started, evicted_by: str
+) -> None:
+    """Someone with the password and a session asks to move the account to their address; the owner
+    answers as told to, with a reset (or a change) that ends every other session. The link in the
+    intruder's mailbox must die with their session, or following it moves the account to them, and a
+    reset mailed there hands it over."""
+    app, client, mail = mailing
+    await register(client)
+    intruder = await login(client)
+    await change(client, intruder, "mallory@example.com")
+    await settle(app)
+    confirm = link_token(mail_to(mail, "mallory@example.com", "Confirm your new email address"))
+    if evicted_by == "reset":
+        await client.post("/password/reset/request", json={"email": EMAIL})
+        await settle(app)
+        reset = link_token(mail_to(mail, EMAIL, "Reset your password"))
+        done = await client.post(
+            "/password/reset/confirm", json={"token": reset, "newPassword": NEW_PASSWORD}
+        )
+    else:
+        owner = await login(client)
+        done = await client.post(
+            "/password/change",
+            json={"currentPassword": PASSWORD, "newPassword": NEW_PASSWORD},
+            headers=bearer(owner),
+        )
+    assert done.status_code == 200, done.text
+    assert (await client.get("/session", headers=bearer(intruder))).status_code == 401
+
+    followed = await client.post("/email/change/confirm", json={"token": confirm})
+    assert (followed.status_code, followed.json()["code"]) == (400, "token_invalid")
+    owner_again = await client.post("/login", json={"email": EMAIL, "password": NEW_PASSWORD})
+    assert owner_again.status_code == 200
 
 
 async def test_a_change_of_email_takes_the_password_and_a_usable_address(mailing: Started) -> None:

@@ -133,6 +133,9 @@ class Accounts:
             ended = await tx.sessions.delete_for_user(user.id, keep=session.id)
             await tx.sessions.set_compromised(user.id, False)  # this one's password is new
             await tx.tokens.delete_for_user(user.id, TokenPurpose.RESET_PASSWORD)
+            # A move to another address asked for by a session this change ends goes with it (the
+            # "this wasn't me" link stays the owner's).
+            await tx.tokens.delete_for_user(user.id, TokenPurpose.EMAIL_CHANGE)
             await tx.factors.delete_challenges(user.id)  # a sign-in half done with the old password
             await tx.passkeys.delete_challenges(user.id)  # and a passkey's set-up it allowed
         await d.throttle.login_succeeded(user.email_canonical, attempts)
@@ -223,6 +226,7 @@ class Accounts:
             await tx.users.set_password_hash(user.id, new_hash, now)
             ended = await tx.sessions.delete_for_user(user.id)
             await tx.tokens.delete_for_user(user.id, TokenPurpose.RESET_PASSWORD)
+            await tx.tokens.delete_for_user(user.id, TokenPurpose.EMAIL_CHANGE)  # as at a change
             await tx.factors.delete_challenges(user.id)  # the second factor stays: a reset keeps MFA
             await tx.passkeys.delete_challenges(user.id)
             if user.email_verified_at is None:
