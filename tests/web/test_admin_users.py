@@ -245,6 +245,25 @@ async def test_import_takes_the_clis_csv_all_or_nothing(database_url: str) -> No
 
 
 @pytest.mark.parametrize(
+    "stored",
+    [
+        "pbkdf2_sha256$600000$sa\x00lt$" + "A" * 43 + "=",
+        "$2b$12$" + "a" * 22 + "\x00" + "b" * 30,
+    ],
+    ids=["pbkdf2", "bcrypt"],
+)
+async def test_an_imported_hash_with_a_nul_is_a_refused_line_not_a_500(
+    database_url: str, stored: str
+) -> None:
+    """No hash format has a NUL (or any control character); PostgreSQL takes none in text, and the
+    insert failed as a 500 after every line had been accepted."""
+    async with admin_app(database_url) as admin:
+        status, body = await import_csv(admin, f"email,password_hash\nx@example.com,{stored}\n".encode())
+        assert (status, body["code"], len(body["skipped"])) == (400, "import_refused", 1)  # type: ignore[arg-type]
+    assert await fetch(database_url, "SELECT id FROM users") == []
+
+
+@pytest.mark.parametrize(
     ("body", "headers", "status"),
     [
         (b"email,password_hash\n", {"Content-Type": "application/json"}, 400),

@@ -125,7 +125,12 @@ class PasswordHasher:
         """
         stored = stored.strip()
         scheme = identify(stored)
-        if scheme is None or scheme is Scheme.WRAPPED_SHA256:
+        # Every format is printable ASCII; a NUL (which PostgreSQL refuses in text) is no hash.
+        if (
+            scheme is None
+            or scheme is Scheme.WRAPPED_SHA256
+            or not (stored.isascii() and stored.isprintable())
+        ):
             raise UnrecognisedHash()
         if scheme is Scheme.SHA256:
             return WRAPPED_SHA256_PREFIX + self._argon2.hash(self._wrap(bytes.fromhex(stored)))
