@@ -199,6 +199,21 @@ async def test_a_registration_that_fails_a_check_is_400_and_adds_nothing(client:
     assert len(await listed(client, session)) == 1
 
 
+async def test_a_transport_named_again_and_again_is_kept_once(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    """``transports`` is the browser's list, so any client's: seventy names (ten of each) made a string
+    past the column's 128 characters, a 500 on PostgreSQL after every WebAuthn check had passed."""
+    await register(client)
+    session = await login(client)
+    credential = key().create(await creation_options(client, session))
+    names = ["usb", "nfc", "ble", "internal", "hybrid", "smart-card", "cable"]
+    credential["response"]["transports"] = names * 10
+    response = await client.post("/passkeys", json={"credential": credential}, headers=bearer(session))
+    assert response.status_code == 201, response.text
+    assert await fetch(database_url, "SELECT transports FROM passkeys") == [(" ".join(names),)]
+
+
 async def test_another_accounts_registration_challenge_is_refused(client: httpx.AsyncClient) -> None:
     ada, _, _ = await with_passkey(client)
     await register(client, "grace@example.com")

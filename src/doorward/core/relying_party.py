@@ -222,7 +222,8 @@ class RelyingParty:
             credential_id=verified.credential_id,
             public_key=verified.credential_public_key,
             sign_count=verified.sign_count,
-            transports=tuple(transport.value for transport in transports),
+            # The client's list: each name once (seventy would overflow the column).
+            transports=tuple(dict.fromkeys(transport.value for transport in transports)),
             aaguid=verified.aaguid,
             backup_eligible=verified.credential_device_type == CredentialDeviceType.MULTI_DEVICE,
             backed_up=verified.credential_backed_up,
