@@ -751,6 +751,24 @@ async def test_the_app_as_the_last_factor_stays_while_mfa_is_required(
     assert current(store, user).mfa_enabled
 
 
+async def test_the_app_stays_when_the_last_passkey_went_while_it_was_being_turned_off(
+    deps: Deps, user: User, store: MemoryStore, clock: FakeClock
+) -> None:
+    """Turning the app off and removing the last passkey at once (two tabs): each saw the other
+    factor before its password check; the one that writes second must find itself the last factor,
+    as a passkey's removal already does, not leave the account with none under the policy."""
+    strict = replace(deps, account_policy=AccountPolicy(require_mfa=True))
+    mfa, passkeys = Mfa(strict, SecretBox([KEY]), RP), Passkeys(strict, RP)
+    secret, _ = await enrol_totp(mfa, user, clock)
+    await add(passkeys, user, key())
+    store.before_next_write = lambda data: data.passkeys.clear()  # the removal commits meanwhile
+
+    with pytest.raises(LastFactor):
+        await mfa.disable_totp(user, PASSWORD, pyotp.TOTP(secret).at(clock()), CLIENT)
+    assert store.data.totp  # the app stays, and the sign-in it guards
+    assert current(store, user).mfa_enabled
+
+
 async def test_the_flag_follows_the_factors_left(
     passkeys: Passkeys, user: User, auth: Authenticator, mfa: Mfa, store: MemoryStore, clock: FakeClock
 ) -> None:

@@ -115,7 +115,10 @@ class Mfa:
             await tx.factors.delete_recovery_codes(user.id)
             await tx.factors.delete_challenges(user.id)
             # A passkey left is a second factor still: the password alone does not sign in.
-            await tx.factors.set_mfa_enabled(user.id, await has_factor(tx, user.id), d.clock())
+            left = await has_factor(tx, user.id)
+            if d.account_policy.require_mfa and not left:
+                raise LastFactor()  # the passkey went meanwhile: the app stays (rolled back)
+            await tx.factors.set_mfa_enabled(user.id, left, d.clock())
         await d.throttle.login_succeeded(user.email_canonical, attempts)
         d.notifications.totp_disabled(user.email, sighting(d, client))
         d.audit("mfa.totp_disabled", user_id=user.id, client=client.address)
