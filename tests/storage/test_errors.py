@@ -20,6 +20,7 @@ from doorward.storage.redis_throttle import RedisThrottleStore
     ("sqlstate", "unavailable"),
     [
         *[("57014", True), ("57P01", True), ("08006", True), ("53300", True), ("55P03", True)],
+        *[("40P01", True), ("40001", True)],  # a deadlock or a serialization conflict: try again
         *[("23505", False), ("42P01", False), ("", False), (None, False)],  # a refusal, or no code
     ],
 )

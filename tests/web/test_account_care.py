@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from email import message_from_bytes, policy
@@ -183,6 +184,40 @@ async def test_a_password_reset_or_change_voids_a_pending_change_of_email(
     assert (followed.status_code, followed.json()["code"]) == (400, "token_invalid")
     owner_again = await client.post("/login", json={"email": EMAIL, "password": NEW_PASSWORD})
     assert owner_again.status_code == 200
+
+
+async def race_confirm_and_revert(
+    app: FastAPI, client: httpx.AsyncClient, mail: Path, email: str = EMAIL, new: str = NEW
+) -> list[httpx.Response]:
+    """Register ``email``, ask to move it to ``new``, then follow the link and "this wasn't me" at
+    once (three times each); a revert refused "not now" is followed again (its link is intact)."""
+    await register(client, email)
+    session = await login(client, email)
+    await change(client, session, new)
+    await settle(app)
+    confirm = link_token(mail_to(mail, new, "Confirm your new email address"))
+    revert = link_token(mail_to(mail, email, "Your email address is being changed"))
+    answers = await asyncio.gather(
+        *[client.post("/email/change/confirm", json={"token": confirm}) for _ in range(3)],
+        *[client.post("/email/change/revert", json={"token": revert}) for _ in range(3)],
+    )
+    if all(a.status_code != 200 for a in answers[3:]):
+        again = await client.post("/email/change/revert", json={"token": revert})
+        assert again.status_code == 200, again.text
+    await settle(app)
+    return list(answers)
+
+
+async def test_the_link_and_wasnt_me_followed_at_once_never_answer_500(mailing: Started) -> None:
+    """The race "this wasn't me" exists for: the owner's revert while the other mailbox's confirm
+    runs. On PostgreSQL their transactions can lock the same rows in opposite orders, and one is
+    ended as a deadlock: that one is "not now" (503, rolled back, its link intact), never a 500."""
+    app, client, mail = mailing
+    for n in range(4):
+        answers = await race_confirm_and_revert(
+            app, client, mail, f"ada{n}@example.com", f"new{n}@example.com"
+        )
+        assert {a.status_code for a in answers} <= {200, 400, 503}, [a.text for a in answers]
 
 
 async def test_a_change_of_email_takes_the_password_and_a_usable_address(mailing: Started) -> None:

@@ -25,8 +25,21 @@ from doorward.storage.loopsqlite import is_busy
 
 # PostgreSQL's ways of saying "not now": statement timeout or cancel (57014), shutting down (57P0x),
 # connection failures (08xxx), too many connections (53300), lock wait timeout (55P03), a database
-# that takes no connections now (55000: ``ALLOW_CONNECTIONS false``, a restore or maintenance).
-UNAVAILABLE_SQLSTATES = ("57014", "57P01", "57P02", "57P03", "08", "53300", "55P03", "55000")
+# that takes no connections now (55000: ``ALLOW_CONNECTIONS false``, a restore or maintenance), and
+# a transaction ended to break a deadlock or a serialization conflict (40P01, 40001): rolled back
+# whole, it may simply be tried again (two links of one account followed at once: a 500 before).
+UNAVAILABLE_SQLSTATES = (
+    "57014",
+    "57P01",
+    "57P02",
+    "57P03",
+    "08",
+    "53300",
+    "55P03",
+    "55000",
+    "40P01",
+    "40001",
+)
 
 
 def unavailable_sqlstate(sqlstate: object) -> bool:
