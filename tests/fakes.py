@@ -87,7 +87,7 @@ class MemoryUsers:
         self._data.users[user_id] = replace(user, password_hash=new, updated_at=now, **_NEW_PASSWORD)
         return True
 
-    async def by_id(self, user_id: int) -> User | None:
+    async def by_id(self, user_id: int, *, for_update: bool = False) -> User | None:
         return self._data.users.get(user_id)
 
     async def set_password_hash(self, user_id: int, new: str, now: datetime) -> None:

@@ -220,6 +220,18 @@ async def test_the_link_and_wasnt_me_followed_at_once_never_answer_500(mailing: 
         assert {a.status_code for a in answers} <= {200, 400, 503}, [a.text for a in answers]
 
 
+async def test_wasnt_me_followed_while_the_link_switches_still_restores_the_address(mailing: Started) -> None:
+    """A revert that read the account before a concurrent confirm committed saw its own address and
+    restored nothing: the account stayed at the other address, and the reset link the revert mails
+    went there, handing the account to whoever asked for the change."""
+    app, client, mail = mailing
+    for n in range(4):
+        email, new = f"ada{n}@example.com", f"new{n}@example.com"
+        await race_confirm_and_revert(app, client, mail, email, new)
+        assert (await client.post("/login", json={"email": email, "password": PASSWORD})).status_code == 200
+        assert [m["Subject"] for m in mails(mail) if m["To"] == new] == ["Confirm your new email address"]
+
+
 async def test_a_change_of_email_takes_the_password_and_a_usable_address(mailing: Started) -> None:
     _, client, _ = mailing
     await register(client)

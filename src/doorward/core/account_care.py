@@ -130,7 +130,10 @@ class AccountCare:
                 raise TokenInvalid()
             if now >= found.expires_at:
                 raise TokenExpired()
-            user = await tx.users.by_id(found.user_id)
+            # Locked: a confirm of the change in flight commits first, and its new address is seen
+            # here (read before it, the old one looked current, nothing was restored, and the reset
+            # link went to the new address).
+            user = await tx.users.by_id(found.user_id, for_update=True)
             if user is None or user.disabled:
                 raise TokenInvalid()
             canonical = canonical_email(found.detail)

@@ -44,8 +44,9 @@ class Users(Protocol):
     async def by_canonical_email(self, email_canonical: str) -> User | None:
         """The account with this canonical email, if any."""
 
-    async def by_id(self, user_id: int) -> User | None:
-        """The account with this id, if any."""
+    async def by_id(self, user_id: int, *, for_update: bool = False) -> User | None:
+        """The account with this id, if any; ``for_update``: its row locked until the transaction
+        ends, and read as committed once a concurrent writer's lock is released (PostgreSQL)."""
 
     async def add(self, new: NewUser, now: datetime) -> User:
         """Create an account; raise EmailTaken if the canonical email exists."""

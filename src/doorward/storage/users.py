@@ -45,8 +45,9 @@ class SqlUsers:
         row = result.first()
         return _user(row) if row else None
 
-    async def by_id(self, user_id: int) -> User | None:
-        row = (await self._conn.execute(select(users).where(users.c.id == user_id))).first()
+    async def by_id(self, user_id: int, *, for_update: bool = False) -> User | None:
+        query = select(users).where(users.c.id == user_id)
+        row = (await self._conn.execute(query.with_for_update() if for_update else query)).first()
         return _user(row) if row else None
 
     async def add(self, new: NewUser, now: datetime) -> User:
