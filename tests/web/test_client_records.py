@@ -98,3 +98,19 @@ async def test_a_rehash_at_an_mfa_login_is_audited_with_its_client(
     assert response.json()["code"] == "mfa_required"
     (event,) = audited(caplog, "password.rehashed")
     assert event["client"] == "127.0.0.1"
+
+
+async def test_a_forwarded_address_with_a_zone_is_not_taken_as_the_client(database_url: str) -> None:
+    """Behind a trusted proxy the client is the right-most untrusted X-Forwarded-For entry; Python
+    reads "fe80::1%<200 characters>" as an address, which overflowed the 64-character client columns:
+    the login answered 500 on PostgreSQL, and the audit write of its events failed. A zone
+    index means nothing beyond the proxy's own link: the peer is recorded instead."""
+    async with app_for(database_url, trusted_proxies="127.0.0.0/8") as (_, client):
+        await register(client)
+        forwarded = {"X-Forwarded-For": "fe80::1%" + "a" * 200 + ", 127.0.0.2"}
+        response = await client.post("/login", json={"email": EMAIL, "password": PASSWORD}, headers=forwarded)
+        assert response.status_code == 200, response.text
+        (session,) = (await client.get("/sessions", headers=bearer(response.json()["sessionToken"]))).json()[
+            "sessions"
+        ]
+        assert session["clientAddress"] == "127.0.0.1"

@@ -89,6 +89,10 @@ def client_address(request: Request, trusted: Sequence[IPNetwork] = ()) -> str |
 
 
 def _is_address(text: str) -> bool:
+    # A zone index ("fe80::1%eth0") means nothing beyond the proxy's own link, and has no length
+    # limit: the client columns hold 64 characters.
+    if "%" in text:
+        return False
     try:
         ipaddress.ip_address(text)
     except ValueError:
