@@ -7,8 +7,10 @@ import itertools
 import json
 import logging
 from collections import deque
+from collections.abc import Mapping, Sequence
 
 from sqlalchemy import insert
+from sqlalchemy.exc import DBAPIError
 
 from doorward.core.errors import StorageUnavailable
 from doorward.core.models import AuditEvent
@@ -75,6 +77,14 @@ class SqlAuditSink:
             except StorageUnavailable:
                 _log.warning("audit events kept for the next flush", extra={"pending": len(self._buffer)})
                 break
+            except DBAPIError:
+                # A row the data refuses would stay at the head of the buffer and fail every flush
+                # (and end the flusher): the batch goes row by row, the refused one logged and left.
+                done, complete = await self._one_by_one(rows)
+                written += done
+                if not complete:
+                    break
+                continue
             for _ in batch:
                 self._buffer.popleft()
             written += len(batch)
@@ -83,6 +93,27 @@ class SqlAuditSink:
             _log.warning("audit events dropped: buffer full", extra={"dropped": self.dropped})
             self.dropped = 0
         return written
+
+    async def _one_by_one(self, rows: Sequence[Mapping[str, object]]) -> tuple[int, bool]:
+        """Insert ``rows`` (the buffer's head) one transaction each, popping each row written or
+        refused; rows written, and False if the database went away meanwhile (the rest kept)."""
+        written = 0
+        for row in rows:
+            try:
+                async with self._store.transaction() as conn:
+                    await conn.execute(_INSERT, [row])
+            except StorageUnavailable:
+                _log.warning("audit events kept for the next flush", extra={"pending": len(self._buffer)})
+                return written, False
+            except DBAPIError as exc:
+                _log.error(
+                    "audit event refused by the database, left out",
+                    extra={"event": row["event"], "error": type(getattr(exc, "orig", exc)).__name__},
+                )
+            else:
+                written += 1
+            self._buffer.popleft()
+        return written, True
 
     async def run(self, interval: float = 0.5) -> None:
         """Flush every ``interval`` seconds until cancelled."""
