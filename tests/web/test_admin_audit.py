@@ -3,6 +3,8 @@ event's name, a date or a time), newest first, and every event once across the p
 
 from __future__ import annotations
 
+import base64
+
 from tests.conftest import EMAIL, FakeClock, login, register
 from tests.web.admin import admin_app
 
@@ -89,3 +91,24 @@ async def test_an_id_beyond_32_bits_finds_no_events_rather_than_a_500(database_u
         for user in ("2147483648", "9999999999"):
             found = await admin.call("GET", "/admin/audit", admin.read, params={"user": user})
             assert (found.status_code, found.json()["events"]) == (200, []), user
+
+
+def _forged(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+async def test_forged_cursors_and_times_past_the_calendar_are_400s(database_url: str) -> None:
+    """A cursor is opaque but only base64: one naming an id past 32 bits reached PostgreSQL (a 500),
+    and a time that UTC puts before year 1 or after 9999 overflowed in Python (a 500 on both)."""
+    async with admin_app(database_url) as admin:
+        for path, cursor in (
+            ("/admin/users", _forged("u:9999999999")),
+            ("/admin/audit", _forged("a:2026-01-01T00:00:00+00:00|9999999999")),
+            ("/admin/audit", _forged("a:0001-01-01T00:00:00+14:00|1")),
+        ):
+            refused = await admin.call("GET", path, admin.read, params={"cursor": cursor})
+            assert (refused.status_code, refused.json()["code"]) == (400, "cursor_invalid"), cursor
+        for moment in ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"):
+            for name in ("since", "until"):
+                refused = await admin.call("GET", "/admin/audit", admin.read, params={name: moment})
+                assert (refused.status_code, refused.json()["code"]) == (400, "invalid_request"), moment

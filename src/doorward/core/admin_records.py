@@ -180,8 +180,8 @@ def user_cursor(user_id: int) -> str:
 def read_user_cursor(cursor: str) -> int:
     """The account id a ``user_cursor`` holds, or CursorInvalid."""
     value = _decode(cursor, "u")
-    if not value.isascii() or not value.isdigit() or len(value) > 18:
-        raise CursorInvalid()
+    if not value.isascii() or not value.isdigit() or len(value) > 18 or int(value) >= 2**31:
+        raise CursorInvalid()  # ids are 32-bit on PostgreSQL: a larger one is none of ours
     return int(value)
 
 
@@ -199,4 +199,9 @@ def read_audit_cursor(cursor: str) -> tuple[datetime, int]:
         raise CursorInvalid() from None
     if at.tzinfo is None or not id_text.isascii() or not id_text.isdigit() or len(id_text) > 18:
         raise CursorInvalid()
-    return at.astimezone(UTC), int(id_text)
+    if int(id_text) >= 2**31:
+        raise CursorInvalid()  # ids are 32-bit on PostgreSQL
+    try:
+        return at.astimezone(UTC), int(id_text)
+    except OverflowError:  # before year 1 or after 9999 in UTC
+        raise CursorInvalid() from None

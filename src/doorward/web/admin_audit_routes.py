@@ -28,9 +28,9 @@ def moment(text: str | None, name: str) -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(text.strip())
-    except ValueError:
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: before year 1 or after 9999 in UTC
         raise InvalidRequest(f"{name} must be a date or an ISO 8601 time") from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def user_ref(text: str | None) -> UserRef | None:
