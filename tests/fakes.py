@@ -15,9 +15,11 @@ from doorward.core.models import (
     AttemptState,
     AuditEvent,
     CeremonyPurpose,
+    DeviceNote,
     LoginLimits,
     MfaChallenge,
     NewUser,
+    Opened,
     Opening,
     Passkey,
     Recognition,
@@ -509,8 +511,13 @@ class MemoryStore:
         return await MemorySessions(self.data).find(token_digest)
 
     async def open_session(
-        self, session: Session, token_digest: bytes, seen_hash: str, new_hash: str | None = None
-    ) -> bool:
+        self,
+        session: Session,
+        token_digest: bytes,
+        seen_hash: str,
+        new_hash: str | None = None,
+        device: DeviceNote | None = None,
+    ) -> Opened:
         async with self.write() as tx:
             user = self.data.users.get(session.user_id)
             if user is None or user.password_hash != seen_hash or user.disabled:
@@ -518,7 +525,12 @@ class MemoryStore:
             if new_hash is not None:
                 await tx.users.replace_password_hash(user.id, seen_hash, new_hash, session.created_at)
             await tx.sessions.add(session, token_digest)
-        return True
+            if device is None:
+                return True
+            seen = await tx.known_devices.last_seen(user.id, device.digest)
+            if seen is not None and seen > device.noted_since:
+                return Recognition.KNOWN
+            return await tx.known_devices.remember(user.id, device.digest, device.at, device.known_since)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[MemoryTransaction]:

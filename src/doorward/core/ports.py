@@ -18,9 +18,11 @@ from doorward.core.models import (
     AttemptState,
     AuditEvent,
     CeremonyPurpose,
+    DeviceNote,
     LoginLimits,
     MfaChallenge,
     NewUser,
+    Opened,
     Opening,
     Passkey,
     Recognition,
@@ -356,10 +358,17 @@ class Store(Protocol):
         """
 
     async def open_session(
-        self, session: Session, token_digest: bytes, seen_hash: str, new_hash: str | None = None
-    ) -> bool:
+        self,
+        session: Session,
+        token_digest: bytes,
+        seen_hash: str,
+        new_hash: str | None = None,
+        device: DeviceNote | None = None,
+    ) -> Opened:
         """A login's write: add ``session`` if its user's hash is still ``seen_hash`` and the
         account is enabled, and replace the hash by ``new_hash`` when one is given; all or nothing.
+        With ``device``, remember it in the same write (``KnownDevices.remember``, unless it was
+        noted since ``device.noted_since``) and answer its Recognition.
 
         False (nothing written) when a reset, change or disable committed since the hash was read:
         a login in flight must not outlive it. One in progress is waited for, not overtaken.
@@ -423,7 +432,7 @@ class ThrottleStore(Protocol):
         reset: bool,
         reserved: int,
         opening: Opening | None = None,
-    ) -> bool | None:
+    ) -> Opened | None:
         """Take a reserved attempt back from ``counter``'s window (if still that window) and, with
         ``reset``, forget ``key`` (a success); without, take back its one failure (a right password
         whose second factor is still to come), and its wait if the account still counts
