@@ -462,13 +462,14 @@ class MemoryKnownDevices:
     def __init__(self, data: _Data) -> None:
         self._data = data
 
-    async def remember(self, user_id: int, digest: bytes, at: datetime, fresh_since: datetime) -> Recognition:
+    async def note(self, user_id: int, device: DeviceNote) -> Recognition:
         first = not any(uid == user_id for uid, _ in self._data.devices)
-        last = self._data.devices.get((user_id, digest))
-        self._data.devices[(user_id, digest)] = at
+        last = self._data.devices.get((user_id, device.digest))
+        if last is None or last <= device.noted_since:
+            self._data.devices[(user_id, device.digest)] = device.at
         if first:
             return Recognition.FIRST
-        return Recognition.KNOWN if last is not None and last >= fresh_since else Recognition.NEW
+        return Recognition.KNOWN if last is not None and last >= device.known_since else Recognition.NEW
 
     async def last_seen(self, user_id: int, digest: bytes) -> datetime | None:
         return self._data.devices.get((user_id, digest))
@@ -525,12 +526,7 @@ class MemoryStore:
             if new_hash is not None:
                 await tx.users.replace_password_hash(user.id, seen_hash, new_hash, session.created_at)
             await tx.sessions.add(session, token_digest)
-            if device is None:
-                return True
-            seen = await tx.known_devices.last_seen(user.id, device.digest)
-            if seen is not None and seen > device.noted_since:
-                return Recognition.KNOWN
-            return await tx.known_devices.remember(user.id, device.digest, device.at, device.known_since)
+            return True if device is None else await tx.known_devices.note(user.id, device)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[MemoryTransaction]:

@@ -297,9 +297,10 @@ class AuditTrail(Protocol):
 class KnownDevices(Protocol):
     """The devices an account logged in from: a digest of each (core/notices.py), and when last."""
 
-    async def remember(self, user_id: int, digest: bytes, at: datetime, fresh_since: datetime) -> Recognition:
-        """Note that ``user_id`` logged in from ``digest`` at ``at``; say whether that device was
-        known (last seen at or after ``fresh_since``), new, or the account's first of all."""
+    async def note(self, user_id: int, device: DeviceNote) -> Recognition:
+        """Note that ``user_id`` logged in from ``device`` (written unless it was since
+        ``device.noted_since``); say whether it was known (last seen at or after
+        ``device.known_since``), new, or the account's first of all."""
 
     async def last_seen(self, user_id: int, digest: bytes) -> datetime | None:
         """When ``user_id`` last logged in from ``digest``, if it ever did (and was not forgotten)."""
@@ -367,7 +368,7 @@ class Store(Protocol):
     ) -> Opened:
         """A login's write: add ``session`` if its user's hash is still ``seen_hash`` and the
         account is enabled, and replace the hash by ``new_hash`` when one is given; all or nothing.
-        With ``device``, remember it in the same write (``KnownDevices.remember``, unless it was
+        With ``device``, remember it in the same write (``KnownDevices.note``: written unless it was
         noted since ``device.noted_since``) and answer its Recognition.
 
         False (nothing written) when a reset, change or disable committed since the hash was read:

@@ -75,36 +75,30 @@ class SqlKnownDevices:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
 
-    async def remember(self, user_id: int, digest: bytes, at: datetime, fresh_since: datetime) -> Recognition:
+    async def note(self, user_id: int, device: DeviceNote) -> Recognition:
+        """In a login's write transaction (SQLite's way; on PostgreSQL ``noting_ctes`` does the same
+        in the session's statement): read the device's row, and write it unless noted lately."""
         row = known_devices.c
-        last_seen = (
-            await self._conn.execute(
-                select(row.last_seen_at).where(row.user_id == user_id, row.digest == digest)
-            )
-        ).scalar_one_or_none()
-        if last_seen is not None:
-            await self._conn.execute(
-                update(known_devices)
-                .where(row.user_id == user_id, row.digest == digest)
-                .values(last_seen_at=at)
-            )
-            return Recognition.KNOWN if (utc(last_seen) or at) >= fresh_since else Recognition.NEW
+        seen = await self.last_seen(user_id, device.digest)
+        if seen is not None:
+            if seen <= device.noted_since:
+                await self._conn.execute(
+                    update(known_devices)
+                    .where(row.user_id == user_id, row.digest == device.digest, row.last_seen_at < device.at)
+                    .values(last_seen_at=device.at)
+                )
+            return Recognition.KNOWN if seen >= device.known_since else Recognition.NEW
         first = not (await self._conn.execute(select(exists().where(row.user_id == user_id)))).scalar()
         insert = postgresql.insert if self._conn.dialect.name == "postgresql" else sqlite.insert
+        noted = insert(known_devices).values(user_id=user_id, digest=device.digest, last_seen_at=device.at)
         await self._conn.execute(
-            insert(known_devices)
-            .values(user_id=user_id, digest=digest, last_seen_at=at)
-            .on_conflict_do_update(index_elements=[row.user_id, row.digest], set_={"last_seen_at": at})
+            noted.on_conflict_do_update(
+                index_elements=[row.user_id, row.digest],
+                set_={"last_seen_at": noted.excluded.last_seen_at},
+                where=row.last_seen_at < noted.excluded.last_seen_at,
+            )
         )
         return Recognition.FIRST if first else Recognition.NEW
-
-    async def note(self, user_id: int, device: DeviceNote) -> Recognition:
-        """A login's device in its session's write transaction (SQLite's way): read, and
-        ``remember`` only if not noted since ``device.noted_since``; what ``noting_ctes`` does."""
-        seen = await self.last_seen(user_id, device.digest)
-        if seen is not None and seen > device.noted_since:
-            return Recognition.KNOWN if seen >= device.known_since else Recognition.NEW
-        return await self.remember(user_id, device.digest, device.at, device.known_since)
 
     async def last_seen(self, user_id: int, digest: bytes) -> datetime | None:
         row = known_devices.c
