@@ -35,6 +35,9 @@ from doorward.storage.lookup import open_driver
 from doorward.storage.store import SqlStore
 from doorward.storage.throttle import SqlThrottleStore
 
+# The server's WAL position: what the step wrote there (the server's, so other databases' writes
+# meanwhile count too: a bound from above on a shared server).
+WAL = "SELECT pg_current_wal_insert_lsn() - '0/0'::pg_lsn"
 KNOWN = b"k" * 32  # a device every user logged in from lately
 AUDIT_ROWS = 200  # audit.BATCH, the most one flush writes in one transaction
 HASH = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$" + "A" * 43
@@ -141,7 +144,7 @@ async def main(args: argparse.Namespace) -> None:
 
         async def device_write() -> None:
             async with store.write() as tx:
-                await tx.known_devices.remember(next(counter) % 1000 + 1, os.urandom(32), now, now - window)
+                await tx.known_devices.note(next(counter) % 1000 + 1, note(os.urandom(32)))
 
         sink = SqlAuditSink(store)
 
@@ -166,8 +169,8 @@ async def main(args: argparse.Namespace) -> None:
             "release + session + known device read (one statement)": lambda: release_and_open_noting(True),
             "release alone (main)": release,
             "session write alone (main)": open_session,
-            "new-device read (SQLAlchemy)": device_read,
-            "new-device write, a transaction (SQLAlchemy)": device_write,
+            "before: new-device read (SQLAlchemy)": device_read,
+            "before: new-device write, a transaction (SQLAlchemy)": device_write,
             f"audit insert, per row of a {AUDIT_ROWS}-row batch": audit_batch,
             "for scale: one trivial statement": select_one,
         }
@@ -182,14 +185,16 @@ async def main(args: argparse.Namespace) -> None:
                 count = max(args.count // rows * 10, 10)  # a batch step: as many rows as ten calls' worth
                 for _ in range(min(20, count)):
                     await step()
+                w0 = await admin.fetchval(WAL)
                 c0, b0, t0 = time.process_time(), backend_cpu(pids), time.perf_counter()
                 for _ in range(count):
                     await step()
                 c1, b1, t1 = time.process_time(), backend_cpu(pids), time.perf_counter()
+                w1 = await admin.fetchval(WAL)
                 per = 1000 / count / rows
                 print(
                     f"{label:45} client {(c1 - c0) * per:.3f} ms  postgres {(b1 - b0) * per:.3f} ms"
-                    f"  wall {(t1 - t0) * per:.3f} ms",
+                    f"  wall {(t1 - t0) * per:.3f} ms  WAL {(w1 - w0) * per / 1000:.0f} bytes",
                     flush=True,
                 )
         await store.close()
