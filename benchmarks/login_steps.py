@@ -37,7 +37,7 @@ from doorward.storage.throttle import SqlThrottleStore
 
 # The server's WAL position: what the step wrote there (the server's, so other databases' writes
 # meanwhile count too: a bound from above on a shared server).
-WAL = "SELECT pg_current_wal_insert_lsn() - '0/0'::pg_lsn"
+WAL = "SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint"
 KNOWN = b"k" * 32  # a device every user logged in from lately
 AUDIT_ROWS = 200  # audit.BATCH, the most one flush writes in one transaction
 HASH = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$" + "A" * 43
