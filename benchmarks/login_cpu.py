@@ -29,6 +29,22 @@ import procfs
 import wrk
 
 
+async def _backends(admin_url: str, database: str) -> dict[int, str]:
+    """Each backend of ``database`` now, named by what it serves: its application_name (doorward's
+    login statements and session lookups name themselves; SQLAlchemy's pool does not), else its type."""
+    import asyncpg
+
+    conn = await asyncpg.connect(dataset._dsn(admin_url), timeout=10)
+    try:
+        rows = await conn.fetch(
+            "SELECT pid, application_name, backend_type FROM pg_stat_activity WHERE datname = $1", database
+        )
+    finally:
+        await conn.close()
+    names = {"": "pool (SQLAlchemy)", "client backend": "pool (SQLAlchemy)"}
+    return {r["pid"]: r["application_name"] or names.get(r["backend_type"], r["backend_type"]) for r in rows}
+
+
 async def _committed(admin_url: str, database: str) -> int:
     import asyncpg
 
@@ -63,12 +79,23 @@ def one_run(args: argparse.Namespace, db: Any, tree: Path, env: dict[str, str], 
             result = wrk.run(
                 server.url, "login.lua", connections=args.connections, duration=args.duration, env=env
             )
+        # While the server's connections live: which of them took the database's CPU (an autovacuum
+        # worker of the benchmark's database counts as one of its backends, and is named so here).
+        kinds = asyncio.run(_backends(args.postgres_url, db.database)) if postgres else {}
     logins = result.count(200, 401)
     out: dict[str, Any] = {"tree": str(tree), "logins": logins, "statuses": result.statuses}
     roles: dict[str, float] = meter.result["by_role_s"]  # type: ignore[assignment]
     for role in ("supervisor", "workers", "hashing", "database", "database_aux", "generator"):
         out[f"{role}_ms"] = round(roles[role] * 1000 / logins, 3)
     out["foreign_share"] = meter.result["foreign_share"]
+    split: dict[str, float] = {}
+    for pid, (role, cpu) in meter.by_pid.items():
+        if role == "database":
+            kind = kinds.get(pid, "ended by then")
+            split[kind] = split.get(kind, 0.0) + cpu
+    out["database_ms_by_backend"] = {
+        kind: round(cpu * 1000 / logins, 3) for kind, cpu in sorted(split.items())
+    }
     if postgres:
         # The whole server's life (start-up, warm-up, shutdown) over all its logins: the start-up's
         # few transactions spread over thousands of logins, so a bound from above.

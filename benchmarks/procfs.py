@@ -210,9 +210,11 @@ class CpuMeter:
         machine1 = machine_cpu()
         wall = time.monotonic() - self._t0
         by_role = dict.fromkeys(ROLES, 0.0)
+        self.by_pid: dict[int, tuple[str, float]] = {}  # each process alive at the end: role, CPU s
         # Processes alive at the end: their CPU since the start (all of it for those started since).
         for pid, (role, cpu) in ours1.items():
-            by_role[role] += max(0.0, cpu - self._ours0.get(pid, (role, 0.0))[1])
+            self.by_pid[pid] = role, max(0.0, cpu - self._ours0.get(pid, (role, 0.0))[1])
+            by_role[role] += self.by_pid[pid][1]
         # Children that ended meanwhile (wrk runs): what they used, once reaped.
         by_role["generator"] += (children1.ru_utime + children1.ru_stime) - (
             self._children0.ru_utime + self._children0.ru_stime

@@ -15,9 +15,11 @@ from doorward.core.models import (
     AttemptState,
     AuditEvent,
     CeremonyPurpose,
+    DeviceNote,
     LoginLimits,
     MfaChallenge,
     NewUser,
+    Opened,
     Opening,
     Passkey,
     Recognition,
@@ -460,13 +462,14 @@ class MemoryKnownDevices:
     def __init__(self, data: _Data) -> None:
         self._data = data
 
-    async def remember(self, user_id: int, digest: bytes, at: datetime, fresh_since: datetime) -> Recognition:
+    async def note(self, user_id: int, device: DeviceNote) -> Recognition:
         first = not any(uid == user_id for uid, _ in self._data.devices)
-        last = self._data.devices.get((user_id, digest))
-        self._data.devices[(user_id, digest)] = at
+        last = self._data.devices.get((user_id, device.digest))
+        if last is None or last <= device.noted_since:
+            self._data.devices[(user_id, device.digest)] = device.at
         if first:
             return Recognition.FIRST
-        return Recognition.KNOWN if last is not None and last >= fresh_since else Recognition.NEW
+        return Recognition.KNOWN if last is not None and last >= device.known_since else Recognition.NEW
 
     async def last_seen(self, user_id: int, digest: bytes) -> datetime | None:
         return self._data.devices.get((user_id, digest))
@@ -509,8 +512,13 @@ class MemoryStore:
         return await MemorySessions(self.data).find(token_digest)
 
     async def open_session(
-        self, session: Session, token_digest: bytes, seen_hash: str, new_hash: str | None = None
-    ) -> bool:
+        self,
+        session: Session,
+        token_digest: bytes,
+        seen_hash: str,
+        new_hash: str | None = None,
+        device: DeviceNote | None = None,
+    ) -> Opened:
         async with self.write() as tx:
             user = self.data.users.get(session.user_id)
             if user is None or user.password_hash != seen_hash or user.disabled:
@@ -518,7 +526,7 @@ class MemoryStore:
             if new_hash is not None:
                 await tx.users.replace_password_hash(user.id, seen_hash, new_hash, session.created_at)
             await tx.sessions.add(session, token_digest)
-        return True
+            return True if device is None else await tx.known_devices.note(user.id, device)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[MemoryTransaction]:

@@ -6,11 +6,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from doorward.core.models import LoginLimits, NewUser, Opening, Session
+from doorward.core.models import (
+    DeviceNote,
+    LoginLimits,
+    NewUser,
+    Opened,
+    Opening,
+    Recognition,
+    Session,
+    Sighting,
+)
 from doorward.storage import SqlStore, create_engine
 from doorward.storage.lookup import open_driver
 from doorward.storage.throttle import SqlThrottleStore
@@ -102,3 +112,43 @@ async def test_the_write_waits_for_a_reset_in_progress_and_then_is_refused(store
         assert not writing.done()  # behind the reset's lock
     assert await writing is False
     assert await session_ids(store, user.id) == set()
+
+
+def device(digest: bytes, at: datetime) -> DeviceNote:
+    seen = Sighting(at, "192.0.2.1", "Firefox on Linux")
+    return DeviceNote(digest * 32, seen, at - timedelta(days=90), at - timedelta(days=1))
+
+
+async def last_seen(store: SqlStore, user_id: int, digest: bytes) -> datetime | None:
+    async with store.read() as tx:
+        return await tx.known_devices.last_seen(user_id, digest * 32)
+
+
+@pytest.mark.parametrize("counters", ["database", "elsewhere"])
+async def test_the_session_write_notes_its_device_and_answers_whether_it_is_new(
+    store: SqlStore, counters: str
+) -> None:
+    """The device is remembered in the session's own write (with the reservation taken back, or
+    alone when the counters live elsewhere), written at most once a day, and only with a session."""
+    throttle = SqlThrottleStore(store)
+    async with store.write() as tx:
+        user = await tx.users.add(NewUser("Ada@Example.com", EMAIL, "$argon2id$seen"), NOW)
+
+    async def log_in(sid: str, note: DeviceNote, seen: str = user.password_hash) -> Opened | None:
+        one = replace(opening(user.id, sid, seen), device=note)
+        if counters == "elsewhere":
+            return await store.open_session(one.session, one.token_digest, seen, None, note)
+        await throttle.reserve_login(KEY, COUNTER, NOW, WINDOW, LIMITS, EMAIL)
+        return await throttle.release_login(KEY, COUNTER, NOW, reset=True, reserved=1, opening=one)
+
+    assert await log_in("s1", device(b"a", NOW)) is Recognition.FIRST
+    assert await last_seen(store, user.id, b"a") == NOW
+    assert await log_in("s2", device(b"a", NOW + timedelta(hours=1))) is Recognition.KNOWN
+    assert await last_seen(store, user.id, b"a") == NOW  # noted lately enough: not written again
+    assert await log_in("s3", device(b"b", NOW + timedelta(hours=2))) is Recognition.NEW
+    assert await log_in("s4", device(b"a", NOW + timedelta(days=2))) is Recognition.KNOWN
+    assert await last_seen(store, user.id, b"a") == NOW + timedelta(days=2)
+    assert await log_in("s5", device(b"a", NOW + timedelta(days=100))) is Recognition.NEW  # 98 days away
+    assert await log_in("s6", device(b"c", NOW + timedelta(days=101)), "$argon2id$stale") is False
+    assert await last_seen(store, user.id, b"c") is None  # no session, no device
+    assert await session_ids(store, user.id) == {"s1", "s2", "s3", "s4", "s5"}

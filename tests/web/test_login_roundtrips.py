@@ -5,9 +5,9 @@ login needs two trips to the database at the least: the user read with the reser
 session with the reservation taken back. A failed login needs the first one only. The audit rows
 travel apart, in batches off the request path (storage/audit.py): they are counted apart.
 
-New-device mails (DOORWARD_NEW_DEVICE_MAIL, core/notices.py) are switched off here: they note a
-login's device behind its answer, in a read and, for a device not seen lately, a write of their own,
-which are not the login's trips (benchmarks/README.md counts them).
+New-device mails (DOORWARD_NEW_DEVICE_MAIL, core/notices.py) note a login's device in its session's
+write, adding no trip: counted with them on and off (each login here is its account's first, so its
+device is written).
 
 PostgreSQL counts every transaction it commits (``pg_stat_database``), read once the app's
 connections have closed (a backend reports its counts when it ends). SQLite counts nothing, so
@@ -125,10 +125,12 @@ async def per_login(database_url: str, password: str, **settings: Any) -> float:
 
 
 @pytest.mark.parametrize(("password", "bound"), [(PASSWORD, 2), ("not the password", 1)])
+@pytest.mark.parametrize("new_device_mail", [False, True], ids=["device-mails-off", "device-mails-on"])
 async def test_a_login_takes_two_transactions_and_a_failed_one_takes_one(
-    database_url: str, password: str, bound: int
+    database_url: str, password: str, bound: int, new_device_mail: bool
 ) -> None:
-    assert bound - 0.5 < await per_login(database_url, password) <= bound  # counted at all, and no more
+    per = await per_login(database_url, password, new_device_mail=new_device_mail)
+    assert bound - 0.5 < per <= bound  # counted at all, and no more
 
 
 @pytest.mark.parametrize(("password", "bound"), [(PASSWORD, 2), ("not the password", 1)])

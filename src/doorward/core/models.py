@@ -67,6 +67,24 @@ class Recognition(enum.Enum):
 
 
 @dataclass(frozen=True)
+class DeviceNote:
+    """A login's device, to be remembered with its session in the same write (core/notices.py).
+
+    ``digest`` names the device; ``seen`` is the login (when, from where: for the mail). Last seen
+    after ``noted_since``: noted lately enough, nothing is written. From ``known_since`` on: known.
+    """
+
+    digest: bytes
+    seen: Sighting
+    known_since: datetime
+    noted_since: datetime
+
+    @property
+    def at(self) -> datetime:
+        return self.seen.at
+
+
+@dataclass(frozen=True)
 class LoginResult:
     """A successful login: the raw token goes to the client once and is never stored."""
 
@@ -156,6 +174,12 @@ class Opening:
     token_digest: bytes
     seen_hash: str
     new_hash: str | None = None
+    device: DeviceNote | None = None  # remembered in the same write, which answers its Recognition
+
+
+Opened = bool | Recognition
+"""A login's write answered: False, nothing written (the credentials changed meanwhile); True, the
+session written; with a ``DeviceNote``, its device's ``Recognition`` instead (a true value too)."""
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Mails that tell an account holder what happened: failed logins that began a wait or locked the
-account (once per streak), and a login from a device not seen before. Each says when, from which
-address and from what device, as the sessions list names it."""
+account (once per streak), and a login from a device not seen before (remembered by the login's own
+write of its session: ``device_note``). Each says when, from which address and from what device, as
+the sessions list names it."""
 
 from __future__ import annotations
 
@@ -10,14 +11,14 @@ from datetime import timedelta
 
 from doorward.core.deps import Deps
 from doorward.core.devices import describe_device
-from doorward.core.models import Client, Recognition, Sighting, User
+from doorward.core.models import Client, DeviceNote, Opened, Recognition, Sighting, User
 
 KNOWN_DEVICE_DAYS = 90
 """A device not seen on the account for this long is new again."""
 
 LAST_SEEN_PRECISION = timedelta(days=1)
-"""A known device's last login is written at most this often: most logins are from one, and a
-read costs less than a write transaction (on SQLite, one more turn of the one write lock)."""
+"""A known device's last login is written at most this often: most logins are from one, and the
+session's write then only reads the device's row (on PostgreSQL, writing it would add WAL)."""
 
 
 def sighting(deps: Deps, client: Client) -> Sighting:
@@ -64,22 +65,27 @@ def device_digest(seen: Sighting) -> bytes:
     return hashlib.sha256(f"{seen.device}\n{network}".encode()).digest()
 
 
-def note_login(deps: Deps, user: User, client: Client) -> None:
-    """After a login: remember its device in the background, and mail if it is a new one."""
-    if deps.account_policy.new_device_mail:  # off: nothing remembered either
-        deps.background.spawn(_note_login(deps, user, client), "known-device")
-
-
-async def _note_login(deps: Deps, user: User, client: Client) -> None:
+def device_note(deps: Deps, client: Client) -> DeviceNote | None:
+    """What a login hands its session's write to remember its device with (``Opening.device``,
+    ``Store.open_session``): in that write, not in a read and a write of their own after it. None
+    when new-device mails are off (nothing remembered either)."""
+    if not deps.account_policy.new_device_mail:
+        return None
     seen = sighting(deps, client)
-    digest = device_digest(seen)  # the device named once, for the mail and the digest
-    async with deps.store.read() as tx:
-        last = await tx.known_devices.last_seen(user.id, digest)
-    if last is not None and seen.at - last < LAST_SEEN_PRECISION:
-        return  # known, and noted lately enough
-    async with deps.store.write() as tx:
-        recognition = await tx.known_devices.remember(
-            user.id, digest, seen.at, seen.at - timedelta(days=KNOWN_DEVICE_DAYS)
-        )
-    if recognition is Recognition.NEW:
-        deps.notifications.new_device(user.email, seen)
+    return DeviceNote(
+        digest=device_digest(seen),  # the device named once, for the mail and the digest
+        seen=seen,
+        known_since=seen.at - timedelta(days=KNOWN_DEVICE_DAYS),
+        noted_since=seen.at - LAST_SEEN_PRECISION,
+    )
+
+
+def mail_if_new(deps: Deps, user: User, device: DeviceNote | None, opened: Opened) -> None:
+    """After the session's write with ``device`` answered ``opened``: mail the account's owner if
+    it is a new device, behind the answer (a mail is rendered when queued)."""
+    if device is not None and opened is Recognition.NEW:
+        deps.background.spawn(_mail_new_device(deps, user.email, device.seen), "new-device-mail")
+
+
+async def _mail_new_device(deps: Deps, to: str, seen: Sighting) -> None:
+    deps.notifications.new_device(to, seen)

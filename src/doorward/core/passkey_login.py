@@ -12,7 +12,7 @@ from doorward.core.deps import Deps
 from doorward.core.errors import EmailUnverified, InvalidCredentials
 from doorward.core.factor_checks import second_factor_methods
 from doorward.core.models import CeremonyPurpose, Client, LoginResult, Session, User, WebauthnChallenge
-from doorward.core.notices import note_login
+from doorward.core.notices import device_note, mail_if_new
 from doorward.core.outcomes import counted
 from doorward.core.passkey_errors import UserVerificationRequired
 from doorward.core.relying_party import (
@@ -125,7 +125,9 @@ class PasskeyLogin:
             amr=amr,
             password_compromised=user.password_compromised_at is not None,  # the account's password
         )
-        if not await d.store.open_session(session, token_digest(token), user.password_hash):
+        device = device_note(d, client)
+        opened = await d.store.open_session(session, token_digest(token), user.password_hash, None, device)
+        if not opened:
             await self._login_failed(client, "changed_meanwhile", user)  # disabled meanwhile
         d.audit("passkey.used", user_id=user.id, passkey_id=passkey.id, client=client.address)
         d.audit(
@@ -136,7 +138,7 @@ class PasskeyLogin:
             aal=aal,
             method="passkey",
         )
-        note_login(d, user, client)
+        mail_if_new(d, user, device, opened)
         enrollment = d.account_policy.require_mfa and not user.mfa_enabled
         return LoginResult(token, user, session, mfa_enrollment_required=enrollment)
 

@@ -18,9 +18,11 @@ from doorward.core.models import (
     AttemptState,
     AuditEvent,
     CeremonyPurpose,
+    DeviceNote,
     LoginLimits,
     MfaChallenge,
     NewUser,
+    Opened,
     Opening,
     Passkey,
     Recognition,
@@ -296,9 +298,10 @@ class AuditTrail(Protocol):
 class KnownDevices(Protocol):
     """The devices an account logged in from: a digest of each (core/notices.py), and when last."""
 
-    async def remember(self, user_id: int, digest: bytes, at: datetime, fresh_since: datetime) -> Recognition:
-        """Note that ``user_id`` logged in from ``digest`` at ``at``; say whether that device was
-        known (last seen at or after ``fresh_since``), new, or the account's first of all."""
+    async def note(self, user_id: int, device: DeviceNote) -> Recognition:
+        """Note that ``user_id`` logged in from ``device`` (written unless it was since
+        ``device.noted_since``); say whether it was known (last seen at or after
+        ``device.known_since``), new, or the account's first of all."""
 
     async def last_seen(self, user_id: int, digest: bytes) -> datetime | None:
         """When ``user_id`` last logged in from ``digest``, if it ever did (and was not forgotten)."""
@@ -357,10 +360,17 @@ class Store(Protocol):
         """
 
     async def open_session(
-        self, session: Session, token_digest: bytes, seen_hash: str, new_hash: str | None = None
-    ) -> bool:
+        self,
+        session: Session,
+        token_digest: bytes,
+        seen_hash: str,
+        new_hash: str | None = None,
+        device: DeviceNote | None = None,
+    ) -> Opened:
         """A login's write: add ``session`` if its user's hash is still ``seen_hash`` and the
         account is enabled, and replace the hash by ``new_hash`` when one is given; all or nothing.
+        With ``device``, remember it in the same write (``KnownDevices.note``: written unless it was
+        noted since ``device.noted_since``) and answer its Recognition.
 
         False (nothing written) when a reset, change or disable committed since the hash was read:
         a login in flight must not outlive it. One in progress is waited for, not overtaken.
@@ -424,7 +434,7 @@ class ThrottleStore(Protocol):
         reset: bool,
         reserved: int,
         opening: Opening | None = None,
-    ) -> bool | None:
+    ) -> Opened | None:
         """Take a reserved attempt back from ``counter``'s window (if still that window) and, with
         ``reset``, forget ``key`` (a success); without, take back its one failure (a right password
         whose second factor is still to come), and its wait if the account still counts

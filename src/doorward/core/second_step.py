@@ -12,7 +12,7 @@ from doorward.core.deps import Deps
 from doorward.core.errors import InvalidCredentials, InvalidRequest, MfaInvalid, MfaRequired, MfaTokenInvalid
 from doorward.core.factor_checks import CODE_AMR, PASSWORD_AMR, FactorChecks, second_factor_methods
 from doorward.core.models import CeremonyPurpose, Client, LoginResult, MfaChallenge, Session, TotpFactor, User
-from doorward.core.notices import count_failed_login, note_login, sighting
+from doorward.core.notices import count_failed_login, device_note, mail_if_new, sighting
 from doorward.core.outcomes import counted
 from doorward.core.ports import Transaction
 from doorward.core.relying_party import (
@@ -187,7 +187,9 @@ class SecondStep:
             amr=(challenge.first_factor, claim.amr),
             password_compromised=user.password_compromised_at is not None,
         )
-        if not await d.store.open_session(session, token_digest(token), user.password_hash):
+        device = device_note(d, client)
+        opened = await d.store.open_session(session, token_digest(token), user.password_hash, None, device)
+        if not opened:
             d.audit("login.failed", reason="changed_meanwhile", user_id=user.id, client=client.address)
             raise MfaTokenInvalid()
         await d.throttle.login_succeeded(user.email_canonical, attempts)
@@ -201,7 +203,7 @@ class SecondStep:
             d.audit("mfa.recovery_code_used", user_id=user.id, client=client.address, left=left)
             d.notifications.recovery_code_used(user.email, left, sighting(d, client))
         d.audit("login.succeeded", user_id=user.id, session_id=session.id, client=client.address, aal=2)
-        note_login(d, user, client)
+        mail_if_new(d, user, device, opened)
         return LoginResult(token=token, user=user, session=session)
 
     async def _claim(self, user: User, code: str | None, recovery_code: str | None) -> _Claim:

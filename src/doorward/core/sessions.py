@@ -17,7 +17,7 @@ from doorward.core.errors import (
     Overloaded,
 )
 from doorward.core.models import Client, LoginResult, Opening, Session, User
-from doorward.core.notices import note_login, streak_notice
+from doorward.core.notices import device_note, mail_if_new, streak_notice
 from doorward.core.outcomes import counted
 from doorward.core.passwords import MAX_RAW_PASSWORD_LENGTH, Password
 from doorward.core.second_step import require_second_factor
@@ -111,10 +111,14 @@ class Authenticator:
         # The password was checked against the hash read before hashing; a reset, change or
         # disable that committed since then must win, or a login in flight would outlive it.
         # The attempt is taken back and the session written in one trip where the store can.
-        opening = Opening(session, token_digest(token), user.password_hash, new_hash)
+        # The device is remembered in the same write (and mailed below when it is a new one).
+        device = device_note(d, client)
+        opening = Opening(session, token_digest(token), user.password_hash, new_hash, device)
         opened = await d.throttle.reserved_succeeded(reserved, opening=opening)
         if opened is None:
-            opened = await d.store.open_session(session, opening.token_digest, user.password_hash, new_hash)
+            opened = await d.store.open_session(
+                session, opening.token_digest, user.password_hash, new_hash, device
+            )
         if not opened:
             d.audit("login.failed", reason="changed_meanwhile", user_id=user.id, client=client.address)
             raise InvalidCredentials()
@@ -127,7 +131,7 @@ class Authenticator:
             )
         d.audit("login.succeeded", user_id=user.id, session_id=session.id, client=client.address)
         self._check_breach_behind(user, secret, new_hash or user.password_hash)
-        note_login(d, user, client)
+        mail_if_new(d, user, device, opened)
         return LoginResult(token, user, session, mfa_enrollment_required=self.enrollment_required(user))
 
     async def _user_of(self, canonical: str) -> User | None:

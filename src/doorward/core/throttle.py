@@ -21,7 +21,7 @@ from doorward.core.admin_records import ThrottleState
 from doorward.core.audit import Auditor
 from doorward.core.clock import Clock
 from doorward.core.errors import TooManyAttempts
-from doorward.core.models import AttemptState, LoginLimits, Opening, User
+from doorward.core.models import AttemptState, LoginLimits, Opened, Opening, User
 from doorward.core.ports import ThrottleStore
 
 
@@ -172,7 +172,7 @@ class Throttle:
 
     async def reserved_succeeded(
         self, reserved: Reserved, *, reset: bool = True, opening: Opening | None = None
-    ) -> bool | None:
+    ) -> Opened | None:
         """A reserved attempt's password was right: take the attempt back from the client and
         reset the account (``reset``), or only its one failure (a second factor is still to come);
         and write ``opening`` where the store can (whether it did; None: the caller opens it)."""

@@ -34,9 +34,15 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from doorward.core.models import Opening, User
+from doorward.core.models import Opened, Opening, User
 from doorward.storage.rows import user_of
-from doorward.storage.store import SqlStore, open_session_on, open_session_statement, open_session_values
+from doorward.storage.store import (
+    SqlStore,
+    open_session_on,
+    open_session_statement,
+    open_session_values,
+    opened,
+)
 from doorward.storage.tables import UTCDateTime, attempts, rate_windows, sessions, users
 from doorward.storage.users import USER_BY_EMAIL
 
@@ -160,7 +166,7 @@ async def read_user(conn: AsyncConnection, email: str) -> User | None:
     return user_of(row._mapping) if row is not None else None
 
 
-def _release_and_open(*, rehash: bool, client: bool) -> Any:
+def _release_and_open(*, rehash: bool, client: bool, device: bool) -> Any:
     """PostgreSQL: ``open_session_statement`` with the reservation taken back in CTEs of its own,
     which run whether or not the session is written (a right password takes its attempt back
     even when a reset won meanwhile, as it did in a trip of its own).
@@ -170,7 +176,8 @@ def _release_and_open(*, rehash: bool, client: bool) -> Any:
     PostgreSQL run that first. In the other order, a reservation and a release of the same
     account and client could each wait for the other's row: a deadlock, one of them failed.
     """
-    return open_session_statement(rehash=rehash).add_cte(*release_ctes(FORGET, client=client))
+    statement = open_session_statement(rehash=rehash, device=device)
+    return statement.add_cte(*release_ctes(FORGET, client=client))
 
 
 def release_ctes(account: Any, *, client: bool) -> list[Any]:
@@ -184,36 +191,45 @@ def release_ctes(account: Any, *, client: bool) -> list[Any]:
 
 
 _RELEASE_AND_OPEN = {
-    (rehash, client): _release_and_open(rehash=rehash, client=client)
+    (rehash, client, device): _release_and_open(rehash=rehash, client=client, device=device)
     for rehash in (False, True)
     for client in (False, True)
+    for device in (False, True)
 }
-_ON_DRIVER: dict[tuple[bool, bool], OnDriver] = {}  # the same, returning the session's id
+_ON_DRIVER: dict[tuple[bool, bool, bool], OnDriver] = {}  # the same, returning the session's id
 
 
 async def release_and_open(
     store: SqlStore, key: str, counter: str | None, window_start: datetime, opening: Opening
-) -> bool:
+) -> Opened:
     """Forget the account ``key``, take the attempt back from ``counter``'s window, and write the
-    session of ``opening`` if its user's hash is still the one seen (``Store.open_session``)."""
+    session of ``opening`` if its user's hash is still the one seen (``Store.open_session``), with
+    its device noted when it names one."""
+    device = opening.device
     if store.engine.dialect.name == "postgresql":
         values = open_session_values(
-            opening.session, opening.token_digest, opening.seen_hash, opening.new_hash
+            opening.session, opening.token_digest, opening.seen_hash, opening.new_hash, device
         )
         values.update(account=key, counter=counter, start=window_start)
-        which = opening.new_hash is not None, counter is not None
+        which = opening.new_hash is not None, counter is not None, device is not None
         if store.driver is not None:
             driven = _ON_DRIVER.get(which)
             if driven is None:
-                returning = _RELEASE_AND_OPEN[which].returning(sessions.c.id)
+                statement = _RELEASE_AND_OPEN[which]
+                returning = statement if device is not None else statement.returning(sessions.c.id)
                 driven = _ON_DRIVER[which] = OnDriver(returning, store.engine.dialect)
-            return await store.driver.fetchrow(driven.sql, *driven.args(values)) is not None
-        statement = _RELEASE_AND_OPEN[which]
+            return opened(device, await store.driver.fetchrow(driven.sql, *driven.args(values)))
         async with store.connection() as conn:  # autocommit: the statement is its transaction
-            return bool((await conn.execute(statement, values)).rowcount == 1)
+            result = await conn.execute(_RELEASE_AND_OPEN[which], values)
+            if device is None:
+                return bool(result.rowcount == 1)
+            row = result.first()
+            return opened(device, row._mapping if row is not None else None)
     session = opening.session
     async with store.transaction() as conn:  # committed even when no session is written
         await conn.execute(FORGET, {"account": key})
         if counter is not None:
             await conn.execute(UNHIT, {"counter": counter, "start": window_start})
-        return await open_session_on(conn, session, opening.token_digest, opening.seen_hash, opening.new_hash)
+        return await open_session_on(
+            conn, session, opening.token_digest, opening.seen_hash, opening.new_hash, device
+        )

@@ -13,14 +13,14 @@ from typing import Any
 from sqlalchemy import bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from doorward.core.models import Session, User
+from doorward.core.models import DeviceNote, Opened, Session, User
 from doorward.core.ports import SessionLookup
 from doorward.storage.admin_keys import SqlAdminKeys
 from doorward.storage.audit_trail import SqlAuditTrail
 from doorward.storage.database import WRITE_OPTION, read_options
 from doorward.storage.errors import LookupBusy, sql_translated
 from doorward.storage.factors import SqlFactors
-from doorward.storage.known_devices import SqlKnownDevices
+from doorward.storage.known_devices import SqlKnownDevices, noting_ctes, noting_values, recognition
 from doorward.storage.lookup import PostgresLookup
 from doorward.storage.loopsqlite import Checkpointer
 from doorward.storage.passkeys import SqlPasskeys
@@ -30,10 +30,11 @@ from doorward.storage.tokens import SqlTokens
 from doorward.storage.users import CONFIRM_CREDENTIALS, SqlUsers
 
 
-def open_session_statement(*, rehash: bool) -> Any:
+def open_session_statement(*, rehash: bool, device: bool = False) -> Any:
     """A login's one write on PostgreSQL, as one statement: the credentials' check, the hash's
-    upgrade (``rehash``) and the new session, which ``SqlStore.open_session`` runs as three
-    statements in a transaction on SQLite.
+    upgrade (``rehash``), the new session and (``device``) its device noted, which
+    ``SqlStore.open_session`` runs as statements in a transaction on SQLite. With ``device`` it
+    returns the session's id and what ``known_devices.recognition`` reads (no row: not written).
 
     The UPDATE's row lock orders it against a reset, change or disable of the same user, and its
     WHERE is re-checked against the row they committed: then nothing is updated, so nothing inserted.
@@ -48,15 +49,26 @@ def open_session_statement(*, rehash: bool) -> Any:
         cte.c.id if column.name == "user_id" else bindparam(f"session_{column.name}", type_=column.type)
         for column in sessions.c
     ]  # the user's id comes from the UPDATE: there is none to insert unless it confirmed
-    return insert(sessions).from_select(list(sessions.c), select(*values))
+    statement = insert(sessions).from_select(list(sessions.c), select(*values))
+    if not device:
+        return statement
+    ctes, columns = noting_ctes(cte)
+    return statement.add_cte(*ctes).returning(sessions.c.id, *columns)
 
 
-_OPEN_SESSION = open_session_statement(rehash=False)
-_OPEN_SESSION_REHASHED = open_session_statement(rehash=True)
+_OPEN_SESSION = {
+    (rehash, device): open_session_statement(rehash=rehash, device=device)
+    for rehash in (False, True)
+    for device in (False, True)
+}
 
 
 def open_session_values(
-    session: Session, token_digest: bytes, seen_hash: str, new_hash: str | None
+    session: Session,
+    token_digest: bytes,
+    seen_hash: str,
+    new_hash: str | None,
+    device: DeviceNote | None = None,
 ) -> dict[str, Any]:
     """The parameters of ``open_session_statement``."""
     values = {  # all but the user's id, which the statement takes from its CTE
@@ -67,7 +79,17 @@ def open_session_values(
     values.update(user_id=session.user_id, seen_hash=seen_hash)
     if new_hash is not None:
         values.update(new_hash=new_hash, now=session.created_at)
+    if device is not None:
+        values.update(noting_values(session.user_id, device))
     return values
+
+
+def opened(device: DeviceNote | None, row: Any) -> Opened:
+    """What ``open_session_statement`` with ``device`` answered, from its RETURNING row (None when
+    nothing was written)."""
+    if row is None:
+        return False
+    return recognition(device, row) if device is not None else True
 
 
 class SqlTransaction:
@@ -137,22 +159,32 @@ class SqlStore:
             return await tx.sessions.find(token_digest)
 
     async def open_session(
-        self, session: Session, token_digest: bytes, seen_hash: str, new_hash: str | None = None
-    ) -> bool:
+        self,
+        session: Session,
+        token_digest: bytes,
+        seen_hash: str,
+        new_hash: str | None = None,
+        device: DeviceNote | None = None,
+    ) -> Opened:
         """Add ``session`` if its user's hash is still ``seen_hash`` and the account is not
-        disabled, replacing the hash by ``new_hash`` when one is given; all of it or nothing.
+        disabled, replacing the hash by ``new_hash`` when one is given, and noting ``device``; all
+        of it or nothing.
 
         PostgreSQL: one statement (``_OPEN_SESSION``), one round trip where a transaction took
-        four (BEGIN, the check, the insert, COMMIT). SQLite: the same three steps in a write
+        four (BEGIN, the check, the insert, COMMIT). SQLite: the same steps in a write
         transaction, which costs no round trips (BEGIN IMMEDIATE orders it against other writers).
         """
         if self.engine.dialect.name == "postgresql":
-            values = open_session_values(session, token_digest, seen_hash, new_hash)
-            statement = _OPEN_SESSION if new_hash is None else _OPEN_SESSION_REHASHED
+            values = open_session_values(session, token_digest, seen_hash, new_hash, device)
+            statement = _OPEN_SESSION[new_hash is not None, device is not None]
             async with self.connection() as conn:  # autocommit: the statement is its transaction
-                return bool((await conn.execute(statement, values)).rowcount == 1)
+                result = await conn.execute(statement, values)
+                if device is None:
+                    return bool(result.rowcount == 1)
+                row = result.first()
+                return opened(device, row._mapping if row is not None else None)
         async with self.transaction() as conn:
-            return await open_session_on(conn, session, token_digest, seen_hash, new_hash)
+            return await open_session_on(conn, session, token_digest, seen_hash, new_hash, device)
 
     async def close(self) -> None:
         """Stop the checkpointer, close the lookup's own connections (the engine is the caller's)."""
@@ -175,15 +207,23 @@ class SqlStore:
 
 
 async def open_session_on(
-    conn: AsyncConnection, session: Session, token_digest: bytes, seen_hash: str, new_hash: str | None
-) -> bool:
+    conn: AsyncConnection,
+    session: Session,
+    token_digest: bytes,
+    seen_hash: str,
+    new_hash: str | None,
+    device: DeviceNote | None = None,
+) -> Opened:
     """A login's write in a write transaction the caller holds (SQLite's way): ``session`` added if
     its user's hash is still ``seen_hash`` and the account is not disabled, the hash replaced by
-    ``new_hash`` when one is given. False, and nothing written, when the check fails."""
+    ``new_hash`` when one is given, ``device`` noted (its Recognition answered). False, and nothing
+    written, when the check fails."""
     accounts = SqlUsers(conn)
     if not await accounts.confirm_credentials(session.user_id, seen_hash):
         return False
     if new_hash is not None:
         await accounts.replace_password_hash(session.user_id, seen_hash, new_hash, session.created_at)
     await SqlSessions(conn).add(session, token_digest)
+    if device is not None:
+        return await SqlKnownDevices(conn).note(session.user_id, device)
     return True

@@ -25,7 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from doorward.core.models import AttemptState, LoginLimits, Opening, Reservation
+from doorward.core.models import AttemptState, LoginLimits, Opened, Opening, Reservation
 from doorward.core.ports import WaitUntil
 from doorward.storage.login_trips import (
     FORGET,
@@ -229,7 +229,7 @@ class SqlThrottleStore:
         reset: bool,
         reserved: int,
         opening: Opening | None = None,
-    ) -> bool | None:
+    ) -> Opened | None:
         if opening is not None and reset:  # the session's write in the same trip
             return await release_and_open(self._store, key, counter, window_start, opening)
         if self._dialect == "postgresql":  # one statement, one round trip, built once
