@@ -199,18 +199,6 @@ class MemorySessions:
     async def exists(self, session_id: str) -> bool:
         return any(s.id == session_id for s in self._data.sessions.values())
 
-    async def set_compromised(self, user_id: int, compromised: bool) -> int:
-        changed = [
-            d
-            for d, s in self._data.sessions.items()
-            if s.user_id == user_id and s.password_compromised is not compromised
-        ]
-        for digest in changed:
-            self._data.sessions[digest] = replace(
-                self._data.sessions[digest], password_compromised=compromised
-            )
-        return len(changed)
-
     async def delete_expired(self, now: datetime, idle_before: datetime | None) -> int:
         doomed = [
             d

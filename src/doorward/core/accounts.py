@@ -131,7 +131,6 @@ class Accounts:
             if not changed or not await tx.sessions.exists(session.id):
                 raise InvalidSession()
             ended = await tx.sessions.delete_for_user(user.id, keep=session.id)
-            await tx.sessions.set_compromised(user.id, False)  # this one's password is new
             await tx.tokens.delete_for_user(user.id, TokenPurpose.RESET_PASSWORD)
             # A move to another address asked for by a session this change ends goes with it (the
             # "this wasn't me" link stays the owner's).

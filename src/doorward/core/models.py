@@ -37,7 +37,6 @@ class Session:
     user_agent: str | None
     aal: int = 1  # NIST SP 800-63B assurance level: 1 a password, 2 a password and a second factor
     amr: tuple[str, ...] = ("pwd",)  # how the user authenticated (RFC 8176 values)
-    password_compromised: bool = False  # a breach lists the password: the user should change it first
 
 
 @dataclass(frozen=True)

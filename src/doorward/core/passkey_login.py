@@ -123,7 +123,6 @@ class PasskeyLogin:
             user_agent=client.user_agent,
             aal=aal,
             amr=amr,
-            password_compromised=user.password_compromised_at is not None,  # the account's password
         )
         device = device_note(d, client)
         opened = await d.store.open_session(session, token_digest(token), user.password_hash, None, device)

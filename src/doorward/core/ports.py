@@ -121,10 +121,6 @@ class Sessions(Protocol):
     async def exists(self, session_id: str) -> bool:
         """Whether the session is still there (not ended meanwhile)."""
 
-    async def set_compromised(self, user_id: int, compromised: bool) -> int:
-        """Flag (or unflag) every session of the user as using a breached password; return how many
-        changed."""
-
     async def delete_expired(self, now: datetime, idle_before: datetime | None) -> int:
         """Remove sessions past their expiry (or, with ``idle_before``, unused since before it)."""
 

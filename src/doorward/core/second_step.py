@@ -185,7 +185,6 @@ class SecondStep:
             user_agent=client.user_agent,
             aal=2,
             amr=(challenge.first_factor, claim.amr),
-            password_compromised=user.password_compromised_at is not None,
         )
         device = device_note(d, client)
         opened = await d.store.open_session(session, token_digest(token), user.password_hash, None, device)

@@ -106,7 +106,6 @@ class Authenticator:
             expires_at=now + d.session_policy.lifetime,
             client_address=client.address,
             user_agent=client.user_agent,
-            password_compromised=user.password_compromised_at is not None,
         )
         # The password was checked against the hash read before hashing; a reset, change or
         # disable that committed since then must win, or a login in flight would outlive it.
@@ -194,10 +193,9 @@ class Authenticator:
                     return
                 async with d.store.write() as tx:
                     first = await tx.users.mark_compromised(user.id, seen_hash, now)
-                    flagged = await tx.sessions.set_compromised(user.id, True) if first else 0
-                if first:
+                if first:  # every session of the account says so now: the mark is the user row's
                     d.notifications.password_breached(user.email)
-                    d.audit("password.breached", user_id=user.id, sessions_flagged=flagged)
+                    d.audit("password.breached", user_id=user.id)
             finally:
                 self._breach_checks.discard(user.id)
 

@@ -55,7 +55,6 @@ def session_and_user(row: Mapping[Any, Any]) -> tuple[Session, User]:
         user_agent=row["s_user_agent"],
         aal=row["s_aal"],
         amr=tuple(row["s_amr"].split()),
-        password_compromised=bool(row["s_password_compromised"]),
     )
     return session, user_of(row)
 
@@ -72,5 +71,4 @@ def session_of(row: Mapping[Any, Any]) -> Session:
         user_agent=row["user_agent"],
         aal=row["aal"],
         amr=tuple(row["amr"].split()),
-        password_compromised=bool(row["password_compromised"]),
     )

@@ -25,14 +25,6 @@ class SqlSessions:
     async def add(self, session: Session, token_digest: bytes) -> None:
         await self._conn.execute(_ADD_SESSION, session_values(session, token_digest))
 
-    async def set_compromised(self, user_id: int, compromised: bool) -> int:
-        result = await self._conn.execute(
-            update(sessions)
-            .where(sessions.c.user_id == user_id, sessions.c.password_compromised.isnot(compromised))
-            .values(password_compromised=compromised)
-        )
-        return result.rowcount
-
     async def find(self, token_digest: bytes) -> tuple[Session, User] | None:
         row = (await self._conn.execute(FIND_SESSION, {"digest": token_digest})).first()
         return session_and_user(row._mapping) if row is not None else None
@@ -102,5 +94,4 @@ def session_values(session: Session, token_digest: bytes) -> dict[str, Any]:
         "user_agent": session.user_agent,
         "aal": session.aal,
         "amr": " ".join(session.amr),
-        "password_compromised": session.password_compromised,
     }

@@ -93,7 +93,6 @@ sessions = Table(
     Column("user_agent", String(512)),
     Column("aal", SmallInteger, nullable=False, server_default="1"),
     Column("amr", String(64), nullable=False, server_default="pwd"),  # RFC 8176 values, space-separated
-    Column("password_compromised", Boolean, nullable=False, server_default=false()),
     Index("ix_sessions_token_digest", "token_digest", unique=True),
     Index("ix_sessions_user_id", "user_id"),
 )

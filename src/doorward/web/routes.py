@@ -146,7 +146,7 @@ def login_body(result: LoginResult) -> dict[str, Any]:
     body = {"success": True, "sessionToken": result.token, "user": user_body(result.user)}
     if result.mfa_enrollment_required:
         body["mfaEnrollmentRequired"] = True
-    if result.session.password_compromised:
+    if result.user.password_compromised_at is not None:
         body["passwordCompromised"] = True
     return body
 
@@ -243,7 +243,7 @@ async def session(request: Request) -> Envelope:
     body = {"success": True, "user": user_body(user), "session": session_body(current)}
     if auth.enrollment_required(user):
         body["mfaEnrollmentRequired"] = True  # the policy's word, for a backend to send the user to set-up
-    if current.password_compromised:
+    if user.password_compromised_at is not None:
         body["passwordCompromised"] = True  # a breach lists the password: send the user to change it
     return Envelope(body)
 

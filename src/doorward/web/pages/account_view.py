@@ -84,7 +84,7 @@ async def account_view(
         mfa=await services.mfa.status(user),
         passkeys=[_passkey_view(p) for p in await services.passkeys.list(user)],
         enrolment_only=enrolment_only,
-        password_compromised=current.password_compromised,
+        password_compromised=user.password_compromised_at is not None,
         form_errors=defaultdict(str, form_errors or {}),
         csrf_token=await csrf_token(request),
         **context,
