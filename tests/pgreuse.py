@@ -120,6 +120,7 @@ async def _emptied(url: str, reference: str) -> bool:
         async with conn.transaction():
             # Rows in any order: no foreign key is checked meanwhile (a superuser's right; else dropped).
             await conn.execute("SET LOCAL session_replication_role = replica")
+            await conn.execute("SET LOCAL lock_timeout = '2s'")  # a lock held on (a prepared transaction's)
             for (table,) in await conn.fetch(TABLES):  # quoted by the server (format's %I)
                 await conn.execute(f"DELETE FROM {table}")  # noqa: S608
             for (sequence,) in await conn.fetch(SEQUENCES):
