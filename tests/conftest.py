@@ -24,6 +24,7 @@ from doorward.core.clock import Clock
 from doorward.storage import upgrade
 from doorward.web import create_app
 from tests.pgbouncer import PgBouncer, pgbouncer_binary, running_pgbouncer
+from tests.pgreuse import DatabasePool
 from tests.redis_server import own_redis  # noqa: F401 - a fixture, offered to every test module
 from tests.servers import start_server  # noqa: F401 - a fixture, offered to every test module
 
@@ -156,14 +157,22 @@ def sqlite_url(tmp_path: Path, migrated_template: Path) -> str:
     return f"sqlite:///{path}"
 
 
+@pytest.fixture(scope="session")
+def postgres_pool(postgres_template: str) -> Iterator[DatabasePool]:
+    """Clones of the template, each emptied after its test and used again (see tests/pgreuse.py)."""
+    pool = DatabasePool(postgres_template, postgres_url, admin)
+    yield pool
+    pool.close()
+
+
 @pytest.fixture
 def postgres_database(request: pytest.FixtureRequest) -> Iterator[str]:
-    """A migrated PostgreSQL database of this test's own, dropped afterwards."""
-    template = request.getfixturevalue("postgres_template")
-    name = f"doorward_test_{uuid.uuid4().hex[:12]}"
-    admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    """A migrated PostgreSQL database of this test's own: a fresh clone of the template, or one an
+    earlier test left as it found it, its rows deleted (tests/pgreuse.py); dropped if changed."""
+    pool: DatabasePool = request.getfixturevalue("postgres_pool")
+    name = pool.take()
     yield postgres_url(name)
-    admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    pool.give_back(name)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -152,8 +152,13 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
         return server
 
     yield start
+    for server in started:  # all at once: a server with workers takes a second or two to stop
+        if not server.stopped:
+            server.process.terminate()
     for server in started:
-        server.stop()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            server.process.wait(timeout=10)
+        server.stop()  # a SIGKILL to the group of one that did not stop
 
 
 def wait_until_healthy(server: Server) -> None:

@@ -65,6 +65,14 @@ def exchange(server: Server, request: bytes) -> Answer:
         return read_answer(sock)
 
 
+def exchange_keep_alive(server: Server, request: bytes) -> Answer:
+    """``exchange`` for an answer after which the connection stays open: read exactly the answer,
+    without waiting the two seconds ``read_answer`` gives the server to close."""
+    with connect(server) as sock:
+        sock.sendall(request)
+        return read_answer_keep_alive(sock)
+
+
 def assert_envelope(answer: Answer, status: int, body: object, server: Server) -> None:
     assert answer.status == status, server.explain(answer)
     assert answer.headers["content-type"] == JSON, answer

@@ -14,11 +14,15 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from tests.e2e.browser import COOKIE, SCREENSHOTS, Watched, log_in, shoot
-from tests.servers import Server
+from tests.servers import Server, launch
 
 pytestmark = pytest.mark.e2e
 
 EMAIL = "grace@example.com"
+"""The account the registration test makes with JavaScript on (the one in the screenshots)."""
+NO_JS_EMAIL = "grace.no-js@example.com"
+LOGGED_IN_EMAIL = "grace.logged-in@example.com"
+"""The accounts of the run without JavaScript and of the logged_in fixture: the server is the module's."""
 PASSWORD = "a long and unusual passphrase"
 COMMON = "passwordpassword1"  # long enough, and refused: "password" twice, plus a digit
 JSON_END_OTHER_SESSION = """async (withToken) => {
@@ -31,9 +35,9 @@ JSON_END_OTHER_SESSION = """async (withToken) => {
 }"""
 
 
-def open_account(page: Page, base_url: str) -> Page:
+def open_account(page: Page, base_url: str, email: str) -> Page:
     """Log ``page`` in to the test account and see it land on the account page."""
-    log_in(page, base_url, EMAIL, PASSWORD)
+    log_in(page, base_url, email, PASSWORD)
     expect(page).to_have_url(f"{base_url}/account")
     return page
 
@@ -51,29 +55,36 @@ class LoggedIn:
         return self.server.base_url
 
 
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server for the module: each test registers an account of its own and ends only its sessions."""
+    started = launch(tmp_path_factory.mktemp("browser"), 0)
+    yield started
+    started.stop()
+
+
 @pytest.fixture
-def logged_in(chromium: Browser, start_server: Callable[..., Server]) -> Iterator[LoggedIn]:
-    """A fresh server, the test account registered through the form, and a page logged in to it."""
-    server = start_server()
+def logged_in(chromium: Browser, server: Server) -> Iterator[LoggedIn]:
+    """The module's server, the test account registered through the form, and a page logged in to it."""
     context = chromium.new_context()
     page = context.new_page()
     page.set_default_timeout(10_000)
     page.goto(f"{server.base_url}/register")
-    page.get_by_label("Email").fill(EMAIL)
+    page.get_by_label("Email").fill(LOGGED_IN_EMAIL)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Create account").click()
     expect(page).to_have_url(f"{server.base_url}/login?done=registered")
-    open_account(page, server.base_url)
+    open_account(page, server.base_url, LOGGED_IN_EMAIL)
     yield LoggedIn(server, context, page)
     context.close()
 
 
 @pytest.mark.parametrize("javascript", [True, False], ids=["js", "no-js"])
 def test_register_log_in_see_and_end_sessions_log_out(
-    chromium: Browser, start_server: Callable[..., Server], javascript: bool
+    chromium: Browser, server: Server, javascript: bool
 ) -> None:
-    server = start_server()
     base = server.base_url
+    email = EMAIL if javascript else NO_JS_EMAIL
     laptop = chromium.new_context(java_script_enabled=javascript, viewport={"width": 900, "height": 900})
     phone = chromium.new_context(java_script_enabled=javascript, viewport={"width": 390, "height": 844})
     watched = Watched(laptop)
@@ -81,14 +92,14 @@ def test_register_log_in_see_and_end_sessions_log_out(
 
     # Registration: the script catches a short password before sending; the server refuses a common one.
     page.goto(f"{base}/register")
-    page.get_by_label("Email").fill(EMAIL)
+    page.get_by_label("Email").fill(email)
     if javascript:
         page.get_by_label("Password").fill("too short")
         page.get_by_role("button", name="Create account").click()
         expect(page.locator("#password-error")).to_have_text("Password must be at least 15 characters")
         expect(page.get_by_label("Password")).to_have_attribute("aria-invalid", "true")
         assert page.url == f"{base}/register"  # nothing was sent
-        page.get_by_label("Password").fill(f"{EMAIL} forever and ever")
+        page.get_by_label("Password").fill(f"{email} forever and ever")
         page.get_by_role("button", name="Create account").click()
         expect(page.locator("#password-error")).to_contain_text("must not contain your email address")
     page.get_by_label("Password").fill(COMMON)
@@ -101,15 +112,15 @@ def test_register_log_in_see_and_end_sessions_log_out(
     expect(page.get_by_role("status")).to_have_text("Your account is ready. Log in to continue.")
 
     # A wrong password: the one generic message, announced.
-    log_in(page, base, EMAIL, "not the right passphrase at all")
+    log_in(page, base, email, "not the right passphrase at all")
     expect(page.get_by_role("alert")).to_have_text("Invalid credentials")
-    expect(page.get_by_label("Email")).to_have_value(EMAIL)
+    expect(page.get_by_label("Email")).to_have_value(email)
 
     # Keyboard-only login into the account page; the cookie is HttpOnly, Secure, SameSite=Lax, host-only.
-    log_in(page, base, EMAIL, PASSWORD)
+    log_in(page, base, email, PASSWORD)
     expect(page).to_have_url(f"{base}/account")
     expect(page.get_by_role("heading", name="Your account")).to_be_visible()
-    expect(page.get_by_text(f"Logged in as {EMAIL}.")).to_be_visible()
+    expect(page.get_by_text(f"Logged in as {email}.")).to_be_visible()
     (cookie,) = [c for c in laptop.cookies() if c["name"] == COOKIE]
     assert cookie["secure"] and cookie["httpOnly"] and cookie["sameSite"] == "Lax"
     assert (cookie["domain"], cookie["path"]) == ("127.0.0.1", "/")
@@ -122,7 +133,7 @@ def test_register_log_in_see_and_end_sessions_log_out(
     expect(sessions.first).to_contain_text("this browser")
 
     # A second login from another browser shows up, and is ended from here.
-    other = open_account(phone.new_page(), base)
+    other = open_account(phone.new_page(), base, email)
     page.reload()
     expect(sessions).to_have_count(2)
     shoot(page, "screenshot-account.png", javascript)
@@ -137,7 +148,7 @@ def test_register_log_in_see_and_end_sessions_log_out(
 
     if javascript:
         # A script on the page may use the session through the JSON API only with the page's CSRF token.
-        tablet = open_account(phone.new_page(), base)
+        tablet = open_account(phone.new_page(), base, email)
         status = page.evaluate(JSON_END_OTHER_SESSION, False)
         assert status == [403, {"success": False, "error": "Cross-site request refused", "code": "csrf"}]
         status = page.evaluate(JSON_END_OTHER_SESSION, True)
@@ -155,7 +166,7 @@ def test_register_log_in_see_and_end_sessions_log_out(
     shoot(page, "screenshot-login.png", javascript)
 
     if SCREENSHOTS and javascript:
-        shoot(open_account(phone.new_page(), base), "screenshot-account-phone.png")
+        shoot(open_account(phone.new_page(), base, email), "screenshot-account-phone.png")
 
     assert not watched.problems, watched.problems
     laptop.close()
@@ -210,6 +221,7 @@ def test_a_cross_site_form_post_is_refused_and_the_session_survives(
     logged_in: LoggedIn, attacker_site: Callable[[str], str]
 ) -> None:
     base, page = logged_in.base, logged_in.page
+    logged_before = len(logged_in.server.stderr())  # the server is the module's: only what follows
     victim = logged_in.context.new_page()
     with victim.expect_navigation(url=f"{base}/logout/form") as navigation:
         victim.goto(attacker_site(base))
@@ -222,5 +234,5 @@ def test_a_cross_site_form_post_is_refused_and_the_session_survives(
     expect(page).to_have_url(f"{base}/account")  # still logged in
     expect(page.locator("ul.sessions > li")).to_have_count(1)
     assert [c for c in logged_in.context.cookies() if c["name"] == COOKIE]
-    log = logged_in.server.stderr()
+    log = logged_in.server.stderr()[logged_before:]
     assert "csrf.refused" in log, log

@@ -8,7 +8,7 @@ Set DOORWARD_SCREENSHOTS=1 to (re)write docs/screenshot-mfa-setup.png and docs/s
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyotp
@@ -16,17 +16,28 @@ import pytest
 from playwright.sync_api import Browser, Page, Request, expect
 
 from tests.e2e.browser import COOKIE, Watched, log_in, shoot
-from tests.servers import Server
+from tests.servers import Server, launch
 
 pytestmark = pytest.mark.e2e
 
 EMAIL = "hedy@example.com"
+"""The account of the run with JavaScript (the one in the screenshots)."""
+NO_JS_EMAIL = "hedy.no-js@example.com"
+"""The account of the run without: the server is the module's."""
 PASSWORD = "frequency hopping since 1942"
 
 
-def register(page: Page, base: str) -> None:
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server for the module: each run sets up two-step verification on an account of its own."""
+    started = launch(tmp_path_factory.mktemp("mfa"), 0)
+    yield started
+    started.stop()
+
+
+def register(page: Page, base: str, email: str) -> None:
     page.goto(f"{base}/register")
-    page.get_by_label("Email").fill(EMAIL)
+    page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Create account").click()
     expect(page).to_have_url(f"{base}/login?done=registered")
@@ -37,9 +48,9 @@ def log_out(page: Page, base: str) -> None:
     expect(page).to_have_url(f"{base}/login?done=logged_out")
 
 
-def second_step(page: Page, base: str) -> None:
+def second_step(page: Page, base: str, email: str) -> None:
     """The password, and the page that asks for the code, its field ready to type in."""
-    log_in(page, base, EMAIL, PASSWORD)
+    log_in(page, base, email, PASSWORD)
     expect(page.get_by_role("heading", name="Two-step verification")).to_be_visible()
     code = page.get_by_label("Code from your authenticator app")
     expect(code).to_be_focused()
@@ -49,10 +60,10 @@ def second_step(page: Page, base: str) -> None:
 
 @pytest.mark.parametrize("javascript", [True, False], ids=["js", "no-js"])
 def test_set_up_from_the_qr_code_then_log_in_with_a_code_and_with_a_recovery_code(
-    chromium: Browser, start_server: Callable[..., Server], javascript: bool
+    chromium: Browser, server: Server, javascript: bool
 ) -> None:
-    server = start_server()
     base = server.base_url
+    email = EMAIL if javascript else NO_JS_EMAIL
     context = chromium.new_context(
         java_script_enabled=javascript, viewport={"width": 900, "height": 900}, accept_downloads=True
     )
@@ -65,8 +76,8 @@ def test_set_up_from_the_qr_code_then_log_in_with_a_code_and_with_a_recovery_cod
 
     page.on("request", record)
 
-    register(page, base)
-    log_in(page, base, EMAIL, PASSWORD)
+    register(page, base, email)
+    log_in(page, base, email, PASSWORD)
     expect(page).to_have_url(f"{base}/account")  # the password alone, until the set-up is done
 
     # Set up: the password, then the QR code (inline SVG) with the key beside it.
@@ -102,7 +113,7 @@ def test_set_up_from_the_qr_code_then_log_in_with_a_code_and_with_a_recovery_cod
     log_out(page, base)
 
     # The password is no longer enough: the second step, a wrong code, then the app's code.
-    second_step(page, base)
+    second_step(page, base, email)
     expect(page).to_have_url(f"{base}/login/form")
     mfa_token = page.locator('input[name="mfa_token"]').first.input_value()
     assert len(mfa_token) == 43
@@ -121,7 +132,7 @@ def test_set_up_from_the_qr_code_then_log_in_with_a_code_and_with_a_recovery_cod
     log_out(page, base)
 
     # Once more with a recovery code, behind the toggle (a <details>: no script needed).
-    second_step(page, base)
+    second_step(page, base, email)
     recovery = page.get_by_label("Recovery code")
     expect(recovery).to_be_hidden()
     page.get_by_text("Use a recovery code instead").click()

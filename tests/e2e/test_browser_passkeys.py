@@ -10,18 +10,20 @@ docs/screenshot-passkey-account.png.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, CDPSession, Page, expect
 
 from tests.e2e.browser import DOCS, SCREENSHOTS, Watched
-from tests.servers import Server, free_port
+from tests.servers import free_port, launch
 
 pytestmark = pytest.mark.e2e
 
 EMAIL = "grace@example.com"
+"""The account of the test through the pages (the one in the screenshots); the others make their own,
+named after the test: the server is the module's."""
 PASSWORD = "nanoseconds are eleven inches"
 
 
@@ -55,25 +57,29 @@ def add_passkey(page: Page, base: str, name: str) -> None:
     expect(page).to_have_url(f"{base}/account?done=passkey_added")
 
 
-def serve(start_server: Callable[..., Server]) -> str:
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One server for the module, on ``localhost``; each test registers an account of its own, and each
+    test's virtual authenticator holds only that account's passkeys."""
     port = free_port()
-    base = f"http://localhost:{port}"
-    start_server(port=port, public_url=base)
-    return base
+    address = f"http://localhost:{port}"
+    server = launch(tmp_path_factory.mktemp("passkeys"), 0, port=port, public_url=address)
+    yield address
+    server.stop()
 
 
-def register_and_log_in(page: Page, base: str) -> None:
+def register_and_log_in(page: Page, base: str, email: str) -> None:
     page.goto(f"{base}/register")
-    page.get_by_label("Email").fill(EMAIL)
+    page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Create account").click()
     expect(page).to_have_url(f"{base}/login?done=registered")
-    password_login(page, base)
+    password_login(page, base, email)
 
 
-def password_login(page: Page, base: str) -> None:
+def password_login(page: Page, base: str, email: str) -> None:
     page.goto(f"{base}/login")
-    page.get_by_label("Email").fill(EMAIL)
+    page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in", exact=True).click()
 
@@ -88,17 +94,14 @@ def session(page: Page) -> dict[str, Any]:
     return dict(page.evaluate("fetch('/session').then(r => r.json()).then(b => b.session)"))
 
 
-def test_add_sign_in_second_step_and_remove_through_the_pages(
-    chromium: Browser, start_server: Callable[..., Server]
-) -> None:
-    base = serve(start_server)
+def test_add_sign_in_second_step_and_remove_through_the_pages(chromium: Browser, base: str) -> None:
     context = chromium.new_context(viewport={"width": 900, "height": 900})
     context.add_init_script(NO_AUTOFILL)
     watched = Watched(context)
     page = watched.page
     cdp, authenticator = virtual_authenticator(context, page)
 
-    register_and_log_in(page, base)
+    register_and_log_in(page, base, EMAIL)
     expect(page).to_have_url(f"{base}/account")
     section = page.get_by_role("region", name="Passkeys")
     add_passkey(page, base, "Laptop")
@@ -124,7 +127,7 @@ def test_add_sign_in_second_step_and_remove_through_the_pages(
 
     # The password, then the passkey as the second step.
     log_out(page, base)
-    password_login(page, base)
+    password_login(page, base, EMAIL)
     expect(page.get_by_role("heading", name="Two-step verification")).to_be_visible()
     expect(page.get_by_label("Code from your authenticator app")).to_have_count(0)  # no app
     page.get_by_role("button", name="Use your passkey").click()
@@ -177,13 +180,12 @@ JSON_API = """async (password) => {
 }"""
 
 
-def test_the_json_api_from_the_pages_origin(chromium: Browser, start_server: Callable[..., Server]) -> None:
-    base = serve(start_server)
+def test_the_json_api_from_the_pages_origin(chromium: Browser, base: str) -> None:
     context = chromium.new_context()
     watched = Watched(context)
     page = watched.page
     virtual_authenticator(context, page)
-    register_and_log_in(page, base)
+    register_and_log_in(page, base, "grace.api@example.com")
     expect(page).to_have_url(f"{base}/account")
 
     result = page.evaluate(JSON_API, PASSWORD)
@@ -200,17 +202,14 @@ def test_the_json_api_from_the_pages_origin(chromium: Browser, start_server: Cal
     context.close()
 
 
-def test_the_email_fields_autofill_offers_the_passkey(
-    chromium: Browser, start_server: Callable[..., Server]
-) -> None:
+def test_the_email_fields_autofill_offers_the_passkey(chromium: Browser, base: str) -> None:
     """Conditional mediation: the login page asks for a passkey as it opens, for the email field's
     suggestions; here the virtual authenticator picks it at once, and the page signs in."""
-    base = serve(start_server)
     context = chromium.new_context()
     watched = Watched(context)
     page = watched.page
     virtual_authenticator(context, page)
-    register_and_log_in(page, base)
+    register_and_log_in(page, base, "grace.autofill@example.com")
     add_passkey(page, base, "Phone")
     page.get_by_role("button", name="Log out").click()
     expect(page).to_have_url(f"{base}/account")  # via the login page, signed in by the autofill's answer
@@ -220,14 +219,13 @@ def test_the_email_fields_autofill_offers_the_passkey(
 
 
 def test_without_javascript_no_passkey_button_shows_and_the_password_works(
-    chromium: Browser, start_server: Callable[..., Server]
+    chromium: Browser, base: str
 ) -> None:
-    base = serve(start_server)
     context = chromium.new_context(java_script_enabled=False)
     page = context.new_page()
     page.goto(f"{base}/login")
     expect(page.get_by_role("button", name="Sign in with a passkey")).to_be_hidden()
-    register_and_log_in(page, base)
+    register_and_log_in(page, base, "grace.no-js@example.com")
     expect(page).to_have_url(f"{base}/account")
     expect(page.get_by_role("button", name="Add a passkey")).to_be_hidden()
     context.close()

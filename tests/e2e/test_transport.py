@@ -13,7 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.rawhttp import assert_envelope, connect, exchange, read_answer, read_answer_keep_alive
+from tests.e2e.rawhttp import (
+    assert_envelope,
+    connect,
+    exchange,
+    exchange_keep_alive,
+    read_answer,
+    read_answer_keep_alive,
+)
 from tests.servers import Server, launch
 
 pytestmark = pytest.mark.e2e
@@ -95,7 +102,7 @@ def head_of(size: int, path: bytes = b"/healthz") -> bytes:
 
 
 def test_a_head_at_the_size_limit_is_served(server: Server) -> None:
-    answer = exchange(server, head_of(MAX_HEADER_BYTES))
+    answer = exchange_keep_alive(server, head_of(MAX_HEADER_BYTES))
     assert answer.status == 200, server.explain(answer)
 
 
@@ -117,7 +124,7 @@ def test_more_headers_than_allowed_get_431(server: Server) -> None:
 
 def test_as_many_headers_as_allowed_are_served(server: Server) -> None:
     many = b"".join(b"X-%d: 1\r\n" % n for n in range(MAX_HEADERS - 1))
-    answer = exchange(server, b"GET /healthz HTTP/1.1\r\n" + HOST + many + b"\r\n")
+    answer = exchange_keep_alive(server, b"GET /healthz HTTP/1.1\r\n" + HOST + many + b"\r\n")
     assert answer.status == 200, server.explain(answer)
 
 
@@ -150,7 +157,7 @@ def test_a_64_mib_header_is_refused_without_being_read(server: Server) -> None:
     assert elapsed < 2, elapsed
     grown = rss_kib(server.process.pid) - before
     assert grown < 8 * 1024, f"the worker grew by {grown} KiB"
-    healthz = exchange(server, b"GET /healthz HTTP/1.1\r\n" + HOST + b"\r\n")
+    healthz = exchange_keep_alive(server, b"GET /healthz HTTP/1.1\r\n" + HOST + b"\r\n")
     assert healthz.status == 200
 
 
