@@ -171,8 +171,9 @@ def test_the_workers_share_one_set_of_hashing_processes(
         assert client.post("/register", json=body).status_code == 201
         dead = hashing_pids(server)[0]
         os.kill(dead, signal.SIGKILL)
-        assert wait_for(lambda: f"hashing process {dead} ended" in server.stderr(), 10), server.explain()
-        assert len(hashing_pids(server)) == expected
+        # The log says "ended" before the replacement starts: wait for the one that says it replaces it.
+        assert wait_for(lambda: f"replaces {dead}" in server.stderr(), 10), server.explain()
+        assert len(hashing_pids(server)) == expected, server.explain()
         # A new connection each time, so that both workers are most likely asked.
         statuses = {
             client.post("/login", json=body, headers={"Connection": "close"}).status_code for _ in range(6)
