@@ -115,6 +115,9 @@ class Mfa:
         )
         attempts = proof.attempts
         async with d.store.write() as tx:
+            # The account's row first, as the passkey's removal does: the two take turns, so the
+            # check of the factor left sees the other's removal (else both go under the policy).
+            await tx.users.by_id(user.id, for_update=True)
             if not await tx.factors.delete_totp(user.id):
                 raise MfaNotEnabled()  # turned off by a concurrent request
             await tx.factors.delete_recovery_codes(user.id)

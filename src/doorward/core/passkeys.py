@@ -232,6 +232,9 @@ class Passkeys:
             raise LastFactor()
         await reauthenticate(d, user, password, client, purpose="passkey_remove")
         async with d.store.write() as tx:
+            # The account's row first, as turning the app off does: the two take turns, so the
+            # check of the factor left sees the other's removal (else both go under the policy).
+            await tx.users.by_id(user.id, for_update=True)
             if not await tx.passkeys.delete(user.id, passkey_id):
                 raise PasskeyNotFound()  # removed by a concurrent request
             left = await has_factor(tx, user.id)
