@@ -60,6 +60,14 @@ def test_audit_lists_events_newest_first_with_filters(database_url: str) -> None
     assert len(events_of(invoke(database_url, "audit", "--until", "2999-01-01T00:00:00Z").stdout)) == 7
     assert invoke(database_url, "audit", "--until", "2000-01-01").stdout == ""
     assert_one_line_error(invoke(database_url, "audit", "--since", "yesterday"), "--since", "not a date")
+    for option, moment in [
+        ("--since", "0001-01-01T00:00:00+14:00"),
+        ("--until", "9999-12-31T23:59:59-14:00"),
+    ]:
+        # A time UTC puts before year 1 or after 9999: an error like any bad time, not a traceback.
+        off_calendar = invoke(database_url, "audit", option, moment)
+        assert off_calendar.exit_code == 1 and not isinstance(off_calendar.exception, OverflowError)
+        assert_one_line_error(off_calendar, option, "not a date")
     assert_one_line_error(invoke(database_url, "audit", "--user", "nobody@example.com"), "No account")
 
 

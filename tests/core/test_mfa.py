@@ -78,8 +78,8 @@ class Enrolled:
 async def enrolled(accounts: Accounts, mfa: Mfa, store: MemoryStore, clock: FakeClock) -> Enrolled:
     user = await accounts.register(EMAIL, PASSWORD)
     assert user is not None
-    enrolment = await mfa.begin_totp(user, PASSWORD, CLIENT)
-    codes = await mfa.confirm_totp(user, now_code(enrolment.secret, clock), CLIENT)
+    enrolment = await mfa.begin_totp(user, PASSWORD, CLIENT, aal=2)
+    codes = await mfa.confirm_totp(user, now_code(enrolment.secret, clock), CLIENT, aal=2)
     clock.advance(seconds=30)  # the code that confirmed is used: the next login needs the next one
     return Enrolled(store.data.users[user.id], enrolment.secret, codes)
 
@@ -100,20 +100,20 @@ async def test_enrolment_begins_pending_and_confirms_with_a_code_from_the_app(
 ) -> None:
     user = await accounts.register(EMAIL, PASSWORD)
     assert user is not None
-    first = await mfa.begin_totp(user, PASSWORD, CLIENT)
+    first = await mfa.begin_totp(user, PASSWORD, CLIENT, aal=2)
     assert len(first.secret) == 32
     assert first.uri == (
         f"otpauth://totp/doorward:{EMAIL}?secret={first.secret}&issuer=doorward&algorithm=SHA1&digits=6&period=30"
     )
     assert first.secret not in repr(first)
-    again = await mfa.begin_totp(user, PASSWORD, CLIENT)  # replaces the pending one
+    again = await mfa.begin_totp(user, PASSWORD, CLIENT, aal=2)  # replaces the pending one
     assert again.secret != first.secret
     assert await mfa.status(user) == MfaStatus(totp=False, recovery_codes_left=0)
     with pytest.raises(CodeInvalid):
-        await mfa.confirm_totp(user, now_code(first.secret, clock), CLIENT)  # the replaced secret
+        await mfa.confirm_totp(user, now_code(first.secret, clock), CLIENT, aal=2)  # the replaced secret
     assert not store.data.users[user.id].mfa_enabled
 
-    codes = await mfa.confirm_totp(user, now_code(again.secret, clock), CLIENT)
+    codes = await mfa.confirm_totp(user, now_code(again.secret, clock), CLIENT, aal=2)
 
     assert len(codes) == len(set(codes)) == 10
     assert store.data.users[user.id].mfa_enabled
@@ -126,9 +126,9 @@ async def test_enrolment_begins_pending_and_confirms_with_a_code_from_the_app(
         "mfa.totp_confirmed",
     ]
     with pytest.raises(TotpActive):
-        await mfa.begin_totp(user, PASSWORD, CLIENT)
+        await mfa.begin_totp(user, PASSWORD, CLIENT, aal=2)
     with pytest.raises(TotpActive):
-        await mfa.confirm_totp(user, now_code(again.secret, clock), CLIENT)
+        await mfa.confirm_totp(user, now_code(again.secret, clock), CLIENT, aal=2)
 
 
 async def test_set_up_takes_the_password_and_a_started_set_up(
@@ -137,11 +137,11 @@ async def test_set_up_takes_the_password_and_a_started_set_up(
     user = await accounts.register(EMAIL, PASSWORD)
     assert user is not None
     with pytest.raises(TotpNotPending):
-        await mfa.confirm_totp(user, "123456", CLIENT)
+        await mfa.confirm_totp(user, "123456", CLIENT, aal=2)
     with pytest.raises(InvalidCurrentPassword):
-        await mfa.begin_totp(user, "not the password at all", CLIENT)
+        await mfa.begin_totp(user, "not the password at all", CLIENT, aal=2)
     with pytest.raises(InvalidCurrentPassword):
-        await mfa.begin_totp(user, "\x00", CLIENT)
+        await mfa.begin_totp(user, "\x00", CLIENT, aal=2)
 
 
 async def test_the_store_holds_no_secret_code_or_token_in_clear(
@@ -367,8 +367,8 @@ async def test_regenerated_codes_void_the_old_set(
     enrolled: Enrolled, auth: Authenticator, mfa: Mfa, deps: Deps
 ) -> None:
     with pytest.raises(InvalidCurrentPassword):
-        await mfa.regenerate_codes(enrolled.user, "not the password at all", CLIENT)
-    fresh = await mfa.regenerate_codes(enrolled.user, PASSWORD, CLIENT)
+        await mfa.regenerate_codes(enrolled.user, "not the password at all", CLIENT, aal=2)
+    fresh = await mfa.regenerate_codes(enrolled.user, PASSWORD, CLIENT, aal=2)
     assert len(fresh) == 10
     assert not set(fresh) & set(enrolled.codes)
     assert sent(deps)[-1] == ("recovery_codes_regenerated", EMAIL, None)
@@ -383,9 +383,9 @@ async def test_no_codes_without_a_factor(accounts: Accounts, mfa: Mfa) -> None:
     user = await accounts.register(EMAIL, PASSWORD)
     assert user is not None
     with pytest.raises(MfaNotEnabled):
-        await mfa.regenerate_codes(user, PASSWORD, CLIENT)
+        await mfa.regenerate_codes(user, PASSWORD, CLIENT, aal=2)
     with pytest.raises(MfaNotEnabled):
-        await mfa.disable_totp(user, PASSWORD, "123456", CLIENT)
+        await mfa.disable_totp(user, PASSWORD, "123456", CLIENT, aal=2)
 
 
 # --- turning it off -----------------------------------------------------------------------------
@@ -404,13 +404,15 @@ async def test_disabling_takes_the_password_and_a_code(
     pending = await password_step(auth)
     code = enrolled.codes[0] if with_recovery_code else now_code(enrolled.secret, clock)
     with pytest.raises(InvalidCurrentPassword):
-        await mfa.disable_totp(enrolled.user, "not the password at all", code, CLIENT)
+        await mfa.disable_totp(enrolled.user, "not the password at all", code, CLIENT, aal=2)
     with pytest.raises(CodeInvalid):
-        await mfa.disable_totp(enrolled.user, PASSWORD, "000000" if code != "000000" else "111111", CLIENT)
+        await mfa.disable_totp(
+            enrolled.user, PASSWORD, "000000" if code != "000000" else "111111", CLIENT, aal=2
+        )
     with pytest.raises(CodeInvalid):
-        await mfa.disable_totp(enrolled.user, PASSWORD, "zzzzz-zzzzz", CLIENT)
+        await mfa.disable_totp(enrolled.user, PASSWORD, "zzzzz-zzzzz", CLIENT, aal=2)
 
-    await mfa.disable_totp(enrolled.user, PASSWORD, code, CLIENT)
+    await mfa.disable_totp(enrolled.user, PASSWORD, code, CLIENT, aal=2)
 
     assert not store.data.users[enrolled.user.id].mfa_enabled
     assert (store.data.totp, store.data.codes, store.data.challenges) == ({}, {}, {})
@@ -420,15 +422,15 @@ async def test_disabling_takes_the_password_and_a_code(
         await mfa.complete_login(pending, CLIENT, code=now_code(enrolled.secret, clock))
     assert (await auth.login(EMAIL, PASSWORD, CLIENT)).session.aal == 1
     with pytest.raises(MfaNotEnabled):
-        await mfa.disable_totp(enrolled.user, PASSWORD, code, CLIENT)
+        await mfa.disable_totp(enrolled.user, PASSWORD, code, CLIENT, aal=2)
 
 
 async def test_wrong_codes_when_disabling_count_in_the_throttle(enrolled: Enrolled, mfa: Mfa) -> None:
     for _ in range(5):
         with pytest.raises(CodeInvalid):
-            await mfa.disable_totp(enrolled.user, PASSWORD, "zzzzz-zzzzz", CLIENT)
+            await mfa.disable_totp(enrolled.user, PASSWORD, "zzzzz-zzzzz", CLIENT, aal=2)
     with pytest.raises(TooManyAttempts):
-        await mfa.disable_totp(enrolled.user, PASSWORD, enrolled.codes[0], CLIENT)
+        await mfa.disable_totp(enrolled.user, PASSWORD, enrolled.codes[0], CLIENT, aal=2)
 
 
 # --- what other flows do to it ------------------------------------------------------------------
@@ -520,8 +522,8 @@ async def test_with_mfa_required_an_account_without_a_factor_may_only_enrol(
     assert (result.session.aal, result.mfa_enrollment_required) == (1, True)
     user, _ = await auth.check(result.token)
     assert auth.enrollment_required(user)
-    enrolment = await mfa.begin_totp(user, PASSWORD, CLIENT)
-    await mfa.confirm_totp(user, now_code(enrolment.secret, clock), CLIENT)
+    enrolment = await mfa.begin_totp(user, PASSWORD, CLIENT, aal=2)
+    await mfa.confirm_totp(user, now_code(enrolment.secret, clock), CLIENT, aal=2)
     user, _ = await auth.check(result.token)  # the same session, now of an account with a factor
     assert not auth.enrollment_required(user)
     assert not Authenticator(deps).enrollment_required(replace(user, mfa_enabled=False))  # policy off

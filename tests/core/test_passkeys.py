@@ -97,8 +97,8 @@ async def add(
     name: str | None = None,
     password: str = PASSWORD,
 ) -> PasskeyInfo:
-    options = await passkeys.registration_options(user, password, CLIENT)
-    return await passkeys.register(user, authenticator.create(options), name, CLIENT)
+    options = await passkeys.registration_options(user, password, CLIENT, aal=2)
+    return await passkeys.register(user, authenticator.create(options), name, CLIENT, aal=2)
 
 
 def current(store: MemoryStore, user: User) -> User:
@@ -113,8 +113,8 @@ async def password_step(auth: Authenticator, methods: tuple[str, ...]) -> str:
 
 
 async def enrol_totp(mfa: Mfa, user: User, clock: FakeClock) -> tuple[str, list[str]]:
-    enrolment = await mfa.begin_totp(user, PASSWORD, CLIENT)
-    codes = await mfa.confirm_totp(user, pyotp.TOTP(enrolment.secret).at(clock()), CLIENT)
+    enrolment = await mfa.begin_totp(user, PASSWORD, CLIENT, aal=2)
+    codes = await mfa.confirm_totp(user, pyotp.TOTP(enrolment.secret).at(clock()), CLIENT, aal=2)
     clock.advance(seconds=30)
     return enrolment.secret, codes
 
@@ -125,7 +125,7 @@ async def enrol_totp(mfa: Mfa, user: User, clock: FakeClock) -> tuple[str, list[
 async def test_registration_options_are_the_level_3_json_a_browser_parses(
     passkeys: Passkeys, user: User, store: MemoryStore
 ) -> None:
-    options = await passkeys.registration_options(user, PASSWORD, CLIENT)
+    options = await passkeys.registration_options(user, PASSWORD, CLIENT, aal=2)
 
     assert json.loads(json.dumps(options)) == options  # JSON as it is
     assert options["rp"] == {"name": "doorward", "id": RP_ID}
@@ -153,8 +153,8 @@ async def test_a_registration_stores_every_field_turns_the_second_step_on_mails_
     passkeys: Passkeys, user: User, store: MemoryStore, deps: Deps, clock: FakeClock
 ) -> None:
     authenticator = key(aaguid=b"\xfb\xfc\x30\x07\x15\x4e\x4e\xcc\x8c\x0b\x6e\x02\x05\x57\xd7\xbd")
-    options = await passkeys.registration_options(user, PASSWORD, CLIENT)
-    info = await passkeys.register(user, authenticator.create(options), "  Laptop  ", CLIENT)
+    options = await passkeys.registration_options(user, PASSWORD, CLIENT, aal=2)
+    info = await passkeys.register(user, authenticator.create(options), "  Laptop  ", CLIENT, aal=2)
 
     (stored,) = store.data.passkeys.values()
     assert info == PasskeyInfo(stored.id, "Laptop", clock(), None, False)
@@ -178,17 +178,17 @@ async def test_every_passkey_of_an_account_has_one_user_handle_and_none_is_offer
 ) -> None:
     first, second = key(), key(synced=True, transports=("hybrid",))
     await add(passkeys, user, first)
-    options = await passkeys.registration_options(user, PASSWORD, CLIENT)
+    options = await passkeys.registration_options(user, PASSWORD, CLIENT, aal=2)
     assert options["excludeCredentials"] == [
         {"id": first.id, "type": "public-key", "transports": ["internal", "hybrid"]}
     ]
-    info = await passkeys.register(user, second.create(options), None, CLIENT)
+    info = await passkeys.register(user, second.create(options), None, CLIENT, aal=2)
     assert (info.name, info.backed_up) == ("Passkey 2", True)
     assert first.user_handle == second.user_handle
     assert {p.user_handle for p in store.data.passkeys.values()} == {first.user_handle}
     other = await accounts.register(OTHER_EMAIL, OTHER_PASSWORD)
     assert other is not None
-    theirs = await passkeys.registration_options(other, OTHER_PASSWORD, CLIENT)
+    theirs = await passkeys.registration_options(other, OTHER_PASSWORD, CLIENT, aal=2)
     assert theirs["user"]["id"] != b64url(first.user_handle or b"")  # type: ignore[index]
 
 
@@ -211,9 +211,9 @@ async def test_every_passkey_of_an_account_has_one_user_handle_and_none_is_offer
 async def test_a_registration_that_fails_a_check_is_refused_and_audited(
     passkeys: Passkeys, user: User, store: MemoryStore, deps: Deps, tamper: Any
 ) -> None:
-    options = await passkeys.registration_options(user, PASSWORD, CLIENT)
+    options = await passkeys.registration_options(user, PASSWORD, CLIENT, aal=2)
     with pytest.raises(PasskeyInvalid):
-        await passkeys.register(user, tamper(key(), options), None, CLIENT)
+        await passkeys.register(user, tamper(key(), options), None, CLIENT, aal=2)
     assert store.data.passkeys == {}
     assert not current(store, user).mfa_enabled
     assert events(deps)[-1] == "passkey.register_failed"
@@ -224,21 +224,21 @@ async def test_a_registration_answers_only_its_own_users_fresh_register_challeng
 ) -> None:
     other = await accounts.register(OTHER_EMAIL, OTHER_PASSWORD)
     assert other is not None
-    theirs = await passkeys.registration_options(other, OTHER_PASSWORD, CLIENT)
+    theirs = await passkeys.registration_options(other, OTHER_PASSWORD, CLIENT, aal=2)
     with pytest.raises(PasskeyInvalid):  # another user's challenge
-        await passkeys.register(user, key().create(theirs), None, CLIENT)
+        await passkeys.register(user, key().create(theirs), None, CLIENT, aal=2)
     login = await passkeys.login_options()
     with pytest.raises(PasskeyInvalid):  # a challenge of another ceremony
-        await passkeys.register(user, key().create({**login, "user": theirs["user"]}), None, CLIENT)
-    options = await passkeys.registration_options(user, PASSWORD, CLIENT)
+        await passkeys.register(user, key().create({**login, "user": theirs["user"]}), None, CLIENT, aal=2)
+    options = await passkeys.registration_options(user, PASSWORD, CLIENT, aal=2)
     clock.advance(minutes=5)
     with pytest.raises(PasskeyInvalid):  # expired
-        await passkeys.register(user, key().create(options), None, CLIENT)
-    options = await passkeys.registration_options(user, PASSWORD, CLIENT)
+        await passkeys.register(user, key().create(options), None, CLIENT, aal=2)
+    options = await passkeys.registration_options(user, PASSWORD, CLIENT, aal=2)
     response = key().create(options)
-    await passkeys.register(user, response, None, CLIENT)
+    await passkeys.register(user, response, None, CLIENT, aal=2)
     with pytest.raises(PasskeyInvalid):  # used: a replay
-        await passkeys.register(user, response, None, CLIENT)
+        await passkeys.register(user, response, None, CLIENT, aal=2)
     assert len(store.data.passkeys) == 1
 
 
@@ -256,9 +256,9 @@ async def test_adding_one_takes_the_current_password(
     passkeys: Passkeys, user: User, store: MemoryStore
 ) -> None:
     with pytest.raises(InvalidCurrentPassword):
-        await passkeys.registration_options(user, "not the password at all", CLIENT)
+        await passkeys.registration_options(user, "not the password at all", CLIENT, aal=2)
     with pytest.raises(InvalidCurrentPassword):
-        await passkeys.registration_options(user, "\x00", CLIENT)
+        await passkeys.registration_options(user, "\x00", CLIENT, aal=2)
     assert store.data.ceremonies == {}
 
 
@@ -267,12 +267,12 @@ async def test_an_account_has_at_most_twenty_passkeys(
 ) -> None:
     for _ in range(MAX_PASSKEYS - 1):
         await add(passkeys, user, key())
-    late = await passkeys.registration_options(user, PASSWORD, CLIENT)  # the 20th may begin twice
+    late = await passkeys.registration_options(user, PASSWORD, CLIENT, aal=2)  # the 20th may begin twice
     await add(passkeys, user, key())
     with pytest.raises(PasskeyLimit):
-        await passkeys.register(user, key().create(late), None, CLIENT)
+        await passkeys.register(user, key().create(late), None, CLIENT, aal=2)
     with pytest.raises(PasskeyLimit):
-        await passkeys.registration_options(user, PASSWORD, CLIENT)
+        await passkeys.registration_options(user, PASSWORD, CLIENT, aal=2)
     assert len(store.data.passkeys) == MAX_PASSKEYS
 
 
@@ -300,7 +300,7 @@ async def test_only_the_owner_renames_or_removes_a_passkey(
         with pytest.raises(PasskeyNotFound):
             await passkeys.rename(other, passkey_id, "Mine")
         with pytest.raises(PasskeyNotFound):
-            await passkeys.remove(other, passkey_id, OTHER_PASSWORD, CLIENT)
+            await passkeys.remove(other, passkey_id, OTHER_PASSWORD, CLIENT, aal=2)
     assert [p.name for p in store.data.passkeys.values()] == ["Passkey 1"]
 
 
@@ -404,7 +404,7 @@ async def test_a_challenge_of_another_ceremony_does_not_sign_in(
 ) -> None:
     authenticator = key()
     await add(passkeys, user, authenticator)
-    register = await passkeys.registration_options(user, PASSWORD, CLIENT)
+    register = await passkeys.registration_options(user, PASSWORD, CLIENT, aal=2)
     with pytest.raises(InvalidCredentials):
         await passkeys.login(authenticator.get(register), CLIENT)
     second = await passkeys.second_step_options(await password_step(auth, ("passkey",)))
@@ -435,9 +435,9 @@ async def test_a_removed_passkey_no_longer_signs_in(
     info = await add(passkeys, user, authenticator)
     await add(passkeys, user, spare)
     with pytest.raises(InvalidCurrentPassword):
-        await passkeys.remove(user, info.id, "not the password at all", CLIENT)
+        await passkeys.remove(user, info.id, "not the password at all", CLIENT, aal=2)
 
-    await passkeys.remove(user, info.id, PASSWORD, CLIENT)
+    await passkeys.remove(user, info.id, PASSWORD, CLIENT, aal=2)
 
     assert sent(deps)[-1] == ("passkey_removed", EMAIL, "Passkey 1")
     assert last(deps, "passkey.removed")["passkey_id"] == info.id
@@ -446,7 +446,7 @@ async def test_a_removed_passkey_no_longer_signs_in(
     assert last(deps, "passkey.login_failed")["reason"] == "unknown_credential"
     assert (await passkeys.login(spare.get(await passkeys.login_options()), CLIENT)).session.aal == 2
     with pytest.raises(PasskeyNotFound):
-        await passkeys.remove(user, info.id, PASSWORD, CLIENT)
+        await passkeys.remove(user, info.id, PASSWORD, CLIENT, aal=2)
 
 
 async def test_a_disabled_account_does_not_sign_in(
@@ -720,11 +720,11 @@ async def test_the_last_factor_stays_while_mfa_is_required(
     assert not auth.enrollment_required(current(store, user))  # a passkey counts as a factor
     second = await add(passkeys, user, key())
 
-    await passkeys.remove(user, first.id, PASSWORD, CLIENT)
+    await passkeys.remove(user, first.id, PASSWORD, CLIENT, aal=2)
     with pytest.raises(LastFactor):
-        await passkeys.remove(user, second.id, PASSWORD, CLIENT)
+        await passkeys.remove(user, second.id, PASSWORD, CLIENT, aal=2)
     await enrol_totp(mfa, user, clock)
-    await passkeys.remove(user, second.id, PASSWORD, CLIENT)  # the app is left
+    await passkeys.remove(user, second.id, PASSWORD, CLIENT, aal=2)  # the app is left
     assert store.data.passkeys == {}
     assert current(store, user).mfa_enabled
     # Without the policy, the last one goes too.
@@ -741,13 +741,13 @@ async def test_the_app_as_the_last_factor_stays_while_mfa_is_required(
     secret, _ = await enrol_totp(mfa, user, clock)
 
     with pytest.raises(LastFactor):
-        await mfa.disable_totp(user, PASSWORD, pyotp.TOTP(secret).at(clock()), CLIENT)
+        await mfa.disable_totp(user, PASSWORD, pyotp.TOTP(secret).at(clock()), CLIENT, aal=2)
     assert current(store, user).mfa_enabled
     assert store.data.totp  # nothing was removed
 
     await add(passkeys, user, key())  # with a passkey left, the app may go
     clock.advance(seconds=30)
-    await mfa.disable_totp(user, PASSWORD, pyotp.TOTP(secret).at(clock()), CLIENT)
+    await mfa.disable_totp(user, PASSWORD, pyotp.TOTP(secret).at(clock()), CLIENT, aal=2)
     assert current(store, user).mfa_enabled
 
 
@@ -764,7 +764,7 @@ async def test_the_app_stays_when_the_last_passkey_went_while_it_was_being_turne
     store.before_next_write = lambda data: data.passkeys.clear()  # the removal commits meanwhile
 
     with pytest.raises(LastFactor):
-        await mfa.disable_totp(user, PASSWORD, pyotp.TOTP(secret).at(clock()), CLIENT)
+        await mfa.disable_totp(user, PASSWORD, pyotp.TOTP(secret).at(clock()), CLIENT, aal=2)
     assert store.data.totp  # the app stays, and the sign-in it guards
     assert current(store, user).mfa_enabled
 
@@ -775,11 +775,11 @@ async def test_the_flag_follows_the_factors_left(
     secret, _ = await enrol_totp(mfa, user, clock)
     info = await add(passkeys, user, key())
 
-    await mfa.disable_totp(user, PASSWORD, pyotp.TOTP(secret).at(clock()), CLIENT)
+    await mfa.disable_totp(user, PASSWORD, pyotp.TOTP(secret).at(clock()), CLIENT, aal=2)
 
     assert current(store, user).mfa_enabled  # the passkey keeps the second step
     await password_step(auth, ("passkey",))
-    await passkeys.remove(user, info.id, PASSWORD, CLIENT)
+    await passkeys.remove(user, info.id, PASSWORD, CLIENT, aal=2)
     assert not current(store, user).mfa_enabled
     result = await auth.login(EMAIL, PASSWORD, CLIENT)
     assert (result.session.aal, result.session.amr) == (1, ("pwd",))
@@ -790,7 +790,7 @@ async def test_the_admin_reset_removes_the_passkeys_too(
 ) -> None:
     authenticator = key()
     await add(passkeys, user, authenticator)
-    await passkeys.registration_options(user, PASSWORD, CLIENT)
+    await passkeys.registration_options(user, PASSWORD, CLIENT, aal=2)
     await admin.reset_mfa(EMAIL)
     assert (store.data.passkeys, store.data.ceremonies) == ({}, {})
     assert not current(store, user).mfa_enabled
@@ -802,13 +802,13 @@ async def test_the_admin_reset_removes_the_passkeys_too(
 async def test_a_password_change_voids_a_set_up_it_allowed(
     passkeys: Passkeys, user: User, auth: Authenticator, accounts: Accounts
 ) -> None:
-    options = await passkeys.registration_options(user, PASSWORD, CLIENT)
+    options = await passkeys.registration_options(user, PASSWORD, CLIENT, aal=2)
     result = await auth.login(EMAIL, PASSWORD, CLIENT)
     await accounts.change_password(
         result.user, result.session, PASSWORD, "a brand new passphrase for ada", CLIENT
     )
     with pytest.raises(PasskeyInvalid):
-        await passkeys.register(user, key().create(options), None, CLIENT)
+        await passkeys.register(user, key().create(options), None, CLIENT, aal=2)
 
 
 async def test_prune_deletes_expired_passkey_challenges(
@@ -826,8 +826,11 @@ async def test_the_store_holds_no_challenge_in_clear(
     passkeys: Passkeys, user: User, store: MemoryStore
 ) -> None:
     authenticator = key()
-    challenges = [await passkeys.registration_options(user, PASSWORD, CLIENT), await passkeys.login_options()]
-    await passkeys.register(user, authenticator.create(challenges[0]), None, CLIENT)
+    challenges = [
+        await passkeys.registration_options(user, PASSWORD, CLIENT, aal=2),
+        await passkeys.login_options(),
+    ]
+    await passkeys.register(user, authenticator.create(challenges[0]), None, CLIENT, aal=2)
     stored = repr(store.data)
     for options in challenges:
         raw = unb64url(str(options["challenge"]))

@@ -9,10 +9,11 @@ import pytest
 from doorward.core.account_care import AccountCare
 from doorward.core.accounts import Accounts
 from doorward.core.deps import Deps
-from doorward.core.errors import CodeInvalid, InvalidCurrentPassword, TooManyAttempts
+from doorward.core.errors import Aal2Required, CodeInvalid, InvalidCurrentPassword, TooManyAttempts
 from doorward.core.factor_checks import FactorChecks
+from doorward.core.mfa import Mfa
 from doorward.core.models import TokenPurpose
-from doorward.core.reauth import reauthenticate
+from doorward.core.reauth import reauthenticate, require_assurance
 from doorward.core.secret_box import SecretBox
 from tests.conftest import EMAIL, PASSWORD, FakeClock
 from tests.core.conftest import CLIENT
@@ -72,6 +73,22 @@ async def test_with_the_factors_asked_for_an_active_app_needs_its_code(
     assert recovery.second_factor
     # Without the factors asked for (a password change), the password alone is the proof.
     assert not (await reauthenticate(deps, enrolled.user, PASSWORD, CLIENT, purpose="test")).second_factor
+
+
+async def test_a_factor_changes_from_level_one_only_while_the_account_has_none(
+    accounts: Accounts, deps: Deps, mfa: Mfa, enrolled: Enrolled, clock: FakeClock
+) -> None:
+    fresh = await accounts.register("grace@example.com", PASSWORD)
+    assert fresh is not None
+    await require_assurance(deps, fresh, 1)  # no factor yet: level 1 enrols the first
+    await require_assurance(deps, enrolled.user, 2)
+    with pytest.raises(Aal2Required):
+        await require_assurance(deps, enrolled.user, 1)
+    with pytest.raises(Aal2Required):  # refused before the password is even checked
+        await mfa.regenerate_codes(enrolled.user, WRONG, CLIENT, aal=1)
+    with pytest.raises(Aal2Required):
+        await mfa.disable_totp(enrolled.user, PASSWORD, now_code(enrolled.secret, clock), CLIENT, aal=1)
+    assert "mfa.step_up_failed" not in events(deps)
 
 
 async def test_an_email_change_mails_a_link_only_to_a_free_address(

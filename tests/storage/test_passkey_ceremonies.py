@@ -40,9 +40,9 @@ async def test_every_ceremony_on_the_database_and_no_challenge_in_clear(database
     async with open_services(settings) as services:
         user = await services.accounts.register(EMAIL, PASSWORD)
         assert user is not None
-        options = await services.passkeys.registration_options(user, PASSWORD, CLIENT)
+        options = await services.passkeys.registration_options(user, PASSWORD, CLIENT, aal=2)
         challenges.append(str(options["challenge"]))
-        info = await services.passkeys.register(user, authenticator.create(options), "Laptop", CLIENT)
+        info = await services.passkeys.register(user, authenticator.create(options), "Laptop", CLIENT, aal=2)
 
         login = await services.passkeys.login_options()
         challenges.append(str(login["challenge"]))

@@ -74,6 +74,15 @@ async def enrol(client: httpx.AsyncClient, clock: FakeClock, email: str = EMAIL)
     return Enrolled(session, secret, confirmed.json()["recoveryCodes"])
 
 
+async def at_level_two(client: httpx.AsyncClient, enrolled: Enrolled, clock: FakeClock) -> str:
+    """A session signed in with the password and the app's code (aal 2): the one that may change the
+    account's factors now that it has one. The code's step is then past."""
+    response = await second_step(client, await password_step(client), code=enrolled.code(clock))
+    assert response.status_code == 200, response.text
+    clock.advance(seconds=STEP)
+    return str(response.json()["sessionToken"])
+
+
 async def password_step(client: httpx.AsyncClient, email: str = EMAIL) -> str:
     """POST /login with the right password of an MFA account: the mfaToken of its 401."""
     response = await client.post("/login", json={"email": email, "password": PASSWORD})
@@ -203,15 +212,16 @@ async def test_every_change_of_a_factor_takes_the_current_password(
     client: httpx.AsyncClient, clock: FakeClock, path: str, extra: dict[str, str]
 ) -> None:
     enrolled = await enrol(client, clock)
+    session = await at_level_two(client, enrolled, clock)
     if path == "/mfa/totp":  # set-up is for an account without TOTP: turn it off first
         off = await client.post(
             "/mfa/totp/disable",
             json={"password": PASSWORD, "code": enrolled.code(clock)},
-            headers=bearer(enrolled.session),
+            headers=bearer(session),
         )
         assert off.status_code == 200
     response = await client.post(
-        path, json={"password": "not the password", **extra}, headers=bearer(enrolled.session)
+        path, json={"password": "not the password", **extra}, headers=bearer(session)
     )
     assert response.status_code == 400
     assert response.json() == {
@@ -445,7 +455,9 @@ async def test_a_recovery_code_logs_in_once_and_the_count_drops(
 async def test_regenerating_voids_the_old_set(client: httpx.AsyncClient, clock: FakeClock) -> None:
     enrolled = await enrol(client, clock)
     response = await client.post(
-        "/mfa/recovery-codes", json={"password": PASSWORD}, headers=bearer(enrolled.session)
+        "/mfa/recovery-codes",
+        json={"password": PASSWORD},
+        headers=bearer(await at_level_two(client, enrolled, clock)),
     )
     assert response.status_code == 200
     body = response.json()
@@ -468,10 +480,11 @@ async def test_disable_with_the_password_and_a_code(
     client: httpx.AsyncClient, clock: FakeClock, proof: str
 ) -> None:
     enrolled = await enrol(client, clock)
+    session = await at_level_two(client, enrolled, clock)
     code = enrolled.code(clock) if proof == "totp" else enrolled.codes[0]
 
     response = await client.post(
-        "/mfa/totp/disable", json={"password": PASSWORD, "code": code}, headers=bearer(enrolled.session)
+        "/mfa/totp/disable", json={"password": PASSWORD, "code": code}, headers=bearer(session)
     )
 
     assert (response.status_code, response.content) == (200, b'{"success":true}')
@@ -498,9 +511,10 @@ async def test_disable_refuses_a_wrong_code_and_keeps_totp(
     client: httpx.AsyncClient, clock: FakeClock
 ) -> None:
     enrolled = await enrol(client, clock)
+    session = await at_level_two(client, enrolled, clock)
     for code in (enrolled.wrong_code(clock), "aaaaa-aaaaa", enrolled.code(clock, -1)):  # the last: used
         response = await client.post(
-            "/mfa/totp/disable", json={"password": PASSWORD, "code": code}, headers=bearer(enrolled.session)
+            "/mfa/totp/disable", json={"password": PASSWORD, "code": code}, headers=bearer(session)
         )
         assert response.status_code == 400, code
         assert response.json() == {"success": False, "error": "Invalid code", "code": "code_invalid"}
@@ -529,14 +543,13 @@ async def test_each_change_of_a_factor_and_each_recovery_code_used_is_mailed(
     mail = tmp_path / "mail"
     async with app_for(database_url, clock, mail_dir=mail) as (app, client):
         enrolled = await enrol(client, clock)
-        await second_step(client, await password_step(client), recoveryCode=enrolled.codes[0])
-        await client.post(
-            "/mfa/recovery-codes", json={"password": PASSWORD}, headers=bearer(enrolled.session)
-        )
+        used = await second_step(client, await password_step(client), recoveryCode=enrolled.codes[0])
+        session = used.json()["sessionToken"]  # a recovery code signs in at level 2 too
+        await client.post("/mfa/recovery-codes", json={"password": PASSWORD}, headers=bearer(session))
         await client.post(
             "/mfa/totp/disable",
             json={"password": PASSWORD, "code": enrolled.code(clock)},
-            headers=bearer(enrolled.session),
+            headers=bearer(session),
         )
         await app.state.services.outbox.drain()
     mails = mails_in(mail)
@@ -834,6 +847,13 @@ async def test_with_the_cookie_and_its_csrf_token_set_up_works_end_to_end(
         confirmed = await browser.post("/mfa/totp/confirm", json={"code": totp.at(clock())}, headers=csrf)
         assert confirmed.status_code == 200
         renewed = await browser.post("/mfa/recovery-codes", json={"password": PASSWORD}, headers=csrf)
+        assert (renewed.status_code, renewed.json()["code"]) == (403, "aal2_required")  # a level-1 session
+    clock.advance(seconds=STEP)
+    signed_in = await second_step(client, await password_step(client), code=totp.at(clock()))
+    strong = signed_in.json()["sessionToken"]
+    csrf = {"Origin": ORIGIN, CSRF_HEADER: csrf_token_of(app.state.services.csrf_key, strong)}
+    async with cookie_browser(app, strong) as browser:
+        renewed = await browser.post("/mfa/recovery-codes", json={"password": PASSWORD}, headers=csrf)
         assert renewed.status_code == 200
         clock.advance(seconds=STEP)
         off = await browser.post(
@@ -1010,7 +1030,7 @@ async def test_under_the_policy_the_app_as_the_last_factor_stays(database_url: s
         response = await client.post(
             "/mfa/totp/disable",
             json={"password": PASSWORD, "code": enrolled.code(clock)},
-            headers=bearer(enrolled.session),
+            headers=bearer(await at_level_two(client, enrolled, clock)),
         )
         assert response.status_code == 409
         assert response.json() == {

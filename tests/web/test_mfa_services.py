@@ -37,10 +37,10 @@ def services_of(app: FastAPI) -> Services:
 
 async def enrol(mfa: Mfa, user: User, now: object = None) -> tuple[str, list[str]]:
     """Turn TOTP on for ``user``: its secret and recovery codes."""
-    enrolment = await mfa.begin_totp(user, PASSWORD, CLIENT)
+    enrolment = await mfa.begin_totp(user, PASSWORD, CLIENT, aal=2)
     totp = pyotp.TOTP(enrolment.secret)
     code = totp.at(now) if now is not None else totp.now()  # type: ignore[arg-type]
-    return enrolment.secret, await mfa.confirm_totp(user, code, CLIENT)
+    return enrolment.secret, await mfa.confirm_totp(user, code, CLIENT, aal=2)
 
 
 async def enrolled_user(app: FastAPI, client: httpx.AsyncClient, clock: FakeClock) -> tuple[str, list[str]]:

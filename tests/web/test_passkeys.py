@@ -82,11 +82,21 @@ async def add(
 
 
 async def with_passkey(client: httpx.AsyncClient, **options: Any) -> tuple[str, SoftwareAuthenticator, str]:
-    """A registered account with one passkey: its password session, the authenticator, the passkey's id."""
+    """A registered account with one passkey: a session signed in with it (aal 2, the level that may
+    change the account's factors now), the authenticator, the passkey's id."""
     await register(client)
-    session = await login(client)
     authenticator = key(**options)
-    return session, authenticator, (await add(client, session, authenticator))["id"]
+    passkey_id = (await add(client, await login(client), authenticator))["id"]
+    return await level_two(client, authenticator), authenticator, passkey_id
+
+
+async def level_two(client: httpx.AsyncClient, authenticator: SoftwareAuthenticator) -> str:
+    """A session signed in with ``authenticator``'s passkey, its user verified: aal 2."""
+    response = await client.post(
+        "/login/passkey", json={"credential": authenticator.get(await login_options(client))}
+    )
+    assert response.status_code == 200, response.text
+    return str(response.json()["sessionToken"])
 
 
 async def login_options(client: httpx.AsyncClient) -> dict[str, Any]:
@@ -151,6 +161,7 @@ async def test_adding_a_passkey_takes_the_password_and_answers_the_contracts_bod
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", body["passkey"]["createdAt"])
 
     assert await listed(client, session) == [{**body["passkey"], "backedUp": False}]
+    session = await level_two(client, authenticator)  # a factor now: the next takes a session with it
     again = await creation_options(client, session)
     assert [c["id"] for c in again["excludeCredentials"]] == [authenticator.id]
     assert again["user"]["id"] == options["user"]["id"]  # one user handle per account
@@ -185,10 +196,11 @@ async def test_a_registration_that_fails_a_check_is_400_and_adds_nothing(client:
     for credential in cases:
         response = await client.post("/passkeys", json={"credential": credential}, headers=bearer(session))
         assert (response.status_code, response.json()["code"]) == (400, "passkey_invalid"), credential
-    good = key().create(options)
+    first = key()
     assert (
-        await client.post("/passkeys", json={"credential": good}, headers=bearer(session))
+        await client.post("/passkeys", json={"credential": first.create(options)}, headers=bearer(session))
     ).status_code == 201
+    session = await level_two(client, first)  # a factor now: the next takes a session with it
     replayed = await client.post(
         "/passkeys", json={"credential": key().create(options)}, headers=bearer(session)
     )
@@ -518,6 +530,7 @@ async def test_under_the_policy_a_passkey_may_be_added_and_the_last_factor_stays
         authenticator = key()
         passkey_id = (await add(client, session, authenticator))["id"]
         assert (await client.get("/sessions", headers=bearer(session))).status_code == 200  # a factor now
+        session = await level_two(client, authenticator)  # the level that may change the factors now
         refused = await client.request(
             "DELETE", f"/passkeys/{passkey_id}", json={"password": PASSWORD}, headers=bearer(session)
         )

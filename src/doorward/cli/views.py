@@ -119,13 +119,13 @@ def _moment(text: str | None, option: str) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
+        if len(text.strip()) == 10:
+            moment = datetime.combine(moment.date(), time(0))
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: before year 1 or after 9999 in UTC
         raise fail(
             f"{option}: not a date or time (e.g. 2026-12-01 or 2026-12-01T08:30:00Z): {text!r}"
         ) from None
-    if len(text.strip()) == 10:
-        moment = datetime.combine(moment.date(), time(0))
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _entry_text(entry: AuditEntry) -> str:

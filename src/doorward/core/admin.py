@@ -116,10 +116,12 @@ class Admin(AdminQueries):
         return client, cleared
 
     async def revoke_sessions(self, ref: UserRef, actor: Actor = CLI) -> int:
-        """End every session of an account; return how many ended."""
+        """End every session of an account, and a pending change of its email one of them may have
+        asked for (as ``disable_user`` does); return how many sessions ended."""
         async with self._deps.store.write() as tx:
             user = await self._require_user(tx.users, ref)
             ended = await tx.sessions.delete_for_user(user.id)
+            await tx.tokens.delete_for_user(user.id, TokenPurpose.EMAIL_CHANGE)
         self._audit("admin.sessions_revoked", user.id, actor, sessions_ended=ended)
         return ended
 

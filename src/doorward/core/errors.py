@@ -266,3 +266,12 @@ class LastFactor(DoorwardError):
 
     code = "last_factor"
     message = "This is your last second factor: add another before removing it"
+
+
+class Aal2Required(DoorwardError):
+    """The account has a second factor and this session did not prove one (assurance level 1): adding,
+    removing or renewing a factor then takes a session signed in with it, so that a password alone
+    never buys a factor that signs in at level 2."""
+
+    code = "aal2_required"
+    message = "Sign in with your second factor first"

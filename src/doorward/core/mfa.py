@@ -11,7 +11,7 @@ from doorward.core.errors import CodeInvalid, LastFactor, MfaNotEnabled, TotpAct
 from doorward.core.factor_checks import FactorChecks, has_factor
 from doorward.core.models import Client, LoginResult, User
 from doorward.core.notices import sighting
-from doorward.core.reauth import reauthenticate
+from doorward.core.reauth import reauthenticate, require_assurance
 from doorward.core.relying_party import CredentialJson, RelyingParty
 from doorward.core.second_step import SecondStep
 from doorward.core.secret_box import SecretBox
@@ -52,11 +52,14 @@ class Mfa:
 
     # --- set-up and removal ------------------------------------------------------------------------
 
-    async def begin_totp(self, user: User, password: str, client: Client) -> TotpEnrolment:
-        """A new pending secret, replacing a pending one; not active until ``confirm_totp``."""
+    async def begin_totp(self, user: User, password: str, client: Client, *, aal: int) -> TotpEnrolment:
+        """A new pending secret, replacing a pending one; not active until ``confirm_totp``. ``aal``
+        (here and below) is the asking session's: an account with a passkey sets the app up from
+        level 2 only (Aal2Required)."""
         d = self._deps
         if await self._checks.active_totp(user.id) is not None:
             raise TotpActive()
+        await require_assurance(d, user, aal)
         attempts = (await reauthenticate(d, user, password, client, purpose="totp_enrol")).attempts
         secret = totp.new_secret()
         blob = self._checks.seal(user.id, secret)
@@ -68,7 +71,7 @@ class Mfa:
         d.audit("mfa.totp_enrolled", user_id=user.id, client=client.address)
         return TotpEnrolment(secret, totp.otpauth_uri(secret, user.email))
 
-    async def confirm_totp(self, user: User, code: str, client: Client) -> list[str]:
+    async def confirm_totp(self, user: User, code: str, client: Client, *, aal: int) -> list[str]:
         """Activate the pending secret with a code from the app; return the recovery codes, the only
         time they are shown."""
         d = self._deps
@@ -78,6 +81,7 @@ class Mfa:
             raise TotpNotPending()
         if factor.confirmed_at is not None:
             raise TotpActive()
+        await require_assurance(d, user, aal)  # a passkey may have come since the set-up began
         step = self._checks.matching_step(factor, code)
         if step is None:
             d.audit("mfa.code_failed", user_id=user.id, client=client.address, purpose="confirm")
@@ -93,7 +97,7 @@ class Mfa:
         d.audit("mfa.totp_confirmed", user_id=user.id, client=client.address)
         return codes
 
-    async def disable_totp(self, user: User, password: str, code: str, client: Client) -> None:
+    async def disable_totp(self, user: User, password: str, code: str, client: Client, *, aal: int) -> None:
         """Turn two-step verification off, proven by the password and a code (from the app, or a
         recovery code); the factor, the codes and any sign-in waiting for them go. Under
         DOORWARD_REQUIRE_MFA the account's last second factor stays (LastFactor)."""
@@ -101,6 +105,7 @@ class Mfa:
         factor = await self._checks.active_totp(user.id)
         if factor is None:
             raise MfaNotEnabled()
+        await require_assurance(d, user, aal)
         if d.account_policy.require_mfa:  # the app may go only while another factor stays
             async with d.store.read() as tx:
                 if not await tx.passkeys.for_user(user.id):
@@ -110,6 +115,9 @@ class Mfa:
         )
         attempts = proof.attempts
         async with d.store.write() as tx:
+            # The account's row first, as the passkey's removal does: the two take turns, so the
+            # check of the factor left sees the other's removal (else both go under the policy).
+            await tx.users.by_id(user.id, for_update=True)
             if not await tx.factors.delete_totp(user.id):
                 raise MfaNotEnabled()  # turned off by a concurrent request
             await tx.factors.delete_recovery_codes(user.id)
@@ -123,11 +131,12 @@ class Mfa:
         d.notifications.totp_disabled(user.email, sighting(d, client))
         d.audit("mfa.totp_disabled", user_id=user.id, client=client.address)
 
-    async def regenerate_codes(self, user: User, password: str, client: Client) -> list[str]:
+    async def regenerate_codes(self, user: User, password: str, client: Client, *, aal: int) -> list[str]:
         """A new set of recovery codes, shown this once; the old set is void."""
         d = self._deps
         if await self._checks.active_totp(user.id) is None:
             raise MfaNotEnabled()
+        await require_assurance(d, user, aal)
         # A password alone does not reset the account's failures: for an account with a second
         # factor only a complete proof does (as at login).
         await reauthenticate(d, user, password, client, purpose="recovery_codes")

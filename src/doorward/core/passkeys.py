@@ -26,7 +26,7 @@ from doorward.core.models import (
 from doorward.core.notices import sighting
 from doorward.core.passkey_errors import PasskeyInvalid, PasskeyLimit, PasskeyNotFound
 from doorward.core.passkey_login import PasskeyLogin
-from doorward.core.reauth import reauthenticate
+from doorward.core.reauth import reauthenticate, require_assurance
 from doorward.core.relying_party import (
     CHALLENGE_LIFETIME,
     CeremonyFailed,
@@ -88,10 +88,15 @@ class Passkeys:
 
     # --- adding one ----------------------------------------------------------------------------------
 
-    async def registration_options(self, user: User, password: str, client: Client) -> dict[str, object]:
+    async def registration_options(
+        self, user: User, password: str, client: Client, *, aal: int
+    ) -> dict[str, object]:
         """PublicKeyCredentialCreationOptionsJSON for a new passkey of ``user``, after the step-up:
-        a discoverable credential, user verification preferred, the account's passkeys excluded."""
+        a discoverable credential, user verification preferred, the account's passkeys excluded.
+        ``aal`` (here and below) is the asking session's: an account with a second factor adds or
+        removes one from level 2 only (Aal2Required)."""
         d = self._deps
+        await require_assurance(d, user, aal)
         async with d.store.read() as tx:
             existing = await tx.passkeys.for_user(user.id)
         if len(existing) >= MAX_PASSKEYS:
@@ -121,11 +126,12 @@ class Passkeys:
         )
 
     async def register(
-        self, user: User, credential: CredentialJson, name: str | None, client: Client
+        self, user: User, credential: CredentialJson, name: str | None, client: Client, *, aal: int
     ) -> PasskeyInfo:
         """Store the passkey a RegistrationResponseJSON describes, if it answers a registration
         challenge of this user that is unused and unexpired; the account then has a second factor."""
         d = self._deps
+        await require_assurance(d, user, aal)  # a factor may have come since the options were given
         chosen = clean_name(name)
         try:
             parsed, challenge = self._rp.read_registration(credential)
@@ -207,7 +213,7 @@ class Passkeys:
         self._deps.audit("passkey.renamed", user_id=user.id, passkey_id=passkey_id)
         return _info(renamed)
 
-    async def remove(self, user: User, passkey_id: str, password: str, client: Client) -> None:
+    async def remove(self, user: User, passkey_id: str, password: str, client: Client, *, aal: int) -> None:
         """Remove one of the user's passkeys, after the step-up. Under DOORWARD_REQUIRE_MFA the
         account's last second factor stays (LastFactor). A passkey left, or the app, keeps the
         second step; without either the password alone signs in again."""
@@ -220,11 +226,15 @@ class Passkeys:
         passkey = next((p for p in mine if p.id == passkey_id), None)
         if passkey is None:
             raise PasskeyNotFound()
+        await require_assurance(d, user, aal)
         others = len(mine) > 1 or (factor is not None and factor.confirmed_at is not None)
         if d.account_policy.require_mfa and not others:
             raise LastFactor()
         await reauthenticate(d, user, password, client, purpose="passkey_remove")
         async with d.store.write() as tx:
+            # The account's row first, as turning the app off does: the two take turns, so the
+            # check of the factor left sees the other's removal (else both go under the policy).
+            await tx.users.by_id(user.id, for_update=True)
             if not await tx.passkeys.delete(user.id, passkey_id):
                 raise PasskeyNotFound()  # removed by a concurrent request
             left = await has_factor(tx, user.id)

@@ -4,6 +4,9 @@ Every such call (a password change, a factor set up or removed, a new email, a d
 through ``reauthenticate``: the current password, and the app's code (or a recovery code) where the
 caller asks for the second factor and the account has one. Throttled as a login, on the same
 per-account counters: a wrong password or code counts as a failed login.
+
+A change of a second factor also asks ``require_assurance`` of the session it comes from: once the
+account has a factor, only a session that proved one (assurance level 2) adds, removes or renews one.
 """
 
 from __future__ import annotations
@@ -12,8 +15,8 @@ from dataclasses import dataclass
 
 from doorward.core import totp
 from doorward.core.deps import Deps
-from doorward.core.errors import CodeInvalid, InvalidCurrentPassword, InvalidRequest
-from doorward.core.factor_checks import FactorChecks
+from doorward.core.errors import Aal2Required, CodeInvalid, InvalidCurrentPassword, InvalidRequest
+from doorward.core.factor_checks import FactorChecks, has_factor
 from doorward.core.models import AttemptState, Client, User
 from doorward.core.notices import count_failed_login
 from doorward.core.passwords import Password
@@ -27,6 +30,17 @@ class Proof:
     password: Password
     attempts: AttemptState
     second_factor: bool = False  # a code of the account's second factor was checked too
+
+
+async def require_assurance(deps: Deps, user: User, aal: int) -> None:
+    """Aal2Required when ``user`` has a second factor (the app on, or a passkey; its recovery codes
+    live and die with the app) and the session asking (``aal``) did not prove one. Without a factor,
+    level 1 enrols the first: the password is then all the account has, as at its sign-in."""
+    if aal >= 2:
+        return
+    async with deps.store.read() as tx:
+        if await has_factor(tx, user.id):
+            raise Aal2Required()
 
 
 async def reauthenticate(

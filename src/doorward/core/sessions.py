@@ -16,7 +16,7 @@ from doorward.core.errors import (
     LoginRequestInvalid,
     Overloaded,
 )
-from doorward.core.models import Client, LoginResult, Opening, Session, User
+from doorward.core.models import Client, LoginResult, Opening, Session, TokenPurpose, User
 from doorward.core.notices import device_note, mail_if_new, streak_notice
 from doorward.core.outcomes import counted
 from doorward.core.passwords import MAX_RAW_PASSWORD_LENGTH, Password
@@ -278,8 +278,11 @@ class Authenticator:
         return ended
 
     async def logout_all(self, user_id: int, keep_session_id: str | None = None) -> int:
-        """End every session of the user (but ``keep_session_id``); return how many ended."""
+        """End every session of the user (but ``keep_session_id``); return how many ended. A pending
+        change of email goes with them: any of them may have asked for it (the user cannot tell which),
+        as at a password change (the "this wasn't me" link stays)."""
         async with self._deps.store.write() as tx:
             ended = await tx.sessions.delete_for_user(user_id, keep=keep_session_id)
+            await tx.tokens.delete_for_user(user_id, TokenPurpose.EMAIL_CHANGE)
         self._deps.audit("session.ended_all", user_id=user_id, sessions_ended=ended)
         return ended

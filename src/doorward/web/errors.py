@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from doorward.core.admin_keys import AdminKeyInvalid, AdminKeyNameTaken, AdminKeyNotFound, AdminKeyReadOnly
 from doorward.core.errors import (
+    Aal2Required,
     DoorwardError,
     EmailTaken,
     EmailUnverified,
@@ -111,6 +112,7 @@ STATUS: dict[type[DoorwardError], int] = {
     AdminKeyReadOnly: 403,
     EmailUnverified: 403,
     MfaEnrollmentRequired: 403,
+    Aal2Required: 403,
     CrossSiteRequest: 403,
     NotFound: 404,
     UserNotFound: 404,

@@ -55,6 +55,17 @@ SET_UP: dict[int | str, dict[str, Any]] = {
 }
 """What every set-up call may answer besides its own errors."""
 
+FACTOR_CHANGE: dict[int | str, dict[str, Any]] = {
+    **SET_UP,
+    403: {
+        "model": ErrorOut,
+        "description": "aal2_required: the account has a second factor (the app or a passkey) and this "
+        "session was not signed in with one (aal 1); csrf: "
+        + SET_UP[403]["description"].removeprefix("csrf: "),
+    },
+}
+"""What a call that adds, removes or renews a second factor may answer besides its own errors."""
+
 STEP_UP = "invalid_current_password (counted by the throttle like a failed login) or invalid_request"
 
 
@@ -87,14 +98,16 @@ async def mfa_status(request: Request, auth: SignedIn) -> Envelope:
         },
         400: {"model": ErrorOut, "description": STEP_UP},
         409: {"model": ErrorOut, "description": "totp_active: two-step verification is already on"},
-        **SET_UP,
+        **FACTOR_CHANGE,
         **THROTTLED,
         **OVERLOADED,
     },
 )
 async def begin_totp(request: Request, auth: SignedIn, body: PasswordBody) -> Envelope:
-    user, _ = auth
-    enrolment = await services_of(request).mfa.begin_totp(user, body.password, request_client(request))
+    user, session = auth
+    enrolment = await services_of(request).mfa.begin_totp(
+        user, body.password, request_client(request), aal=session.aal
+    )
     return Envelope({"success": True, "secret": enrolment.secret, "otpauthUri": enrolment.uri})
 
 
@@ -110,13 +123,15 @@ async def begin_totp(request: Request, auth: SignedIn, body: PasswordBody) -> En
             "model": ErrorOut,
             "description": "totp_not_pending (start at POST /mfa/totp) or totp_active (already on)",
         },
-        **SET_UP,
+        **FACTOR_CHANGE,
         **OVERLOADED,
     },
 )
 async def confirm_totp(request: Request, auth: SignedIn, body: CodeBody) -> Envelope:
-    user, _ = auth
-    codes = await services_of(request).mfa.confirm_totp(user, body.code, request_client(request))
+    user, session = auth
+    codes = await services_of(request).mfa.confirm_totp(
+        user, body.code, request_client(request), aal=session.aal
+    )
     return Envelope({"success": True, "recoveryCodes": codes})
 
 
@@ -133,14 +148,16 @@ async def confirm_totp(request: Request, auth: SignedIn, body: CodeBody) -> Enve
             "description": "mfa_not_enabled: two-step verification is not on; last_factor: under "
             "DOORWARD_REQUIRE_MFA the account's last second factor stays",
         },
-        **SET_UP,
+        **FACTOR_CHANGE,
         **THROTTLED,
         **OVERLOADED,
     },
 )
 async def disable_totp(request: Request, auth: SignedIn, body: TotpDisableBody) -> Envelope:
-    user, _ = auth
-    await services_of(request).mfa.disable_totp(user, body.password, body.code, request_client(request))
+    user, session = auth
+    await services_of(request).mfa.disable_totp(
+        user, body.password, body.code, request_client(request), aal=session.aal
+    )
     return Envelope({"success": True})
 
 
@@ -153,14 +170,16 @@ async def disable_totp(request: Request, auth: SignedIn, body: TotpDisableBody) 
         200: {"model": RecoveryCodesOut, "description": "The new codes; a mail tells you"},
         400: {"model": ErrorOut, "description": STEP_UP},
         409: {"model": ErrorOut, "description": "mfa_not_enabled: two-step verification is not on"},
-        **SET_UP,
+        **FACTOR_CHANGE,
         **THROTTLED,
         **OVERLOADED,
     },
 )
 async def regenerate_codes(request: Request, auth: SignedIn, body: PasswordBody) -> Envelope:
-    user, _ = auth
-    codes = await services_of(request).mfa.regenerate_codes(user, body.password, request_client(request))
+    user, session = auth
+    codes = await services_of(request).mfa.regenerate_codes(
+        user, body.password, request_client(request), aal=session.aal
+    )
     return Envelope({"success": True, "recoveryCodes": codes})
 
 

@@ -28,7 +28,7 @@ from doorward.web.factor_schemas import (
     PasskeyRenamedOut,
     PasskeyRenameIn,
 )
-from doorward.web.mfa_routes import SET_UP, STEP_UP
+from doorward.web.mfa_routes import FACTOR_CHANGE, SET_UP, STEP_UP
 from doorward.web.responses import Envelope
 from doorward.web.routes import (
     OVERLOADED,
@@ -87,15 +87,15 @@ def passkey_body(passkey: PasskeyInfo, *, backed_up: bool = True) -> dict[str, A
         },
         400: {"model": ErrorOut, "description": STEP_UP},
         409: {"model": ErrorOut, "description": "passkey_limit: the account has 20 passkeys"},
-        **SET_UP,
+        **FACTOR_CHANGE,
         **THROTTLED,
         **OVERLOADED,
     },
 )
 async def registration_options(request: Request, auth: SignedIn, body: PasswordBody) -> Envelope:
-    user, _ = auth
+    user, session = auth
     options = await services_of(request).passkeys.registration_options(
-        user, body.password, request_client(request)
+        user, body.password, request_client(request), aal=session.aal
     )
     return Envelope({"success": True, "options": options})
 
@@ -114,14 +114,14 @@ async def registration_options(request: Request, auth: SignedIn, body: PasswordB
             "unknown, used, expired or another's; invalid_request: a malformed body or name",
         },
         409: {"model": ErrorOut, "description": "passkey_limit: the account has 20 passkeys"},
-        **SET_UP,
+        **FACTOR_CHANGE,
         **OVERLOADED,
     },
 )
 async def add_passkey(request: Request, auth: SignedIn, body: PasskeyBody) -> Envelope:
-    user, _ = auth
+    user, session = auth
     added = await services_of(request).passkeys.register(
-        user, body.credential, body.name, request_client(request)
+        user, body.credential, body.name, request_client(request), aal=session.aal
     )
     return Envelope({"success": True, "passkey": passkey_body(added, backed_up=False)}, status_code=201)
 
@@ -177,14 +177,16 @@ async def rename_passkey(request: Request, auth: SignedIn, passkey_id: str, body
             "description": "last_factor: under DOORWARD_REQUIRE_MFA the account's last second factor stays",
         },
         **NOT_FOUND,
-        **SET_UP,
+        **FACTOR_CHANGE,
         **THROTTLED,
         **OVERLOADED,
     },
 )
 async def remove_passkey(request: Request, auth: SignedIn, passkey_id: str, body: PasswordBody) -> Envelope:
-    user, _ = auth
-    await services_of(request).passkeys.remove(user, passkey_id, body.password, request_client(request))
+    user, session = auth
+    await services_of(request).passkeys.remove(
+        user, passkey_id, body.password, request_client(request), aal=session.aal
+    )
     return Envelope({"success": True})
 
 

@@ -110,6 +110,17 @@ async def enrolled(client: httpx.AsyncClient, new_browser: Browser, clock: FakeC
     return Enrolled(browser, secret, codes)
 
 
+async def at_level_two(enrolled: Enrolled, new_browser: Browser, clock: FakeClock) -> httpx.AsyncClient:
+    """A browser signed in with the password and the app's code (aal 2): the one that may change the
+    account's factors now that it has one. The code's step is then over."""
+    browser = new_browser()
+    token = token_on(await password_step(browser))
+    done = await second_step(browser, token, code=pyotp.TOTP(enrolled.secret).at(clock()))
+    assert done.status_code == 303, done.text
+    clock.advance(seconds=30)
+    return browser
+
+
 async def password_step(browser: httpx.AsyncClient, email: str = EMAIL) -> httpx.Response:
     return await browser.post("/login/form", data={"email": email, "password": PASSWORD}, headers=SAME_SITE)
 
@@ -392,8 +403,35 @@ async def test_a_throttled_second_step_says_how_long_to_wait(database_url: str, 
 # --- new recovery codes, turning it off ------------------------------------------------------------
 
 
-async def test_new_recovery_codes_replace_the_old_ones(enrolled: Enrolled, new_browser: Browser) -> None:
-    browser = enrolled.browser
+async def test_a_browser_signed_in_with_the_password_alone_changes_no_factor(
+    enrolled: Enrolled, new_browser: Browser, clock: FakeClock
+) -> None:
+    browser = enrolled.browser  # it set the app up, signed in with the password: aal 1
+    csrf = await csrf_of(browser)
+    code = pyotp.TOTP(enrolled.secret).at(clock())
+    for path, form in [
+        ("/account/mfa/recovery-codes", {"password": PASSWORD}),
+        ("/account/mfa/disable", {"password": PASSWORD, "code": code}),
+    ]:
+        refused = await browser.post(path, data={"csrf_token": csrf, **form}, headers=SAME_SITE)
+        assert refused.status_code == 403, path
+        assert form_error(refused.text, "codes-error" if "codes" in path else "off-error") == (
+            "Sign in with your second factor first"
+        )
+    assert '<span class="tag">On</span>' in (await browser.get("/account")).text  # still on
+    strong = await at_level_two(enrolled, new_browser, clock)
+    fresh = await strong.post(
+        "/account/mfa/recovery-codes",
+        data={"csrf_token": await csrf_of(strong), "password": PASSWORD},
+        headers=SAME_SITE,
+    )
+    assert fresh.status_code == 200
+
+
+async def test_new_recovery_codes_replace_the_old_ones(
+    enrolled: Enrolled, new_browser: Browser, clock: FakeClock
+) -> None:
+    browser = await at_level_two(enrolled, new_browser, clock)
     csrf = await csrf_of(browser)
     wrong = await browser.post(
         "/account/mfa/recovery-codes", data={"csrf_token": csrf, "password": "wrong"}, headers=SAME_SITE
@@ -418,7 +456,7 @@ async def test_new_recovery_codes_replace_the_old_ones(enrolled: Enrolled, new_b
 
 
 async def test_turning_it_off(enrolled: Enrolled, new_browser: Browser, clock: FakeClock) -> None:
-    browser = enrolled.browser
+    browser = await at_level_two(enrolled, new_browser, clock)
     csrf = await csrf_of(browser)
     code = pyotp.TOTP(enrolled.secret).at(clock())
 
@@ -441,10 +479,13 @@ async def test_turning_it_off(enrolled: Enrolled, new_browser: Browser, clock: F
     await form_login(new_browser())  # the password alone again
 
 
-async def test_turning_it_off_with_a_recovery_code(enrolled: Enrolled) -> None:
-    csrf = await csrf_of(enrolled.browser)
+async def test_turning_it_off_with_a_recovery_code(
+    enrolled: Enrolled, new_browser: Browser, clock: FakeClock
+) -> None:
+    browser = await at_level_two(enrolled, new_browser, clock)
+    csrf = await csrf_of(browser)
     form = {"csrf_token": csrf, "password": PASSWORD, "code": enrolled.codes[3]}
-    done = await enrolled.browser.post("/account/mfa/disable", data=form, headers=SAME_SITE)
+    done = await browser.post("/account/mfa/disable", data=form, headers=SAME_SITE)
     assert done.headers["location"] == "/account?done=mfa_off"
 
 

@@ -121,7 +121,8 @@ async def test_the_account_page_lists_renames_and_removes_passkeys(
     assert add and "passkey_remove" not in empty.text and "/remove" not in empty.text
     session = await login(client)
     options = await client.post("/passkeys/options", json={"password": PASSWORD}, headers=bearer(session))
-    credential = SoftwareAuthenticator(RP_ID, ORIGIN).create(options.json()["options"])
+    authenticator = SoftwareAuthenticator(RP_ID, ORIGIN)
+    credential = authenticator.create(options.json()["options"])
     added = await client.post(
         "/passkeys", json={"credential": credential, "name": "Laptop"}, headers=bearer(session)
     )
@@ -138,6 +139,24 @@ async def test_the_account_page_lists_renames_and_removes_passkeys(
     )
     assert (renamed.status_code, renamed.headers["location"]) == (303, "/account?done=passkey_renamed")
     assert "Desk" in (await browser.get("/account?done=passkey_renamed")).text
+    # Signed in with the password alone (aal 1), this browser may not remove the account's factor.
+    level_one = await browser.post(
+        f"/account/passkeys/{passkey_id}/remove",
+        data={"csrf_token": csrf.group(1), "password": PASSWORD},
+        headers=SAME_SITE,
+    )
+    assert level_one.status_code == 403
+    shown = '<p class="form-error" id="passkeys-error" role="alert" aria-live="assertive">'
+    assert shown + "Sign in with your second factor first</p>" in level_one.text
+    assert "Desk" in (await browser.get("/account")).text
+
+    browser = new_browser()  # signed in with the passkey: aal 2
+    signed_in = await browser.post(
+        "/login/passkey/form", data={"credential": await assertion(client, authenticator)}, headers=SAME_SITE
+    )
+    assert signed_in.status_code == 303
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', (await browser.get("/account")).text)
+    assert csrf
     wrong = await browser.post(
         f"/account/passkeys/{passkey_id}/remove",
         data={"csrf_token": csrf.group(1), "password": "not the password at all"},

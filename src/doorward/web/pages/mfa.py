@@ -114,7 +114,7 @@ async def setup_form(request: Request) -> Response:
 
     async def begin(fields: Fields) -> Response:
         client = client_of(request, services.settings.trusted_networks)
-        enrolment = await services.mfa.begin_totp(user, fields.get("password", ""), client)
+        enrolment = await services.mfa.begin_totp(user, fields.get("password", ""), client, aal=current.aal)
         return await _setup_page(request, user, enrolment.secret)
 
     return await submit(
@@ -137,7 +137,7 @@ async def confirm_form(request: Request) -> Response:
 
     async def confirm(fields: Fields) -> Response:
         client = client_of(request, services.settings.trusted_networks)
-        codes = await services.mfa.confirm_totp(user, fields.get("code", ""), client)
+        codes = await services.mfa.confirm_totp(user, fields.get("code", ""), client, aal=current.aal)
         return await _codes_page(request, user, codes, turned_on=True)
 
     async def refused(fields: Fields, refusal: Refusal) -> Response:
@@ -163,7 +163,7 @@ async def recovery_codes_form(request: Request) -> Response:
 
     async def regenerate(fields: Fields) -> Response:
         client = client_of(request, services.settings.trusted_networks)
-        codes = await services.mfa.regenerate_codes(user, fields.get("password", ""), client)
+        codes = await services.mfa.regenerate_codes(user, fields.get("password", ""), client, aal=current.aal)
         return await _codes_page(request, user, codes, turned_on=False)
 
     return await submit(
@@ -186,7 +186,9 @@ async def disable_form(request: Request) -> Response:
 
     async def disable(fields: Fields) -> Response:
         client = client_of(request, services.settings.trusted_networks)
-        await services.mfa.disable_totp(user, fields.get("password", ""), fields.get("code", ""), client)
+        await services.mfa.disable_totp(
+            user, fields.get("password", ""), fields.get("code", ""), client, aal=current.aal
+        )
         return redirect("/account?done=mfa_off")
 
     return await submit(

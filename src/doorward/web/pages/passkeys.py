@@ -41,7 +41,7 @@ async def remove_passkey(request: Request, passkey_id: str) -> Response:
 
     async def remove(fields: Fields) -> Response:
         client = client_of(request, services.settings.trusted_networks)
-        await services.passkeys.remove(user, passkey_id, fields.get("password", ""), client)
+        await services.passkeys.remove(user, passkey_id, fields.get("password", ""), client, aal=current.aal)
         return redirect("/account?done=passkey_removed")
 
     return await submit(request, remove, on_account(request, user, current, "passkeys"))
