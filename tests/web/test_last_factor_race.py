@@ -37,6 +37,8 @@ async def waiting_on_locks(conn: asyncpg.Connection, count: int) -> None:
         " AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
     )
     for _ in range(100):
+        # Inside a transaction pg_stat_activity is read once and kept: drop that copy each time.
+        await conn.execute("SELECT pg_stat_clear_snapshot()")
         if await conn.fetchval(sql) >= count:
             return
         await asyncio.sleep(0.05)
