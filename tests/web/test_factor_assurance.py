@@ -13,7 +13,7 @@ import pytest
 from fastapi import FastAPI
 
 from tests.conftest import PASSWORD, FakeClock, bearer, login, register
-from tests.web.test_mfa import STEP, password_step, second_step
+from tests.web.test_mfa import STEP, password_step, second_step, turn_app_on
 from tests.web.test_passkeys import add, key, listed, login_options, passkey_app, passkey_login, session_of
 
 
@@ -24,19 +24,6 @@ async def started(database_url: str, clock: FakeClock) -> AsyncIterator[tuple[Fa
 
 
 AAL2_REQUIRED = {"success": False, "error": "Sign in with your second factor first", "code": "aal2_required"}
-
-
-async def turn_app_on(client: httpx.AsyncClient, clock: FakeClock, session: str) -> tuple[str, list[str]]:
-    """Set up and confirm the app from ``session``: its secret and recovery codes."""
-    started = await client.post("/mfa/totp", json={"password": PASSWORD}, headers=bearer(session))
-    assert started.status_code == 200, started.text
-    secret = started.json()["secret"]
-    confirmed = await client.post(
-        "/mfa/totp/confirm", json={"code": pyotp.TOTP(secret).at(clock())}, headers=bearer(session)
-    )
-    assert confirmed.status_code == 200, confirmed.text
-    clock.advance(seconds=STEP)
-    return secret, list(confirmed.json()["recoveryCodes"])
 
 
 async def refused(response: httpx.Response) -> None:

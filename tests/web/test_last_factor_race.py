@@ -13,8 +13,7 @@ import pyotp
 
 from tests.conftest import EMAIL, PASSWORD, FakeClock, bearer, login, register
 from tests.db import fetch
-from tests.web.test_factor_assurance import turn_app_on
-from tests.web.test_mfa import STEP, password_step, second_step
+from tests.web.test_mfa import STEP, password_step, second_step, turn_app_on
 from tests.web.test_passkeys import add, key, passkey_app
 
 

@@ -63,6 +63,12 @@ async def enrol(client: httpx.AsyncClient, clock: FakeClock, email: str = EMAIL)
     """Register, log in, set up and confirm TOTP through the API; then the confirming step is past."""
     await register(client, email)
     session = await login(client, email)
+    secret, codes = await turn_app_on(client, clock, session)
+    return Enrolled(session, secret, codes)
+
+
+async def turn_app_on(client: httpx.AsyncClient, clock: FakeClock, session: str) -> tuple[str, list[str]]:
+    """Set up and confirm the app from ``session``: its secret and recovery codes."""
     started = await client.post("/mfa/totp", json={"password": PASSWORD}, headers=bearer(session))
     assert started.status_code == 200, started.text
     secret = started.json()["secret"]
@@ -71,7 +77,7 @@ async def enrol(client: httpx.AsyncClient, clock: FakeClock, email: str = EMAIL)
     )
     assert confirmed.status_code == 200, confirmed.text
     clock.advance(seconds=STEP)
-    return Enrolled(session, secret, confirmed.json()["recoveryCodes"])
+    return secret, list(confirmed.json()["recoveryCodes"])
 
 
 async def at_level_two(client: httpx.AsyncClient, enrolled: Enrolled, clock: FakeClock) -> str:
