@@ -13,16 +13,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
-    Table,
-    bindparam,
-    case,
     delete,
-    literal,
     or_,
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from doorward.core.models import AttemptState, LoginLimits, Opened, Opening, Reservation
@@ -35,43 +30,19 @@ from doorward.storage.login_trips import (
     client_reservation,
     read_user,
     release_and_open,
-    release_ctes,
     user_in,
     with_user,
 )
 from doorward.storage.store import SqlStore
 from doorward.storage.tables import attempts, rate_windows
-
-_KEY = attempts.c.key == bindparam("key")
-# One statement for both of a login's reads: an account's state and its client's failures.
-_LOGIN_STATE = select(
-    select(attempts.c.failures).where(_KEY).scalar_subquery().label("failures"),
-    select(attempts.c.next_allowed_at).where(_KEY).scalar_subquery().label("next_allowed_at"),
-    select(rate_windows.c.count)
-    .where(rate_windows.c.key == bindparam("counter"), rate_windows.c.window_start == bindparam("start"))
-    .scalar_subquery()
-    .label("counted"),
+from doorward.storage.throttle_sql import (
+    LOGIN_STATE,
+    RELEASES,
+    UNFAIL,
+    dialect_insert,
+    failure_upsert,
+    hit_upsert,
 )
-
-# Taking back only the account's one failure (login_trips.py has the rest of a release).
-_UNFAIL = (
-    update(attempts)
-    .where(attempts.c.key == bindparam("account"), attempts.c.failures > 0)
-    .values(
-        failures=attempts.c.failures - 1,
-        # The wait before this reservation had passed (it was admitted): none is the same.
-        next_allowed_at=case(
-            (attempts.c.failures == bindparam("reserved"), None), else_=attempts.c.next_allowed_at
-        ),
-    )
-)
-
-# PostgreSQL: a release alone (a second factor to come, an unverified email), by (reset, client).
-_RELEASES = {
-    (reset, client): select(literal(1)).add_cte(*release_ctes(FORGET if reset else _UNFAIL, client=client))
-    for reset in (False, True)
-    for client in (False, True)
-}
 
 
 class SqlThrottleStore:
@@ -81,39 +52,20 @@ class SqlThrottleStore:
         self._store = store
         self._lockout = lockout_failures
         self._dialect = store.engine.dialect.name
+        self._insert = dialect_insert(self._dialect)
         # The two upserts every failed login runs, built once (see rows.py's FIND_SESSION).
-        self._record_failure = self._failure_upsert("key")
-        self._hit = self._hit_upsert("key")
+        self._record_failure = failure_upsert(self._insert(attempts), "key")
+        self._hit = hit_upsert(self._insert(rate_windows), "key")
         # On PostgreSQL both in one statement: one round trip where a transaction took four.
         failure = self._record_failure.cte("failure")
         self._failure_alone = select(failure.c.failures)
-        self._failure_and_hit = select(failure.c.failures).add_cte(self._hit_upsert("counter").cte("hit"))
+        self._failure_and_hit = select(failure.c.failures).add_cte(
+            hit_upsert(self._insert(rate_windows), "counter").cte("hit")
+        )
         self._reserve_client = self._client_reservation()
         self._reservations: dict[tuple[int, bool], Any] = {}
         self._with_user: dict[int, Any] = {}  # with_user(the reservation), by its steps
         self._on_driver: dict[int, OnDriver] = {}  # the same, compiled for SqlStore.driver
-
-    def _failure_upsert(self, key: str) -> Any:
-        """One more failure for the account ``key`` names; returns the new count."""
-        failure = self._insert(attempts).values(key=bindparam(key), failures=1, updated_at=bindparam("now"))
-        return failure.on_conflict_do_update(
-            index_elements=[attempts.c.key],
-            set_={"failures": attempts.c.failures + 1, "updated_at": failure.excluded.updated_at},
-        ).returning(attempts.c.failures)
-
-    def _hit_upsert(self, key: str) -> Any:
-        """One more event in the window of the counter ``key`` names; returns the window's count."""
-        hit = self._insert(rate_windows).values(key=bindparam(key), window_start=bindparam("start"), count=1)
-        return hit.on_conflict_do_update(
-            index_elements=[rate_windows.c.key],
-            set_={
-                "count": case(
-                    (rate_windows.c.window_start == hit.excluded.window_start, rate_windows.c.count + 1),
-                    else_=1,
-                ),
-                "window_start": hit.excluded.window_start,
-            },
-        ).returning(rate_windows.c.count)
 
     def _client_reservation(self) -> Any:
         return client_reservation(self._insert(rate_windows))
@@ -217,7 +169,7 @@ class SqlThrottleStore:
 
     @staticmethod
     async def _found(conn: AsyncConnection, parameters: dict[str, Any]) -> tuple[AttemptState, int]:
-        row = (await conn.execute(_LOGIN_STATE, parameters)).one()
+        row = (await conn.execute(LOGIN_STATE, parameters)).one()
         return AttemptState(row.failures or 0, row.next_allowed_at), int(row.counted or 0)
 
     async def release_login(
@@ -233,7 +185,7 @@ class SqlThrottleStore:
         if opening is not None and reset:  # the session's write in the same trip
             return await release_and_open(self._store, key, counter, window_start, opening)
         if self._dialect == "postgresql":  # one statement, one round trip, built once
-            statement = _RELEASES[reset, counter is not None]
+            statement = RELEASES[reset, counter is not None]
             parameters = {"account": key, "reserved": reserved, "counter": counter}
             async with self._store.connection() as conn:
                 await conn.execute(statement, {**parameters, "start": window_start})
@@ -243,7 +195,7 @@ class SqlThrottleStore:
             if reset:
                 await conn.execute(FORGET, {"account": key})
             else:
-                await conn.execute(_UNFAIL, {"account": key, "reserved": reserved})
+                await conn.execute(UNFAIL, {"account": key, "reserved": reserved})
             if counter is not None:
                 await conn.execute(UNHIT, {"counter": counter, "start": window_start})
         return None
@@ -253,7 +205,7 @@ class SqlThrottleStore:
     ) -> tuple[AttemptState, int]:
         async with self._store.connection() as conn:
             parameters = {"key": key, "counter": counter, "start": window_start}
-            row = (await conn.execute(_LOGIN_STATE, parameters)).one()
+            row = (await conn.execute(LOGIN_STATE, parameters)).one()
         return AttemptState(row.failures or 0, row.next_allowed_at), int(row.counted or 0)
 
     async def record_login_failure(
@@ -302,10 +254,6 @@ class SqlThrottleStore:
             )
             .values(next_allowed_at=until)
         )
-
-    def _insert(self, table: Table) -> Any:
-        module: Any = postgresql if self._dialect == "postgresql" else sqlite
-        return module.insert(table)
 
     async def clear(self, key: str) -> None:
         async with self._store.transaction() as conn:
