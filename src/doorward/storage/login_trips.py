@@ -60,10 +60,11 @@ UNHIT = (
 FORGET = delete(attempts).where(attempts.c.key == bindparam("account"))
 
 
-def client_reservation(insert: Any) -> Any:
-    """One more attempt in the window of ``counter``, only while it counts under ``limit``
-    (``insert``: the dialect's INSERT of ``rate_windows``)."""
-    hit = insert.values(key=bindparam("counter"), window_start=bindparam("start"), count=1)
+def window_hit(insert: Any, key: str, where: Any = None) -> Any:
+    """One more event in the window of the counter ``key`` names (a new window starts at 1), where
+    ``where`` holds for the row; returns the window's count (``insert``: the dialect's INSERT of
+    ``rate_windows``)."""
+    hit = insert.values(key=bindparam(key), window_start=bindparam("start"), count=1)
     return hit.on_conflict_do_update(
         index_elements=[rate_windows.c.key],
         set_={
@@ -73,11 +74,20 @@ def client_reservation(insert: Any) -> Any:
             ),
             "window_start": hit.excluded.window_start,
         },
+        where=where,
+    ).returning(rate_windows.c.count)
+
+
+def client_reservation(insert: Any) -> Any:
+    """One more attempt in the window of ``counter``, only while it counts under ``limit``."""
+    return window_hit(
+        insert,
+        "counter",
         where=or_(
-            rate_windows.c.window_start != hit.excluded.window_start,
+            rate_windows.c.window_start != insert.excluded.window_start,
             rate_windows.c.count < bindparam("limit"),
         ),
-    ).returning(rate_windows.c.count)
+    )
 
 
 def account_reservation(insert: Any, steps: int, client_reservation: Any = None) -> Any:

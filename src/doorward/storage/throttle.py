@@ -31,6 +31,7 @@ from doorward.storage.login_trips import (
     read_user,
     release_and_open,
     user_in,
+    window_hit,
     with_user,
 )
 from doorward.storage.store import SqlStore
@@ -41,7 +42,6 @@ from doorward.storage.throttle_sql import (
     UNFAIL,
     dialect_insert,
     failure_upsert,
-    hit_upsert,
 )
 
 
@@ -55,12 +55,12 @@ class SqlThrottleStore:
         self._insert = dialect_insert(self._dialect)
         # The two upserts every failed login runs, built once (see rows.py's FIND_SESSION).
         self._record_failure = failure_upsert(self._insert(attempts), "key")
-        self._hit = hit_upsert(self._insert(rate_windows), "key")
+        self._hit = window_hit(self._insert(rate_windows), "key")
         # On PostgreSQL both in one statement: one round trip where a transaction took four.
         failure = self._record_failure.cte("failure")
         self._failure_alone = select(failure.c.failures)
         self._failure_and_hit = select(failure.c.failures).add_cte(
-            hit_upsert(self._insert(rate_windows), "counter").cte("hit")
+            window_hit(self._insert(rate_windows), "counter").cte("hit")
         )
         self._reserve_client = self._client_reservation()
         self._reservations: dict[tuple[int, bool], Any] = {}

@@ -57,18 +57,3 @@ def failure_upsert(insert: Any, key: str) -> Any:
         index_elements=[attempts.c.key],
         set_={"failures": attempts.c.failures + 1, "updated_at": failure.excluded.updated_at},
     ).returning(attempts.c.failures)
-
-
-def hit_upsert(insert: Any, key: str) -> Any:
-    """One more event in the window of the counter ``key`` names; returns the window's count."""
-    hit = insert.values(key=bindparam(key), window_start=bindparam("start"), count=1)
-    return hit.on_conflict_do_update(
-        index_elements=[rate_windows.c.key],
-        set_={
-            "count": case(
-                (rate_windows.c.window_start == hit.excluded.window_start, rate_windows.c.count + 1),
-                else_=1,
-            ),
-            "window_start": hit.excluded.window_start,
-        },
-    ).returning(rate_windows.c.count)
