@@ -20,6 +20,7 @@ from doorward.core.notices import sighting
 from doorward.core.outcomes import counted
 from doorward.core.passwords import Password
 from doorward.core.reauth import reauthenticate
+from doorward.core.sessions import end_sessions
 from doorward.core.tokens import looks_like_token, new_token, token_digest
 
 
@@ -130,11 +131,8 @@ class Accounts:
             changed = await tx.users.replace_password_hash(user.id, user.password_hash, new_hash, d.clock())
             if not changed or not await tx.sessions.exists(session.id):
                 raise InvalidSession()
-            ended = await tx.sessions.delete_for_user(user.id, keep=session.id)
+            ended = await end_sessions(tx, user.id, keep=session.id)
             await tx.tokens.delete_for_user(user.id, TokenPurpose.RESET_PASSWORD)
-            # A move to another address asked for by a session this change ends goes with it (the
-            # "this wasn't me" link stays the owner's).
-            await tx.tokens.delete_for_user(user.id, TokenPurpose.EMAIL_CHANGE)
             await tx.factors.delete_challenges(user.id)  # a sign-in half done with the old password
             await tx.passkeys.delete_challenges(user.id)  # and a passkey's set-up it allowed
         await d.throttle.login_succeeded(user.email_canonical, attempts)
@@ -223,9 +221,8 @@ class Accounts:
             if await tx.tokens.take(digest, TokenPurpose.RESET_PASSWORD) is None:
                 raise TokenInvalid()  # used by a concurrent request meanwhile
             await tx.users.set_password_hash(user.id, new_hash, now)
-            ended = await tx.sessions.delete_for_user(user.id)
+            ended = await end_sessions(tx, user.id)
             await tx.tokens.delete_for_user(user.id, TokenPurpose.RESET_PASSWORD)
-            await tx.tokens.delete_for_user(user.id, TokenPurpose.EMAIL_CHANGE)  # as at a change
             await tx.factors.delete_challenges(user.id)  # the second factor stays: a reset keeps MFA
             await tx.passkeys.delete_challenges(user.id)
             if user.email_verified_at is None:

@@ -19,6 +19,7 @@ from doorward.core.emails import canonical_email, validate_new_email
 from doorward.core.errors import DoorwardError, EmailTaken, InvalidRequest, MfaNotEnabled
 from doorward.core.models import NewUser, TokenPurpose, User
 from doorward.core.notices import KNOWN_DEVICE_DAYS
+from doorward.core.sessions import end_sessions
 
 
 @dataclass(frozen=True)
@@ -120,8 +121,7 @@ class Admin(AdminQueries):
         asked for (as ``disable_user`` does); return how many sessions ended."""
         async with self._deps.store.write() as tx:
             user = await self._require_user(tx.users, ref)
-            ended = await tx.sessions.delete_for_user(user.id)
-            await tx.tokens.delete_for_user(user.id, TokenPurpose.EMAIL_CHANGE)
+            ended = await end_sessions(tx, user.id)
         self._audit("admin.sessions_revoked", user.id, actor, sessions_ended=ended)
         return ended
 

@@ -20,6 +20,7 @@ from doorward.core.models import Client, LoginResult, Opening, Session, TokenPur
 from doorward.core.notices import device_note, mail_if_new, streak_notice
 from doorward.core.outcomes import counted
 from doorward.core.passwords import MAX_RAW_PASSWORD_LENGTH, Password
+from doorward.core.ports import Transaction
 from doorward.core.second_step import require_second_factor
 from doorward.core.tokens import (
     looks_like_session_id,
@@ -31,6 +32,14 @@ from doorward.core.tokens import (
 
 MAX_TOUCHES_IN_FLIGHT = 32
 """Background last-seen writes per process at once; a check due beyond that leaves it to the next."""
+
+
+async def end_sessions(tx: Transaction, user_id: int, keep: str | None = None) -> int:
+    """End the user's sessions (but ``keep``) in ``tx``, and a pending change of email any of them may
+    have asked for (the user cannot tell which; the "this wasn't me" link stays); how many ended."""
+    ended = await tx.sessions.delete_for_user(user_id, keep=keep)
+    await tx.tokens.delete_for_user(user_id, TokenPurpose.EMAIL_CHANGE)
+    return ended
 
 
 class Authenticator:
@@ -282,7 +291,6 @@ class Authenticator:
         change of email goes with them: any of them may have asked for it (the user cannot tell which),
         as at a password change (the "this wasn't me" link stays)."""
         async with self._deps.store.write() as tx:
-            ended = await tx.sessions.delete_for_user(user_id, keep=keep_session_id)
-            await tx.tokens.delete_for_user(user_id, TokenPurpose.EMAIL_CHANGE)
+            ended = await end_sessions(tx, user_id, keep=keep_session_id)
         self._deps.audit("session.ended_all", user_id=user_id, sessions_ended=ended)
         return ended
